@@ -1,0 +1,258 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/latchauth/latch"
+)
+
+// sessionColumns lists the columns that scanSession reads, in order.
+const sessionColumns = `id, user_id, client_id, user_agent, ip, created_at, auth_time,
+	last_used_at, expires_at, generation, rotated_at, successor, revoked_at, revoke_reason`
+
+// scanSession scans a row of sessionColumns.
+func scanSession(row interface{ Scan(...any) error }) (*latch.Session, error) {
+	var s latch.Session
+	err := row.Scan(&s.ID, &s.UserID, &s.ClientID, &s.UserAgent, &s.IP,
+		scanTime(&s.CreatedAt), scanTime(&s.AuthTime), scanTime(&s.LastUsedAt), scanTime(&s.ExpiresAt),
+		&s.Generation, scanTime(&s.RotatedAt), &s.Successor, scanTime(&s.RevokedAt), &s.RevokeReason)
+	if err != nil {
+		return nil, err
+	}
+	return &s, nil
+}
+
+// CreateSession stores s at generation 1, whatever s.Generation says,
+// together with tokenHash as the refresh token of generation 1 created at
+// s.CreatedAt. It returns an error matching latch.ErrConflict if the
+// session id or the token hash exists already.
+func (s *Store) CreateSession(ctx context.Context, sess *latch.Session, tokenHash []byte) error {
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO sessions (`+sessionColumns+`)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?)`,
+			sess.ID, sess.UserID, sess.ClientID, sess.UserAgent, sess.IP,
+			micros(sess.CreatedAt), micros(sess.AuthTime), micros(sess.LastUsedAt), micros(sess.ExpiresAt),
+			micros(sess.RotatedAt), nilIfEmpty(sess.Successor), micros(sess.RevokedAt), sess.RevokeReason)
+		if err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx,
+			"INSERT INTO refresh_tokens (hash, session_id, generation, created_at) VALUES (?, ?, 1, ?)",
+			tokenHash, sess.ID, micros(sess.CreatedAt))
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("sqlite: create session %s: %w", sess.ID, translate(err))
+	}
+	return nil
+}
+
+// Session returns the session with the id, revoked or not, or an error
+// matching latch.ErrNotFound.
+func (s *Store) Session(ctx context.Context, id string) (*latch.Session, error) {
+	sess, err := scanSession(s.db.QueryRowContext(ctx,
+		"SELECT "+sessionColumns+" FROM sessions WHERE id = ?", id))
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: session %s: %w", id, translate(err))
+	}
+	return sess, nil
+}
+
+// SessionsByUser returns the sessions of a user that are not revoked and
+// whose ExpiresAt is after now, newest (by CreatedAt) first.
+func (s *Store) SessionsByUser(ctx context.Context, userID string, now time.Time) ([]*latch.Session, error) {
+	rows, err := s.db.QueryContext(ctx, "SELECT "+sessionColumns+` FROM sessions
+		WHERE user_id = ? AND revoked_at = 0 AND expires_at > ?
+		ORDER BY created_at DESC, id DESC`, userID, micros(now))
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: sessions of user %s: %w", userID, err)
+	}
+	defer rows.Close()
+	var list []*latch.Session
+	for rows.Next() {
+		sess, err := scanSession(rows)
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: sessions of user %s: %w", userID, err)
+		}
+		list = append(list, sess)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: sessions of user %s: %w", userID, err)
+	}
+	return list, nil
+}
+
+// RefreshToken returns the record of a refresh token hash, or an error
+// matching latch.ErrNotFound.
+func (s *Store) RefreshToken(ctx context.Context, hash []byte) (*latch.RefreshToken, error) {
+	t := latch.RefreshToken{Hash: slices.Clone(hash)}
+	err := s.db.QueryRowContext(ctx,
+		"SELECT session_id, generation, created_at FROM refresh_tokens WHERE hash = ?", hash).
+		Scan(&t.SessionID, &t.Generation, scanTime(&t.CreatedAt))
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: refresh token %x: %w", truncHash(hash), translate(err))
+	}
+	return &t, nil
+}
+
+// truncHash returns a prefix of a token hash, enough to tell tokens apart
+// in an error message.
+func truncHash(h []byte) []byte {
+	return h[:min(len(h), 8)]
+}
+
+// Rotate applies r in one transaction: a conditional update moves the
+// session from r.FromGeneration to the next generation if it is not
+// revoked, and the new token hash is recorded. It returns an error matching
+// latch.ErrConflict, and changes nothing, if the session is at another
+// generation, is revoked or no longer exists, or if r.NewHash is taken: in
+// each case a caller that looks the token up again sees why.
+func (s *Store) Rotate(ctx context.Context, r latch.Rotation) error {
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE sessions
+			SET generation = generation + 1, successor = ?, rotated_at = ?, last_used_at = ?
+			WHERE id = ? AND generation = ? AND revoked_at = 0`,
+			nilIfEmpty(r.Successor), micros(r.At), micros(r.At), r.SessionID, r.FromGeneration)
+		if err != nil {
+			return err
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return latch.ErrConflict
+		}
+		_, err = tx.ExecContext(ctx,
+			"INSERT INTO refresh_tokens (hash, session_id, generation, created_at) VALUES (?, ?, ?, ?)",
+			r.NewHash, r.SessionID, r.FromGeneration+1, micros(r.At))
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("sqlite: rotate session %s from generation %d: %w",
+			r.SessionID, r.FromGeneration, translate(err))
+	}
+	return nil
+}
+
+// ClearSuccessor forgets the sealed successor of a session. It returns an
+// error matching latch.ErrNotFound if there is no such session.
+func (s *Store) ClearSuccessor(ctx context.Context, sessionID string) error {
+	res, err := s.db.ExecContext(ctx, "UPDATE sessions SET successor = NULL WHERE id = ?", sessionID)
+	if err == nil {
+		err = mustAffect(res)
+	}
+	if err != nil {
+		return fmt.Errorf("sqlite: clear successor of session %s: %w", sessionID, err)
+	}
+	return nil
+}
+
+// RevokeSession marks the session revoked at at with reason and, in the same
+// transaction, appends a latch.RevokeSession entry created at at and
+// expiring at accessExpiry. If the session was revoked already it reports
+// false and changes nothing; if it does not exist it returns an error
+// matching latch.ErrNotFound. A session past its ExpiresAt but never
+// revoked is revoked all the same: access tokens issued before its expiry
+// may still be valid.
+func (s *Store) RevokeSession(ctx context.Context, sessionID, reason string, at, accessExpiry time.Time) (bool, error) {
+	if at.IsZero() {
+		return false, fmt.Errorf("sqlite: revoke session %s: zero revocation time", sessionID)
+	}
+	revoked := false
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx,
+			"UPDATE sessions SET revoked_at = ?, revoke_reason = ? WHERE id = ? AND revoked_at = 0",
+			micros(at), reason, sessionID)
+		if err != nil {
+			return err
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			// Revoked already, or no such session (ErrNotFound).
+			var one int
+			err := tx.QueryRowContext(ctx, "SELECT 1 FROM sessions WHERE id = ?", sessionID).Scan(&one)
+			return translate(err)
+		}
+		revoked = true
+		_, err = addRevocation(ctx, tx, &latch.Revocation{
+			Kind:      latch.RevokeSession,
+			Value:     sessionID,
+			CreatedAt: at,
+			ExpiresAt: accessExpiry,
+		})
+		return err
+	})
+	if err != nil {
+		return false, fmt.Errorf("sqlite: revoke session %s: %w", sessionID, err)
+	}
+	return revoked, nil
+}
+
+// RevokeUser revokes, in one transaction, every session of the user that is
+// live at at (not revoked, ExpiresAt after at) and appends a
+// latch.RevokeUser entry with Cutoff at plus one latch.RevokeSession entry
+// per revoked session, all created at at and expiring at accessExpiry. The
+// user entry is appended even if no session was live. It returns the ids of
+// the revoked sessions in ascending order.
+func (s *Store) RevokeUser(ctx context.Context, userID, reason string, at, accessExpiry time.Time) ([]string, error) {
+	if at.IsZero() {
+		return nil, fmt.Errorf("sqlite: revoke user %s: zero revocation time", userID)
+	}
+	var ids []string
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, `UPDATE sessions SET revoked_at = ?, revoke_reason = ?
+			WHERE user_id = ? AND revoked_at = 0 AND expires_at > ?
+			RETURNING id`, micros(at), reason, userID, micros(at))
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				rows.Close()
+				return err
+			}
+			ids = append(ids, id)
+		}
+		if err := rows.Close(); err != nil {
+			return err
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		slices.Sort(ids)
+		entries := []latch.Revocation{{
+			Kind:      latch.RevokeUser,
+			Value:     userID,
+			Cutoff:    at,
+			CreatedAt: at,
+			ExpiresAt: accessExpiry,
+		}}
+		for _, id := range ids {
+			entries = append(entries, latch.Revocation{
+				Kind:      latch.RevokeSession,
+				Value:     id,
+				CreatedAt: at,
+				ExpiresAt: accessExpiry,
+			})
+		}
+		for i := range entries {
+			if _, err := addRevocation(ctx, tx, &entries[i]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: revoke user %s: %w", userID, err)
+	}
+	return ids, nil
+}

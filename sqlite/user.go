@@ -1,0 +1,67 @@
+package sqlite
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/latchauth/latch"
+)
+
+// CreateUser stores u. It returns an error matching latch.ErrConflict if
+// the id or the email is taken.
+func (s *Store) CreateUser(ctx context.Context, u *latch.User) error {
+	_, err := s.db.ExecContext(ctx,
+		"INSERT INTO users (id, email, password_hash, created_at, updated_at) VALUES (?, ?, ?, ?, ?)",
+		u.ID, u.Email, u.PasswordHash, micros(u.CreatedAt), micros(u.UpdatedAt))
+	if err != nil {
+		return fmt.Errorf("sqlite: create user %s: %w", u.ID, translate(err))
+	}
+	return nil
+}
+
+// UserByID returns the user with the id, or an error matching
+// latch.ErrNotFound.
+func (s *Store) UserByID(ctx context.Context, id string) (*latch.User, error) {
+	u, err := s.user(ctx, "id", id)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: user %s: %w", id, err)
+	}
+	return u, nil
+}
+
+// UserByEmail returns the user with the normalised email, or an error
+// matching latch.ErrNotFound. The comparison is exact.
+func (s *Store) UserByEmail(ctx context.Context, email string) (*latch.User, error) {
+	u, err := s.user(ctx, "email", email)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: user by email %q: %w", email, err)
+	}
+	return u, nil
+}
+
+// user returns the user whose column (id or email) equals value.
+func (s *Store) user(ctx context.Context, column, value string) (*latch.User, error) {
+	var u latch.User
+	err := s.db.QueryRowContext(ctx,
+		"SELECT id, email, password_hash, created_at, updated_at FROM users WHERE "+column+" = ?", value).
+		Scan(&u.ID, &u.Email, &u.PasswordHash, scanTime(&u.CreatedAt), scanTime(&u.UpdatedAt))
+	if err != nil {
+		return nil, translate(err)
+	}
+	return &u, nil
+}
+
+// SetPasswordHash replaces a user's password hash and sets UpdatedAt to at.
+// It returns an error matching latch.ErrNotFound if there is no such user.
+func (s *Store) SetPasswordHash(ctx context.Context, userID, hash string, at time.Time) error {
+	res, err := s.db.ExecContext(ctx,
+		"UPDATE users SET password_hash = ?, updated_at = ? WHERE id = ?", hash, micros(at), userID)
+	if err == nil {
+		err = mustAffect(res)
+	}
+	if err != nil {
+		return fmt.Errorf("sqlite: set password hash of user %s: %w", userID, err)
+	}
+	return nil
+}

@@ -1,0 +1,459 @@
+package storetest
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/latchauth/latch"
+)
+
+// rotation returns the rotation of session id from generation from, with
+// the token "<id>/<from+1>".
+func rotation(id string, from int64, at time.Time) latch.Rotation {
+	next := fmt.Sprintf("%s/%d", id, from+1)
+	return latch.Rotation{
+		SessionID:      id,
+		FromGeneration: from,
+		NewHash:        hash(next),
+		Successor:      []byte("sealed:" + next),
+		At:             at,
+	}
+}
+
+func testSessions(t *testing.T, s latch.Store) {
+	ctx := t.Context()
+	mustUser(t, s, "alice")
+	sess := newSession("s1", "alice", base)
+	mustSession(t, s, sess)
+
+	checkEqual(t, "Session", mustGetSession(t, s, "s1"), sess)
+	if sess.Revoked() {
+		t.Error("new session is revoked")
+	}
+
+	rt, err := s.RefreshToken(ctx, hash("s1/1"))
+	if err != nil {
+		t.Fatalf("RefreshToken: %v", err)
+	}
+	checkEqual(t, "RefreshToken", rt, &latch.RefreshToken{
+		Hash: hash("s1/1"), SessionID: "s1", Generation: 1, CreatedAt: base,
+	})
+
+	_, err = s.Session(ctx, "nope")
+	wantErr(t, "Session(unknown)", err, latch.ErrNotFound)
+	_, err = s.RefreshToken(ctx, hash("nope"))
+	wantErr(t, "RefreshToken(unknown)", err, latch.ErrNotFound)
+
+	dup := newSession("s1", "alice", base)
+	err = s.CreateSession(ctx, dup, hash("other"))
+	wantErr(t, "CreateSession(duplicate id)", err, latch.ErrConflict)
+	if _, err := s.RefreshToken(ctx, hash("other")); !errors.Is(err, latch.ErrNotFound) {
+		t.Errorf("token of a rejected session was stored: RefreshToken error %v", err)
+	}
+}
+
+func testRotate(t *testing.T, s latch.Store) {
+	ctx := t.Context()
+	mustUser(t, s, "alice")
+	sess := newSession("s1", "alice", base)
+	mustSession(t, s, sess)
+	mustSession(t, s, newSession("s2", "alice", base))
+
+	want := *sess
+	for gen := int64(1); gen <= 3; gen++ {
+		r := rotation("s1", gen, base.Add(time.Duration(gen)*time.Minute))
+		if err := s.Rotate(ctx, r); err != nil {
+			t.Fatalf("Rotate from %d: %v", gen, err)
+		}
+		want.Generation = gen + 1
+		want.Successor = r.Successor
+		want.RotatedAt = r.At
+		want.LastUsedAt = r.At
+		checkEqual(t, fmt.Sprintf("Session after rotation from %d", gen), mustGetSession(t, s, "s1"), &want)
+
+		rt, err := s.RefreshToken(ctx, r.NewHash)
+		if err != nil {
+			t.Fatalf("RefreshToken(new) after rotation from %d: %v", gen, err)
+		}
+		checkEqual(t, "new RefreshToken", rt, &latch.RefreshToken{
+			Hash: r.NewHash, SessionID: "s1", Generation: gen + 1, CreatedAt: r.At,
+		})
+	}
+	// Every older token is still known, with its own generation.
+	for gen := int64(1); gen <= 4; gen++ {
+		rt, err := s.RefreshToken(ctx, hash(fmt.Sprintf("s1/%d", gen)))
+		if err != nil {
+			t.Fatalf("RefreshToken of generation %d: %v", gen, err)
+		}
+		if rt.SessionID != "s1" || rt.Generation != gen {
+			t.Errorf("RefreshToken of generation %d = session %s generation %d", gen, rt.SessionID, rt.Generation)
+		}
+	}
+	// The other session did not move.
+	checkEqual(t, "other session", mustGetSession(t, s, "s2"), newSession("s2", "alice", base))
+
+	err := s.Rotate(ctx, rotation("nope", 1, base))
+	if !errors.Is(err, latch.ErrNotFound) && !errors.Is(err, latch.ErrConflict) {
+		t.Errorf("Rotate(unknown session): error %v, want ErrNotFound or ErrConflict", err)
+	}
+}
+
+func testRotateStale(t *testing.T, s latch.Store) {
+	ctx := t.Context()
+	mustUser(t, s, "alice")
+	mustSession(t, s, newSession("s1", "alice", base))
+	if err := s.Rotate(ctx, rotation("s1", 1, base.Add(time.Minute))); err != nil {
+		t.Fatalf("Rotate: %v", err)
+	}
+	before := mustGetSession(t, s, "s1")
+
+	for _, from := range []int64{1, 3, 0} {
+		r := rotation("s1", from, base.Add(time.Hour))
+		r.NewHash = hash(fmt.Sprintf("stale from %d", from))
+		wantErr(t, fmt.Sprintf("Rotate from %d at generation 2", from), s.Rotate(ctx, r), latch.ErrConflict)
+		if _, err := s.RefreshToken(ctx, r.NewHash); !errors.Is(err, latch.ErrNotFound) {
+			t.Errorf("token of a rejected rotation from %d was stored: RefreshToken error %v", from, err)
+		}
+	}
+	checkEqual(t, "Session after rejected rotations", mustGetSession(t, s, "s1"), before)
+}
+
+func testRotateRevoked(t *testing.T, s latch.Store) {
+	ctx := t.Context()
+	mustUser(t, s, "alice")
+	mustSession(t, s, newSession("s1", "alice", base))
+	if _, err := s.RevokeSession(ctx, "s1", "logout", base.Add(time.Minute), base.Add(6*time.Minute)); err != nil {
+		t.Fatalf("RevokeSession: %v", err)
+	}
+	before := mustGetSession(t, s, "s1")
+
+	r := rotation("s1", 1, base.Add(2*time.Minute))
+	wantErr(t, "Rotate of a revoked session", s.Rotate(ctx, r), latch.ErrConflict)
+	if _, err := s.RefreshToken(ctx, r.NewHash); !errors.Is(err, latch.ErrNotFound) {
+		t.Errorf("token of a rejected rotation was stored: RefreshToken error %v", err)
+	}
+	checkEqual(t, "Session after rejected rotation", mustGetSession(t, s, "s1"), before)
+}
+
+// testRotateConcurrent races many rotations from the same generation: one
+// must win, the others must conflict, and only the winner's token may exist.
+func testRotateConcurrent(t *testing.T, s latch.Store) {
+	const n = 50
+	ctx := t.Context()
+	mustUser(t, s, "alice")
+	mustSession(t, s, newSession("s1", "alice", base))
+
+	errs := make([]error, n)
+	start := make(chan struct{})
+	done := make(chan struct{})
+	for i := range n {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			r := rotation("s1", 1, base.Add(time.Duration(i+1)*time.Second))
+			r.NewHash = hash(fmt.Sprintf("racer %d", i))
+			<-start
+			errs[i] = s.Rotate(ctx, r)
+		}()
+	}
+	close(start)
+	for range n {
+		<-done
+	}
+
+	winner := -1
+	for i, err := range errs {
+		switch {
+		case err == nil && winner >= 0:
+			t.Errorf("rotations %d and %d both succeeded", winner, i)
+		case err == nil:
+			winner = i
+		case !errors.Is(err, latch.ErrConflict):
+			t.Errorf("rotation %d: error %v, want nil or ErrConflict", i, err)
+		}
+	}
+	if winner < 0 {
+		t.Fatal("no rotation succeeded")
+	}
+	sess := mustGetSession(t, s, "s1")
+	if sess.Generation != 2 {
+		t.Errorf("Generation = %d, want 2", sess.Generation)
+	}
+	if want := base.Add(time.Duration(winner+1) * time.Second); !sess.RotatedAt.Equal(want) {
+		t.Errorf("RotatedAt = %v, want the winner's %v", sess.RotatedAt, want)
+	}
+	for i := range n {
+		rt, err := s.RefreshToken(ctx, hash(fmt.Sprintf("racer %d", i)))
+		switch {
+		case i == winner && err != nil:
+			t.Errorf("winner's token: %v", err)
+		case i == winner && rt.Generation != 2:
+			t.Errorf("winner's token has generation %d, want 2", rt.Generation)
+		case i != winner && !errors.Is(err, latch.ErrNotFound):
+			t.Errorf("loser %d's token: error %v, want ErrNotFound", i, err)
+		}
+	}
+}
+
+// testRotateChainConcurrent has several clients rotate one session over and
+// over from whatever generation they last saw; every success must advance
+// the generation by exactly one.
+func testRotateChainConcurrent(t *testing.T, s latch.Store) {
+	const clients, attempts = 4, 10
+	ctx := t.Context()
+	mustUser(t, s, "alice")
+	mustSession(t, s, newSession("s1", "alice", base))
+
+	wins := make([][]int64, clients) // generations each client rotated to
+	errc := make(chan error, clients)
+	for c := range clients {
+		go func() {
+			for a := range attempts {
+				sess, err := s.Session(ctx, "s1")
+				if err != nil {
+					errc <- err
+					return
+				}
+				r := rotation("s1", sess.Generation, base.Add(time.Duration(a)*time.Second))
+				r.NewHash = hash(fmt.Sprintf("client %d attempt %d", c, a))
+				switch err := s.Rotate(ctx, r); {
+				case err == nil:
+					wins[c] = append(wins[c], sess.Generation+1)
+				case !errors.Is(err, latch.ErrConflict):
+					errc <- fmt.Errorf("client %d attempt %d: %w", c, a, err)
+					return
+				}
+			}
+			errc <- nil
+		}()
+	}
+	for range clients {
+		if err := <-errc; err != nil {
+			t.Error(err)
+		}
+	}
+
+	var gens []int64
+	for _, w := range wins {
+		gens = append(gens, w...)
+	}
+	slices.Sort(gens)
+	for i, g := range gens {
+		if g != int64(i+2) {
+			t.Fatalf("generations rotated to = %v, want 2, 3, ... each once", gens)
+		}
+	}
+	if len(gens) == 0 {
+		t.Fatal("no rotation succeeded")
+	}
+	sess := mustGetSession(t, s, "s1")
+	if want := int64(len(gens) + 1); sess.Generation != want {
+		t.Errorf("Generation = %d after %d rotations, want %d", sess.Generation, len(gens), want)
+	}
+	for c := range clients {
+		for a := range attempts {
+			rt, err := s.RefreshToken(ctx, hash(fmt.Sprintf("client %d attempt %d", c, a)))
+			if errors.Is(err, latch.ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				t.Fatalf("RefreshToken: %v", err)
+			}
+			if !slices.Contains(wins[c], rt.Generation) {
+				t.Errorf("client %d attempt %d: token of generation %d stored for a rotation that was not reported as won",
+					c, a, rt.Generation)
+			}
+		}
+	}
+}
+
+func testClearSuccessor(t *testing.T, s latch.Store) {
+	ctx := t.Context()
+	mustUser(t, s, "alice")
+	mustSession(t, s, newSession("s1", "alice", base))
+	if err := s.Rotate(ctx, rotation("s1", 1, base.Add(time.Minute))); err != nil {
+		t.Fatalf("Rotate: %v", err)
+	}
+	want := mustGetSession(t, s, "s1")
+	if len(want.Successor) == 0 {
+		t.Fatal("Successor is empty after Rotate")
+	}
+	if err := s.ClearSuccessor(ctx, "s1"); err != nil {
+		t.Fatalf("ClearSuccessor: %v", err)
+	}
+	want.Successor = nil
+	checkEqual(t, "Session after ClearSuccessor", mustGetSession(t, s, "s1"), want)
+}
+
+func testSessionsByUser(t *testing.T, s latch.Store) {
+	ctx := t.Context()
+	mustUser(t, s, "alice")
+	mustUser(t, s, "bob")
+	now := base.Add(48 * time.Hour)
+
+	old := newSession("old", "alice", base.Add(time.Hour))
+	old.ExpiresAt = now.Add(time.Hour)
+	recent := newSession("recent", "alice", base.Add(2*time.Hour))
+	recent.ExpiresAt = now.Add(time.Hour)
+	revoked := newSession("revoked", "alice", base.Add(3*time.Hour))
+	revoked.ExpiresAt = now.Add(time.Hour)
+	expired := newSession("expired", "alice", base.Add(4*time.Hour))
+	expired.ExpiresAt = now.Add(-time.Second)
+	bobs := newSession("bobs", "bob", base.Add(5*time.Hour))
+	bobs.ExpiresAt = now.Add(time.Hour)
+	for _, sess := range []*latch.Session{recent, old, revoked, expired, bobs} {
+		mustSession(t, s, sess)
+	}
+	if _, err := s.RevokeSession(ctx, "revoked", "logout", base.Add(5*time.Hour), base.Add(6*time.Hour)); err != nil {
+		t.Fatalf("RevokeSession: %v", err)
+	}
+
+	list, err := s.SessionsByUser(ctx, "alice", now)
+	if err != nil {
+		t.Fatalf("SessionsByUser: %v", err)
+	}
+	var ids []string
+	for _, sess := range list {
+		ids = append(ids, sess.ID)
+	}
+	if want := []string{"recent", "old"}; !slices.Equal(ids, want) {
+		t.Fatalf("SessionsByUser = %v, want %v", ids, want)
+	}
+	checkEqual(t, "SessionsByUser[0]", list[0], recent)
+	checkEqual(t, "SessionsByUser[1]", list[1], old)
+
+	// Before "expired" expired it was live.
+	list, err = s.SessionsByUser(ctx, "alice", expired.ExpiresAt.Add(-time.Minute))
+	if err != nil {
+		t.Fatalf("SessionsByUser: %v", err)
+	}
+	if len(list) != 3 || list[0].ID != "expired" {
+		t.Errorf("SessionsByUser before expiry returned %d sessions, want 3 with %q first", len(list), "expired")
+	}
+
+	list, err = s.SessionsByUser(ctx, "carol", now)
+	if err != nil || len(list) != 0 {
+		t.Errorf("SessionsByUser(no sessions) = %d sessions, %v; want none", len(list), err)
+	}
+}
+
+func testRevokeSession(t *testing.T, s latch.Store) {
+	ctx := t.Context()
+	mustUser(t, s, "alice")
+	mustSession(t, s, newSession("s1", "alice", base))
+	mustSession(t, s, newSession("s2", "alice", base))
+	at, exp := base.Add(time.Hour), base.Add(time.Hour+5*time.Minute)
+
+	ok, err := s.RevokeSession(ctx, "s1", "logout", at, exp)
+	if err != nil || !ok {
+		t.Fatalf("RevokeSession = %t, %v; want true, nil", ok, err)
+	}
+	sess := mustGetSession(t, s, "s1")
+	if !sess.Revoked() || !sess.RevokedAt.Equal(at) || sess.RevokeReason != "logout" {
+		t.Errorf("revoked session has RevokedAt %v, RevokeReason %q; want %v, %q", sess.RevokedAt, sess.RevokeReason, at, "logout")
+	}
+	if other := mustGetSession(t, s, "s2"); other.Revoked() {
+		t.Error("RevokeSession revoked another session")
+	}
+
+	feed := mustRevocations(t, s, 0, at)
+	if len(feed) != 1 {
+		t.Fatalf("feed has %d entries after RevokeSession, want 1: %+v", len(feed), feed)
+	}
+	want := latch.Revocation{Seq: feed[0].Seq, Kind: latch.RevokeSession, Value: "s1", CreatedAt: at, ExpiresAt: exp}
+	checkEqual(t, "feed entry", feed[0], want)
+	if feed[0].Seq <= 0 {
+		t.Errorf("Seq = %d, want > 0", feed[0].Seq)
+	}
+
+	ok, err = s.RevokeSession(ctx, "s1", "again", at.Add(time.Minute), exp.Add(time.Minute))
+	if err != nil || ok {
+		t.Fatalf("second RevokeSession = %t, %v; want false, nil", ok, err)
+	}
+	if got := mustRevocations(t, s, 0, at); len(got) != 1 {
+		t.Errorf("feed has %d entries after a second RevokeSession, want 1", len(got))
+	}
+	checkEqual(t, "session after a second RevokeSession", mustGetSession(t, s, "s1"), sess)
+}
+
+func testRevokeUser(t *testing.T, s latch.Store) {
+	ctx := t.Context()
+	mustUser(t, s, "alice")
+	mustUser(t, s, "bob")
+	mustUser(t, s, "carol")
+	for _, sess := range []*latch.Session{
+		newSession("a1", "alice", base),
+		newSession("a2", "alice", base.Add(time.Minute)),
+		newSession("a3", "alice", base.Add(2*time.Minute)),
+		newSession("b1", "bob", base),
+	} {
+		mustSession(t, s, sess)
+	}
+	early := base.Add(10 * time.Minute)
+	if _, err := s.RevokeSession(ctx, "a3", "logout", early, early.Add(5*time.Minute)); err != nil {
+		t.Fatalf("RevokeSession: %v", err)
+	}
+	cursor := mustRevocations(t, s, 0, early)[0].Seq
+
+	at, exp := base.Add(time.Hour), base.Add(time.Hour+5*time.Minute)
+	ids, err := s.RevokeUser(ctx, "alice", "password_changed", at, exp)
+	if err != nil {
+		t.Fatalf("RevokeUser: %v", err)
+	}
+	slices.Sort(ids)
+	if want := []string{"a1", "a2"}; !slices.Equal(ids, want) {
+		t.Errorf("RevokeUser = %v, want %v", ids, want)
+	}
+	for _, id := range []string{"a1", "a2"} {
+		sess := mustGetSession(t, s, id)
+		if !sess.RevokedAt.Equal(at) || sess.RevokeReason != "password_changed" {
+			t.Errorf("%s: RevokedAt %v, RevokeReason %q; want %v, %q", id, sess.RevokedAt, sess.RevokeReason, at, "password_changed")
+		}
+	}
+	if sess := mustGetSession(t, s, "a3"); !sess.RevokedAt.Equal(early) || sess.RevokeReason != "logout" {
+		t.Errorf("a3, revoked before: RevokedAt %v, RevokeReason %q; want %v, %q", sess.RevokedAt, sess.RevokeReason, early, "logout")
+	}
+	if mustGetSession(t, s, "b1").Revoked() {
+		t.Error("RevokeUser revoked another user's session")
+	}
+	if list, err := s.SessionsByUser(ctx, "alice", at); err != nil || len(list) != 0 {
+		t.Errorf("SessionsByUser after RevokeUser = %d sessions, %v; want none", len(list), err)
+	}
+
+	feed := mustRevocations(t, s, cursor, at)
+	var got []latch.Revocation
+	for _, r := range feed {
+		r.Seq = 0
+		got = append(got, r)
+	}
+	slices.SortFunc(got, func(a, b latch.Revocation) int {
+		return cmp.Or(cmp.Compare(a.Kind, b.Kind), cmp.Compare(a.Value, b.Value))
+	})
+	want := []latch.Revocation{
+		{Kind: latch.RevokeSession, Value: "a1", CreatedAt: at, ExpiresAt: exp},
+		{Kind: latch.RevokeSession, Value: "a2", CreatedAt: at, ExpiresAt: exp},
+		{Kind: latch.RevokeUser, Value: "alice", Cutoff: at, CreatedAt: at, ExpiresAt: exp},
+	}
+	if len(got) != len(want) {
+		t.Fatalf("RevokeUser appended %d entries, want %d: %+v", len(got), len(want), feed)
+	}
+	for i := range want {
+		checkEqual(t, fmt.Sprintf("appended entry %d", i), got[i], want[i])
+	}
+
+	// A user without live sessions still gets the cutoff entry.
+	cursor = feed[len(feed)-1].Seq
+	ids, err = s.RevokeUser(ctx, "carol", "admin", at, exp)
+	if err != nil || len(ids) != 0 {
+		t.Fatalf("RevokeUser(no sessions) = %v, %v; want none, nil", ids, err)
+	}
+	feed = mustRevocations(t, s, cursor, at)
+	if len(feed) != 1 {
+		t.Fatalf("RevokeUser(no sessions) appended %d entries, want 1", len(feed))
+	}
+	checkEqual(t, "cutoff entry", feed[0],
+		latch.Revocation{Seq: feed[0].Seq, Kind: latch.RevokeUser, Value: "carol", Cutoff: at, CreatedAt: at, ExpiresAt: exp})
+}
