@@ -1,0 +1,308 @@
+package verifier
+
+import "bytes"
+
+// A small strict JSON scanner for the decoded header and claims. It runs
+// before the signature is checked and before encoding/json sees the bytes,
+// to refuse what encoding/json would silently accept:
+//
+//   - duplicate member names (encoding/json keeps the last one), compared
+//     the way encoding/json matches struct fields (case-insensitively,
+//     bytes.EqualFold), so {"sub":"a","SUB":"b"} is refused too;
+//   - member names written with escapes (\u0073ub), which we never emit;
+//   - more than maxMembers members in an object or nesting deeper than
+//     maxDepth, which bounds the cost of the scan (it is linear in the input
+//     with a small constant; see BenchmarkScanWorstCase).
+//
+// The input must already be valid UTF-8. The scanner validates the whole
+// JSON grammar, so a value it records is exactly what encoding/json decodes.
+
+const (
+	maxDepth   = 16
+	maxMembers = 64
+)
+
+// scan results
+const (
+	scanOK = iota
+	scanSyntax
+	scanDup
+)
+
+// Value kinds recorded for top-level members.
+const (
+	kindString = 's'
+	kindNumber = 'n'
+	kindObject = 'o'
+	kindArray  = 'a'
+	kindBool   = 'b'
+	kindNull   = 'z'
+)
+
+type member struct {
+	key  []byte
+	val  []byte // raw JSON of the value
+	kind byte
+}
+
+type scanner struct {
+	b []byte
+	i int
+}
+
+// scanTop scans b, which must be exactly one JSON object, and records its
+// members in out. It returns the number of members and a scan result.
+func scanTop(b []byte, out *[maxMembers]member) (int, int) {
+	s := scanner{b: b}
+	s.ws()
+	if s.i >= len(s.b) || s.b[s.i] != '{' {
+		return 0, scanSyntax
+	}
+	n, code := s.object(1, out)
+	if code != scanOK {
+		return 0, code
+	}
+	s.ws()
+	if s.i != len(s.b) {
+		return 0, scanSyntax
+	}
+	return n, scanOK
+}
+
+func (s *scanner) ws() {
+	for s.i < len(s.b) {
+		switch s.b[s.i] {
+		case ' ', '\t', '\n', '\r':
+			s.i++
+		default:
+			return
+		}
+	}
+}
+
+// object scans an object starting at '{'. When out is nil (nested objects)
+// members are only checked, not recorded.
+func (s *scanner) object(depth int, out *[maxMembers]member) (int, int) {
+	if depth > maxDepth {
+		return 0, scanSyntax
+	}
+	s.i++ // '{'
+	var keys [maxMembers][]byte
+	n := 0
+	s.ws()
+	if s.i < len(s.b) && s.b[s.i] == '}' {
+		s.i++
+		return 0, scanOK
+	}
+	for {
+		s.ws()
+		if s.i >= len(s.b) || s.b[s.i] != '"' {
+			return 0, scanSyntax
+		}
+		key, escaped, ok := s.str()
+		if !ok || escaped {
+			return 0, scanSyntax
+		}
+		s.ws()
+		if s.i >= len(s.b) || s.b[s.i] != ':' {
+			return 0, scanSyntax
+		}
+		s.i++
+		s.ws()
+		start := s.i
+		kind, code := s.value(depth)
+		if code != scanOK {
+			return 0, code
+		}
+		for _, k := range keys[:n] {
+			if bytes.EqualFold(k, key) {
+				return 0, scanDup
+			}
+		}
+		if n == maxMembers {
+			return 0, scanSyntax
+		}
+		keys[n] = key
+		if out != nil {
+			out[n] = member{key: key, val: s.b[start:s.i], kind: kind}
+		}
+		n++
+		s.ws()
+		if s.i >= len(s.b) {
+			return 0, scanSyntax
+		}
+		switch s.b[s.i] {
+		case ',':
+			s.i++
+		case '}':
+			s.i++
+			return n, scanOK
+		default:
+			return 0, scanSyntax
+		}
+	}
+}
+
+func (s *scanner) array(depth int) int {
+	if depth > maxDepth {
+		return scanSyntax
+	}
+	s.i++ // '['
+	s.ws()
+	if s.i < len(s.b) && s.b[s.i] == ']' {
+		s.i++
+		return scanOK
+	}
+	for {
+		s.ws()
+		if _, code := s.value(depth); code != scanOK {
+			return code
+		}
+		s.ws()
+		if s.i >= len(s.b) {
+			return scanSyntax
+		}
+		switch s.b[s.i] {
+		case ',':
+			s.i++
+		case ']':
+			s.i++
+			return scanOK
+		default:
+			return scanSyntax
+		}
+	}
+}
+
+// value scans one value at s.i (no leading whitespace).
+func (s *scanner) value(depth int) (byte, int) {
+	if s.i >= len(s.b) {
+		return 0, scanSyntax
+	}
+	switch c := s.b[s.i]; {
+	case c == '{':
+		_, code := s.object(depth+1, nil)
+		return kindObject, code
+	case c == '[':
+		return kindArray, s.array(depth + 1)
+	case c == '"':
+		if _, _, ok := s.str(); !ok {
+			return 0, scanSyntax
+		}
+		return kindString, scanOK
+	case c == 't':
+		return kindBool, s.lit("true")
+	case c == 'f':
+		return kindBool, s.lit("false")
+	case c == 'n':
+		return kindNull, s.lit("null")
+	case c == '-' || ('0' <= c && c <= '9'):
+		return kindNumber, s.num()
+	}
+	return 0, scanSyntax
+}
+
+func (s *scanner) lit(l string) int {
+	if len(s.b)-s.i < len(l) || string(s.b[s.i:s.i+len(l)]) != l {
+		return scanSyntax
+	}
+	s.i += len(l)
+	return scanOK
+}
+
+// str scans a string at '"' and returns its raw contents (between the
+// quotes) and whether it contains escapes.
+func (s *scanner) str() (raw []byte, escaped, ok bool) {
+	s.i++
+	start := s.i
+	for s.i < len(s.b) {
+		c := s.b[s.i]
+		switch {
+		case c == '"':
+			raw = s.b[start:s.i]
+			s.i++
+			return raw, escaped, true
+		case c == '\\':
+			escaped = true
+			if s.i+1 >= len(s.b) {
+				return nil, false, false
+			}
+			switch s.b[s.i+1] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+				s.i += 2
+			case 'u':
+				if s.i+6 > len(s.b) {
+					return nil, false, false
+				}
+				for _, h := range s.b[s.i+2 : s.i+6] {
+					if !isHex(h) {
+						return nil, false, false
+					}
+				}
+				s.i += 6
+			default:
+				return nil, false, false
+			}
+		case c < 0x20:
+			return nil, false, false
+		default:
+			s.i++
+		}
+	}
+	return nil, false, false
+}
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
+func isDigit(c byte) bool { return '0' <= c && c <= '9' }
+
+func (s *scanner) num() int {
+	if s.b[s.i] == '-' {
+		s.i++
+	}
+	switch {
+	case s.i < len(s.b) && s.b[s.i] == '0':
+		s.i++
+	case s.i < len(s.b) && '1' <= s.b[s.i] && s.b[s.i] <= '9':
+		for s.i < len(s.b) && isDigit(s.b[s.i]) {
+			s.i++
+		}
+	default:
+		return scanSyntax
+	}
+	if s.i < len(s.b) && s.b[s.i] == '.' {
+		s.i++
+		if s.i >= len(s.b) || !isDigit(s.b[s.i]) {
+			return scanSyntax
+		}
+		for s.i < len(s.b) && isDigit(s.b[s.i]) {
+			s.i++
+		}
+	}
+	if s.i < len(s.b) && (s.b[s.i] == 'e' || s.b[s.i] == 'E') {
+		s.i++
+		if s.i < len(s.b) && (s.b[s.i] == '+' || s.b[s.i] == '-') {
+			s.i++
+		}
+		if s.i >= len(s.b) || !isDigit(s.b[s.i]) {
+			return scanSyntax
+		}
+		for s.i < len(s.b) && isDigit(s.b[s.i]) {
+			s.i++
+		}
+	}
+	return scanOK
+}
+
+// foldsToAny reports whether name matches one of names case-insensitively
+// (the way encoding/json matches field names) without being equal to it.
+func foldsToAny(name []byte, names []string) bool {
+	for _, n := range names {
+		if len(n) <= len(name)*3 && bytes.EqualFold(name, []byte(n)) && string(name) != n {
+			return true
+		}
+	}
+	return false
+}

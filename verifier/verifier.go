@@ -1,0 +1,603 @@
+// Package verifier checks Latch access tokens: JWS-signed JWTs of type
+// at+jwt (RFC 9068) with the claims iss, sub, aud, exp, iat, jti, sid,
+// client_id, scope and auth_time.
+//
+// A [Verifier] is built from a [Config] naming the accepted issuer and
+// audience, a [KeySet] (the auth server's ring today, a JWKS cache on
+// resource servers later) and optionally a [Revocations] set (for example
+// a *revocation.Set). Verify never makes a network call.
+//
+// The checks are strict (RFC 8725): the token's alg must equal the
+// algorithm bound to the key named by its kid (so alg none, HMAC with a
+// public key and algorithm substitution fail), the typ header must be
+// at+jwt, crit and key-carrying headers (jku, x5u, jwk, x5c) are refused,
+// base64url must be canonical, header and claims must be strict JSON
+// without duplicate names, and exp, iat, iss, aud, sub, jti and client_id
+// are required. Signatures and registered time claims are checked by
+// github.com/golang-jwt/jwt/v5 with one allowed algorithm per key.
+//
+// Verified tokens are cached (keyed by the exact token string, bounded,
+// until exp) so that a token seen again costs a map lookup instead of a
+// signature check; expiry, the presence of the key and revocation are
+// checked again on every hit.
+//
+// [Verifier.Middleware] and [RequireScope] apply it to net/http handlers
+// with RFC 6750 errors.
+package verifier
+
+import (
+	"bytes"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rsa"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// MaxTokenSize is the largest token, in bytes, Verify looks at. Larger
+// tokens are refused with ErrMalformed before any decoding.
+const MaxTokenSize = 8 << 10
+
+// Defaults and limits of Config.
+const (
+	DefaultLeeway    = 5 * time.Second
+	MaxLeeway        = 30 * time.Second
+	DefaultCacheSize = 10000
+)
+
+// Key is a public key the verifier may use, bound to exactly one algorithm.
+// Algorithm is a JWS alg name: EdDSA (Ed25519, an ed25519.PublicKey), ES256,
+// ES384 or ES512 (an *ecdsa.PublicKey on P-256, P-384 or P-521), RS256,
+// RS384, RS512, PS256, PS384 or PS512 (an *rsa.PublicKey of at least 2048
+// bits). Any other algorithm, and in particular none and the HMAC ones,
+// makes the key unusable.
+type Key struct {
+	Algorithm string
+	Public    crypto.PublicKey
+}
+
+// KeySet finds verification keys by kid. It must be safe for concurrent
+// use; Verify calls it on every request, including cache hits, so it
+// should be a lookup in memory.
+type KeySet interface {
+	// Key returns the key named kid and whether there is one.
+	Key(kid string) (Key, bool)
+}
+
+// StaticKeys is a KeySet over a fixed map from kid to key. It must not be
+// modified while in use.
+type StaticKeys map[string]Key
+
+// Key returns the key named kid.
+func (s StaticKeys) Key(kid string) (Key, bool) {
+	k, ok := s[kid]
+	return k, ok
+}
+
+// Revocations reports whether a verified token has been revoked. It must be
+// safe for concurrent use and must not block; *revocation.Set implements it.
+type Revocations interface {
+	// Revoked reports whether the token with this jti, sid, subject and
+	// issue time is revoked.
+	Revoked(jti, sid, sub string, iat time.Time) bool
+}
+
+// Claims are the claims of a Latch access token (RFC 9068). The Claims
+// returned by Verify are the caller's to keep, but Audience and the
+// *jwt.NumericDate fields may be shared with other callers (through the
+// cache) and must not be modified.
+type Claims struct {
+	jwt.RegisteredClaims
+	// SessionID is the sid claim: the session (refresh-token family).
+	SessionID string `json:"sid,omitempty"`
+	// ClientID is the client the token was issued to.
+	ClientID string `json:"client_id"`
+	// Scope is the space-separated list of granted scopes.
+	Scope string `json:"scope,omitempty"`
+	// AuthTime is when the user last authenticated with a credential.
+	AuthTime *jwt.NumericDate `json:"auth_time,omitempty"`
+}
+
+// HasScope reports whether scope is one of the space-separated scopes of c.
+func (c *Claims) HasScope(scope string) bool {
+	if scope == "" {
+		return false
+	}
+	for s := range strings.FieldsSeq(c.Scope) {
+		if s == scope {
+			return true
+		}
+	}
+	return false
+}
+
+// Config configures a Verifier.
+type Config struct {
+	// Issuer is the exact iss accepted. Required.
+	Issuer string
+	// Audience must be one of the token's aud values. Required.
+	Audience string
+	// Keys resolves kid to a key. Required.
+	Keys KeySet
+	// Revocations, if not nil, is consulted on every Verify.
+	Revocations Revocations
+	// Leeway is the clock-skew tolerance applied to exp, nbf and iat,
+	// between 0 and MaxLeeway (30 s). The zero value means DefaultLeeway
+	// (5 s); tokens have one-second precision, so use 1 ns for
+	// "no leeway". Negative values are refused.
+	Leeway time.Duration
+	// CacheSize is the number of verified tokens kept: 0 means
+	// DefaultCacheSize, a negative value disables the cache.
+	CacheSize int
+	// Now returns the current time; nil means time.Now.
+	Now func() time.Time
+}
+
+// Verifier verifies access tokens. It is safe for concurrent use.
+type Verifier struct {
+	issuer   string
+	audience string
+	keys     KeySet
+	rev      Revocations
+	leeway   time.Duration
+	now      func() time.Time
+	parsers  map[string]*jwt.Parser // by algorithm, one allowed method each
+	cache    *cache                 // nil: disabled
+}
+
+// supported lists the algorithms a Key may be bound to.
+var supported = []string{"EdDSA", "ES256", "ES384", "ES512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512"}
+
+// New returns a Verifier for cfg, or an error saying what is wrong with it.
+func New(cfg Config) (*Verifier, error) {
+	switch {
+	case strings.TrimSpace(cfg.Issuer) == "":
+		return nil, errors.New("verifier: Config.Issuer is required")
+	case strings.TrimSpace(cfg.Audience) == "":
+		return nil, errors.New("verifier: Config.Audience is required")
+	case cfg.Keys == nil:
+		return nil, errors.New("verifier: Config.Keys is required")
+	case cfg.Leeway < 0:
+		return nil, fmt.Errorf("verifier: Config.Leeway %v is negative", cfg.Leeway)
+	case cfg.Leeway > MaxLeeway:
+		return nil, fmt.Errorf("verifier: Config.Leeway %v exceeds the maximum of %v", cfg.Leeway, MaxLeeway)
+	}
+	v := &Verifier{
+		issuer:   cfg.Issuer,
+		audience: cfg.Audience,
+		keys:     cfg.Keys,
+		rev:      cfg.Revocations,
+		leeway:   cfg.Leeway,
+		now:      cfg.Now,
+		parsers:  make(map[string]*jwt.Parser, len(supported)),
+	}
+	if v.leeway == 0 {
+		v.leeway = DefaultLeeway
+	}
+	if v.now == nil {
+		v.now = time.Now
+	}
+	for _, alg := range supported {
+		v.parsers[alg] = jwt.NewParser(
+			jwt.WithValidMethods([]string{alg}),
+			jwt.WithIssuer(v.issuer),
+			jwt.WithAudience(v.audience),
+			jwt.WithExpirationRequired(),
+			jwt.WithIssuedAt(),
+			jwt.WithLeeway(v.leeway),
+			jwt.WithStrictDecoding(),
+			jwt.WithTimeFunc(v.now),
+		)
+	}
+	size := cfg.CacheSize
+	if size == 0 {
+		size = DefaultCacheSize
+	}
+	if size > 0 {
+		v.cache = newCache(size)
+	}
+	return v, nil
+}
+
+// Verify checks token and returns its claims. Errors are *Error values
+// matching one of the sentinels (ErrMalformed, ErrSignature, ...) with
+// errors.Is; their text never contains the token.
+func (v *Verifier) Verify(token string) (*Claims, error) {
+	if len(token) > MaxTokenSize {
+		return nil, errTooLarge
+	}
+	if token == "" {
+		return nil, errEmpty
+	}
+	if v.cache != nil {
+		if e := v.cache.get(token); e != nil {
+			if v.stillValid(e) {
+				c := e.claims
+				if v.revoked(&c) {
+					return nil, errRevoked
+				}
+				return &c, nil
+			}
+			// Expired, or the key changed: forget it and let the full
+			// verification give the precise answer.
+			v.cache.remove(token)
+		}
+	}
+	c, e, err := v.verify(token)
+	if err != nil {
+		return nil, err
+	}
+	if v.revoked(c) {
+		return nil, errRevoked
+	}
+	if v.cache != nil {
+		v.cache.put(token, e, v.now())
+	}
+	return c, nil
+}
+
+func (v *Verifier) revoked(c *Claims) bool {
+	return v.rev != nil && v.rev.Revoked(c.ID, c.SessionID, c.Subject, c.IssuedAt.Time)
+}
+
+// stillValid re-checks, for a cache hit, what can change after a token was
+// verified: the clock and the key set.
+func (v *Verifier) stillValid(e *entry) bool {
+	now := v.now()
+	if !now.Before(e.notAfter) || now.Before(e.notBefore) {
+		return false
+	}
+	k, ok := v.keys.Key(e.kid)
+	return ok && k.Algorithm == e.key.Algorithm && publicEqual(k.Public, e.key.Public)
+}
+
+// publicEqual reports whether a and b are the same public key. Key sets
+// normally return the same pointer every time, which is checked first:
+// Equal on ECDSA and RSA keys costs allocations.
+func publicEqual(a, b crypto.PublicKey) bool {
+	switch x := a.(type) {
+	case ed25519.PublicKey:
+		y, ok := b.(ed25519.PublicKey)
+		return ok && bytes.Equal(x, y)
+	case *ecdsa.PublicKey:
+		if y, ok := b.(*ecdsa.PublicKey); ok && x == y {
+			return true
+		}
+	case *rsa.PublicKey:
+		if y, ok := b.(*rsa.PublicKey); ok && x == y {
+			return true
+		}
+	}
+	eq, ok := a.(interface{ Equal(crypto.PublicKey) bool })
+	return ok && eq.Equal(b)
+}
+
+// b64url marks the characters of the base64url alphabet.
+var b64url = func() (t [256]bool) {
+	for _, c := range "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_" {
+		t[c] = true
+	}
+	return t
+}()
+
+// canonical reports whether seg is canonical unpadded base64url: a length
+// that is not 1 mod 4 and zero bits after the last encoded byte. (Strict
+// decoding would catch both; checking here makes it independent of the
+// decoder and covers the signature segment before golang-jwt sees it.)
+func canonical(seg string) bool {
+	switch len(seg) % 4 {
+	case 1:
+		return false
+	case 2:
+		return b64index(seg[len(seg)-1])&0x0f == 0
+	case 3:
+		return b64index(seg[len(seg)-1])&0x03 == 0
+	}
+	return true
+}
+
+func b64index(c byte) byte {
+	switch {
+	case 'A' <= c && c <= 'Z':
+		return c - 'A'
+	case 'a' <= c && c <= 'z':
+		return c - 'a' + 26
+	case '0' <= c && c <= '9':
+		return c - '0' + 52
+	case c == '-':
+		return 62
+	}
+	return 63 // '_'
+}
+
+var strictB64 = base64.RawURLEncoding.Strict()
+
+// Names whose case variants are refused, so that no other parser can read
+// a different value than encoding/json (which matches case-insensitively).
+var (
+	headerNames = []string{"alg", "kid", "typ", "cty", "crit", "jku", "x5u", "jwk", "x5c", "x5t", "x5t#S256"}
+	claimNames  = []string{"iss", "sub", "aud", "exp", "nbf", "iat", "jti", "sid", "client_id", "scope", "auth_time"}
+)
+
+// verify is the full verification of a token not found in the cache; it
+// checks everything except revocation.
+func (v *Verifier) verify(token string) (*Claims, *entry, *Error) {
+	// Structure: three canonical base64url segments, nothing else.
+	dots := 0
+	for i := 0; i < len(token); i++ {
+		c := token[i]
+		if c == '.' {
+			dots++
+		} else if !b64url[c] {
+			return nil, nil, errChars
+		}
+	}
+	if dots != 2 {
+		return nil, nil, errSegments
+	}
+	h, rest, _ := strings.Cut(token, ".")
+	p, sig, _ := strings.Cut(rest, ".")
+	if h == "" || p == "" {
+		return nil, nil, errSegments
+	}
+	if sig == "" {
+		return nil, nil, errNoSignature
+	}
+	if !canonical(h) || !canonical(p) || !canonical(sig) {
+		return nil, nil, errBase64
+	}
+	header, err := strictB64.DecodeString(h)
+	if err != nil {
+		return nil, nil, errBase64Dec
+	}
+	payload, err := strictB64.DecodeString(p)
+	if err != nil {
+		return nil, nil, errBase64Dec
+	}
+
+	// Header.
+	if !utf8.Valid(header) {
+		return nil, nil, errHeaderJSON
+	}
+	var members [maxMembers]member
+	n, code := scanTop(header, &members)
+	switch code {
+	case scanDup:
+		return nil, nil, errDupHeader
+	case scanSyntax:
+		return nil, nil, errHeaderJSON
+	}
+	var alg, kid, typ []byte
+	var hasAlg, hasKid, hasTyp bool
+	for _, m := range members[:n] {
+		switch string(m.key) {
+		case "alg", "kid", "typ":
+			if m.kind != kindString || bytes.IndexByte(m.val, '\\') >= 0 {
+				return nil, nil, errHeaderJSON
+			}
+			val := m.val[1 : len(m.val)-1]
+			switch m.key[0] {
+			case 'a':
+				alg, hasAlg = val, true
+			case 'k':
+				kid, hasKid = val, true
+			default:
+				typ, hasTyp = val, true
+			}
+		case "crit":
+			return nil, nil, errCrit
+		case "jku", "x5u", "jwk", "x5c":
+			return nil, nil, errKeyHeader
+		default:
+			if foldsToAny(m.key, headerNames) {
+				return nil, nil, errHeaderCase
+			}
+		}
+	}
+	if !hasTyp {
+		return nil, nil, errNoTyp
+	}
+	if !isAccessTokenType(typ) {
+		return nil, nil, errType
+	}
+	if !hasAlg || len(alg) == 0 {
+		return nil, nil, errNoAlg
+	}
+	if !hasKid || len(kid) == 0 {
+		return nil, nil, errNoKid
+	}
+
+	// Claims: strict JSON, registered claims with their JSON types.
+	if !utf8.Valid(payload) {
+		return nil, nil, errClaimsJSON
+	}
+	n, code = scanTop(payload, &members)
+	switch code {
+	case scanDup:
+		return nil, nil, errDupClaim
+	case scanSyntax:
+		return nil, nil, errClaimsJSON
+	}
+	var hasExp, hasIat, hasIss, hasAud, hasSub, hasJti, hasCID bool
+	for _, m := range members[:n] {
+		nonEmpty := m.kind == kindString && len(m.val) > 2
+		switch string(m.key) {
+		case "exp", "iat", "nbf", "auth_time":
+			if m.kind != kindNumber {
+				return nil, nil, errClaimType
+			}
+			switch m.key[0] {
+			case 'e':
+				hasExp = true
+			case 'i':
+				hasIat = true
+			}
+		case "iss", "sub", "jti", "client_id", "sid", "scope":
+			if m.kind != kindString {
+				return nil, nil, errClaimType
+			}
+			switch string(m.key) {
+			case "iss":
+				hasIss = nonEmpty
+			case "sub":
+				hasSub = nonEmpty
+			case "jti":
+				hasJti = nonEmpty
+			case "client_id":
+				hasCID = nonEmpty
+			}
+		case "aud":
+			switch m.kind {
+			case kindString:
+				hasAud = nonEmpty
+			case kindArray:
+				hasAud = len(strings.TrimSpace(string(m.val[1:len(m.val)-1]))) > 0
+			default:
+				return nil, nil, errClaimType
+			}
+		default:
+			if foldsToAny(m.key, claimNames) {
+				return nil, nil, errClaimCase
+			}
+		}
+	}
+	switch {
+	case !hasExp:
+		return nil, nil, errMissingExp
+	case !hasIat:
+		return nil, nil, errMissingIat
+	case !hasIss:
+		return nil, nil, errMissingIss
+	case !hasAud:
+		return nil, nil, errMissingAud
+	case !hasSub:
+		return nil, nil, errMissingSub
+	case !hasJti:
+		return nil, nil, errMissingJti
+	case !hasCID:
+		return nil, nil, errMissingCID
+	}
+
+	// Key: looked up by kid only in our key set; alg must be its algorithm.
+	k, ok := v.keys.Key(string(kid))
+	if !ok {
+		return nil, nil, errUnknownKid
+	}
+	if string(alg) != k.Algorithm {
+		return nil, nil, errAlgMismatch
+	}
+	if !usable(k) {
+		return nil, nil, errKeyUnusable
+	}
+	parser := v.parsers[k.Algorithm]
+	if parser == nil {
+		return nil, nil, errKeyUnusable
+	}
+
+	// Signature and registered claims, by golang-jwt.
+	c := new(Claims)
+	pub := k.Public
+	if _, err := parser.ParseWithClaims(token, c, func(*jwt.Token) (any, error) { return pub, nil }); err != nil {
+		return nil, nil, mapJWTError(err)
+	}
+	if c.ExpiresAt == nil || c.IssuedAt == nil { // guaranteed above; keeps the cache sound
+		return nil, nil, errJWTClaims
+	}
+	e := &entry{
+		claims:    *c,
+		notAfter:  c.ExpiresAt.Add(v.leeway),
+		notBefore: c.IssuedAt.Add(-v.leeway),
+		kid:       string(kid),
+		key:       k,
+	}
+	if c.NotBefore != nil && c.NotBefore.After(c.IssuedAt.Time) {
+		e.notBefore = c.NotBefore.Add(-v.leeway)
+	}
+	return c, e, nil
+}
+
+// isAccessTokenType reports whether typ is at+jwt or application/at+jwt,
+// compared ASCII case-insensitively (media types are case-insensitive).
+func isAccessTokenType(typ []byte) bool {
+	t := string(typ)
+	return asciiEqualFold(t, "at+jwt") || asciiEqualFold(t, "application/at+jwt")
+}
+
+func asciiEqualFold(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		x, y := a[i], b[i]
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
+}
+
+// usable reports whether k's public key has the type, curve and size its
+// algorithm requires.
+func usable(k Key) bool {
+	switch k.Algorithm {
+	case "EdDSA":
+		pk, ok := k.Public.(ed25519.PublicKey)
+		return ok && len(pk) == ed25519.PublicKeySize
+	case "ES256", "ES384", "ES512":
+		pk, ok := k.Public.(*ecdsa.PublicKey)
+		if !ok || pk == nil {
+			return false
+		}
+		var want elliptic.Curve
+		switch k.Algorithm {
+		case "ES256":
+			want = elliptic.P256()
+		case "ES384":
+			want = elliptic.P384()
+		default:
+			want = elliptic.P521()
+		}
+		return pk.Curve == want
+	case "RS256", "RS384", "RS512", "PS256", "PS384", "PS512":
+		pk, ok := k.Public.(*rsa.PublicKey)
+		return ok && pk != nil && pk.N != nil && pk.N.BitLen() >= 2048
+	}
+	return false
+}
+
+// mapJWTError turns a golang-jwt error into one of ours, most specific first.
+func mapJWTError(err error) *Error {
+	switch {
+	case errors.Is(err, jwt.ErrTokenMalformed):
+		return errJWTDecode
+	case errors.Is(err, jwt.ErrTokenUnverifiable):
+		return errJWTMethod
+	case errors.Is(err, jwt.ErrTokenSignatureInvalid):
+		return errSignature
+	case errors.Is(err, jwt.ErrTokenExpired):
+		return errExpired
+	case errors.Is(err, jwt.ErrTokenNotValidYet):
+		return errNotBefore
+	case errors.Is(err, jwt.ErrTokenUsedBeforeIssued):
+		return errIssuedLater
+	case errors.Is(err, jwt.ErrTokenInvalidIssuer):
+		return errIssuer
+	case errors.Is(err, jwt.ErrTokenInvalidAudience):
+		return errAudience
+	}
+	return errJWTClaims
+}
