@@ -1,0 +1,676 @@
+// Package auth is the heart of the Latch server: it signs users in, issues
+// access tokens and rotating refresh tokens, detects refresh-token reuse,
+// and revokes sessions. It is transport-agnostic; package server puts HTTP
+// in front of it.
+package auth
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base32"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/big"
+	"strings"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/latchauth/latch"
+	"github.com/latchauth/latch/password"
+	"github.com/latchauth/latch/revocation"
+	"github.com/latchauth/latch/verifier"
+)
+
+// Errors returned by the Service. The server maps each to one HTTP answer;
+// none of them says more than the client is entitled to know.
+var (
+	// ErrInvalidCredentials: unknown email or wrong password (never which).
+	ErrInvalidCredentials = errors.New("invalid credentials")
+	// ErrInvalidGrant: the refresh token is unknown, expired, revoked or
+	// reused.
+	ErrInvalidGrant = errors.New("invalid grant")
+	// ErrRegistrationDisabled: self-service registration is off.
+	ErrRegistrationDisabled = errors.New("registration is disabled")
+	// ErrEmailTaken: an account with that email exists.
+	ErrEmailTaken = errors.New("email is already registered")
+	// ErrInvalidEmail: the email is not a plausible address.
+	ErrInvalidEmail = errors.New("invalid email address")
+	// ErrNotFound: the session does not exist or is not the caller's.
+	ErrNotFound = errors.New("not found")
+)
+
+// RefreshTokenPrefix starts every refresh token, so that secret scanners can
+// recognise a leaked one.
+const RefreshTokenPrefix = "latch_rt_"
+
+// refreshTokenLen is the prefix plus 32 random bytes in unpadded base64url.
+var refreshTokenLen = len(RefreshTokenPrefix) + base64.RawURLEncoding.EncodedLen(32)
+
+// Signer signs access-token claims with the active key of the ring.
+type Signer interface {
+	Sign(claims jwt.Claims) (string, error)
+}
+
+// Sealer encrypts the successor refresh token kept for the grace window.
+type Sealer interface {
+	Seal(plaintext, aad []byte) []byte
+	Open(sealed, aad []byte) ([]byte, error)
+}
+
+// Config holds the token and session policy.
+type Config struct {
+	Issuer   string
+	Audience string
+	// ClientID is the first-party client that /v1/auth/* sessions belong to.
+	ClientID string
+	// AccessTokenTTL is the access-token lifetime; AccessTokenJitter, when
+	// non-zero, shortens each token by a random amount up to it so that a
+	// fleet of clients does not refresh in lockstep.
+	AccessTokenTTL    time.Duration
+	AccessTokenJitter time.Duration
+	// RefreshIdleTimeout ends a session unused for that long;
+	// RefreshAbsoluteTTL ends every session that long after sign-in.
+	RefreshIdleTimeout time.Duration
+	RefreshAbsoluteTTL time.Duration
+	// RefreshGrace is how long after a rotation the previous refresh token
+	// still yields the identical successor; 0 disables the grace window.
+	RefreshGrace time.Duration
+	// Leeway is the clock skew verifiers tolerate; revocation entries are
+	// kept that much longer than the tokens they cover.
+	Leeway time.Duration
+	// Registration enables POST /v1/auth/register.
+	Registration bool
+}
+
+// Client describes the device a request came from.
+type Client struct {
+	IP        string
+	UserAgent string
+}
+
+// Tokens is what a sign-in or a refresh yields.
+type Tokens struct {
+	AccessToken      string
+	ExpiresIn        time.Duration
+	RefreshToken     string
+	RefreshExpiresIn time.Duration
+	SessionID        string
+	UserID           string
+}
+
+// Service implements sign-in, refresh rotation and revocation.
+type Service struct {
+	cfg     Config
+	store   latch.Store
+	signer  Signer
+	sealer  Sealer
+	hasher  *password.Hasher
+	revs    *revocation.Set
+	metrics *Metrics
+	log     *slog.Logger
+	now     func() time.Time
+}
+
+// Deps are the collaborators of a Service.
+type Deps struct {
+	Store       latch.Store
+	Signer      Signer
+	Sealer      Sealer
+	Hasher      *password.Hasher
+	Revocations *revocation.Set
+	Metrics     *Metrics // may be nil
+	Log         *slog.Logger
+	Now         func() time.Time // nil means time.Now
+}
+
+// New returns a Service. It checks that the configuration is usable.
+func New(cfg Config, d Deps) (*Service, error) {
+	switch {
+	case cfg.Issuer == "":
+		return nil, errors.New("auth: issuer is required")
+	case cfg.Audience == "":
+		return nil, errors.New("auth: audience is required")
+	case cfg.ClientID == "":
+		return nil, errors.New("auth: client id is required")
+	case cfg.AccessTokenTTL <= 0:
+		return nil, errors.New("auth: access token lifetime must be positive")
+	case cfg.AccessTokenJitter < 0 || cfg.AccessTokenJitter >= cfg.AccessTokenTTL:
+		return nil, errors.New("auth: access token jitter must be at least 0 and less than the lifetime")
+	case cfg.RefreshIdleTimeout <= 0 || cfg.RefreshAbsoluteTTL <= 0:
+		return nil, errors.New("auth: refresh token lifetimes must be positive")
+	case cfg.RefreshGrace < 0:
+		return nil, errors.New("auth: refresh grace window must not be negative")
+	case d.Store == nil || d.Signer == nil || d.Sealer == nil || d.Hasher == nil || d.Revocations == nil:
+		return nil, errors.New("auth: store, signer, sealer, hasher and revocations are required")
+	}
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	if d.Log == nil {
+		d.Log = slog.Default()
+	}
+	if d.Metrics == nil {
+		d.Metrics = NewMetrics(nil)
+	}
+	return &Service{
+		cfg: cfg, store: d.Store, signer: d.Signer, sealer: d.Sealer, hasher: d.Hasher,
+		revs: d.Revocations, metrics: d.Metrics, log: d.Log, now: d.Now,
+	}, nil
+}
+
+// clock is the current time at the precision stores keep (microseconds),
+// so that durations computed from stored times come out whole.
+func (s *Service) clock() time.Time { return s.now().UTC().Truncate(time.Microsecond) }
+
+// Config returns the service's configuration.
+func (s *Service) Config() Config { return s.cfg }
+
+// NormalizeEmail trims and lower-cases an email address.
+func NormalizeEmail(email string) string { return strings.ToLower(strings.TrimSpace(email)) }
+
+// validEmail is deliberately loose: one @, something on each side, no
+// spaces or control characters, a dot in the domain, at most 254 bytes.
+func validEmail(email string) bool {
+	if len(email) < 3 || len(email) > 254 {
+		return false
+	}
+	at := strings.IndexByte(email, '@')
+	if at <= 0 || at != strings.LastIndexByte(email, '@') || at == len(email)-1 {
+		return false
+	}
+	for _, r := range email {
+		if r <= ' ' || r == 0x7f {
+			return false
+		}
+	}
+	domain := email[at+1:]
+	return strings.Contains(domain, ".") && !strings.HasPrefix(domain, ".") && !strings.HasSuffix(domain, ".")
+}
+
+// Register creates an account through self-service registration.
+func (s *Service) Register(ctx context.Context, email, pw string, c Client) (*latch.User, error) {
+	if !s.cfg.Registration {
+		return nil, ErrRegistrationDisabled
+	}
+	return s.CreateUser(ctx, email, pw, c)
+}
+
+// CreateUser creates an account regardless of the registration setting; the
+// command line uses it.
+func (s *Service) CreateUser(ctx context.Context, email, pw string, c Client) (*latch.User, error) {
+	email = NormalizeEmail(email)
+	if !validEmail(email) {
+		return nil, ErrInvalidEmail
+	}
+	if err := password.Check(pw, email); err != nil {
+		return nil, err
+	}
+	hash, err := s.hasher.Hash(ctx, pw)
+	if err != nil {
+		return nil, fmt.Errorf("auth: hash password: %w", err)
+	}
+	now := s.clock()
+	u := &latch.User{ID: newID("u"), Email: email, PasswordHash: hash, CreatedAt: now, UpdatedAt: now}
+	if err := s.store.CreateUser(ctx, u); err != nil {
+		if errors.Is(err, latch.ErrConflict) {
+			return nil, ErrEmailTaken
+		}
+		return nil, fmt.Errorf("auth: create user: %w", err)
+	}
+	s.event(ctx, &latch.Event{Type: latch.EventUserCreated, UserID: u.ID, IP: c.IP, UserAgent: c.UserAgent})
+	return u, nil
+}
+
+// Login checks an email and password and starts a session. Unknown emails
+// cost the same hash as known ones, and both fail with
+// ErrInvalidCredentials. password.ErrBusy means the hashing capacity is
+// exhausted; the caller should answer 503.
+func (s *Service) Login(ctx context.Context, email, pw string, c Client) (*Tokens, error) {
+	email = NormalizeEmail(email)
+	u, err := s.store.UserByEmail(ctx, email)
+	if errors.Is(err, latch.ErrNotFound) {
+		if err := s.hasher.VerifyDummy(ctx, pw); err != nil {
+			return nil, s.loginError(err)
+		}
+		s.metrics.Logins.WithLabelValues("invalid_credentials").Inc()
+		s.event(ctx, &latch.Event{Type: latch.EventLoginFailed, IP: c.IP, UserAgent: c.UserAgent,
+			Detail: map[string]string{"reason": "unknown_email"}})
+		return nil, ErrInvalidCredentials
+	}
+	if err != nil {
+		return nil, s.loginError(fmt.Errorf("auth: look up user: %w", err))
+	}
+	ok, rehash, err := s.hasher.Verify(ctx, pw, u.PasswordHash)
+	if err != nil && !errors.Is(err, password.ErrBusy) && ctx.Err() == nil {
+		// An unreadable stored hash is the operator's problem, not the
+		// client's: log it, and answer as for a wrong password.
+		s.log.Error("stored password hash unusable", "user_id", u.ID, "err", err)
+		ok, err = false, nil
+	}
+	if err != nil {
+		return nil, s.loginError(err)
+	}
+	if !ok {
+		s.metrics.Logins.WithLabelValues("invalid_credentials").Inc()
+		s.event(ctx, &latch.Event{Type: latch.EventLoginFailed, UserID: u.ID, IP: c.IP, UserAgent: c.UserAgent,
+			Detail: map[string]string{"reason": "wrong_password"}})
+		return nil, ErrInvalidCredentials
+	}
+	if rehash {
+		s.rehash(ctx, u, pw)
+	}
+	t, err := s.startSession(ctx, u.ID, c)
+	if err != nil {
+		return nil, s.loginError(err)
+	}
+	s.metrics.Logins.WithLabelValues("success").Inc()
+	s.event(ctx, &latch.Event{Type: latch.EventLoginSucceeded, UserID: u.ID, SessionID: t.SessionID,
+		ClientID: s.cfg.ClientID, IP: c.IP, UserAgent: c.UserAgent})
+	return t, nil
+}
+
+func (s *Service) loginError(err error) error {
+	if errors.Is(err, password.ErrBusy) {
+		s.metrics.Logins.WithLabelValues("busy").Inc()
+	} else {
+		s.metrics.Logins.WithLabelValues("error").Inc()
+	}
+	return err
+}
+
+// rehash upgrades a password hash made with other parameters. A failure
+// only delays the upgrade to the next sign-in.
+func (s *Service) rehash(ctx context.Context, u *latch.User, pw string) {
+	hash, err := s.hasher.Hash(ctx, pw)
+	if err == nil {
+		err = s.store.SetPasswordHash(ctx, u.ID, hash, s.clock())
+	}
+	if err != nil {
+		s.log.Warn("password rehash failed", "user_id", u.ID, "err", err)
+	}
+}
+
+func (s *Service) startSession(ctx context.Context, userID string, c Client) (*Tokens, error) {
+	now := s.clock()
+	refresh := newRefreshToken()
+	sess := &latch.Session{
+		ID: newID("s"), UserID: userID, ClientID: s.cfg.ClientID,
+		UserAgent: truncate(c.UserAgent, 512), IP: c.IP,
+		CreatedAt: now, AuthTime: now, LastUsedAt: now,
+		ExpiresAt: now.Add(s.cfg.RefreshAbsoluteTTL), Generation: 1,
+	}
+	if err := s.store.CreateSession(ctx, sess, hashToken(refresh)); err != nil {
+		return nil, fmt.Errorf("auth: create session: %w", err)
+	}
+	return s.tokens(sess, refresh, now)
+}
+
+// tokens issues an access token for the session and packs the response.
+func (s *Service) tokens(sess *latch.Session, refresh string, now time.Time) (*Tokens, error) {
+	access, ttl, err := s.issueAccessToken(sess, now)
+	if err != nil {
+		return nil, err
+	}
+	return &Tokens{
+		AccessToken: access, ExpiresIn: ttl,
+		RefreshToken: refresh, RefreshExpiresIn: s.sessionExpiry(sess).Sub(now),
+		SessionID: sess.ID, UserID: sess.UserID,
+	}, nil
+}
+
+func (s *Service) issueAccessToken(sess *latch.Session, now time.Time) (string, time.Duration, error) {
+	ttl := s.cfg.AccessTokenTTL
+	if j := s.cfg.AccessTokenJitter; j > 0 {
+		n, err := rand.Int(rand.Reader, big.NewInt(int64(j/time.Second)+1))
+		if err == nil {
+			ttl -= time.Duration(n.Int64()) * time.Second
+		}
+	}
+	// A refresh token never outlives its session; neither does an access
+	// token minted from it.
+	if end := s.sessionExpiry(sess); now.Add(ttl).After(end) {
+		ttl = end.Sub(now)
+	}
+	ttl = ttl.Truncate(time.Second)
+	claims := &verifier.Claims{
+		RegisteredClaims: jwt.RegisteredClaims{
+			Issuer:    s.cfg.Issuer,
+			Subject:   sess.UserID,
+			Audience:  jwt.ClaimStrings{s.cfg.Audience},
+			ExpiresAt: jwt.NewNumericDate(now.Add(ttl)),
+			IssuedAt:  jwt.NewNumericDate(now),
+			ID:        newID(""),
+		},
+		SessionID: sess.ID,
+		ClientID:  sess.ClientID,
+		AuthTime:  jwt.NewNumericDate(sess.AuthTime),
+	}
+	tok, err := s.signer.Sign(claims)
+	if err != nil {
+		return "", 0, fmt.Errorf("auth: sign access token: %w", err)
+	}
+	return tok, ttl, nil
+}
+
+// sessionExpiry is when the session ends if it is not used again.
+func (s *Service) sessionExpiry(sess *latch.Session) time.Time {
+	idle := sess.LastUsedAt.Add(s.cfg.RefreshIdleTimeout)
+	if idle.Before(sess.ExpiresAt) {
+		return idle
+	}
+	return sess.ExpiresAt
+}
+
+// maxRotationAttempts bounds the retries when concurrent refreshes of one
+// session race; each conflict means another request advanced the session,
+// after which this one resolves through the grace rule or as reuse.
+const maxRotationAttempts = 8
+
+// Refresh redeems a refresh token for a new access token and the next
+// refresh token. The previous token, presented again within the grace
+// window, yields the identical successor; any other reuse revokes the
+// session. Every failure is ErrInvalidGrant (or a store error).
+func (s *Service) Refresh(ctx context.Context, refresh string, c Client) (*Tokens, error) {
+	t, outcome, err := s.refresh(ctx, refresh, c)
+	s.metrics.Refreshes.WithLabelValues(outcome).Inc()
+	return t, err
+}
+
+func (s *Service) refresh(ctx context.Context, refresh string, c Client) (*Tokens, string, error) {
+	if !wellFormedRefreshToken(refresh) {
+		return nil, "invalid", ErrInvalidGrant
+	}
+	hash := hashToken(refresh)
+	for range maxRotationAttempts {
+		rt, err := s.store.RefreshToken(ctx, hash)
+		if errors.Is(err, latch.ErrNotFound) {
+			return nil, "invalid", ErrInvalidGrant
+		}
+		if err != nil {
+			return nil, "error", fmt.Errorf("auth: look up refresh token: %w", err)
+		}
+		sess, err := s.store.Session(ctx, rt.SessionID)
+		if errors.Is(err, latch.ErrNotFound) {
+			return nil, "invalid", ErrInvalidGrant
+		}
+		if err != nil {
+			return nil, "error", fmt.Errorf("auth: load session: %w", err)
+		}
+		if sess.Revoked() {
+			return nil, "revoked", ErrInvalidGrant
+		}
+		now := s.clock()
+		if !now.Before(s.sessionExpiry(sess)) {
+			return nil, "expired", ErrInvalidGrant
+		}
+		switch {
+		case rt.Generation == sess.Generation:
+			next := newRefreshToken()
+			err := s.store.Rotate(ctx, latch.Rotation{
+				SessionID: sess.ID, FromGeneration: sess.Generation,
+				NewHash: hashToken(next), Successor: s.sealer.Seal([]byte(next), []byte(sess.ID)), At: now,
+			})
+			if errors.Is(err, latch.ErrConflict) {
+				continue // another request rotated first: look again
+			}
+			if err != nil {
+				return nil, "error", fmt.Errorf("auth: rotate session: %w", err)
+			}
+			sess.Generation++
+			sess.LastUsedAt, sess.RotatedAt = now, now
+			t, err := s.tokens(sess, next, now)
+			if err != nil {
+				return nil, "error", err
+			}
+			return t, "rotated", nil
+
+		case rt.Generation == sess.Generation-1 && s.inGrace(sess, now):
+			next, err := s.sealer.Open(sess.Successor, []byte(sess.ID))
+			if err != nil {
+				return nil, "error", fmt.Errorf("auth: open successor of session %s: %w", sess.ID, err)
+			}
+			t, err := s.tokens(sess, string(next), now)
+			if err != nil {
+				return nil, "error", err
+			}
+			return t, "grace", nil
+
+		default:
+			s.reuseDetected(ctx, sess, rt, c, now)
+			return nil, "reused", ErrInvalidGrant
+		}
+	}
+	return nil, "error", fmt.Errorf("auth: refresh of a session kept conflicting after %d attempts", maxRotationAttempts)
+}
+
+func (s *Service) inGrace(sess *latch.Session, now time.Time) bool {
+	return s.cfg.RefreshGrace > 0 && len(sess.Successor) > 0 && !sess.RotatedAt.IsZero() &&
+		now.Sub(sess.RotatedAt) <= s.cfg.RefreshGrace
+}
+
+// reuseDetected revokes a session whose superseded refresh token came back:
+// either the legitimate client or a thief holds a copy, and the server
+// cannot tell which, so neither keeps the session.
+func (s *Service) reuseDetected(ctx context.Context, sess *latch.Session, rt *latch.RefreshToken, c Client, now time.Time) {
+	s.metrics.ReuseDetections.Inc()
+	revoked, err := s.store.RevokeSession(ctx, sess.ID, latch.EventRefreshReused, now, s.accessExpiry(now))
+	if err != nil {
+		s.log.Error("revoking session after refresh-token reuse failed", "session_id", sess.ID, "err", err)
+		return
+	}
+	if revoked {
+		s.metrics.Revocations.WithLabelValues("session").Inc()
+		s.syncRevocations(ctx)
+	}
+	s.event(ctx, &latch.Event{
+		Type: latch.EventRefreshReused, UserID: sess.UserID, SessionID: sess.ID, ClientID: sess.ClientID,
+		IP: c.IP, UserAgent: c.UserAgent,
+		Detail: map[string]string{
+			"presented_generation": fmt.Sprint(rt.Generation),
+			"current_generation":   fmt.Sprint(sess.Generation),
+			"session_ip":           sess.IP,
+			"session_user_agent":   sess.UserAgent,
+			"last_rotated_at":      sess.RotatedAt.Format(time.RFC3339),
+		},
+	})
+	s.log.Warn("refresh token reuse detected: session revoked", "session_id", sess.ID, "user_id", sess.UserID,
+		"presented_generation", rt.Generation, "current_generation", sess.Generation, "ip", c.IP)
+}
+
+// accessExpiry is when every access token issued up to now has expired,
+// including the leeway verifiers allow.
+func (s *Service) accessExpiry(now time.Time) time.Time {
+	return now.Add(s.cfg.AccessTokenTTL + s.cfg.Leeway + time.Second)
+}
+
+// Logout revokes the session of a verified access token.
+func (s *Service) Logout(ctx context.Context, claims *verifier.Claims, c Client) error {
+	return s.revokeSession(ctx, claims.Subject, claims.SessionID, "logout", c)
+}
+
+// LogoutRefreshToken revokes the session a refresh token belongs to without
+// rotating it. Unknown tokens are ignored, as RFC 7009 asks.
+func (s *Service) LogoutRefreshToken(ctx context.Context, refresh string, c Client) error {
+	if !wellFormedRefreshToken(refresh) {
+		return nil
+	}
+	rt, err := s.store.RefreshToken(ctx, hashToken(refresh))
+	if errors.Is(err, latch.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("auth: look up refresh token: %w", err)
+	}
+	sess, err := s.store.Session(ctx, rt.SessionID)
+	if errors.Is(err, latch.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("auth: load session: %w", err)
+	}
+	return s.revokeSession(ctx, sess.UserID, sess.ID, "logout", c)
+}
+
+// RevokeSession revokes one of the user's sessions. A session of another
+// user is ErrNotFound, exactly as a session that does not exist.
+func (s *Service) RevokeSession(ctx context.Context, userID, sessionID string, c Client) error {
+	return s.revokeSession(ctx, userID, sessionID, "revoked_by_user", c)
+}
+
+func (s *Service) revokeSession(ctx context.Context, userID, sessionID, reason string, c Client) error {
+	sess, err := s.store.Session(ctx, sessionID)
+	if errors.Is(err, latch.ErrNotFound) || (err == nil && sess.UserID != userID) {
+		return ErrNotFound
+	}
+	if err != nil {
+		return fmt.Errorf("auth: load session: %w", err)
+	}
+	now := s.clock()
+	revoked, err := s.store.RevokeSession(ctx, sessionID, reason, now, s.accessExpiry(now))
+	if err != nil {
+		return fmt.Errorf("auth: revoke session: %w", err)
+	}
+	if revoked {
+		s.metrics.Revocations.WithLabelValues("session").Inc()
+		s.syncRevocations(ctx)
+		s.event(ctx, &latch.Event{Type: latch.EventSessionRevoked, UserID: userID, SessionID: sessionID,
+			ClientID: sess.ClientID, IP: c.IP, UserAgent: c.UserAgent, Detail: map[string]string{"reason": reason}})
+	}
+	return nil
+}
+
+// LogoutAll revokes every session of the user and every access token issued
+// to the user before now.
+func (s *Service) LogoutAll(ctx context.Context, userID string, c Client) error {
+	now := s.clock()
+	ids, err := s.store.RevokeUser(ctx, userID, "logout_all", now, s.accessExpiry(now))
+	if err != nil {
+		return fmt.Errorf("auth: revoke user sessions: %w", err)
+	}
+	s.metrics.Revocations.WithLabelValues("user").Inc()
+	s.syncRevocations(ctx)
+	s.event(ctx, &latch.Event{Type: latch.EventLogoutAll, UserID: userID, IP: c.IP, UserAgent: c.UserAgent,
+		Detail: map[string]string{"sessions": fmt.Sprint(len(ids))}})
+	return nil
+}
+
+// SessionInfo describes a live session for its owner.
+type SessionInfo struct {
+	ID         string
+	CreatedAt  time.Time
+	LastUsedAt time.Time
+	ExpiresAt  time.Time
+	UserAgent  string
+	IP         string
+	ClientID   string
+}
+
+// Sessions lists the user's live sessions, newest first.
+func (s *Service) Sessions(ctx context.Context, userID string) ([]SessionInfo, error) {
+	now := s.clock()
+	list, err := s.store.SessionsByUser(ctx, userID, now)
+	if err != nil {
+		return nil, fmt.Errorf("auth: list sessions: %w", err)
+	}
+	out := make([]SessionInfo, 0, len(list))
+	for _, sess := range list {
+		exp := s.sessionExpiry(sess)
+		if !now.Before(exp) {
+			continue // idle too long: as good as gone
+		}
+		out = append(out, SessionInfo{
+			ID: sess.ID, CreatedAt: sess.CreatedAt, LastUsedAt: sess.LastUsedAt, ExpiresAt: exp,
+			UserAgent: sess.UserAgent, IP: sess.IP, ClientID: sess.ClientID,
+		})
+	}
+	return out, nil
+}
+
+// User returns an account by id.
+func (s *Service) User(ctx context.Context, id string) (*latch.User, error) {
+	u, err := s.store.UserByID(ctx, id)
+	if errors.Is(err, latch.ErrNotFound) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("auth: load user: %w", err)
+	}
+	return u, nil
+}
+
+// Events returns the account's most recent security events.
+func (s *Service) Events(ctx context.Context, userID string, limit int) ([]latch.Event, error) {
+	ev, err := s.store.EventsByUser(ctx, userID, limit)
+	if err != nil {
+		return nil, fmt.Errorf("auth: list events: %w", err)
+	}
+	return ev, nil
+}
+
+// syncRevocations pulls new entries of the durable feed into the in-memory
+// set right away, so this process enforces its own revocations at once.
+// The background follower catches up if this fails.
+func (s *Service) syncRevocations(ctx context.Context) {
+	if _, err := s.revs.Sync(ctx, s.store, s.now()); err != nil {
+		s.log.Warn("revocation sync failed; the follower will retry", "err", err)
+	}
+}
+
+// event records a security event. The log is an audit trail, not state:
+// a failure to write it is logged and does not fail the request.
+func (s *Service) event(ctx context.Context, e *latch.Event) {
+	if e.At.IsZero() {
+		e.At = s.clock()
+	}
+	if err := s.store.AddEvent(context.WithoutCancel(ctx), e); err != nil {
+		s.log.Error("recording security event failed", "type", e.Type, "err", err)
+	}
+}
+
+// newRefreshToken returns a fresh opaque refresh token: the prefix and 256
+// random bits.
+func newRefreshToken() string {
+	var b [32]byte
+	rand.Read(b[:])
+	return RefreshTokenPrefix + base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// wellFormedRefreshToken rejects what cannot be a token before any lookup.
+func wellFormedRefreshToken(t string) bool {
+	if len(t) != refreshTokenLen || subtle.ConstantTimeCompare([]byte(t[:len(RefreshTokenPrefix)]), []byte(RefreshTokenPrefix)) != 1 {
+		return false
+	}
+	_, err := base64.RawURLEncoding.Strict().DecodeString(t[len(RefreshTokenPrefix):])
+	return err == nil
+}
+
+func hashToken(t string) []byte {
+	h := sha256.Sum256([]byte(t))
+	return h[:]
+}
+
+var idEncoding = base32.StdEncoding.WithPadding(base32.NoPadding)
+
+// newID returns a random 128-bit identifier, lower-case base32, with an
+// optional prefix ("u_…" users, "s_…" sessions).
+func newID(prefix string) string {
+	var b [16]byte
+	rand.Read(b[:])
+	id := strings.ToLower(idEncoding.EncodeToString(b[:]))
+	if prefix == "" {
+		return id
+	}
+	return prefix + "_" + id
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}

@@ -1,0 +1,40 @@
+package auth
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// Metrics are the Prometheus series the service updates.
+type Metrics struct {
+	// Logins counts sign-in attempts by outcome: success,
+	// invalid_credentials, busy, error.
+	Logins *prometheus.CounterVec
+	// Refreshes counts refresh attempts by outcome: rotated, grace,
+	// reused, revoked, expired, invalid, error.
+	Refreshes *prometheus.CounterVec
+	// ReuseDetections counts refresh tokens presented after rotation
+	// outside the grace window.
+	ReuseDetections prometheus.Counter
+	// Revocations counts revocations by scope: session, user.
+	Revocations *prometheus.CounterVec
+}
+
+// NewMetrics creates the series and registers them with reg, if not nil.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		Logins: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "latch_logins_total", Help: "Sign-in attempts by outcome.",
+		}, []string{"outcome"}),
+		Refreshes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "latch_refreshes_total", Help: "Refresh-token redemptions by outcome.",
+		}, []string{"outcome"}),
+		ReuseDetections: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "latch_refresh_reuse_detections_total", Help: "Superseded refresh tokens presented outside the grace window; each revoked its session.",
+		}),
+		Revocations: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "latch_revocations_total", Help: "Revocations by scope.",
+		}, []string{"scope"}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.Logins, m.Refreshes, m.ReuseDetections, m.Revocations)
+	}
+	return m
+}

@@ -1,0 +1,292 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"reflect"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/latchauth/latch/auth"
+	"github.com/latchauth/latch/config"
+	"github.com/latchauth/latch/instance"
+	"github.com/latchauth/latch/keys"
+	"github.com/latchauth/latch/password"
+)
+
+// configFlags are the flags every command that touches the data directory
+// takes; each maps to a configuration key.
+type configFlags struct {
+	path    string
+	dataDir string
+	addr    string
+	issuer  string
+}
+
+func (f *configFlags) register(fs *pflag.FlagSet, server bool) {
+	fs.StringVar(&f.path, "config", "", "YAML configuration file (or LATCH_CONFIG)")
+	fs.StringVar(&f.dataDir, "data-dir", "./latch-data", "data directory: SQLite database and key-encryption key (or LATCH_DATA_DIR)")
+	if server {
+		fs.StringVar(&f.addr, "addr", "127.0.0.1:8080", "address to listen on (or LATCH_ADDR)")
+		fs.StringVar(&f.issuer, "issuer", "", "issuer URL of every token (default http://ADDR; or LATCH_ISSUER)")
+	}
+}
+
+// load reads the configuration: flags the user set > environment > file >
+// defaults.
+func (f *configFlags) load(cmd *cobra.Command, environ []string) (config.Config, error) {
+	over := map[string]string{}
+	fs := cmd.Flags()
+	for flag, key := range map[string]string{"data-dir": "data_dir", "addr": "addr", "issuer": "issuer"} {
+		if fs.Lookup(flag) != nil && fs.Changed(flag) {
+			v, _ := fs.GetString(flag)
+			over[key] = v
+		}
+	}
+	path := f.path
+	if path == "" {
+		for _, kv := range environ {
+			if v, ok := strings.CutPrefix(kv, "LATCH_CONFIG="); ok {
+				path = v
+			}
+		}
+	}
+	return config.Load(path, environ, over)
+}
+
+func newLogger(w io.Writer, cfg config.Config) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.Log.Level))
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.Log.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+func (e *cliEnv) serveCmd() *cobra.Command {
+	var f configFlags
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the auth server",
+		Long: `Run the Latch auth server. With no configuration it listens on 127.0.0.1:8080
+and keeps its state in ./latch-data (SQLite), creating it on first start.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := f.load(cmd, e.environ)
+			if err != nil {
+				return err
+			}
+			return e.serve(cmd.Context(), cfg)
+		},
+	}
+	f.register(cmd.Flags(), true)
+	return cmd
+}
+
+func (e *cliEnv) serve(ctx context.Context, cfg config.Config) error {
+	log := newLogger(e.stderr, cfg)
+	in, err := instance.Open(ctx, cfg, instance.Options{Log: log})
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	bg, stop := context.WithCancel(ctx)
+	in.Start(bg)
+	defer func() { stop(); in.Wait() }()
+	return in.ListenAndServe(ctx, func(addr net.Addr) {
+		log.Info("latch is listening",
+			"addr", addr.String(), "issuer", cfg.Issuer, "data_dir", cfg.DataDir,
+			"jwks", strings.TrimSuffix(cfg.Issuer, "/")+"/.well-known/jwks.json", "version", versionString())
+		log.Info("next step: create a user",
+			"command", fmt.Sprintf("latch user add --data-dir %s --email you@example.com --password-stdin", cfg.DataDir))
+	})
+}
+
+func (e *cliEnv) userCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "user", Short: "Manage users", Args: cobra.NoArgs}
+	var f configFlags
+	var email string
+	var fromStdin bool
+	add := &cobra.Command{
+		Use:   "add --email EMAIL --password-stdin",
+		Short: "Create a user (works while serve runs on the same data directory)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if email == "" {
+				return fmt.Errorf("%w: --email is required", errUsage)
+			}
+			if !fromStdin {
+				return fmt.Errorf("%w: --password-stdin is required (passwords are never taken as arguments, which other users can see)", errUsage)
+			}
+			pw, err := readSecret(e.stdin)
+			if err != nil {
+				return fmt.Errorf("read password from standard input: %w", err)
+			}
+			cfg, err := f.load(cmd, e.environ)
+			if err != nil {
+				return err
+			}
+			in, err := instance.Open(cmd.Context(), cfg, instance.Options{Log: newLogger(e.stderr, cfg)})
+			if err != nil {
+				return err
+			}
+			defer in.Close()
+			u, err := in.Auth.CreateUser(cmd.Context(), email, pw, auth.Client{UserAgent: "latch-cli"})
+			var policy *password.PolicyError
+			switch {
+			case errors.As(err, &policy):
+				return fmt.Errorf("password rejected: %s", policy.Error())
+			case errors.Is(err, auth.ErrEmailTaken):
+				return fmt.Errorf("a user with email %s already exists", auth.NormalizeEmail(email))
+			case errors.Is(err, auth.ErrInvalidEmail):
+				return fmt.Errorf("%q is not a valid email address", email)
+			case err != nil:
+				return err
+			}
+			fmt.Fprintf(e.stdout, "created user %s (%s)\n", u.ID, u.Email)
+			return nil
+		},
+	}
+	f.register(add.Flags(), false)
+	add.Flags().StringVar(&email, "email", "", "email address of the new user")
+	add.Flags().BoolVar(&fromStdin, "password-stdin", false, "read the password from standard input")
+	cmd.AddCommand(add)
+	return cmd
+}
+
+// readSecret reads one secret from r: everything up to the first newline
+// (or the end), without the newline.
+func readSecret(r io.Reader) (string, error) {
+	line, err := bufio.NewReader(io.LimitReader(r, 4096)).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return "", err
+	}
+	line = strings.TrimRight(line, "\r\n")
+	if line == "" {
+		return "", errors.New("standard input is empty")
+	}
+	return line, nil
+}
+
+func (e *cliEnv) keysCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "keys", Short: "Inspect and rotate the signing-key ring", Args: cobra.NoArgs}
+
+	var lf configFlags
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "Show the key ring: kid, algorithm, state and dates",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ring, closeFn, err := e.openRing(cmd, &lf)
+			if err != nil {
+				return err
+			}
+			defer closeFn()
+			e.printKeys(ring.List())
+			return nil
+		},
+	}
+	lf.register(list.Flags(), false)
+
+	var rf configFlags
+	var now bool
+	rotate := &cobra.Command{
+		Use:   "rotate",
+		Short: "Start a key rotation now: publish a new key that signs once every cache has it",
+		Long: `Start a key rotation now. The new key is published in the JWKS at once and
+starts signing after keys.jwks_max_age + 10 minutes, so that every verifier's
+cache holds it first; the previous key stays published until every token it
+signed has expired. With --now the new key signs immediately (use after a
+suspected key compromise; verifiers fetch unknown kids on demand).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ring, closeFn, err := e.openRing(cmd, &rf)
+			if err != nil {
+				return err
+			}
+			defer closeFn()
+			k, err := ring.Rotate(cmd.Context(), now)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(e.stdout, "new %s key %s signs from %s\n", k.Algorithm, k.ID, k.NotBefore.Local().Format(time.RFC3339))
+			e.printKeys(ring.List())
+			return nil
+		},
+	}
+	rf.register(rotate.Flags(), false)
+	rotate.Flags().BoolVar(&now, "now", false, "make the new key sign immediately")
+	cmd.AddCommand(list, rotate)
+	return cmd
+}
+
+func (e *cliEnv) openRing(cmd *cobra.Command, f *configFlags) (*keys.Ring, func(), error) {
+	cfg, err := f.load(cmd, e.environ)
+	if err != nil {
+		return nil, nil, err
+	}
+	st, err := instance.OpenStore(cmd.Context(), cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	kek, _, err := instance.LoadKEK(cfg)
+	if err != nil {
+		st.Close()
+		return nil, nil, err
+	}
+	ring, err := keys.NewRing(cmd.Context(), st, kek, instance.RingConfig(cfg), time.Now)
+	if err != nil {
+		st.Close()
+		return nil, nil, fmt.Errorf("key ring: %w", err)
+	}
+	return ring, func() { st.Close() }, nil
+}
+
+func (e *cliEnv) printKeys(list []keys.Info) {
+	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "KID\tALG\tSTATE\tCREATED\tSIGNS FROM\tPUBLISHED UNTIL")
+	date := func(t time.Time) string {
+		if t.IsZero() {
+			return "-"
+		}
+		return t.Local().Format("2006-01-02 15:04:05")
+	}
+	for _, k := range list {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", k.ID, k.Algorithm, k.State, date(k.CreatedAt), date(k.NotBefore), date(k.NotAfter))
+	}
+	tw.Flush()
+}
+
+func (e *cliEnv) configCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "config",
+		Short: "List every setting: YAML key, environment variable, default, meaning",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c := config.Defaults()
+			tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "KEY\tENVIRONMENT\tDEFAULT\tMEANING")
+			config.Walk(&c, func(key string, v reflect.Value, f reflect.StructField) {
+				def := fmt.Sprint(v.Interface())
+				if v.Kind() == reflect.Slice {
+					def = strings.Trim(def, "[]")
+				}
+				if def == "" {
+					def = "-"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", key, config.EnvName(key), def, f.Tag.Get("doc"))
+			})
+			return tw.Flush()
+		},
+	}
+}

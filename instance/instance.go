@@ -1,0 +1,297 @@
+// Package instance assembles one running Latch auth server from its
+// configuration: the store, the key ring, the revocation set, the verifier,
+// the auth service and the HTTP server, plus the background work that keeps
+// them current. The latch command and end-to-end tests both use it.
+package instance
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/latchauth/latch"
+	"github.com/latchauth/latch/auth"
+	"github.com/latchauth/latch/config"
+	"github.com/latchauth/latch/keys"
+	"github.com/latchauth/latch/password"
+	"github.com/latchauth/latch/revocation"
+	"github.com/latchauth/latch/server"
+	"github.com/latchauth/latch/sqlite"
+	"github.com/latchauth/latch/verifier"
+)
+
+// Intervals of the background work.
+const (
+	revocationPoll = 500 * time.Millisecond
+	keyTick        = time.Minute
+	pruneEvery     = time.Hour
+	keepEvents     = 90 * 24 * time.Hour
+)
+
+// Instance is a wired auth server.
+type Instance struct {
+	Config      config.Config
+	Store       latch.Store
+	Ring        *keys.Ring
+	Revocations *revocation.Set
+	Verifier    *verifier.Verifier
+	Auth        *auth.Service
+	Server      *server.Server
+	Registry    *prometheus.Registry
+	// KEKCreated is true when this start generated the key-encryption key.
+	KEKCreated bool
+
+	log *slog.Logger
+	now func() time.Time
+	wg  sync.WaitGroup
+}
+
+// Options are the optional collaborators of an instance.
+type Options struct {
+	// Log receives the server's logs; nil means slog.Default().
+	Log *slog.Logger
+	// Now is the clock; nil means time.Now. Tests move it forward.
+	Now func() time.Time
+}
+
+// OpenStore creates the data directory (mode 0700) if needed and opens the
+// store in it. The command line's offline commands use it directly.
+func OpenStore(ctx context.Context, cfg config.Config) (latch.Store, error) {
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create data directory %s: %w", cfg.DataDir, err)
+	}
+
+	st, err := sqlite.Open(ctx, filepath.Join(cfg.DataDir, "latch.db"))
+	if err != nil {
+		return nil, fmt.Errorf("open store in %s: %w", cfg.DataDir, err)
+	}
+	return st, nil
+}
+
+// LoadKEK reads the key-encryption key from the configuration or its file,
+// creating the file on first use.
+func LoadKEK(cfg config.Config) (keys.KEK, bool, error) {
+	if err := os.MkdirAll(filepath.Dir(cfg.KEKFile), 0o700); err != nil {
+		return keys.KEK{}, false, fmt.Errorf("create directory for the KEK file: %w", err)
+	}
+	kek, created, err := keys.LoadKEK(cfg.KEK, cfg.KEKFile)
+	if err != nil {
+		return keys.KEK{}, false, fmt.Errorf("key-encryption key: %w", err)
+	}
+	return kek, created, nil
+}
+
+// RingConfig is the key-ring part of cfg.
+func RingConfig(cfg config.Config) keys.Config {
+	return keys.Config{
+		Algorithm:      cfg.Tokens.Algorithm,
+		RotationPeriod: cfg.Keys.RotationPeriod.D(),
+		JWKSMaxAge:     cfg.Keys.JWKSMaxAge.D(),
+		TokenLifetime:  cfg.Tokens.AccessTTL.D() + cfg.Tokens.Leeway.D(),
+	}
+}
+
+// Open wires an instance. Close releases it.
+func Open(ctx context.Context, cfg config.Config, opt Options) (*Instance, error) {
+	if opt.Log == nil {
+		opt.Log = slog.Default()
+	}
+	if opt.Now == nil {
+		opt.Now = time.Now
+	}
+	st, err := OpenStore(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	if info, err := os.Stat(cfg.DataDir); err == nil && info.Mode().Perm()&0o077 != 0 {
+		opt.Log.Warn("the data directory is accessible to other users; run chmod 700 on it",
+			"data_dir", cfg.DataDir, "mode", info.Mode().Perm().String())
+	}
+	in, err := wire(ctx, cfg, st, opt)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	return in, nil
+}
+
+func wire(ctx context.Context, cfg config.Config, st latch.Store, opt Options) (*Instance, error) {
+	log, now := opt.Log, opt.Now
+	kek, created, err := LoadKEK(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if created {
+		log.Warn("generated a new key-encryption key; in production supply it with LATCH_KEK or kek_file from your secret store, and back it up: without it the signing keys cannot be read",
+			"kek_file", cfg.KEKFile)
+	}
+	ring, err := keys.NewRing(ctx, st, kek, RingConfig(cfg), now)
+	if err != nil {
+		return nil, fmt.Errorf("key ring: %w", err)
+	}
+	revs := revocation.NewSet()
+	if _, err := revs.Sync(ctx, st, now()); err != nil {
+		return nil, fmt.Errorf("load revocations: %w", err)
+	}
+	leeway := cfg.Tokens.Leeway.D()
+	if leeway == 0 {
+		leeway = time.Nanosecond // the verifier reads 0 as "default"; 0 here means none
+	}
+	v, err := verifier.New(verifier.Config{
+		Issuer: cfg.Issuer, Audience: cfg.Audience, Keys: RingKeys{ring}, Revocations: revs,
+		Leeway: leeway, Now: now,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("verifier: %w", err)
+	}
+	hasher, err := password.NewHasher(password.DefaultParams, cfg.Password.MaxConcurrent, cfg.Password.MaxWait.D())
+	if err != nil {
+		return nil, fmt.Errorf("password hasher: %w", err)
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	svc, err := auth.New(auth.Config{
+		Issuer: cfg.Issuer, Audience: cfg.Audience, ClientID: cfg.ClientID,
+		AccessTokenTTL: cfg.Tokens.AccessTTL.D(), AccessTokenJitter: cfg.Tokens.AccessJitter.D(),
+		RefreshIdleTimeout: cfg.Tokens.RefreshIdleTimeout.D(), RefreshAbsoluteTTL: cfg.Tokens.RefreshAbsoluteTTL.D(),
+		RefreshGrace: cfg.Tokens.RefreshGrace.D(), Leeway: cfg.Tokens.Leeway.D(), Registration: cfg.Registration,
+	}, auth.Deps{
+		Store: st, Signer: ring, Sealer: kek.Derive("latch refresh-token successor v1"), Hasher: hasher,
+		Revocations: revs, Metrics: auth.NewMetrics(reg), Log: log, Now: now,
+	})
+	if err != nil {
+		return nil, err
+	}
+	var proxies []netip.Prefix
+	for _, p := range cfg.TrustedProxies {
+		proxies = append(proxies, netip.MustParsePrefix(p)) // validated by config
+	}
+	srv := server.New(server.Config{TrustedProxies: proxies, JWKSMaxAge: cfg.Keys.JWKSMaxAge.D()}, server.Deps{
+		Auth: svc, Verifier: v, JWKS: ring.JWKS, Ready: st.Ping, Registry: reg, Log: log,
+	})
+	return &Instance{
+		Config: cfg, Store: st, Ring: ring, Revocations: revs, Verifier: v, Auth: svc, Server: srv,
+		Registry: reg, KEKCreated: created, log: log, now: now,
+	}, nil
+}
+
+// RingKeys adapts a key ring to the verifier's KeySet.
+type RingKeys struct{ Ring *keys.Ring }
+
+// Key implements verifier.KeySet.
+func (k RingKeys) Key(kid string) (verifier.Key, bool) {
+	alg, pub, ok := k.Ring.PublicKey(kid)
+	if !ok {
+		return verifier.Key{}, false
+	}
+	return verifier.Key{Algorithm: alg, Public: pub}, true
+}
+
+// Start runs the background work until ctx ends: following the durable
+// revocation feed (revocations made by other processes, such as the
+// command line), key rotation, and pruning.
+func (in *Instance) Start(ctx context.Context) {
+	in.wg.Add(3)
+	go func() {
+		defer in.wg.Done()
+		in.Revocations.Follow(ctx, in.Store, revocationPoll, func(err error) {
+			in.log.Warn("revocation sync failed", "err", err)
+		})
+	}()
+	go func() {
+		defer in.wg.Done()
+		every(ctx, keyTick, in.tickKeys)
+	}()
+	go func() {
+		defer in.wg.Done()
+		every(ctx, pruneEvery, func(ctx context.Context) {
+			if err := in.Store.Prune(ctx, in.now(), keepEvents); err != nil {
+				in.log.Warn("pruning the store failed", "err", err)
+			}
+		})
+	}()
+}
+
+func (in *Instance) tickKeys(ctx context.Context) {
+	rotated, err := in.Ring.Tick(ctx)
+	if err != nil {
+		in.log.Warn("key ring tick failed", "err", err)
+		return
+	}
+	if rotated {
+		in.log.Info("scheduled key rotation: a new signing key is published")
+		if err := in.Store.AddEvent(ctx, &latch.Event{Type: latch.EventKeysRotated, At: in.now().UTC()}); err != nil {
+			in.log.Warn("recording key rotation failed", "err", err)
+		}
+	}
+}
+
+func every(ctx context.Context, d time.Duration, fn func(context.Context)) {
+	fn(ctx)
+	t := time.NewTicker(d)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			fn(ctx)
+		}
+	}
+}
+
+// Wait blocks until the background work started by Start has stopped.
+func (in *Instance) Wait() { in.wg.Wait() }
+
+// Close releases the store. Stop the background work (cancel Start's
+// context and Wait) first.
+func (in *Instance) Close() error { return in.Store.Close() }
+
+// ListenAndServe serves HTTP on cfg.Addr until ctx ends, then shuts down
+// gracefully. ready, if not nil, is called with the bound address once the
+// listener is open.
+func (in *Instance) ListenAndServe(ctx context.Context, ready func(addr net.Addr)) error {
+	ln, err := net.Listen("tcp", in.Config.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", in.Config.Addr, err)
+	}
+	hs := &http.Server{
+		Handler:           in.Server,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       15 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(in.log.Handler(), slog.LevelWarn),
+	}
+	if ready != nil {
+		ready(ln.Addr())
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := hs.Shutdown(shutdown); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}

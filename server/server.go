@@ -1,0 +1,235 @@
+// Package server is the HTTP face of the Latch auth server: the JSON API
+// under /v1, the JWKS, health and metrics endpoints.
+package server
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/latchauth/latch/auth"
+	"github.com/latchauth/latch/verifier"
+)
+
+// MaxBodyBytes is the largest request body the API reads.
+const MaxBodyBytes = 64 << 10
+
+// Config holds the HTTP-level settings.
+type Config struct {
+	// TrustedProxies are the networks whose X-Forwarded-For header is
+	// believed when recording a client's IP address.
+	TrustedProxies []netip.Prefix
+	// JWKSMaxAge is the Cache-Control max-age of the JWKS response.
+	JWKSMaxAge time.Duration
+}
+
+// Deps are the collaborators of a Server.
+type Deps struct {
+	Auth *auth.Service
+	// Verifier checks the access tokens of protected endpoints.
+	Verifier *verifier.Verifier
+	// JWKS returns the current JSON Web Key Set document.
+	JWKS func() []byte
+	// Ready reports whether the store is reachable.
+	Ready func(ctx context.Context) error
+	// Registry receives the server's metrics and is exposed at /metrics.
+	Registry *prometheus.Registry
+	Log      *slog.Logger
+}
+
+// Server routes and answers HTTP requests. It implements http.Handler.
+type Server struct {
+	cfg           Config
+	auth          *auth.Service
+	verifier      *verifier.Verifier
+	jwks          func() []byte
+	ready         func(ctx context.Context) error
+	log           *slog.Logger
+	mux           *http.ServeMux
+	handler       http.Handler
+	verifyLatency prometheus.Histogram
+	requests      *prometheus.CounterVec
+}
+
+// New returns a Server with every route registered.
+func New(cfg Config, d Deps) *Server {
+	if d.Log == nil {
+		d.Log = slog.Default()
+	}
+	if d.Registry == nil {
+		d.Registry = prometheus.NewRegistry()
+	}
+	s := &Server{
+		cfg: cfg, auth: d.Auth, verifier: d.Verifier, jwks: d.JWKS, ready: d.Ready, log: d.Log, mux: http.NewServeMux(),
+		verifyLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "latch_token_verification_seconds",
+			Help:    "Time to verify an access token on a protected endpoint, signature and revocation check included.",
+			Buckets: []float64{5e-6, 10e-6, 25e-6, 50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 5e-3},
+		}),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "latch_http_requests_total", Help: "HTTP requests by route and status code.",
+		}, []string{"route", "code"}),
+	}
+	d.Registry.MustRegister(s.verifyLatency, s.requests)
+
+	s.route("POST /v1/auth/register", s.register)
+	s.route("POST /v1/auth/login", s.login)
+	s.route("POST /v1/auth/refresh", s.refresh)
+	s.route("POST /v1/auth/logout", s.logout)
+	s.route("POST /v1/auth/logout-all", s.protected(s.logoutAll))
+	s.route("GET /v1/me", s.protected(s.me))
+	s.route("GET /v1/sessions", s.protected(s.sessions))
+	s.route("DELETE /v1/sessions/{id}", s.protected(s.deleteSession))
+	s.route("GET /.well-known/jwks.json", s.jwksDoc)
+	s.route("GET /healthz", s.healthz)
+	s.route("GET /readyz", s.readyz)
+	s.mux.Handle("GET /metrics", promhttp.HandlerFor(d.Registry, promhttp.HandlerOpts{Registry: d.Registry}))
+	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "not_found", "no such endpoint")
+	})
+	s.handler = s.recoverPanics(s.mux)
+	return s
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
+
+// route registers a "METHOD /path" pattern, and for the same path (any
+// other method) a JSON 405 naming the allowed method. ServeMux prefers the
+// pattern with a method, so the fallback only sees the other methods.
+func (s *Server) route(pattern string, h http.HandlerFunc) {
+	method, path, _ := strings.Cut(pattern, " ")
+	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		sw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
+		h(sw, r)
+		s.requests.WithLabelValues(path, strconv.Itoa(sw.code)).Inc()
+	})
+	allow := method
+	if method == http.MethodGet {
+		allow = "GET, HEAD"
+	}
+	s.mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Allow", allow)
+		writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", "use "+method)
+	})
+}
+
+// statusWriter remembers the status code for the request counter.
+type statusWriter struct {
+	http.ResponseWriter
+	code int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	w.code = code
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// recoverPanics turns a panic into a logged 500 instead of a dropped
+// connection. No input is meant to get here; tests assert that none does.
+func (s *Server) recoverPanics(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				s.log.Error("panic serving request", "method", r.Method, "path", r.URL.Path, "panic", v, "stack", string(debug.Stack()))
+				writeError(w, http.StatusInternalServerError, "server_error", "internal error")
+			}
+		}()
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		next.ServeHTTP(w, r)
+	})
+}
+
+type claimsHandler func(w http.ResponseWriter, r *http.Request, c *verifier.Claims)
+
+// protected requires a valid access token in the Authorization header and
+// passes its claims on. It answers 401 with WWW-Authenticate (RFC 6750), or
+// 400 for a malformed Authorization header.
+func (s *Server) protected(h claimsHandler) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		c, ok := s.authenticate(w, r)
+		if ok {
+			h(w, r, c)
+		}
+	}
+}
+
+// authenticate verifies the bearer token of r, or writes the RFC 6750
+// answer and reports false. It records the verification latency.
+func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) (*verifier.Claims, bool) {
+	start := time.Now()
+	c, ok := s.verifier.Authenticate(w, r)
+	s.verifyLatency.Observe(time.Since(start).Seconds())
+	return c, ok
+}
+
+// clientOf describes the device of a request: its IP (from
+// X-Forwarded-For only when the peer is a trusted proxy) and user agent.
+func (s *Server) clientOf(r *http.Request) auth.Client {
+	return auth.Client{IP: s.clientIP(r), UserAgent: r.UserAgent()}
+}
+
+func (s *Server) clientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	peer, err := netip.ParseAddr(host)
+	if err != nil {
+		return host
+	}
+	peer = peer.Unmap()
+	if !s.trusted(peer) {
+		return peer.String()
+	}
+	// Walk X-Forwarded-For from the right: the first address not of a
+	// trusted proxy is the client.
+	hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
+	for i := len(hops) - 1; i >= 0; i-- {
+		a, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
+		if err != nil {
+			break
+		}
+		a = a.Unmap()
+		if !s.trusted(a) {
+			return a.String()
+		}
+		peer = a
+	}
+	return peer.String()
+}
+
+func (s *Server) trusted(a netip.Addr) bool {
+	for _, p := range s.cfg.TrustedProxies {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// fail answers an error from the auth service. Errors the client caused
+// were handled by the caller; what is left is the server's own trouble.
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
+	if errors.Is(err, context.Canceled) {
+		return // the client went away
+	}
+	s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	w.Header().Set("Retry-After", "1")
+	writeError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "the server cannot answer right now; retry shortly")
+}
