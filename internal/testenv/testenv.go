@@ -1,0 +1,39 @@
+// Package testenv decides what a test does when a backing service it needs
+// (PostgreSQL, Redis, a browser) is not reachable: on a developer machine it
+// skips with the reason, and where LATCH_TEST_REQUIRE names the service (CI
+// sets LATCH_TEST_REQUIRE=postgres,redis,browser) it fails, so that a
+// missing service can never turn a red run green.
+package testenv
+
+import (
+	"os"
+	"strings"
+	"testing"
+)
+
+// Services named in LATCH_TEST_REQUIRE.
+const (
+	Postgres = "postgres"
+	Redis    = "redis"
+	Browser  = "browser"
+)
+
+// Required reports whether LATCH_TEST_REQUIRE names service.
+func Required(service string) bool {
+	for s := range strings.SplitSeq(os.Getenv("LATCH_TEST_REQUIRE"), ",") {
+		if strings.TrimSpace(s) == service {
+			return true
+		}
+	}
+	return false
+}
+
+// Unavailable ends the test because service cannot be reached (err says
+// why): a failure when the service is required, a skip otherwise.
+func Unavailable(t testing.TB, service string, err error) {
+	t.Helper()
+	if Required(service) {
+		t.Fatalf("%s is required (LATCH_TEST_REQUIRE=%s) but unreachable: %v", service, os.Getenv("LATCH_TEST_REQUIRE"), err)
+	}
+	t.Skipf("%s unreachable (%v); set LATCH_TEST_REQUIRE=%s to make this a failure", service, err, service)
+}
