@@ -12,8 +12,10 @@ COUNT    ?= 5
 run:
 	$(GO) run ./cmd/latch serve
 
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
+
 build:
-	$(GO) build -trimpath -o bin/latch ./cmd/latch
+	$(GO) build -trimpath -ldflags "-X main.version=$(VERSION)" -o bin/latch ./cmd/latch
 
 vet:
 	@test -z "$$(gofmt -l .)" || { echo "gofmt would rewrite:"; gofmt -l .; exit 1; }

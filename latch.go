@@ -196,9 +196,10 @@ type SessionStore interface {
 	// LastUsedAt set to r.At. ErrConflict if the session is no longer at
 	// FromGeneration or is revoked; nothing changes then.
 	Rotate(ctx context.Context, r Rotation) error
-	// ClearSuccessor forgets the sealed successor of a session once the
-	// grace window has passed.
-	ClearSuccessor(ctx context.Context, sessionID string) error
+	// ClearSuccessors forgets the sealed successor of every session rotated
+	// before rotatedBefore (its grace window is over, so nothing may read it
+	// again) and reports how many it cleared.
+	ClearSuccessors(ctx context.Context, rotatedBefore time.Time) (int, error)
 	// RevokeSession marks a live session revoked and, in the same
 	// transaction, appends a RevokeSession entry to the revocation feed
 	// that expires at accessExpiry. It reports whether the session was live.

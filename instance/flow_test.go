@@ -549,3 +549,36 @@ func TestPasswordHashingIsBounded(t *testing.T) {
 		t.Fatalf("%d ok, %d busy: want both (one hashing slot, 1 ms wait, %d at once)", ok, busy, n)
 	}
 }
+
+// TestSuccessorErasedAfterGrace: the sealed successor kept for retries is
+// erased from the store once the grace window has passed.
+func TestSuccessorErasedAfterGrace(t *testing.T) {
+	h := start(t, "", nil)
+	h.addUser(adaEmail, adaPass)
+	r := h.refresh(h.login(adaEmail, adaPass).str("refresh_token"))
+	expect(t, "refresh", r, 200, "")
+	sid := r.str("session_id")
+	if s, _ := h.in.Store.Session(context.Background(), sid); len(s.Successor) == 0 {
+		t.Fatal("no successor kept right after the rotation")
+	}
+	h.clock.Advance(31 * time.Second)
+	ctx, cancel := context.WithCancel(context.Background())
+	h.in.Start(ctx) // the sweep runs once at start, then every few seconds
+	defer func() { cancel(); h.in.Wait() }()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		s, err := h.in.Store.Session(context.Background(), sid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(s.Successor) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("successor still stored after the grace window")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// The current token still works; nothing but the copy was erased.
+	expect(t, "refresh after the sweep", h.refresh(r.str("refresh_token")), 200, "")
+}

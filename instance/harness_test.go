@@ -41,7 +41,7 @@ func (c *clock) Advance(d time.Duration) {
 // harness is one wired Latch instance behind a real HTTP server, on a real
 // SQLite database in a temporary directory.
 type harness struct {
-	t     *testing.T
+	t     testing.TB
 	dir   string
 	cfg   config.Config
 	clock *clock
@@ -68,7 +68,7 @@ func (s *syncBuffer) String() string {
 }
 
 // testConfig is the default configuration on a fresh data directory.
-func testConfig(t *testing.T, dir string, mutate func(*config.Config)) config.Config {
+func testConfig(t testing.TB, dir string, mutate func(*config.Config)) config.Config {
 	t.Helper()
 	cfg := config.Defaults()
 	cfg.DataDir = dir
@@ -83,7 +83,7 @@ func testConfig(t *testing.T, dir string, mutate func(*config.Config)) config.Co
 }
 
 // start opens an instance on dir (a new temporary directory when empty).
-func start(t *testing.T, dir string, mutate func(*config.Config)) *harness {
+func start(t testing.TB, dir string, mutate func(*config.Config)) *harness {
 	t.Helper()
 	if dir == "" {
 		dir = filepath.Join(t.TempDir(), "latch-data")

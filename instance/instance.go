@@ -36,6 +36,10 @@ const (
 	revocationPoll = 500 * time.Millisecond
 	keyTick        = time.Minute
 	pruneEvery     = time.Hour
+	// successorSweep is how often the sealed successors of sessions whose
+	// grace window has passed are erased; a successor outlives its window
+	// by at most this much.
+	successorSweep = 10 * time.Second
 	keepEvents     = 90 * 24 * time.Hour
 )
 
@@ -200,9 +204,10 @@ func (k RingKeys) Key(kid string) (verifier.Key, bool) {
 
 // Start runs the background work until ctx ends: following the durable
 // revocation feed (revocations made by other processes, such as the
-// command line), key rotation, and pruning.
+// command line), key rotation, erasing refresh-token successors whose
+// grace window has passed, and pruning.
 func (in *Instance) Start(ctx context.Context) {
-	in.wg.Add(3)
+	in.wg.Add(4)
 	go func() {
 		defer in.wg.Done()
 		in.Revocations.Follow(ctx, in.Store, revocationPoll, func(err error) {
@@ -218,6 +223,14 @@ func (in *Instance) Start(ctx context.Context) {
 		every(ctx, pruneEvery, func(ctx context.Context) {
 			if err := in.Store.Prune(ctx, in.now(), keepEvents); err != nil {
 				in.log.Warn("pruning the store failed", "err", err)
+			}
+		})
+	}()
+	go func() {
+		defer in.wg.Done()
+		every(ctx, successorSweep, func(ctx context.Context) {
+			if _, err := in.Store.ClearSuccessors(ctx, in.now().Add(-in.Config.Tokens.RefreshGrace.D())); err != nil {
+				in.log.Warn("forgetting expired refresh-token successors failed", "err", err)
 			}
 		})
 	}()

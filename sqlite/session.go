@@ -139,17 +139,19 @@ func (s *Store) Rotate(ctx context.Context, r latch.Rotation) error {
 	return nil
 }
 
-// ClearSuccessor forgets the sealed successor of a session. It returns an
-// error matching latch.ErrNotFound if there is no such session.
-func (s *Store) ClearSuccessor(ctx context.Context, sessionID string) error {
-	res, err := s.db.ExecContext(ctx, "UPDATE sessions SET successor = NULL WHERE id = ?", sessionID)
-	if err == nil {
-		err = mustAffect(res)
-	}
+// ClearSuccessors forgets the sealed successors of sessions rotated before
+// rotatedBefore.
+func (s *Store) ClearSuccessors(ctx context.Context, rotatedBefore time.Time) (int, error) {
+	res, err := s.db.ExecContext(ctx,
+		"UPDATE sessions SET successor = NULL WHERE successor IS NOT NULL AND rotated_at < ?", micros(rotatedBefore))
 	if err != nil {
-		return fmt.Errorf("sqlite: clear successor of session %s: %w", sessionID, err)
+		return 0, fmt.Errorf("sqlite: clear successors: %w", err)
 	}
-	return nil
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: clear successors: %w", err)
+	}
+	return int(n), nil
 }
 
 // RevokeSession marks the session revoked at at with reason and, in the same

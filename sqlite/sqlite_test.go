@@ -349,10 +349,6 @@ func TestErrorsWrapped(t *testing.T) {
 	if !errors.Is(err, latch.ErrNotFound) {
 		t.Errorf("SetPasswordHash(missing) error = %v, want ErrNotFound", err)
 	}
-	err = s.ClearSuccessor(ctx, "missing")
-	if !errors.Is(err, latch.ErrNotFound) {
-		t.Errorf("ClearSuccessor(missing) error = %v, want ErrNotFound", err)
-	}
 	_, err = s.RevokeSession(ctx, "missing", "x", t0, t0)
 	if !errors.Is(err, latch.ErrNotFound) {
 		t.Errorf("RevokeSession(missing) error = %v, want ErrNotFound", err)

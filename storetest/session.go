@@ -270,22 +270,36 @@ func testRotateChainConcurrent(t *testing.T, s latch.Store) {
 	}
 }
 
-func testClearSuccessor(t *testing.T, s latch.Store) {
+func testClearSuccessors(t *testing.T, s latch.Store) {
 	ctx := t.Context()
 	mustUser(t, s, "alice")
-	mustSession(t, s, newSession("s1", "alice", base))
-	if err := s.Rotate(ctx, rotation("s1", 1, base.Add(time.Minute))); err != nil {
+	mustSession(t, s, newSession("early", "alice", base))
+	mustSession(t, s, newSession("late", "alice", base))
+	mustSession(t, s, newSession("never", "alice", base))
+	if err := s.Rotate(ctx, rotation("early", 1, base.Add(time.Minute))); err != nil {
 		t.Fatalf("Rotate: %v", err)
 	}
-	want := mustGetSession(t, s, "s1")
-	if len(want.Successor) == 0 {
+	if err := s.Rotate(ctx, rotation("late", 1, base.Add(time.Hour))); err != nil {
+		t.Fatalf("Rotate: %v", err)
+	}
+	early, late, never := mustGetSession(t, s, "early"), mustGetSession(t, s, "late"), mustGetSession(t, s, "never")
+	if len(early.Successor) == 0 || len(late.Successor) == 0 {
 		t.Fatal("Successor is empty after Rotate")
 	}
-	if err := s.ClearSuccessor(ctx, "s1"); err != nil {
-		t.Fatalf("ClearSuccessor: %v", err)
+	n, err := s.ClearSuccessors(ctx, base.Add(30*time.Minute))
+	if err != nil {
+		t.Fatalf("ClearSuccessors: %v", err)
 	}
-	want.Successor = nil
-	checkEqual(t, "Session after ClearSuccessor", mustGetSession(t, s, "s1"), want)
+	if n != 1 {
+		t.Errorf("ClearSuccessors cleared %d sessions, want 1", n)
+	}
+	early.Successor = nil
+	checkEqual(t, "rotated before the cutoff", mustGetSession(t, s, "early"), early)
+	checkEqual(t, "rotated after the cutoff", mustGetSession(t, s, "late"), late)
+	checkEqual(t, "never rotated", mustGetSession(t, s, "never"), never)
+	if n, err := s.ClearSuccessors(ctx, base.Add(30*time.Minute)); err != nil || n != 0 {
+		t.Errorf("second ClearSuccessors = %d, %v; want 0, nil", n, err)
+	}
 }
 
 func testSessionsByUser(t *testing.T, s latch.Store) {

@@ -52,7 +52,7 @@ func Run(t *testing.T, open func(t *testing.T) latch.Store) {
 		{"RotateRevoked", testRotateRevoked},
 		{"RotateConcurrent", testRotateConcurrent},
 		{"RotateChainConcurrent", testRotateChainConcurrent},
-		{"ClearSuccessor", testClearSuccessor},
+		{"ClearSuccessors", testClearSuccessors},
 		{"SessionsByUser", testSessionsByUser},
 		{"RevokeSession", testRevokeSession},
 		{"RevokeUser", testRevokeUser},

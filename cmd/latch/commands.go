@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/latchauth/latch"
 	"github.com/latchauth/latch/auth"
 	"github.com/latchauth/latch/config"
 	"github.com/latchauth/latch/instance"
@@ -187,11 +188,11 @@ func (e *cliEnv) keysCmd() *cobra.Command {
 		Short: "Show the key ring: kid, algorithm, state and dates",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ring, closeFn, err := e.openRing(cmd, &lf)
+			ring, st, err := e.openRing(cmd, &lf)
 			if err != nil {
 				return err
 			}
-			defer closeFn()
+			defer st.Close()
 			e.printKeys(ring.List())
 			return nil
 		},
@@ -210,14 +211,19 @@ signed has expired. With --now the new key signs immediately (use after a
 suspected key compromise; verifiers fetch unknown kids on demand).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ring, closeFn, err := e.openRing(cmd, &rf)
+			ring, st, err := e.openRing(cmd, &rf)
 			if err != nil {
 				return err
 			}
-			defer closeFn()
+			defer st.Close()
 			k, err := ring.Rotate(cmd.Context(), now)
 			if err != nil {
 				return err
+			}
+			ev := &latch.Event{Type: latch.EventKeysRotated, At: time.Now().UTC(), UserAgent: "latch-cli",
+				Detail: map[string]string{"kid": k.ID, "algorithm": k.Algorithm, "immediate": fmt.Sprint(now)}}
+			if err := st.AddEvent(cmd.Context(), ev); err != nil {
+				fmt.Fprintf(e.stderr, "warning: recording the rotation in the security log failed: %v\n", err)
 			}
 			fmt.Fprintf(e.stdout, "new %s key %s signs from %s\n", k.Algorithm, k.ID, k.NotBefore.Local().Format(time.RFC3339))
 			e.printKeys(ring.List())
@@ -230,7 +236,9 @@ suspected key compromise; verifiers fetch unknown kids on demand).`,
 	return cmd
 }
 
-func (e *cliEnv) openRing(cmd *cobra.Command, f *configFlags) (*keys.Ring, func(), error) {
+// openRing opens the store and the key ring of the configured data
+// directory; the caller closes the store.
+func (e *cliEnv) openRing(cmd *cobra.Command, f *configFlags) (*keys.Ring, latch.Store, error) {
 	cfg, err := f.load(cmd, e.environ)
 	if err != nil {
 		return nil, nil, err
@@ -249,7 +257,7 @@ func (e *cliEnv) openRing(cmd *cobra.Command, f *configFlags) (*keys.Ring, func(
 		st.Close()
 		return nil, nil, fmt.Errorf("key ring: %w", err)
 	}
-	return ring, func() { st.Close() }, nil
+	return ring, st, nil
 }
 
 func (e *cliEnv) printKeys(list []keys.Info) {
