@@ -33,6 +33,24 @@ type User struct {
 	UpdatedAt    time.Time
 }
 
+// Client is an application registered to obtain tokens: a confidential
+// client (a server, holding a secret) or a public one (a first-party app
+// that cannot keep a secret).
+type Client struct {
+	ID string
+	// SecretHash is the hash of a confidential client's secret (see
+	// package auth); empty for a public client.
+	SecretHash string
+	// Scopes the client may be granted.
+	Scopes []string
+	// Audience of the access tokens issued to it; empty means the server's.
+	Audience  string
+	CreatedAt time.Time
+}
+
+// Public reports whether the client has no secret.
+func (c *Client) Public() bool { return c.SecretHash == "" }
+
 // Session is a refresh-token family: one sign-in on one device. Each refresh
 // rotates the token and increments Generation. Only hashes of refresh tokens
 // are stored; the successor of the previous generation is kept encrypted for
@@ -122,6 +140,8 @@ const (
 	EventLogoutAll      = "logout_all"
 	EventKeysRotated    = "keys_rotated"
 	EventUserCreated    = "user_created"
+	EventClientCreated  = "client_created"
+	EventTokenRevoked   = "token_revoked"
 )
 
 // Event is an entry of the security log.
@@ -177,6 +197,16 @@ type UserStore interface {
 	UserByEmail(ctx context.Context, email string) (*User, error)
 	// SetPasswordHash replaces a user's password hash.
 	SetPasswordHash(ctx context.Context, userID, hash string, at time.Time) error
+}
+
+// ClientStore keeps registered clients.
+type ClientStore interface {
+	// CreateClient stores c; ErrConflict if the id is taken.
+	CreateClient(ctx context.Context, c *Client) error
+	// Client returns the client or ErrNotFound.
+	Client(ctx context.Context, id string) (*Client, error)
+	// Clients returns every client, ordered by id.
+	Clients(ctx context.Context) ([]*Client, error)
 }
 
 // SessionStore keeps sessions and the hashes of their refresh tokens.
@@ -240,6 +270,7 @@ type KeyStore interface {
 // Store is everything the auth server persists.
 type Store interface {
 	UserStore
+	ClientStore
 	SessionStore
 	RevocationStore
 	EventStore

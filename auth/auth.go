@@ -101,19 +101,22 @@ type Tokens struct {
 	RefreshExpiresIn time.Duration
 	SessionID        string
 	UserID           string
+	// Scope granted to a client's own token (client credentials).
+	Scope string
 }
 
 // Service implements sign-in, refresh rotation and revocation.
 type Service struct {
-	cfg     Config
-	store   latch.Store
-	signer  Signer
-	sealer  Sealer
-	hasher  *password.Hasher
-	revs    *revocation.Set
-	metrics *Metrics
-	log     *slog.Logger
-	now     func() time.Time
+	cfg      Config
+	store    latch.Store
+	signer   Signer
+	sealer   Sealer
+	hasher   *password.Hasher
+	revs     *revocation.Set
+	verifier *verifier.Verifier // may be nil
+	metrics  *Metrics
+	log      *slog.Logger
+	now      func() time.Time
 }
 
 // Deps are the collaborators of a Service.
@@ -123,9 +126,12 @@ type Deps struct {
 	Sealer      Sealer
 	Hasher      *password.Hasher
 	Revocations *revocation.Set
-	Metrics     *Metrics // may be nil
-	Log         *slog.Logger
-	Now         func() time.Time // nil means time.Now
+	// Verifier checks access tokens presented for revocation or
+	// introspection.
+	Verifier *verifier.Verifier
+	Metrics  *Metrics // may be nil
+	Log      *slog.Logger
+	Now      func() time.Time // nil means time.Now
 }
 
 // New returns a Service. It checks that the configuration is usable.
@@ -159,7 +165,7 @@ func New(cfg Config, d Deps) (*Service, error) {
 	}
 	return &Service{
 		cfg: cfg, store: d.Store, signer: d.Signer, sealer: d.Sealer, hasher: d.Hasher,
-		revs: d.Revocations, metrics: d.Metrics, log: d.Log, now: d.Now,
+		revs: d.Revocations, verifier: d.Verifier, metrics: d.Metrics, log: d.Log, now: d.Now,
 	}, nil
 }
 
@@ -230,7 +236,23 @@ func (s *Service) CreateUser(ctx context.Context, email, pw string, c Client) (*
 // cost the same hash as known ones, and both fail with
 // ErrInvalidCredentials. password.ErrBusy means the hashing capacity is
 // exhausted; the caller should answer 503.
-func (s *Service) Login(ctx context.Context, email, pw string, c Client) (*Tokens, error) {
+//
+// clientID names the first-party client the session is for: empty for the
+// server's own (Config.ClientID), otherwise a registered public client, or
+// ErrUnauthorizedClient.
+func (s *Service) Login(ctx context.Context, email, pw, clientID string, c Client) (*Tokens, error) {
+	if clientID == "" {
+		clientID = s.cfg.ClientID
+	} else if clientID != s.cfg.ClientID {
+		cl, err := s.store.Client(ctx, clientID)
+		if errors.Is(err, latch.ErrNotFound) || (err == nil && !cl.Public()) {
+			s.metrics.Logins.WithLabelValues("unauthorized_client").Inc()
+			return nil, ErrUnauthorizedClient
+		}
+		if err != nil {
+			return nil, s.loginError(fmt.Errorf("auth: load client: %w", err))
+		}
+	}
 	email = NormalizeEmail(email)
 	u, err := s.store.UserByEmail(ctx, email)
 	if errors.Is(err, latch.ErrNotFound) {
@@ -264,13 +286,13 @@ func (s *Service) Login(ctx context.Context, email, pw string, c Client) (*Token
 	if rehash {
 		s.rehash(ctx, u, pw)
 	}
-	t, err := s.startSession(ctx, u.ID, c)
+	t, err := s.startSession(ctx, u.ID, clientID, c)
 	if err != nil {
 		return nil, s.loginError(err)
 	}
 	s.metrics.Logins.WithLabelValues("success").Inc()
 	s.event(ctx, &latch.Event{Type: latch.EventLoginSucceeded, UserID: u.ID, SessionID: t.SessionID,
-		ClientID: s.cfg.ClientID, IP: c.IP, UserAgent: c.UserAgent})
+		ClientID: clientID, IP: c.IP, UserAgent: c.UserAgent})
 	return t, nil
 }
 
@@ -295,11 +317,11 @@ func (s *Service) rehash(ctx context.Context, u *latch.User, pw string) {
 	}
 }
 
-func (s *Service) startSession(ctx context.Context, userID string, c Client) (*Tokens, error) {
+func (s *Service) startSession(ctx context.Context, userID, clientID string, c Client) (*Tokens, error) {
 	now := s.clock()
 	refresh := newRefreshToken()
 	sess := &latch.Session{
-		ID: newID("s"), UserID: userID, ClientID: s.cfg.ClientID,
+		ID: newID("s"), UserID: userID, ClientID: clientID,
 		UserAgent: truncate(c.UserAgent, 512), IP: c.IP,
 		CreatedAt: now, AuthTime: now, LastUsedAt: now,
 		ExpiresAt: now.Add(s.cfg.RefreshAbsoluteTTL), Generation: 1,
@@ -324,13 +346,7 @@ func (s *Service) tokens(sess *latch.Session, refresh string, now time.Time) (*T
 }
 
 func (s *Service) issueAccessToken(sess *latch.Session, now time.Time) (string, time.Duration, error) {
-	ttl := s.cfg.AccessTokenTTL
-	if j := s.cfg.AccessTokenJitter; j > 0 {
-		n, err := rand.Int(rand.Reader, big.NewInt(int64(j/time.Second)+1))
-		if err == nil {
-			ttl -= time.Duration(n.Int64()) * time.Second
-		}
-	}
+	ttl := s.accessTTL()
 	// A refresh token never outlives its session; neither does an access
 	// token minted from it.
 	if end := s.sessionExpiry(sess); now.Add(ttl).After(end) {
@@ -355,6 +371,19 @@ func (s *Service) issueAccessToken(sess *latch.Session, now time.Time) (string, 
 		return "", 0, fmt.Errorf("auth: sign access token: %w", err)
 	}
 	return tok, ttl, nil
+}
+
+// accessTTL is the lifetime of a new access token: the configured one,
+// shortened by a random whole number of seconds up to the jitter.
+func (s *Service) accessTTL() time.Duration {
+	ttl := s.cfg.AccessTokenTTL
+	if j := s.cfg.AccessTokenJitter; j > 0 {
+		n, err := rand.Int(rand.Reader, big.NewInt(int64(j/time.Second)+1))
+		if err == nil {
+			ttl -= time.Duration(n.Int64()) * time.Second
+		}
+	}
+	return ttl
 }
 
 // sessionExpiry is when the session ends if it is not used again.

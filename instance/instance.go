@@ -172,7 +172,7 @@ func wire(ctx context.Context, cfg config.Config, st latch.Store, opt Options) (
 		RefreshGrace: cfg.Tokens.RefreshGrace.D(), Leeway: cfg.Tokens.Leeway.D(), Registration: cfg.Registration,
 	}, auth.Deps{
 		Store: st, Signer: ring, Sealer: kek.Derive("latch refresh-token successor v1"), Hasher: hasher,
-		Revocations: revs, Metrics: auth.NewMetrics(reg), Log: log, Now: now,
+		Revocations: revs, Verifier: v, Metrics: auth.NewMetrics(reg), Log: log, Now: now,
 	})
 	if err != nil {
 		return nil, err
@@ -181,8 +181,12 @@ func wire(ctx context.Context, cfg config.Config, st latch.Store, opt Options) (
 	for _, p := range cfg.TrustedProxies {
 		proxies = append(proxies, netip.MustParsePrefix(p)) // validated by config
 	}
-	srv := server.New(server.Config{TrustedProxies: proxies, JWKSMaxAge: cfg.Keys.JWKSMaxAge.D()}, server.Deps{
+	srv := server.New(server.Config{
+		Issuer: cfg.Issuer, Algorithm: cfg.Tokens.Algorithm,
+		TrustedProxies: proxies, JWKSMaxAge: cfg.Keys.JWKSMaxAge.D(),
+	}, server.Deps{
 		Auth: svc, Verifier: v, JWKS: ring.JWKS, Ready: st.Ping, Registry: reg, Log: log,
+		Store: st, Revocations: revs, Now: now,
 	})
 	return &Instance{
 		Config: cfg, Store: st, Ring: ring, Revocations: revs, Verifier: v, Auth: svc, Server: srv,
@@ -267,9 +271,12 @@ func every(ctx context.Context, d time.Duration, fn func(context.Context)) {
 // Wait blocks until the background work started by Start has stopped.
 func (in *Instance) Wait() { in.wg.Wait() }
 
-// Close releases the store. Stop the background work (cancel Start's
-// context and Wait) first.
-func (in *Instance) Close() error { return in.Store.Close() }
+// Close ends open revocation streams and releases the store. Stop the
+// background work (cancel Start's context and Wait) first.
+func (in *Instance) Close() error {
+	in.Server.CloseStreams()
+	return in.Store.Close()
+}
 
 // ListenAndServe serves HTTP on cfg.Addr until ctx ends, then shuts down
 // gracefully. ready, if not nil, is called with the bound address once the
@@ -288,6 +295,7 @@ func (in *Instance) ListenAndServe(ctx context.Context, ready func(addr net.Addr
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(in.log.Handler(), slog.LevelWarn),
 	}
+	hs.RegisterOnShutdown(in.Server.CloseStreams)
 	if ready != nil {
 		ready(ln.Addr())
 	}

@@ -15,6 +15,9 @@ import (
 type credentials struct {
 	Email    string `json:"email"`
 	Password string `json:"password"`
+	// ClientID optionally names the registered public client (a
+	// first-party app) the session is for.
+	ClientID string `json:"client_id"`
 }
 
 type refreshRequest struct {
@@ -85,12 +88,14 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "invalid_request", msg)
 		return
 	}
-	t, err := s.auth.Login(r.Context(), req.Email, req.Password, s.clientOf(r))
+	t, err := s.auth.Login(r.Context(), req.Email, req.Password, req.ClientID, s.clientOf(r))
 	switch {
 	case err == nil:
 		writeTokens(w, t)
 	case errors.Is(err, auth.ErrInvalidCredentials):
 		writeError(w, http.StatusUnauthorized, "invalid_credentials", "email or password is incorrect")
+	case errors.Is(err, auth.ErrUnauthorizedClient):
+		writeError(w, http.StatusBadRequest, "unauthorized_client", "client_id does not name a public client that may sign users in")
 	case errors.Is(err, password.ErrBusy):
 		busy(w)
 	default:

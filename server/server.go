@@ -17,7 +17,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/latchauth/latch"
 	"github.com/latchauth/latch/auth"
+	"github.com/latchauth/latch/revocation"
 	"github.com/latchauth/latch/verifier"
 )
 
@@ -26,6 +28,10 @@ const MaxBodyBytes = 64 << 10
 
 // Config holds the HTTP-level settings.
 type Config struct {
+	// Issuer is the server's issuer URL, the base of its metadata.
+	Issuer string
+	// Algorithm is the signing algorithm named in the metadata.
+	Algorithm string
 	// TrustedProxies are the networks whose X-Forwarded-For header is
 	// believed when recording a client's IP address.
 	TrustedProxies []netip.Prefix
@@ -42,6 +48,12 @@ type Deps struct {
 	JWKS func() []byte
 	// Ready reports whether the store is reachable.
 	Ready func(ctx context.Context) error
+	// Store is the durable revocation feed served to remote verifiers.
+	Store latch.RevocationStore
+	// Revocations is the in-memory set; its cursor tells streams of news.
+	Revocations *revocation.Set
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
 	// Registry receives the server's metrics and is exposed at /metrics.
 	Registry *prometheus.Registry
 	Log      *slog.Logger
@@ -57,6 +69,11 @@ type Server struct {
 	log           *slog.Logger
 	mux           *http.ServeMux
 	handler       http.Handler
+	store         latch.RevocationStore
+	revs          *revocation.Set
+	now           func() time.Time
+	streams       context.Context // cancelled by CloseStreams
+	closeStreams  context.CancelFunc
 	verifyLatency prometheus.Histogram
 	requests      *prometheus.CounterVec
 }
@@ -69,8 +86,13 @@ func New(cfg Config, d Deps) *Server {
 	if d.Registry == nil {
 		d.Registry = prometheus.NewRegistry()
 	}
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	streams, closeStreams := context.WithCancel(context.Background())
 	s := &Server{
 		cfg: cfg, auth: d.Auth, verifier: d.Verifier, jwks: d.JWKS, ready: d.Ready, log: d.Log, mux: http.NewServeMux(),
+		store: d.Store, revs: d.Revocations, now: d.Now, streams: streams, closeStreams: closeStreams,
 		verifyLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "latch_token_verification_seconds",
 			Help:    "Time to verify an access token on a protected endpoint, signature and revocation check included.",
@@ -90,6 +112,13 @@ func New(cfg Config, d Deps) *Server {
 	s.route("GET /v1/me", s.protected(s.me))
 	s.route("GET /v1/sessions", s.protected(s.sessions))
 	s.route("DELETE /v1/sessions/{id}", s.protected(s.deleteSession))
+	s.route("POST /oauth2/token", s.token)
+	s.route("POST /oauth2/revoke", s.revoke)
+	s.route("POST /oauth2/introspect", s.introspect)
+	s.route("GET /.well-known/oauth-authorization-server", s.metadata)
+	s.route("GET /.well-known/openid-configuration", s.metadata)
+	s.route("GET /v1/revocations", s.revocations)
+	s.route("GET /v1/revocations/stream", s.revocationStream)
 	s.route("GET /.well-known/jwks.json", s.jwksDoc)
 	s.route("GET /healthz", s.healthz)
 	s.route("GET /readyz", s.readyz)
@@ -100,6 +129,11 @@ func New(cfg Config, d Deps) *Server {
 	s.handler = s.recoverPanics(s.mux)
 	return s
 }
+
+// CloseStreams ends every open revocation stream, so that a graceful
+// shutdown does not wait for them. Register it with
+// http.Server.RegisterOnShutdown.
+func (s *Server) CloseStreams() { s.closeStreams() }
 
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }

@@ -46,6 +46,7 @@ func Run(t *testing.T, open func(t *testing.T) latch.Store) {
 		f    func(t *testing.T, s latch.Store)
 	}{
 		{"Users", testUsers},
+		{"Clients", testClients},
 		{"Sessions", testSessions},
 		{"Rotate", testRotate},
 		{"RotateStale", testRotateStale},

@@ -179,6 +179,121 @@ func readSecret(r io.Reader) (string, error) {
 	return line, nil
 }
 
+func (e *cliEnv) clientCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "client", Short: "Manage OAuth clients (services and first-party apps)", Args: cobra.NoArgs}
+
+	var af configFlags
+	var id, scopes, audience string
+	var fromStdin, generate, public bool
+	add := &cobra.Command{
+		Use:   "add --id ID (--secret-stdin | --generate-secret | --public) [--scopes \"a b\"] [--audience AUD]",
+		Short: "Register a client",
+		Long: `Register a client. A confidential client (a server) authenticates with a secret
+of at least 32 characters: pass one on standard input with --secret-stdin, or
+let Latch generate and print one with --generate-secret (shown once; only its
+hash is stored). A public client (a first-party app that cannot keep a
+secret) has none: --public.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			n := 0
+			for _, b := range []bool{fromStdin, generate, public} {
+				if b {
+					n++
+				}
+			}
+			if id == "" || n != 1 {
+				return fmt.Errorf("%w: --id and exactly one of --secret-stdin, --generate-secret, --public are required", errUsage)
+			}
+			nc := auth.NewClient{ID: id, Public: public, Scopes: strings.Fields(scopes), Audience: audience}
+			switch {
+			case fromStdin:
+				secret, err := readSecret(e.stdin)
+				if err != nil {
+					return fmt.Errorf("read secret from standard input: %w", err)
+				}
+				nc.Secret = secret
+			case generate:
+				nc.Secret = auth.GenerateClientSecret()
+			}
+			cfg, err := af.load(cmd, e.environ)
+			if err != nil {
+				return err
+			}
+			in, err := instance.Open(cmd.Context(), cfg, instance.Options{Log: newLogger(e.stderr, cfg)})
+			if err != nil {
+				return err
+			}
+			defer in.Close()
+			c, err := in.Auth.CreateClient(cmd.Context(), nc)
+			if errors.Is(err, auth.ErrClientExists) {
+				return fmt.Errorf("a client with id %s already exists", id)
+			}
+			if err != nil {
+				return err
+			}
+			kind := "confidential"
+			if c.Public() {
+				kind = "public"
+			}
+			fmt.Fprintf(e.stdout, "created %s client %s\n", kind, c.ID)
+			if generate {
+				fmt.Fprintf(e.stdout, "client secret (shown once, store it now): %s\n", nc.Secret)
+			}
+			return nil
+		},
+	}
+	af.register(add.Flags(), false)
+	add.Flags().StringVar(&id, "id", "", "client id: letters, digits, '.', '_', '-', ':'")
+	add.Flags().BoolVar(&fromStdin, "secret-stdin", false, "read the client secret from standard input")
+	add.Flags().BoolVar(&generate, "generate-secret", false, "generate a secret and print it once")
+	add.Flags().BoolVar(&public, "public", false, "a public client, without a secret")
+	add.Flags().StringVar(&scopes, "scopes", "", "space-separated scopes the client may be granted")
+	add.Flags().StringVar(&audience, "audience", "", "aud of the client's access tokens (default: the server's audience)")
+
+	var lf configFlags
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List the registered clients",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := lf.load(cmd, e.environ)
+			if err != nil {
+				return err
+			}
+			st, err := instance.OpenStore(cmd.Context(), cfg)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			clients, err := st.Clients(cmd.Context())
+			if err != nil {
+				return err
+			}
+			tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "ID\tTYPE\tSCOPES\tAUDIENCE\tCREATED")
+			for _, c := range clients {
+				kind := "confidential"
+				if c.Public() {
+					kind = "public"
+				}
+				aud := c.Audience
+				if aud == "" {
+					aud = "-"
+				}
+				sc := strings.Join(c.Scopes, " ")
+				if sc == "" {
+					sc = "-"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", c.ID, kind, sc, aud, c.CreatedAt.Local().Format("2006-01-02 15:04:05"))
+			}
+			return tw.Flush()
+		},
+	}
+	lf.register(list.Flags(), false)
+	cmd.AddCommand(add, list)
+	return cmd
+}
+
 func (e *cliEnv) keysCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "keys", Short: "Inspect and rotate the signing-key ring", Args: cobra.NoArgs}
 

@@ -3,6 +3,7 @@
 //
 //	latch serve                  run the auth server (embedded SQLite in ./latch-data)
 //	latch user add               create a user
+//	latch client add|list        register or list OAuth clients
 //	latch keys list|rotate       inspect or rotate the signing-key ring
 //	latch config                 list every setting with its environment variable
 //	latch version                print the version
@@ -51,7 +52,7 @@ Start it with "latch serve": no configuration needed, state in ./latch-data.`,
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	env := &cliEnv{stdin: stdin, stdout: stdout, stderr: stderr, environ: environ}
-	root.AddCommand(env.serveCmd(), env.userCmd(), env.keysCmd(), env.configCmd(), versionCmd(stdout))
+	root.AddCommand(env.serveCmd(), env.userCmd(), env.clientCmd(), env.keysCmd(), env.configCmd(), versionCmd(stdout))
 	return root
 }
 

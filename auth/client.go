@@ -1,0 +1,375 @@
+package auth
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/latchauth/latch"
+	"github.com/latchauth/latch/verifier"
+)
+
+// Client errors, named after their RFC 6749 §5.2 codes.
+var (
+	// ErrInvalidClient: unknown client, wrong secret, or a secret where
+	// none belongs.
+	ErrInvalidClient = errors.New("invalid client")
+	// ErrUnauthorizedClient: the client may not use this grant.
+	ErrUnauthorizedClient = errors.New("unauthorized client")
+	// ErrInvalidScope: a requested scope is not the client's.
+	ErrInvalidScope = errors.New("invalid scope")
+	// ErrClientExists: the client id is taken.
+	ErrClientExists = errors.New("client id is already registered")
+)
+
+// MinClientSecretLength is the shortest secret a confidential client may
+// have. Secrets are machine credentials: long and random, so a fast hash
+// protects them and token requests never wait on a password hash.
+const MinClientSecretLength = 32
+
+// ClientSecretPrefix starts generated client secrets, for secret scanners.
+const ClientSecretPrefix = "latch_cs_"
+
+// GenerateClientSecret returns a new random client secret (256 bits).
+func GenerateClientSecret() string {
+	var b [32]byte
+	rand.Read(b[:])
+	return ClientSecretPrefix + base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// hashClientSecret is the stored form of a client secret: SHA-256, which
+// is enough for a secret of at least 256 bits or 32 characters chosen by
+// the operator.
+func hashClientSecret(secret string) string {
+	h := sha256.Sum256([]byte(secret))
+	return "sha256:" + base64.RawURLEncoding.EncodeToString(h[:])
+}
+
+// dummyClientHash is compared against when the client does not exist, so
+// that unknown and known clients cost the same.
+var dummyClientHash = hashClientSecret("latch dummy client secret, never valid")
+
+// NewClient describes a client to register.
+type NewClient struct {
+	ID string
+	// Secret of a confidential client; empty with Public.
+	Secret   string
+	Public   bool
+	Scopes   []string
+	Audience string
+}
+
+// validClientID: 1 to 128 characters of A-Z a-z 0-9 . _ - :
+func validClientID(id string) bool {
+	if id == "" || len(id) > 128 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '-' || c == ':') {
+			return false
+		}
+	}
+	return true
+}
+
+// validScope: RFC 6749 §3.3 scope-token, at most 128 characters.
+func validScope(s string) bool {
+	if s == "" || len(s) > 128 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x21 || c > 0x7e || c == '"' || c == '\\' {
+			return false
+		}
+	}
+	return true
+}
+
+// CreateClient registers a client.
+func (s *Service) CreateClient(ctx context.Context, n NewClient) (*latch.Client, error) {
+	switch {
+	case !validClientID(n.ID):
+		return nil, fmt.Errorf("client id %q must be 1 to 128 characters of letters, digits, '.', '_', '-' and ':'", n.ID)
+	case n.Public && n.Secret != "":
+		return nil, errors.New("a public client has no secret")
+	case !n.Public && len(n.Secret) < MinClientSecretLength:
+		return nil, fmt.Errorf("a confidential client needs a secret of at least %d characters (generate one)", MinClientSecretLength)
+	}
+	for _, sc := range n.Scopes {
+		if !validScope(sc) {
+			return nil, fmt.Errorf("scope %q is not a valid scope token", sc)
+		}
+	}
+	c := &latch.Client{ID: n.ID, Scopes: slices.Compact(slices.Sorted(slices.Values(n.Scopes))), Audience: n.Audience, CreatedAt: s.clock()}
+	if !n.Public {
+		c.SecretHash = hashClientSecret(n.Secret)
+	}
+	if err := s.store.CreateClient(ctx, c); err != nil {
+		if errors.Is(err, latch.ErrConflict) {
+			return nil, ErrClientExists
+		}
+		return nil, fmt.Errorf("auth: create client: %w", err)
+	}
+	s.event(ctx, &latch.Event{Type: latch.EventClientCreated, ClientID: c.ID, UserAgent: "latch-cli"})
+	return c, nil
+}
+
+// Client returns a registered client, or ErrNotFound.
+func (s *Service) Client(ctx context.Context, id string) (*latch.Client, error) {
+	c, err := s.store.Client(ctx, id)
+	if errors.Is(err, latch.ErrNotFound) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("auth: load client: %w", err)
+	}
+	return c, nil
+}
+
+// Clients lists the registered clients.
+func (s *Service) Clients(ctx context.Context) ([]*latch.Client, error) {
+	list, err := s.store.Clients(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("auth: list clients: %w", err)
+	}
+	return list, nil
+}
+
+// AuthenticateClient checks a client's credentials. secret is what the
+// client presented (hasSecret false when it presented none, as a public
+// client does). Unknown clients and wrong secrets are both ErrInvalidClient
+// at the same cost.
+func (s *Service) AuthenticateClient(ctx context.Context, id, secret string, hasSecret bool) (*latch.Client, error) {
+	c, err := s.store.Client(ctx, id)
+	if errors.Is(err, latch.ErrNotFound) {
+		subtle.ConstantTimeCompare([]byte(hashClientSecret(secret)), []byte(dummyClientHash))
+		return nil, ErrInvalidClient
+	}
+	if err != nil {
+		return nil, fmt.Errorf("auth: load client: %w", err)
+	}
+	if c.Public() {
+		if hasSecret {
+			return nil, ErrInvalidClient
+		}
+		return c, nil
+	}
+	if !hasSecret || subtle.ConstantTimeCompare([]byte(hashClientSecret(secret)), []byte(c.SecretHash)) != 1 {
+		return nil, ErrInvalidClient
+	}
+	return c, nil
+}
+
+// grantScopes resolves a requested scope string against the client's: empty
+// means all of them; anything else must be a subset.
+func grantScopes(c *latch.Client, requested string) (string, error) {
+	if strings.TrimSpace(requested) == "" {
+		return strings.Join(c.Scopes, " "), nil
+	}
+	var out []string
+	for _, sc := range strings.Fields(requested) {
+		if !slices.Contains(c.Scopes, sc) {
+			return "", ErrInvalidScope
+		}
+		if !slices.Contains(out, sc) {
+			out = append(out, sc)
+		}
+	}
+	return strings.Join(out, " "), nil
+}
+
+// ClientCredentials issues an access token to a confidential client for
+// itself (RFC 6749 §4.4): sub and client_id are the client, no refresh
+// token.
+func (s *Service) ClientCredentials(ctx context.Context, c *latch.Client, scope string) (*Tokens, error) {
+	if c.Public() {
+		return nil, ErrUnauthorizedClient
+	}
+	granted, err := grantScopes(c, scope)
+	if err != nil {
+		return nil, err
+	}
+	now := s.clock()
+	aud := c.Audience
+	if aud == "" {
+		aud = s.cfg.Audience
+	}
+	ttl := s.accessTTL()
+	claims := &verifier.Claims{
+		RegisteredClaims: jwt.RegisteredClaims{
+			Issuer: s.cfg.Issuer, Subject: c.ID, Audience: jwt.ClaimStrings{aud},
+			ExpiresAt: jwt.NewNumericDate(now.Add(ttl)), IssuedAt: jwt.NewNumericDate(now), ID: newID(""),
+		},
+		ClientID: c.ID,
+		Scope:    granted,
+	}
+	tok, err := s.signer.Sign(claims)
+	if err != nil {
+		return nil, fmt.Errorf("auth: sign access token: %w", err)
+	}
+	s.metrics.ClientGrants.Inc()
+	return &Tokens{AccessToken: tok, ExpiresIn: ttl, Scope: granted}, nil
+}
+
+// RefreshForClient is Refresh for a client authenticated at the OAuth
+// token endpoint: the refresh token must have been issued to that client.
+// The check comes before any rotation, so a token presented by the wrong
+// client is not consumed.
+func (s *Service) RefreshForClient(ctx context.Context, c *latch.Client, refresh string, dev Client) (*Tokens, error) {
+	if !wellFormedRefreshToken(refresh) {
+		s.metrics.Refreshes.WithLabelValues("invalid").Inc()
+		return nil, ErrInvalidGrant
+	}
+	rt, err := s.store.RefreshToken(ctx, hashToken(refresh))
+	if err == nil {
+		var sess *latch.Session
+		sess, err = s.store.Session(ctx, rt.SessionID)
+		if err == nil && sess.ClientID != c.ID {
+			s.metrics.Refreshes.WithLabelValues("wrong_client").Inc()
+			return nil, ErrInvalidGrant
+		}
+	}
+	if errors.Is(err, latch.ErrNotFound) {
+		s.metrics.Refreshes.WithLabelValues("invalid").Inc()
+		return nil, ErrInvalidGrant
+	}
+	if err != nil {
+		return nil, fmt.Errorf("auth: look up refresh token: %w", err)
+	}
+	return s.Refresh(ctx, refresh, dev)
+}
+
+// RevokeToken revokes a token presented by the client it was issued to
+// (RFC 7009): a refresh token ends its session, an access token is
+// revoked by its jti. Unknown tokens, and tokens of other clients, are
+// ignored, as the RFC asks of invalid tokens.
+func (s *Service) RevokeToken(ctx context.Context, c *latch.Client, token string, dev Client) error {
+	if wellFormedRefreshToken(token) {
+		rt, err := s.store.RefreshToken(ctx, hashToken(token))
+		if errors.Is(err, latch.ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("auth: look up refresh token: %w", err)
+		}
+		sess, err := s.store.Session(ctx, rt.SessionID)
+		if errors.Is(err, latch.ErrNotFound) || (err == nil && sess.ClientID != c.ID) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("auth: load session: %w", err)
+		}
+		if err := s.revokeSession(ctx, sess.UserID, sess.ID, "revoked_by_client", dev); err != nil && !errors.Is(err, ErrNotFound) {
+			return err
+		}
+		return nil
+	}
+	if s.verifier == nil {
+		return nil
+	}
+	claims, err := s.verifier.Verify(token)
+	if err != nil || claims.ClientID != c.ID || claims.ID == "" {
+		return nil // invalid, expired, already revoked, or not this client's
+	}
+	now := s.clock()
+	r := &latch.Revocation{Kind: latch.RevokeToken, Value: claims.ID, CreatedAt: now,
+		ExpiresAt: claims.ExpiresAt.Time.Add(s.cfg.Leeway + time.Second)}
+	if _, err := s.store.AddRevocation(ctx, r); err != nil {
+		return fmt.Errorf("auth: revoke access token: %w", err)
+	}
+	s.metrics.Revocations.WithLabelValues("token").Inc()
+	s.syncRevocations(ctx)
+	s.event(ctx, &latch.Event{Type: latch.EventTokenRevoked, UserID: userOf(claims), SessionID: claims.SessionID,
+		ClientID: c.ID, IP: dev.IP, UserAgent: dev.UserAgent})
+	return nil
+}
+
+// userOf is the user a token speaks for, or "" for a client's own token.
+func userOf(c *verifier.Claims) string {
+	if c.SessionID == "" {
+		return ""
+	}
+	return c.Subject
+}
+
+// Introspection is the RFC 7662 answer; Active false means nothing else is
+// said.
+type Introspection struct {
+	Active    bool     `json:"active"`
+	Scope     string   `json:"scope,omitempty"`
+	ClientID  string   `json:"client_id,omitempty"`
+	TokenType string   `json:"token_type,omitempty"`
+	Exp       int64    `json:"exp,omitempty"`
+	Iat       int64    `json:"iat,omitempty"`
+	Sub       string   `json:"sub,omitempty"`
+	Aud       []string `json:"aud,omitempty"`
+	Iss       string   `json:"iss,omitempty"`
+	Jti       string   `json:"jti,omitempty"`
+	SessionID string   `json:"sid,omitempty"`
+}
+
+// Introspect describes a token to a confidential client (RFC 7662). Access
+// tokens are checked exactly as a verifier would, revocation included;
+// refresh tokens are described only to the client they were issued to.
+func (s *Service) Introspect(ctx context.Context, c *latch.Client, token string) (Introspection, error) {
+	if c.Public() {
+		return Introspection{}, ErrUnauthorizedClient
+	}
+	if wellFormedRefreshToken(token) {
+		return s.introspectRefresh(ctx, c, token)
+	}
+	if s.verifier == nil {
+		return Introspection{}, nil
+	}
+	claims, err := s.verifier.Verify(token)
+	if err != nil {
+		return Introspection{}, nil
+	}
+	in := Introspection{
+		Active: true, Scope: claims.Scope, ClientID: claims.ClientID, TokenType: "Bearer",
+		Sub: claims.Subject, Aud: claims.Audience, Iss: claims.Issuer, Jti: claims.ID, SessionID: claims.SessionID,
+	}
+	if claims.ExpiresAt != nil {
+		in.Exp = claims.ExpiresAt.Unix()
+	}
+	if claims.IssuedAt != nil {
+		in.Iat = claims.IssuedAt.Unix()
+	}
+	return in, nil
+}
+
+func (s *Service) introspectRefresh(ctx context.Context, c *latch.Client, token string) (Introspection, error) {
+	rt, err := s.store.RefreshToken(ctx, hashToken(token))
+	if errors.Is(err, latch.ErrNotFound) {
+		return Introspection{}, nil
+	}
+	if err != nil {
+		return Introspection{}, fmt.Errorf("auth: look up refresh token: %w", err)
+	}
+	sess, err := s.store.Session(ctx, rt.SessionID)
+	if errors.Is(err, latch.ErrNotFound) {
+		return Introspection{}, nil
+	}
+	if err != nil {
+		return Introspection{}, fmt.Errorf("auth: load session: %w", err)
+	}
+	now := s.clock()
+	exp := s.sessionExpiry(sess)
+	if sess.ClientID != c.ID || sess.Revoked() || rt.Generation != sess.Generation || !now.Before(exp) {
+		return Introspection{}, nil
+	}
+	return Introspection{
+		Active: true, ClientID: sess.ClientID, TokenType: "refresh_token", Sub: sess.UserID,
+		Iss: s.cfg.Issuer, Exp: exp.Unix(), Iat: rt.CreatedAt.Unix(), SessionID: sess.ID,
+	}, nil
+}

@@ -1,0 +1,47 @@
+package storetest
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/latchauth/latch"
+)
+
+func testClients(t *testing.T, s latch.Store) {
+	ctx := t.Context()
+	svc := &latch.Client{ID: "svc", SecretHash: "sha256:abc", Scopes: []string{"read", "write"}, Audience: "https://api.example", CreatedAt: base}
+	app := &latch.Client{ID: "app", CreatedAt: base.Add(1)}
+	for _, c := range []*latch.Client{svc, app} {
+		if err := s.CreateClient(ctx, c); err != nil {
+			t.Fatalf("CreateClient(%s): %v", c.ID, err)
+		}
+	}
+	if err := s.CreateClient(ctx, &latch.Client{ID: "svc", CreatedAt: base}); !errors.Is(err, latch.ErrConflict) {
+		t.Errorf("duplicate CreateClient error = %v, want ErrConflict", err)
+	}
+	got, err := s.Client(ctx, "svc")
+	if err != nil {
+		t.Fatalf("Client: %v", err)
+	}
+	checkEqual(t, "Client(svc)", got, svc)
+	if got.Public() {
+		t.Error("a client with a secret reports Public")
+	}
+	got, err = s.Client(ctx, "app")
+	if err != nil {
+		t.Fatalf("Client: %v", err)
+	}
+	if !got.Public() || len(got.Scopes) != 0 {
+		t.Errorf("public client = %+v", got)
+	}
+	if _, err := s.Client(ctx, "nope"); !errors.Is(err, latch.ErrNotFound) {
+		t.Errorf("Client(nope) error = %v, want ErrNotFound", err)
+	}
+	list, err := s.Clients(ctx)
+	if err != nil {
+		t.Fatalf("Clients: %v", err)
+	}
+	if len(list) != 2 || list[0].ID != "app" || list[1].ID != "svc" {
+		t.Errorf("Clients = %v, want app, svc", list)
+	}
+}
