@@ -1,0 +1,71 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/latchauth/latch"
+)
+
+// clientColumns lists the columns that scanClient reads, in order.
+const clientColumns = "id, secret_hash, scopes, audience, created_at"
+
+// CreateClient stores c. It returns an error matching latch.ErrConflict if
+// the id is taken. Scopes are stored as a text array, in order.
+func (s *Store) CreateClient(ctx context.Context, c *latch.Client) error {
+	scopes := c.Scopes
+	if scopes == nil {
+		scopes = []string{} // nil would be NULL
+	}
+	_, err := s.pool.Exec(ctx,
+		"INSERT INTO clients ("+clientColumns+") VALUES ($1, $2, $3, $4, $5)",
+		c.ID, c.SecretHash, scopes, c.Audience, ts(c.CreatedAt))
+	if err != nil {
+		return fmt.Errorf("postgres: create client %s: %w", c.ID, translate(err))
+	}
+	return nil
+}
+
+// Client returns the client with the id, or an error matching
+// latch.ErrNotFound.
+func (s *Store) Client(ctx context.Context, id string) (*latch.Client, error) {
+	c, err := scanClient(s.pool.QueryRow(ctx, "SELECT "+clientColumns+" FROM clients WHERE id = $1", id))
+	if err != nil {
+		return nil, fmt.Errorf("postgres: client %s: %w", id, translate(err))
+	}
+	return c, nil
+}
+
+// Clients returns every client ordered by id.
+func (s *Store) Clients(ctx context.Context) ([]*latch.Client, error) {
+	rows, err := s.pool.Query(ctx, "SELECT "+clientColumns+" FROM clients ORDER BY id")
+	if err != nil {
+		return nil, fmt.Errorf("postgres: clients: %w", err)
+	}
+	defer rows.Close()
+	var out []*latch.Client
+	for rows.Next() {
+		c, err := scanClient(rows)
+		if err != nil {
+			return nil, fmt.Errorf("postgres: clients: %w", err)
+		}
+		out = append(out, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("postgres: clients: %w", err)
+	}
+	return out, nil
+}
+
+// scanClient scans a row of clientColumns. No scopes come back as nil.
+func scanClient(row pgx.Row) (*latch.Client, error) {
+	var c latch.Client
+	if err := row.Scan(&c.ID, &c.SecretHash, &c.Scopes, &c.Audience, (*nullTime)(&c.CreatedAt)); err != nil {
+		return nil, err
+	}
+	if len(c.Scopes) == 0 {
+		c.Scopes = nil
+	}
+	return &c, nil
+}

@@ -1,0 +1,256 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/latchauth/latch"
+)
+
+// sessionColumns lists the columns that scanSession reads, in order.
+const sessionColumns = `id, user_id, client_id, user_agent, ip, created_at, auth_time,
+	last_used_at, expires_at, generation, rotated_at, successor, revoked_at, revoke_reason`
+
+// scanSession scans a row of sessionColumns.
+func scanSession(row pgx.Row) (*latch.Session, error) {
+	var s latch.Session
+	err := row.Scan(&s.ID, &s.UserID, &s.ClientID, &s.UserAgent, &s.IP,
+		(*nullTime)(&s.CreatedAt), (*nullTime)(&s.AuthTime), (*nullTime)(&s.LastUsedAt), (*nullTime)(&s.ExpiresAt),
+		&s.Generation, (*nullTime)(&s.RotatedAt), &s.Successor, (*nullTime)(&s.RevokedAt), &s.RevokeReason)
+	if err != nil {
+		return nil, err
+	}
+	return &s, nil
+}
+
+// CreateSession stores s at generation 1, whatever s.Generation says,
+// together with tokenHash as the refresh token of generation 1 created at
+// s.CreatedAt, in one statement. It returns an error matching
+// latch.ErrConflict if the session id or the token hash exists already.
+func (s *Store) CreateSession(ctx context.Context, sess *latch.Session, tokenHash []byte) error {
+	_, err := s.pool.Exec(ctx, `WITH s AS (
+			INSERT INTO sessions (`+sessionColumns+`)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 1, $10, $11, $12, $13)
+			RETURNING id, created_at)
+		INSERT INTO refresh_tokens (hash, session_id, generation, created_at)
+		SELECT $14, id, 1, created_at FROM s`,
+		sess.ID, sess.UserID, sess.ClientID, sess.UserAgent, sess.IP,
+		ts(sess.CreatedAt), ts(sess.AuthTime), ts(sess.LastUsedAt), ts(sess.ExpiresAt),
+		ts(sess.RotatedAt), nilIfEmpty(sess.Successor), ts(sess.RevokedAt), sess.RevokeReason,
+		tokenHash)
+	if err != nil {
+		return fmt.Errorf("postgres: create session %s: %w", sess.ID, translate(err))
+	}
+	return nil
+}
+
+// Session returns the session with the id, revoked or not, or an error
+// matching latch.ErrNotFound.
+func (s *Store) Session(ctx context.Context, id string) (*latch.Session, error) {
+	sess, err := scanSession(s.pool.QueryRow(ctx,
+		"SELECT "+sessionColumns+" FROM sessions WHERE id = $1", id))
+	if err != nil {
+		return nil, fmt.Errorf("postgres: session %s: %w", id, translate(err))
+	}
+	return sess, nil
+}
+
+// SessionsByUser returns the sessions of a user that are not revoked and
+// whose ExpiresAt is after now, newest (by CreatedAt, then ID) first.
+func (s *Store) SessionsByUser(ctx context.Context, userID string, now time.Time) ([]*latch.Session, error) {
+	rows, err := s.pool.Query(ctx, "SELECT "+sessionColumns+` FROM sessions
+		WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > $2
+		ORDER BY created_at DESC, id DESC`, userID, ts(now))
+	if err != nil {
+		return nil, fmt.Errorf("postgres: sessions of user %s: %w", userID, err)
+	}
+	defer rows.Close()
+	var list []*latch.Session
+	for rows.Next() {
+		sess, err := scanSession(rows)
+		if err != nil {
+			return nil, fmt.Errorf("postgres: sessions of user %s: %w", userID, err)
+		}
+		list = append(list, sess)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("postgres: sessions of user %s: %w", userID, err)
+	}
+	return list, nil
+}
+
+// RefreshToken returns the record of a refresh token hash, or an error
+// matching latch.ErrNotFound.
+func (s *Store) RefreshToken(ctx context.Context, hash []byte) (*latch.RefreshToken, error) {
+	t := latch.RefreshToken{Hash: slices.Clone(hash)}
+	err := s.pool.QueryRow(ctx,
+		"SELECT session_id, generation, created_at FROM refresh_tokens WHERE hash = $1", hash).
+		Scan(&t.SessionID, &t.Generation, (*nullTime)(&t.CreatedAt))
+	if err != nil {
+		return nil, fmt.Errorf("postgres: refresh token %x: %w", truncHash(hash), translate(err))
+	}
+	return &t, nil
+}
+
+// truncHash returns a prefix of a token hash, enough to tell tokens apart
+// in an error message.
+func truncHash(h []byte) []byte {
+	return h[:min(len(h), 8)]
+}
+
+// Rotate applies r atomically, in a single statement: a conditional UPDATE
+// moves the session from r.FromGeneration to the next generation if it is
+// not revoked, and the INSERT of the new token hash takes its row from the
+// UPDATE, so that it happens exactly when the update does. If another
+// transaction changes the session first, PostgreSQL waits for it and
+// re-checks the condition on the new row version, so concurrent rotations
+// from one generation, from any number of instances, cannot both apply.
+//
+// It returns an error matching latch.ErrConflict, and changes nothing, if
+// the session is at another generation, is revoked or does not exist, or
+// if r.NewHash is taken: in each case a caller that looks the token up
+// again sees why.
+func (s *Store) Rotate(ctx context.Context, r latch.Rotation) error {
+	err := retry(ctx, func() error {
+		tag, err := s.pool.Exec(ctx, `WITH s AS (
+				UPDATE sessions
+				SET generation = generation + 1, successor = $1, rotated_at = $2, last_used_at = $2
+				WHERE id = $3 AND generation = $4 AND revoked_at IS NULL
+				RETURNING id, generation)
+			INSERT INTO refresh_tokens (hash, session_id, generation, created_at)
+			SELECT $5, id, generation, $2 FROM s`,
+			nilIfEmpty(r.Successor), ts(r.At), r.SessionID, r.FromGeneration, r.NewHash)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return latch.ErrConflict
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("postgres: rotate session %s from generation %d: %w",
+			r.SessionID, r.FromGeneration, translate(err))
+	}
+	return nil
+}
+
+// ClearSuccessors forgets the sealed successors of sessions rotated before
+// rotatedBefore and reports how many it cleared. A session that holds a
+// successor but was never rotated (RotatedAt zero) counts as rotated
+// before, as in the SQLite store.
+func (s *Store) ClearSuccessors(ctx context.Context, rotatedBefore time.Time) (int, error) {
+	tag, err := s.pool.Exec(ctx, `UPDATE sessions SET successor = NULL
+		WHERE successor IS NOT NULL AND (rotated_at < $1 OR rotated_at IS NULL)`, ts(rotatedBefore))
+	if err != nil {
+		return 0, fmt.Errorf("postgres: clear successors: %w", err)
+	}
+	return int(tag.RowsAffected()), nil
+}
+
+// RevokeSession marks the session revoked at at with reason and, in the same
+// transaction, appends a latch.RevokeSession entry created at at and
+// expiring at accessExpiry. If the session was revoked already it reports
+// false and changes nothing; if it does not exist it returns an error
+// matching latch.ErrNotFound. A session past its ExpiresAt but never
+// revoked is revoked all the same: access tokens issued before its expiry
+// may still be valid.
+func (s *Store) RevokeSession(ctx context.Context, sessionID, reason string, at, accessExpiry time.Time) (bool, error) {
+	if at.IsZero() {
+		return false, fmt.Errorf("postgres: revoke session %s: zero revocation time", sessionID)
+	}
+	var revoked bool
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		revoked = false
+		tag, err := tx.Exec(ctx,
+			"UPDATE sessions SET revoked_at = $1, revoke_reason = $2 WHERE id = $3 AND revoked_at IS NULL",
+			ts(at), reason, sessionID)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			// Revoked already, or no such session (ErrNotFound).
+			var one int
+			err := tx.QueryRow(ctx, "SELECT 1 FROM sessions WHERE id = $1", sessionID).Scan(&one)
+			return translate(err)
+		}
+		revoked = true
+		if err := takeFeedLock(ctx, tx); err != nil {
+			return err
+		}
+		_, err = addRevocation(ctx, tx, &latch.Revocation{
+			Kind:      latch.RevokeSession,
+			Value:     sessionID,
+			CreatedAt: at,
+			ExpiresAt: accessExpiry,
+		})
+		return err
+	})
+	if err != nil {
+		return false, fmt.Errorf("postgres: revoke session %s: %w", sessionID, err)
+	}
+	return revoked, nil
+}
+
+// RevokeUser revokes, in one transaction, every session of the user that is
+// live at at (not revoked, ExpiresAt after at) and appends a
+// latch.RevokeUser entry with Cutoff at plus one latch.RevokeSession entry
+// per revoked session, all created at at and expiring at accessExpiry. The
+// user entry is appended even if no session was live. It returns the ids of
+// the revoked sessions in ascending order. The sessions are locked in
+// ascending id order, so that concurrent revocations of one user queue
+// rather than deadlock.
+func (s *Store) RevokeUser(ctx context.Context, userID, reason string, at, accessExpiry time.Time) ([]string, error) {
+	if at.IsZero() {
+		return nil, fmt.Errorf("postgres: revoke user %s: zero revocation time", userID)
+	}
+	var ids []string
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `WITH live AS (
+				SELECT id FROM sessions
+				WHERE user_id = $3 AND revoked_at IS NULL AND expires_at > $1
+				ORDER BY id FOR UPDATE)
+			UPDATE sessions SET revoked_at = $1, revoke_reason = $2
+			FROM live WHERE sessions.id = live.id
+			RETURNING sessions.id`, ts(at), reason, userID)
+		if err != nil {
+			return err
+		}
+		ids, err = pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			return err
+		}
+		slices.Sort(ids)
+		entries := []latch.Revocation{{
+			Kind:      latch.RevokeUser,
+			Value:     userID,
+			Cutoff:    at,
+			CreatedAt: at,
+			ExpiresAt: accessExpiry,
+		}}
+		for _, id := range ids {
+			entries = append(entries, latch.Revocation{
+				Kind:      latch.RevokeSession,
+				Value:     id,
+				CreatedAt: at,
+				ExpiresAt: accessExpiry,
+			})
+		}
+		if err := takeFeedLock(ctx, tx); err != nil {
+			return err
+		}
+		for i := range entries {
+			if _, err := addRevocation(ctx, tx, &entries[i]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("postgres: revoke user %s: %w", userID, err)
+	}
+	return ids, nil
+}
