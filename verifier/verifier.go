@@ -23,6 +23,13 @@
 //
 // [Verifier.Middleware] and [RequireScope] apply it to net/http handlers
 // with RFC 6750 errors.
+//
+// Fail-safe policy: when Config.Freshness is set (as [NewRemote] does), a
+// verifier whose revocation data is older than Config.MaxStale (default
+// 10 s) because the revocation feed is unreachable refuses every token
+// with ErrStale (fail closed, the default), or, with Config.FailOpen,
+// accepts them and counts each acceptance (StaleAccepted, OnStale) so the
+// resource server can raise a warning metric.
 package verifier
 
 import (
@@ -36,6 +43,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -51,7 +59,25 @@ const (
 	DefaultLeeway    = 5 * time.Second
 	MaxLeeway        = 30 * time.Second
 	DefaultCacheSize = 10000
+	// DefaultMaxStale is Config.MaxStale when Freshness is set.
+	DefaultMaxStale = 10 * time.Second
 )
+
+// ErrStale: the revocation data is older than Config.MaxStale (the
+// revocation feed has been unreachable too long), so the verifier cannot
+// tell whether the token was revoked, and refuses it (fail closed). It is
+// declared here with the fail-safe policy rather than in errors.go.
+var ErrStale = errors.New("revocation data is stale")
+
+var errStale = newErr(ErrStale, "revocation data is stale; the token cannot be checked now")
+
+// Freshness tells how current the revocation data is. *revocation.Set
+// implements it.
+type Freshness interface {
+	// LastSync returns when the revocation data was last known to be
+	// complete, or the zero time if never.
+	LastSync() time.Time
+}
 
 // Key is a public key the verifier may use, bound to exactly one algorithm.
 // Algorithm is a JWS alg name: EdDSA (Ed25519, an ed25519.PublicKey), ES256,
@@ -139,6 +165,29 @@ type Config struct {
 	CacheSize int
 	// Now returns the current time; nil means time.Now.
 	Now func() time.Time
+
+	// Freshness, if not nil, turns on the fail-safe policy: on every
+	// Verify, after the signature, claims and revocation checks, a token
+	// is refused with ErrStale (401 invalid_token through Middleware)
+	// when Freshness.LastSync() is more than MaxStale before Now, or
+	// zero, i.e. when the revocation feed has been unreachable for longer
+	// than MaxStale, so a logout may have gone unseen. This is the
+	// default (fail closed). With FailOpen the token is accepted instead
+	// and the event counted (StaleAccepted, OnStale). Usually the
+	// *revocation.Set that is also Revocations. nil: no policy.
+	Freshness Freshness
+	// MaxStale is the largest age of the revocation data tolerated. 0
+	// means DefaultMaxStale (10 s); negative values are refused. Only
+	// used with Freshness.
+	MaxStale time.Duration
+	// FailOpen accepts tokens while the revocation data is stale instead
+	// of refusing them: availability over revocation. Each such
+	// acceptance increments StaleAccepted and calls OnStale.
+	FailOpen bool
+	// OnStale, if not nil, is called (synchronously, so keep it fast: a
+	// metric increment) for every token accepted while stale under
+	// FailOpen.
+	OnStale func()
 }
 
 // Verifier verifies access tokens. It is safe for concurrent use.
@@ -151,6 +200,12 @@ type Verifier struct {
 	now      func() time.Time
 	parsers  map[string]*jwt.Parser // by algorithm, one allowed method each
 	cache    *cache                 // nil: disabled
+
+	fresh         Freshness // nil: no fail-safe policy
+	maxStale      time.Duration
+	failOpen      bool
+	onStale       func()
+	staleAccepted atomic.Uint64
 }
 
 // supported lists the algorithms a Key may be bound to.
@@ -169,6 +224,8 @@ func New(cfg Config) (*Verifier, error) {
 		return nil, fmt.Errorf("verifier: Config.Leeway %v is negative", cfg.Leeway)
 	case cfg.Leeway > MaxLeeway:
 		return nil, fmt.Errorf("verifier: Config.Leeway %v exceeds the maximum of %v", cfg.Leeway, MaxLeeway)
+	case cfg.MaxStale < 0:
+		return nil, fmt.Errorf("verifier: Config.MaxStale %v is negative", cfg.MaxStale)
 	}
 	v := &Verifier{
 		issuer:   cfg.Issuer,
@@ -178,6 +235,13 @@ func New(cfg Config) (*Verifier, error) {
 		leeway:   cfg.Leeway,
 		now:      cfg.Now,
 		parsers:  make(map[string]*jwt.Parser, len(supported)),
+		fresh:    cfg.Freshness,
+		maxStale: cfg.MaxStale,
+		failOpen: cfg.FailOpen,
+		onStale:  cfg.OnStale,
+	}
+	if v.maxStale == 0 {
+		v.maxStale = DefaultMaxStale
 	}
 	if v.leeway == 0 {
 		v.leeway = DefaultLeeway
@@ -224,6 +288,9 @@ func (v *Verifier) Verify(token string) (*Claims, error) {
 				if v.revoked(&c) {
 					return nil, errRevoked
 				}
+				if v.fresh != nil && !v.freshEnough() {
+					return nil, errStale
+				}
 				return &c, nil
 			}
 			// Expired, or the key changed: forget it and let the full
@@ -238,11 +305,36 @@ func (v *Verifier) Verify(token string) (*Claims, error) {
 	if v.revoked(c) {
 		return nil, errRevoked
 	}
+	if v.fresh != nil && !v.freshEnough() {
+		return nil, errStale
+	}
 	if v.cache != nil {
 		v.cache.put(token, e, v.now())
 	}
 	return c, nil
 }
+
+// freshEnough applies the fail-safe policy: it reports whether a token
+// that passed every other check may be accepted given the age of the
+// revocation data.
+func (v *Verifier) freshEnough() bool {
+	last := v.fresh.LastSync()
+	if !last.IsZero() && v.now().Sub(last) <= v.maxStale {
+		return true
+	}
+	if !v.failOpen {
+		return false
+	}
+	v.staleAccepted.Add(1)
+	if v.onStale != nil {
+		v.onStale()
+	}
+	return true
+}
+
+// StaleAccepted returns how many tokens were accepted with stale
+// revocation data under Config.FailOpen. Export it as a warning metric.
+func (v *Verifier) StaleAccepted() uint64 { return v.staleAccepted.Load() }
 
 func (v *Verifier) revoked(c *Claims) bool {
 	return v.rev != nil && v.rev.Revoked(c.ID, c.SessionID, c.Subject, c.IssuedAt.Time)

@@ -1,0 +1,759 @@
+package revocation
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"mime"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/latchauth/latch"
+)
+
+// Defaults of RemoteOptions.
+const (
+	DefaultRemotePollInterval = time.Second      // polling while the stream is down
+	DefaultRemoteKeepFresh    = 5 * time.Second  // longest quiet time on the stream before a proving poll
+	DefaultRemoteMaxBackoff   = 30 * time.Second // ceiling of the delay between stream attempts
+	DefaultRemotePruneEvery   = 30 * time.Second // how often expired entries are dropped
+	DefaultRemoteTimeout      = 10 * time.Second // bound on one page request and on opening the stream
+	DefaultRemoteStreamIdle   = 45 * time.Second // silence after which a stream is presumed dead (3 heartbeats)
+	DefaultRemotePageSize     = 1000
+
+	// maxLine bounds one line of the event stream; a longer line breaks
+	// the stream (and the entries are then read by paging).
+	maxLine = 64 << 10
+	// maxPageBytes bounds one page response.
+	maxPageBytes = 32 << 20
+	// maxBatch is the most stream events applied to the set at once.
+	maxBatch = 1000
+)
+
+// RemoteOptions configures a Remote. The zero value gives the defaults, but
+// the feed needs a confidential client: set ClientID and ClientSecret.
+type RemoteOptions struct {
+	// ClientID and ClientSecret authenticate to the feed with HTTP Basic
+	// (each form-urlencoded, RFC 6749 §2.3.1). The secret is never logged.
+	ClientID     string
+	ClientSecret string
+	// HTTPClient sends the requests. nil means a client without an overall
+	// timeout (the stream is long-lived); page requests and the opening of
+	// the stream are bounded by Timeout either way. A client with a
+	// Timeout cuts the stream every Timeout, which works but wastes
+	// reconnections.
+	HTTPClient *http.Client
+	// PollInterval is the interval between page requests while the stream
+	// is down. 0 means DefaultRemotePollInterval (1 s).
+	PollInterval time.Duration
+	// KeepFresh is the longest the stream may stay quiet before Remote asks
+	// for a page to prove the set is current (the server's heartbeats come
+	// every 15 s, which is too rare for a staleness bound of 10 s). Keep it
+	// below half the verifier's MaxStale. 0 means DefaultRemoteKeepFresh
+	// (5 s).
+	KeepFresh time.Duration
+	// MaxBackoff caps the delay between attempts to open the stream after
+	// failures (1 s, doubling, with jitter). 0 means
+	// DefaultRemoteMaxBackoff (30 s).
+	MaxBackoff time.Duration
+	// PruneEvery is how often entries past their expiry are removed from
+	// the set. 0 means DefaultRemotePruneEvery (30 s).
+	PruneEvery time.Duration
+	// Timeout bounds one page request, and the wait for the stream's
+	// response headers. 0 means DefaultRemoteTimeout (10 s).
+	Timeout time.Duration
+	// StreamIdle is how long the stream may send nothing at all (not even
+	// a heartbeat) before it is presumed dead and reopened. 0 means
+	// DefaultRemoteStreamIdle (45 s, three heartbeats).
+	StreamIdle time.Duration
+	// PageSize is the limit asked of each page (1 to 5000). 0 means
+	// DefaultRemotePageSize (1000).
+	PageSize int
+	// AllowInsecureHTTP permits an http:// base URL whose host is not a
+	// loopback address. Over plain HTTP the client secret travels in the
+	// clear and anyone on the path can hide revocations: use it only on a
+	// network you trust.
+	AllowInsecureHTTP bool
+	// Logger receives failures and state changes. nil means
+	// slog.Default().
+	Logger *slog.Logger
+	// Now returns the current time, recorded as the set's LastSync and
+	// passed to Prune; nil means time.Now. Timers run on the real clock.
+	Now func() time.Time
+}
+
+// Remote keeps a [Set] in sync with the revocation feed of a Latch server
+// (GET /v1/revocations and GET /v1/revocations/stream). See [Remote.Run].
+type Remote struct {
+	base  *url.URL
+	berr  error // why baseURL is unusable, reported by Run
+	opts  RemoteOptions
+	hc    *http.Client
+	log   *slog.Logger
+	now   func() time.Time
+	auth  string // the Authorization header value; never logged
+	ready chan struct{}
+
+	running   atomic.Bool
+	set       *Set
+	applyMu   sync.Mutex // makes "seq > cursor, then Add" atomic across the stream and pages
+	catchMu   sync.Mutex // one catch-up at a time
+	readyOnce sync.Once
+	streaming atomic.Bool
+	lastFresh atomic.Int64 // real-clock UnixNano of the last proof of freshness
+
+	mu           sync.Mutex
+	lastErr      error
+	failingSince time.Time // real clock; zero while healthy
+	lastWarn     time.Time
+}
+
+// NewRemote returns a Remote for the Latch server at baseURL (the feed is
+// baseURL + "/v1/revocations"). It does nothing until Run is called. An
+// unusable baseURL is reported by Run.
+func NewRemote(baseURL string, opts RemoteOptions) *Remote {
+	r := &Remote{opts: opts, ready: make(chan struct{})}
+	r.base, r.berr = checkBaseURL(baseURL, opts.AllowInsecureHTTP)
+	o := &r.opts
+	if o.PollInterval <= 0 {
+		o.PollInterval = DefaultRemotePollInterval
+	}
+	if o.KeepFresh <= 0 {
+		o.KeepFresh = DefaultRemoteKeepFresh
+	}
+	if o.MaxBackoff <= 0 {
+		o.MaxBackoff = DefaultRemoteMaxBackoff
+	}
+	if o.PruneEvery <= 0 {
+		o.PruneEvery = DefaultRemotePruneEvery
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = DefaultRemoteTimeout
+	}
+	if o.StreamIdle <= 0 {
+		o.StreamIdle = DefaultRemoteStreamIdle
+	}
+	if o.PageSize <= 0 || o.PageSize > 5000 {
+		o.PageSize = DefaultRemotePageSize
+	}
+	r.hc = o.HTTPClient
+	if r.hc == nil {
+		r.hc = &http.Client{}
+	}
+	r.log = o.Logger
+	if r.log == nil {
+		r.log = slog.Default()
+	}
+	r.now = o.Now
+	if r.now == nil {
+		r.now = time.Now
+	}
+	if o.ClientID != "" || o.ClientSecret != "" {
+		req := &http.Request{Header: http.Header{}}
+		req.SetBasicAuth(url.QueryEscape(o.ClientID), url.QueryEscape(o.ClientSecret))
+		r.auth = req.Header.Get("Authorization")
+	}
+	r.opts.ClientSecret = "" // kept only inside auth
+	return r
+}
+
+func checkBaseURL(raw string, insecure bool) (*url.URL, error) {
+	u, err := url.Parse(strings.TrimSuffix(raw, "/"))
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("revocation: feed URL: %w", err)
+	case u.Scheme != "https" && u.Scheme != "http", u.Host == "":
+		return nil, errors.New("revocation: the feed URL must be an absolute http(s) URL")
+	case u.User != nil:
+		return nil, errors.New("revocation: the feed URL must not carry credentials; use ClientID and ClientSecret")
+	case u.RawQuery != "" || u.Fragment != "":
+		return nil, errors.New("revocation: the feed URL must not have a query or fragment")
+	case u.Scheme == "http" && !insecure && !loopback(u.Hostname()):
+		return nil, errors.New("revocation: the feed URL must be https (http only on a loopback host, or with AllowInsecureHTTP)")
+	}
+	return u, nil
+}
+
+func loopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// Ready is closed once the first complete catch-up has been applied: from
+// then on the set holds every entry the server had at that moment.
+func (r *Remote) Ready() <-chan struct{} { return r.ready }
+
+// Err returns the error of the last failed request, or nil if the last
+// page or stream event arrived fine.
+func (r *Remote) Err() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.lastErr
+}
+
+// Streaming reports whether the event stream is connected.
+func (r *Remote) Streaming() bool { return r.streaming.Load() }
+
+// StatusError is a feed response with an unexpected HTTP status.
+type StatusError struct {
+	Code       int    // HTTP status
+	OAuthError string // the error code of the JSON body ("invalid_client"...), if any
+}
+
+func (e *StatusError) Error() string {
+	if e.OAuthError != "" {
+		return fmt.Sprintf("revocation feed: HTTP %d (%s)", e.Code, e.OAuthError)
+	}
+	return fmt.Sprintf("revocation feed: HTTP %d", e.Code)
+}
+
+// Run keeps set in sync with the feed until ctx is done, then returns nil;
+// it returns an error at once only if the base URL is unusable or Run is
+// already running. Run it in its own goroutine, with one Set per Remote.
+//
+// It first pages through GET /v1/revocations from set.Cursor() until the
+// server says there is no more (a full catch-up; Ready is closed after
+// the first one), then opens GET /v1/revocations/stream from the cursor
+// and applies each event as it comes. Entries are applied only when their
+// seq is above the set's cursor, and every source (a page, the stream)
+// starts from the cursor, so the set never skips an entry.
+//
+// When the stream fails or ends, Remote pages again from the cursor at
+// once, then polls a page every PollInterval while it retries the stream
+// with backoff (1 s doubling up to MaxBackoff, with jitter; the server's
+// retry field sets the first delay). While the stream is connected but
+// quiet, it asks for a page every KeepFresh.
+//
+// The set's LastSync advances (to Now) after every complete catch-up
+// (the last page of one), every batch of stream events, every stream
+// heartbeat, and every proving page: a fail-closed verifier compares it
+// with its clock. Expired entries are pruned every PruneEvery.
+func (r *Remote) Run(ctx context.Context, set *Set) error {
+	if r.berr != nil {
+		return r.berr
+	}
+	if set == nil {
+		return errors.New("revocation: Run needs a Set")
+	}
+	if !r.running.CompareAndSwap(false, true) {
+		return errors.New("revocation: Remote is already running")
+	}
+	defer r.running.Store(false)
+	r.set = set
+
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer func() { cancel(); wg.Wait() }()
+	wg.Add(2)
+	go func() { defer wg.Done(); r.pruneLoop(ctx) }()
+	go func() { defer wg.Done(); r.keepFreshLoop(ctx) }()
+
+	failures := 0            // consecutive failed stream attempts
+	retry := time.Second     // the server's advice, from the retry field
+	var nextStream time.Time // real clock: when to try the stream again
+	for ctx.Err() == nil {
+		if err := r.catchUp(ctx); err != nil {
+			if ctx.Err() != nil {
+				break
+			}
+			r.failed("revocation feed: catch-up failed; polling", "err", err, "cursor", set.Cursor())
+			sleep(ctx, r.opts.PollInterval)
+			continue
+		}
+		if time.Now().Before(nextStream) {
+			sleep(ctx, min(r.opts.PollInterval, time.Until(nextStream)))
+			continue
+		}
+		connected, adv, err := r.stream(ctx)
+		if ctx.Err() != nil {
+			break
+		}
+		if adv > 0 {
+			retry = adv
+		}
+		if connected {
+			failures = 0
+		}
+		failures++
+		d := backoff(retry, failures, r.opts.MaxBackoff)
+		nextStream = time.Now().Add(d)
+		if connected {
+			r.log.Info("revocation feed: stream ended; catching up and reconnecting", "err", err, "retry_in", d.Round(time.Millisecond))
+		} else {
+			r.failed("revocation feed: stream unavailable; polling meanwhile", "err", err, "retry_in", d.Round(time.Millisecond))
+		}
+	}
+	return nil
+}
+
+// backoff is the delay before stream attempt n (1-based): base doubled
+// n-1 times, capped, with up to 20 % jitter either way.
+func backoff(base time.Duration, n int, maxDelay time.Duration) time.Duration {
+	d := base
+	for i := 1; i < n && d < maxDelay; i++ {
+		d *= 2
+	}
+	d = min(d, maxDelay)
+	j := time.Duration(rand.Int64N(int64(d)/5 + 1))
+	if rand.IntN(2) == 0 {
+		return d - j
+	}
+	return min(d+j, maxDelay)
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
+func (r *Remote) pruneLoop(ctx context.Context) {
+	t := time.NewTicker(r.opts.PruneEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if n := r.set.Prune(r.now()); n > 0 {
+				r.log.Debug("revocation feed: pruned expired entries", "count", n)
+			}
+		}
+	}
+}
+
+// keepFreshLoop proves freshness with a page request when the stream has
+// been quiet for KeepFresh/2 (checked every KeepFresh/2, so the proof is
+// at most about KeepFresh old). While the stream is down, Run polls.
+func (r *Remote) keepFreshLoop(ctx context.Context) {
+	half := r.opts.KeepFresh / 2
+	t := time.NewTicker(half)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if !r.streaming.Load() || time.Since(time.Unix(0, r.lastFresh.Load())) < half {
+			continue
+		}
+		if err := r.catchUp(ctx); err != nil && ctx.Err() == nil {
+			r.failed("revocation feed: freshness poll failed", "err", err)
+		}
+	}
+}
+
+// markFresh records that the set is known to be current now.
+func (r *Remote) markFresh() {
+	r.lastFresh.Store(time.Now().UnixNano())
+	// Sync with a feed that has nothing new is the Set's way of recording
+	// LastSync without entries.
+	if _, err := r.set.Sync(context.Background(), emptyFeed{}, r.now()); err != nil {
+		r.log.Error("revocation feed: recording the sync time failed", "err", err)
+	}
+	r.readyOnce.Do(func() { close(r.ready) })
+}
+
+type emptyFeed struct{}
+
+func (emptyFeed) RevocationsAfter(context.Context, int64, time.Time, int) ([]latch.Revocation, error) {
+	return nil, nil
+}
+
+func (r *Remote) setErr(err error) {
+	r.mu.Lock()
+	r.lastErr = err
+	since := r.failingSince
+	if err == nil {
+		r.failingSince = time.Time{}
+	}
+	r.mu.Unlock()
+	if err == nil && !since.IsZero() {
+		r.log.Info("revocation feed: reachable again", "was_failing_for", time.Since(since).Round(time.Millisecond))
+	}
+}
+
+// failed logs a failure: at Warn for the first one after a success and
+// then at most every 30 s, at Debug otherwise, so an outage does not
+// flood the log.
+func (r *Remote) failed(msg string, args ...any) {
+	now := time.Now()
+	r.mu.Lock()
+	if r.failingSince.IsZero() {
+		r.failingSince = now
+	}
+	loud := now.Sub(r.lastWarn) >= 30*time.Second || r.failingSince == now
+	if loud {
+		r.lastWarn = now
+	}
+	since := r.failingSince
+	r.mu.Unlock()
+	level := slog.LevelDebug
+	if loud {
+		level = slog.LevelWarn
+	}
+	r.log.Log(context.Background(), level, msg, append(args, "failing_for", now.Sub(since).Round(time.Millisecond))...)
+}
+
+// apply adds the entries whose seq is above the cursor, in order.
+func (r *Remote) apply(entries []latch.Revocation) {
+	if len(entries) == 0 {
+		return
+	}
+	r.applyMu.Lock()
+	defer r.applyMu.Unlock()
+	cur := r.set.Cursor()
+	keep := entries[:0:0]
+	for _, e := range entries {
+		if e.Seq > cur {
+			keep = append(keep, e)
+			cur = e.Seq
+		}
+	}
+	r.set.Add(keep...)
+}
+
+// catchUp pages from the set's cursor until the server has no more, then
+// marks the set fresh.
+func (r *Remote) catchUp(ctx context.Context) error {
+	r.catchMu.Lock()
+	defer r.catchMu.Unlock()
+	after := r.set.Cursor()
+	for {
+		page, err := r.page(ctx, after)
+		if err != nil {
+			r.setErr(err)
+			return err
+		}
+		r.apply(page.entries)
+		next := max(after, page.cursor, r.set.Cursor())
+		if !page.more {
+			break
+		}
+		if next <= after {
+			err := fmt.Errorf("revocation feed: page after %d says more but does not move the cursor", after)
+			r.setErr(err)
+			return err
+		}
+		after = next
+	}
+	r.setErr(nil)
+	r.markFresh()
+	return nil
+}
+
+type page struct {
+	entries []latch.Revocation
+	cursor  int64
+	more    bool
+}
+
+func (r *Remote) newRequest(ctx context.Context, path string, after int64, extra url.Values) (*http.Request, error) {
+	u := *r.base
+	u.Path = strings.TrimSuffix(u.Path, "/") + path
+	q := url.Values{"after": {strconv.FormatInt(after, 10)}}
+	for k, v := range extra {
+		q[k] = v
+	}
+	u.RawQuery = q.Encode()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+	if r.auth != "" {
+		req.Header.Set("Authorization", r.auth)
+	}
+	req.Header.Set("User-Agent", "latch-revocation-follower")
+	return req, nil
+}
+
+// page fetches one page of the feed after the cursor.
+func (r *Remote) page(ctx context.Context, after int64) (*page, error) {
+	ctx, cancel := context.WithTimeout(ctx, r.opts.Timeout)
+	defer cancel()
+	req, err := r.newRequest(ctx, "/v1/revocations", after, url.Values{"limit": {strconv.Itoa(r.opts.PageSize)}})
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Accept", "application/json")
+	res, err := r.hc.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("revocation feed: %w", err)
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		return nil, statusError(res)
+	}
+	if mt, _, _ := mime.ParseMediaType(res.Header.Get("Content-Type")); mt != "application/json" {
+		return nil, fmt.Errorf("revocation feed: page has Content-Type %q, want application/json", res.Header.Get("Content-Type"))
+	}
+	body, err := io.ReadAll(io.LimitReader(res.Body, maxPageBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("revocation feed: reading a page: %w", err)
+	}
+	if len(body) > maxPageBytes {
+		return nil, fmt.Errorf("revocation feed: page larger than %d bytes", maxPageBytes)
+	}
+	var doc struct {
+		Revocations []json.RawMessage `json:"revocations"`
+		Cursor      *int64            `json:"cursor"`
+		More        bool              `json:"more"`
+	}
+	if err := json.Unmarshal(body, &doc); err != nil {
+		return nil, fmt.Errorf("revocation feed: page is not valid JSON: %w", err)
+	}
+	if doc.Cursor == nil || doc.Revocations == nil {
+		return nil, errors.New("revocation feed: page lacks revocations or cursor")
+	}
+	p := &page{cursor: *doc.Cursor, more: doc.More, entries: make([]latch.Revocation, 0, len(doc.Revocations))}
+	last := after
+	for _, raw := range doc.Revocations {
+		e, err := parseEntry(raw)
+		if err != nil {
+			r.log.Warn("revocation feed: skipping a bad entry", "err", err, "after", last)
+			if e.Seq > last {
+				last = e.Seq
+				p.entries = append(p.entries, latch.Revocation{Seq: e.Seq}) // moves the cursor past it
+			}
+			continue
+		}
+		if e.Seq <= last {
+			r.log.Warn("revocation feed: skipping an entry out of order", "seq", e.Seq, "after", last)
+			continue
+		}
+		last = e.Seq
+		p.entries = append(p.entries, e)
+	}
+	return p, nil
+}
+
+func statusError(res *http.Response) error {
+	e := &StatusError{Code: res.StatusCode}
+	var body struct {
+		Error string `json:"error"`
+	}
+	b, _ := io.ReadAll(io.LimitReader(res.Body, 4<<10))
+	if json.Unmarshal(b, &body) == nil && len(body.Error) <= 64 && isToken(body.Error) {
+		e.OAuthError = body.Error
+	}
+	return e
+}
+
+// isToken reports whether s is printable ASCII without spaces or quotes,
+// safe to log as is.
+func isToken(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c <= ' ' || c > '~' || c == '"' || c == '\\' {
+			return false
+		}
+	}
+	return true
+}
+
+// wireEntry is one entry as the feed sends it.
+type wireEntry struct {
+	Seq       *int64     `json:"seq"`
+	Kind      string     `json:"kind"`
+	Value     string     `json:"value"`
+	Cutoff    *time.Time `json:"cutoff"`
+	ExpiresAt *time.Time `json:"expires_at"`
+}
+
+// parseEntry decodes one feed entry. On error the returned entry carries
+// the Seq if it could be read (0 otherwise).
+func parseEntry(raw []byte) (latch.Revocation, error) {
+	var w wireEntry
+	if err := json.Unmarshal(raw, &w); err != nil {
+		var s struct{ Seq int64 }
+		_ = json.Unmarshal(raw, &s)
+		return latch.Revocation{Seq: max(s.Seq, 0)}, fmt.Errorf("entry is not valid JSON: %w", err)
+	}
+	if w.Seq == nil || *w.Seq <= 0 {
+		return latch.Revocation{}, errors.New("entry has no positive seq")
+	}
+	e := latch.Revocation{Seq: *w.Seq, Kind: latch.RevocationKind(w.Kind), Value: w.Value}
+	switch {
+	case w.ExpiresAt == nil:
+		return latch.Revocation{Seq: e.Seq}, errors.New("entry has no expires_at")
+	case w.Value == "":
+		return latch.Revocation{Seq: e.Seq}, errors.New("entry has no value")
+	}
+	e.ExpiresAt = *w.ExpiresAt
+	switch e.Kind {
+	case latch.RevokeToken, latch.RevokeSession:
+	case latch.RevokeUser:
+		if w.Cutoff == nil || w.Cutoff.IsZero() {
+			return latch.Revocation{Seq: e.Seq}, errors.New("user entry has no cutoff")
+		}
+		e.Cutoff = *w.Cutoff
+	default:
+		// A kind this version does not know: its seq still counts.
+		return latch.Revocation{Seq: e.Seq}, fmt.Errorf("entry of unknown kind %.20q", w.Kind)
+	}
+	return e, nil
+}
+
+// stream reads the event stream from the cursor until it fails or ctx is
+// done. connected reports whether the server accepted it; retry is the
+// server's retry advice, 0 if none.
+func (r *Remote) stream(ctx context.Context) (connected bool, retry time.Duration, err error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	after := r.set.Cursor()
+	req, err := r.newRequest(ctx, "/v1/revocations/stream", after, nil)
+	if err != nil {
+		return false, 0, err
+	}
+	req.Header.Set("Accept", "text/event-stream")
+	req.Header.Set("Cache-Control", "no-store")
+	req.Header.Set("Last-Event-ID", strconv.FormatInt(after, 10))
+
+	// The idle timer cancels the request: first if the headers do not
+	// come within Timeout, then if nothing comes for StreamIdle.
+	var timedOut atomic.Bool
+	idle := time.AfterFunc(r.opts.Timeout, func() { timedOut.Store(true); cancel() })
+	defer idle.Stop()
+	res, err := r.hc.Do(req)
+	if err != nil {
+		if timedOut.Load() {
+			err = fmt.Errorf("revocation stream: no response within %v: %w", r.opts.Timeout, err)
+		} else {
+			err = fmt.Errorf("revocation stream: %w", err)
+		}
+		r.setErr(err)
+		return false, 0, err
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		err := statusError(res)
+		r.setErr(err)
+		return false, 0, err
+	}
+	if mt, _, _ := mime.ParseMediaType(res.Header.Get("Content-Type")); mt != "text/event-stream" {
+		err := fmt.Errorf("revocation stream: Content-Type %q, want text/event-stream", res.Header.Get("Content-Type"))
+		r.setErr(err)
+		return false, 0, err
+	}
+	idle.Reset(r.opts.StreamIdle)
+	r.streaming.Store(true)
+	defer r.streaming.Store(false)
+	r.log.Debug("revocation feed: stream connected", "after", after)
+
+	br := bufio.NewReaderSize(res.Body, maxLine)
+	var (
+		event string
+		data  []byte
+		id    string
+		batch []latch.Revocation
+		last  = after
+	)
+	flush := func() {
+		r.apply(batch)
+		batch = batch[:0]
+		r.setErr(nil)
+		r.markFresh()
+	}
+	for {
+		line, err := br.ReadSlice('\n')
+		if err != nil {
+			if len(batch) > 0 {
+				flush()
+			}
+			switch {
+			case errors.Is(err, bufio.ErrBufferFull):
+				err = fmt.Errorf("revocation stream: a line exceeds %d bytes", maxLine)
+			case errors.Is(err, io.EOF):
+				err = errors.New("revocation stream: closed by the server")
+			case timedOut.Load():
+				err = fmt.Errorf("revocation stream: nothing received for %v: %w", r.opts.StreamIdle, err)
+			default:
+				err = fmt.Errorf("revocation stream: %w", err)
+			}
+			r.setErr(err)
+			return true, retry, err
+		}
+		idle.Reset(r.opts.StreamIdle)
+		line = bytes.TrimSuffix(bytes.TrimSuffix(line, []byte{'\n'}), []byte{'\r'})
+		if len(line) == 0 { // dispatch
+			if event == "revocation" && data != nil {
+				e, perr := parseEntry(data)
+				switch {
+				case perr != nil:
+					r.log.Warn("revocation stream: skipping a bad event", "err", perr, "id", truncate(id))
+					if e.Seq > last {
+						last = e.Seq
+						batch = append(batch, latch.Revocation{Seq: e.Seq})
+					}
+				case id != "" && id != strconv.FormatInt(e.Seq, 10):
+					r.log.Warn("revocation stream: event id differs from its seq; using seq", "id", truncate(id), "seq", e.Seq)
+					fallthrough
+				default:
+					if e.Seq > last {
+						last = e.Seq
+						batch = append(batch, e)
+					}
+				}
+			}
+			event, data, id = "", nil, ""
+			if len(batch) >= maxBatch || (len(batch) > 0 && br.Buffered() == 0) {
+				flush()
+			}
+			continue
+		}
+		if line[0] == ':' { // comment: the greeting or a heartbeat proves the stream is alive
+			flush()
+			continue
+		}
+		field, value, _ := bytes.Cut(line, []byte{':'})
+		value = bytes.TrimPrefix(value, []byte{' '})
+		switch string(field) {
+		case "event":
+			event = string(value)
+		case "data":
+			if data != nil {
+				data = append(data, '\n')
+			}
+			data = append(data, value...)
+			if len(data) > maxLine {
+				err := fmt.Errorf("revocation stream: an event exceeds %d bytes", maxLine)
+				r.setErr(err)
+				return true, retry, err
+			}
+		case "id":
+			id = string(value)
+		case "retry":
+			if ms, err := strconv.Atoi(string(value)); err == nil && ms > 0 {
+				retry = min(max(time.Duration(ms)*time.Millisecond, 100*time.Millisecond), r.opts.MaxBackoff)
+			}
+		}
+	}
+}
+
+func truncate(s string) string {
+	if len(s) > 32 {
+		return s[:32] + "…"
+	}
+	return s
+}
