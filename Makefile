@@ -7,7 +7,7 @@ PKGS     ?= ./...
 BENCH    ?= .
 COUNT    ?= 5
 
-.PHONY: run build test test-short bench fmt vet
+.PHONY: run build test test-short bench fmt vet interop-deps
 
 run:
 	$(GO) run ./cmd/latch serve
@@ -21,8 +21,16 @@ vet:
 	@test -z "$$(gofmt -l .)" || { echo "gofmt would rewrite:"; gofmt -l .; exit 1; }
 	$(GO) vet $(PKGS)
 
-test: vet
+test: vet interop-deps
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
+
+# JS clients for ./interop/ (pinned in interop/js/package-lock.json);
+# reinstalled only when the lock changes. Without npm the interop tests skip
+# (and fail where LATCH_TEST_REQUIRE names node, as in CI).
+interop-deps:
+	@if command -v npm >/dev/null 2>&1; then \
+	  test interop/js/node_modules/.package-lock.json -nt interop/js/package-lock.json || (cd interop/js && npm ci --no-audit --no-fund); \
+	else echo "npm not found: the interop tests (./interop/) will skip"; fi
 
 # Quick loop without the race detector.
 test-short:

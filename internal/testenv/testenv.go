@@ -16,6 +16,9 @@ const (
 	Postgres = "postgres"
 	Redis    = "redis"
 	Browser  = "browser"
+	// Node is Node.js with the interop test clients installed (make
+	// interop-deps).
+	Node = "node"
 )
 
 // Required reports whether LATCH_TEST_REQUIRE names service.
