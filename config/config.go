@@ -23,7 +23,13 @@ import (
 // path in upper case with underscores (tokens.access_ttl is
 // LATCH_TOKENS_ACCESS_TTL). Precedence: flag > environment > file > default.
 type Config struct {
-	Addr     string `yaml:"addr" doc:"address to listen on"`
+	Addr string `yaml:"addr" doc:"address to listen on"`
+	// Store selects the durable store: empty for SQLite in DataDir, or a
+	// postgres:// URL. LATCH_DATABASE_URL sets it too.
+	Store string `yaml:"store" env:"LATCH_DATABASE_URL" doc:"durable store: empty for SQLite in data_dir, or a postgres:// URL (also LATCH_DATABASE_URL)"`
+	// Redis is a redis:// URL for revocation fan-out between instances;
+	// empty for none. LATCH_REDIS_URL sets it too.
+	Redis    string `yaml:"redis" env:"LATCH_REDIS_URL" doc:"redis:// URL for fan-out between instances; empty for none (also LATCH_REDIS_URL)"`
 	DataDir  string `yaml:"data_dir" doc:"directory of the SQLite database and the KEK file"`
 	Issuer   string `yaml:"issuer" doc:"iss of every token; default http://ADDR"`
 	Audience string `yaml:"audience" doc:"aud of access tokens; default the issuer"`
@@ -150,9 +156,21 @@ func Load(path string, environ []string, overrides map[string]string) (Config, e
 	}
 	var errs []error
 	known := map[string]bool{}
-	Walk(&c, func(key string, f reflect.Value, _ reflect.StructField) {
+	Walk(&c, func(key string, f reflect.Value, sf reflect.StructField) {
 		name := EnvName(key)
 		known[name] = true
+		// An alias (LATCH_DATABASE_URL for store) yields to the key's own
+		// variable.
+		if alias := sf.Tag.Get("env"); alias != "" {
+			known[alias] = true
+			if v, ok := env[alias]; ok {
+				if _, own := env[name]; !own {
+					if err := setValue(f, v); err != nil {
+						errs = append(errs, fmt.Errorf("invalid setting %s (from %s): %w", key, alias, err))
+					}
+				}
+			}
+		}
 		if v, ok := env[name]; ok {
 			if err := setValue(f, v); err != nil {
 				errs = append(errs, fmt.Errorf("invalid setting %s (from %s): %w", key, name, err))
@@ -239,6 +257,11 @@ func setValue(f reflect.Value, s string) error {
 	return nil
 }
 
+// Postgres reports whether the store is PostgreSQL.
+func (c *Config) Postgres() bool {
+	return strings.HasPrefix(c.Store, "postgres://") || strings.HasPrefix(c.Store, "postgresql://")
+}
+
 // Validate fills derived defaults (issuer, audience, KEK file) and checks
 // every setting, naming the setting and the accepted values in each error.
 func (c *Config) Validate() error {
@@ -255,6 +278,12 @@ func (c *Config) Validate() error {
 	if c.DataDir == "" {
 		bad("data_dir", "must not be empty")
 	}
+	if c.Store != "" && !c.Postgres() {
+		bad("store", "must be empty (SQLite in data_dir) or a postgres:// or postgresql:// URL")
+	}
+	if c.Redis != "" && !strings.HasPrefix(c.Redis, "redis://") && !strings.HasPrefix(c.Redis, "rediss://") {
+		bad("redis", "must be empty or a redis:// or rediss:// URL")
+	}
 	if c.Issuer == "" && err == nil {
 		if host == "" || host == "0.0.0.0" || host == "::" {
 			host = "localhost"
@@ -263,6 +292,10 @@ func (c *Config) Validate() error {
 	}
 	if u, err := url.Parse(c.Issuer); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
 		bad("issuer", "%q must be an http or https URL without query or fragment", c.Issuer)
+	} else if strings.Trim(u.Path, "/") != "" {
+		// Metadata and endpoints are served at the root; an issuer with a
+		// path would advertise URLs (RFC 8414 §3.1) nobody answers.
+		bad("issuer", "%q must have no path (serve Latch at the root of its host name)", c.Issuer)
 	}
 	if c.Audience == "" {
 		c.Audience = c.Issuer
