@@ -7,7 +7,7 @@ PKGS     ?= ./...
 BENCH    ?= .
 COUNT    ?= 5
 
-.PHONY: run build test test-short bench fmt vet interop-deps
+.PHONY: run build test test-short bench bench-peers fmt vet interop-deps
 
 run:
 	$(GO) run ./cmd/latch serve
@@ -23,6 +23,7 @@ vet:
 
 test: vet interop-deps
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
+	cd bench && $(GO) vet ./... && $(GO) test -count=1 ./...
 
 # JS clients for ./interop/ (pinned in interop/js/package-lock.json);
 # reinstalled only when the lock changes. Without npm the interop tests skip
@@ -40,6 +41,11 @@ test-short:
 # primitives, revocation set, password hashing. Summarise with benchstat.
 bench:
 	$(GO) test -run '^$$' -bench '$(BENCH)' -benchmem -count $(COUNT) ./keys/ ./verifier/ ./revocation/ ./password/ | tee bench.out
+
+# Latch against golang-jwt, jwx and go-jose, in the bench module (its own
+# go.mod, so peers never enter the main module): writes bench/results/.
+bench-peers:
+	cd bench && ./run.sh
 
 fmt:
 	gofmt -w .
