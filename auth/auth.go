@@ -113,6 +113,7 @@ type Service struct {
 	sealer   Sealer
 	hasher   *password.Hasher
 	revs     *revocation.Set
+	onRevoke func(ctx context.Context)
 	verifier *verifier.Verifier // may be nil
 	metrics  *Metrics
 	log      *slog.Logger
@@ -130,6 +131,9 @@ type Deps struct {
 	// introspection.
 	Verifier *verifier.Verifier
 	Metrics  *Metrics // may be nil
+	// OnRevoke, if not nil, is called after a revocation was written, to
+	// tell other instances (see package redis). It must not block.
+	OnRevoke func(ctx context.Context)
 	Log      *slog.Logger
 	Now      func() time.Time // nil means time.Now
 }
@@ -165,7 +169,7 @@ func New(cfg Config, d Deps) (*Service, error) {
 	}
 	return &Service{
 		cfg: cfg, store: d.Store, signer: d.Signer, sealer: d.Sealer, hasher: d.Hasher,
-		revs: d.Revocations, verifier: d.Verifier, metrics: d.Metrics, log: d.Log, now: d.Now,
+		revs: d.Revocations, onRevoke: d.OnRevoke, verifier: d.Verifier, metrics: d.Metrics, log: d.Log, now: d.Now,
 	}, nil
 }
 
@@ -641,10 +645,14 @@ func (s *Service) Events(ctx context.Context, userID string, limit int) ([]latch
 	return ev, nil
 }
 
-// syncRevocations pulls new entries of the durable feed into the in-memory
-// set right away, so this process enforces its own revocations at once.
-// The background follower catches up if this fails.
+// syncRevocations tells other instances that the feed moved and pulls the
+// new entries into this process's in-memory set right away, so it enforces
+// its own revocations at once. The background follower catches up if this
+// fails.
 func (s *Service) syncRevocations(ctx context.Context) {
+	if s.onRevoke != nil {
+		s.onRevoke(ctx)
+	}
 	if _, err := s.revs.Sync(ctx, s.store, s.now()); err != nil {
 		s.log.Warn("revocation sync failed; the follower will retry", "err", err)
 	}

@@ -53,6 +53,10 @@ type Config struct {
 		RotationPeriod Duration `yaml:"rotation_period" doc:"how long a signing key signs before the next one takes over"`
 		JWKSMaxAge     Duration `yaml:"jwks_max_age" doc:"Cache-Control max-age of the JWKS"`
 	} `yaml:"keys"`
+	Revocation struct {
+		MaxStale Duration `yaml:"max_stale" doc:"revocation data older than this (store unreachable) triggers the fail-safe policy; 0 turns the policy off"`
+		FailOpen bool     `yaml:"fail_open" doc:"past max_stale, accept tokens (counted in latch_stale_accepted_total) instead of rejecting them"`
+	} `yaml:"revocation"`
 	Password struct {
 		MaxConcurrent int      `yaml:"max_concurrent" doc:"password hashes computed at once; 0 means one per CPU"`
 		MaxWait       Duration `yaml:"max_wait" doc:"how long a sign-in waits for a hashing slot before 503"`
@@ -123,6 +127,7 @@ func Defaults() Config {
 	c.Keys.RotationPeriod = Duration(30 * 24 * time.Hour)
 	c.Keys.JWKSMaxAge = Duration(15 * time.Minute)
 	c.Password.MaxWait = Duration(2 * time.Second)
+	c.Revocation.MaxStale = Duration(time.Minute)
 	c.Log.Level = "info"
 	c.Log.Format = "text"
 	return c
@@ -343,6 +348,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Keys.RotationPeriod.D() <= c.Keys.JWKSMaxAge.D()+10*time.Minute {
 		bad("keys.rotation_period", "%s must be longer than keys.jwks_max_age + 10m, the time a new key is published before it signs", c.Keys.RotationPeriod)
+	}
+	if c.Revocation.MaxStale != 0 && (c.Revocation.MaxStale.D() < 5*time.Second || c.Revocation.MaxStale.D() > time.Hour) {
+		bad("revocation.max_stale", "%s must be 0 (policy off) or between 5s and 1h", c.Revocation.MaxStale)
 	}
 	if c.Password.MaxConcurrent < 0 || c.Password.MaxConcurrent > 1024 {
 		bad("password.max_concurrent", "%d must be between 0 (one per CPU) and 1024", c.Password.MaxConcurrent)

@@ -582,3 +582,47 @@ func TestSuccessorErasedAfterGrace(t *testing.T) {
 	// The current token still works; nothing but the copy was erased.
 	expect(t, "refresh after the sweep", h.refresh(r.str("refresh_token")), 200, "")
 }
+
+// TestStaleRevocationData: when the store cannot be read for longer than
+// revocation.max_stale, the server's own verifier applies the fail-safe
+// policy: reject (the default) or, opted in, accept and count.
+func TestStaleRevocationData(t *testing.T) {
+	for _, failOpen := range []bool{false, true} {
+		t.Run(map[bool]string{false: "fail closed", true: "fail open"}[failOpen], func(t *testing.T) {
+			h := start(t, "", func(c *config.Config) {
+				c.Revocation.MaxStale = config.Duration(5 * time.Second)
+				c.Revocation.FailOpen = failOpen
+			})
+			ctx, cancel := context.WithCancel(context.Background())
+			h.in.Start(ctx)
+			defer func() { cancel(); h.in.Wait() }()
+			h.addUser(adaEmail, adaPass)
+			access := h.login(adaEmail, adaPass).str("access_token")
+			expect(t, "fresh", h.do("GET", "/v1/me", "", bearer(access)...), 200, "")
+
+			// Within max_stale of the last good read, nothing changes.
+			h.in.Store.Close()
+			h.clock.Advance(4 * time.Second)
+			if _, err := h.in.Verifier.Verify(access); err != nil {
+				t.Fatalf("within max_stale: %v", err)
+			}
+			h.clock.Advance(2 * time.Second)
+			_, err := h.in.Verifier.Verify(access)
+			if failOpen {
+				if err != nil {
+					t.Fatalf("fail open rejected: %v", err)
+				}
+				m := string(h.do("GET", "/metrics", "").raw)
+				if !strings.Contains(m, "latch_stale_accepted_total 1") {
+					t.Fatal("stale acceptance not counted in latch_stale_accepted_total")
+				}
+				return
+			}
+			r := h.do("GET", "/v1/me", "", bearer(access)...)
+			expect(t, "stale, fail closed", r, 401, "invalid_token")
+			if !strings.Contains(r.str("error_description"), "stale") {
+				t.Fatalf("description = %q", r.str("error_description"))
+			}
+		})
+	}
+}

@@ -25,6 +25,8 @@ import (
 	"github.com/latchauth/latch/config"
 	"github.com/latchauth/latch/keys"
 	"github.com/latchauth/latch/password"
+	"github.com/latchauth/latch/postgres"
+	"github.com/latchauth/latch/redis"
 	"github.com/latchauth/latch/revocation"
 	"github.com/latchauth/latch/server"
 	"github.com/latchauth/latch/sqlite"
@@ -53,6 +55,8 @@ type Instance struct {
 	Auth        *auth.Service
 	Server      *server.Server
 	Registry    *prometheus.Registry
+	// Fanout is the Redis fan-out between instances; nil without Redis.
+	Fanout *redis.Fanout
 	// KEKCreated is true when this start generated the key-encryption key.
 	KEKCreated bool
 
@@ -69,9 +73,18 @@ type Options struct {
 	Now func() time.Time
 }
 
-// OpenStore creates the data directory (mode 0700) if needed and opens the
-// store in it. The command line's offline commands use it directly.
+// OpenStore opens the configured store: PostgreSQL when cfg.Store is a
+// postgres:// URL (migrating its schema), otherwise SQLite in the data
+// directory, created (mode 0700) if needed. The command line's offline
+// commands use it directly.
 func OpenStore(ctx context.Context, cfg config.Config) (latch.Store, error) {
+	if cfg.Postgres() {
+		st, err := postgres.Open(ctx, cfg.Store)
+		if err != nil {
+			return nil, fmt.Errorf("open store: %w", err)
+		}
+		return st, nil
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data directory %s: %w", cfg.DataDir, err)
 	}
@@ -85,7 +98,15 @@ func OpenStore(ctx context.Context, cfg config.Config) (latch.Store, error) {
 
 // LoadKEK reads the key-encryption key from the configuration or its file,
 // creating the file on first use.
+//
+// With a shared store (PostgreSQL) every instance must hold the same KEK,
+// so none is generated: it must come from LATCH_KEK or an existing file.
 func LoadKEK(cfg config.Config) (keys.KEK, bool, error) {
+	if cfg.Postgres() && cfg.KEK == "" {
+		if _, err := os.Stat(cfg.KEKFile); err != nil {
+			return keys.KEK{}, false, fmt.Errorf("key-encryption key: with a shared store every instance needs the same KEK: set LATCH_KEK (make one with `latch kek generate`) or kek_file; %s: %w", cfg.KEKFile, err)
+		}
+	}
 	if err := os.MkdirAll(filepath.Dir(cfg.KEKFile), 0o700); err != nil {
 		return keys.KEK{}, false, fmt.Errorf("create directory for the KEK file: %w", err)
 	}
@@ -148,14 +169,40 @@ func wire(ctx context.Context, cfg config.Config, st latch.Store, opt Options) (
 	if _, err := revs.Sync(ctx, st, now()); err != nil {
 		return nil, fmt.Errorf("load revocations: %w", err)
 	}
+	var fan *redis.Fanout
+	if cfg.Redis != "" {
+		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		fan, err = redis.Open(rctx, cfg.Redis, redis.Options{Log: log})
+		cancel()
+		if err != nil {
+			// Redis only accelerates: start without it and say so.
+			log.Warn("redis unreachable at start; revocations reach other instances by polling the store until it is back", "err", err)
+			fan, err = redis.Lazy(cfg.Redis, redis.Options{Log: log})
+			if err != nil {
+				return nil, err
+			}
+		}
+	}
 	leeway := cfg.Tokens.Leeway.D()
 	if leeway == 0 {
 		leeway = time.Nanosecond // the verifier reads 0 as "default"; 0 here means none
 	}
-	v, err := verifier.New(verifier.Config{
+	reg := prometheus.NewRegistry()
+	staleAccepted := prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "latch_stale_accepted_total",
+		Help: "Tokens accepted although the revocation data was older than revocation.max_stale (fail_open).",
+	})
+	vcfg := verifier.Config{
 		Issuer: cfg.Issuer, Audience: cfg.Audience, Keys: RingKeys{ring}, Revocations: revs,
 		Leeway: leeway, Now: now,
-	})
+	}
+	if cfg.Revocation.MaxStale > 0 {
+		// The fail-safe policy: the set is only as fresh as the last
+		// successful read of the store.
+		vcfg.Freshness, vcfg.MaxStale = revs, cfg.Revocation.MaxStale.D()
+		vcfg.FailOpen, vcfg.OnStale = cfg.Revocation.FailOpen, staleAccepted.Inc
+	}
+	v, err := verifier.New(vcfg)
 	if err != nil {
 		return nil, fmt.Errorf("verifier: %w", err)
 	}
@@ -163,8 +210,7 @@ func wire(ctx context.Context, cfg config.Config, st latch.Store, opt Options) (
 	if err != nil {
 		return nil, fmt.Errorf("password hasher: %w", err)
 	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(staleAccepted, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	svc, err := auth.New(auth.Config{
 		Issuer: cfg.Issuer, Audience: cfg.Audience, ClientID: cfg.ClientID,
 		AccessTokenTTL: cfg.Tokens.AccessTTL.D(), AccessTokenJitter: cfg.Tokens.AccessJitter.D(),
@@ -173,6 +219,7 @@ func wire(ctx context.Context, cfg config.Config, st latch.Store, opt Options) (
 	}, auth.Deps{
 		Store: st, Signer: ring, Sealer: kek.Derive("latch refresh-token successor v1"), Hasher: hasher,
 		Revocations: revs, Verifier: v, Metrics: auth.NewMetrics(reg), Log: log, Now: now,
+		OnRevoke: func(ctx context.Context) { fan.Poke(ctx, redis.TopicRevocations) },
 	})
 	if err != nil {
 		return nil, err
@@ -185,13 +232,24 @@ func wire(ctx context.Context, cfg config.Config, st latch.Store, opt Options) (
 		Issuer: cfg.Issuer, Algorithm: cfg.Tokens.Algorithm,
 		TrustedProxies: proxies, JWKSMaxAge: cfg.Keys.JWKSMaxAge.D(),
 	}, server.Deps{
-		Auth: svc, Verifier: v, JWKS: ring.JWKS, Ready: st.Ping, Registry: reg, Log: log,
-		Store: st, Revocations: revs, Now: now,
+		Auth: svc, Verifier: v, JWKS: ring.JWKS, Registry: reg, Log: log,
+		Checks: checks(st, fan),
+		Store:  st, Revocations: revs, Now: now,
 	})
 	return &Instance{
 		Config: cfg, Store: st, Ring: ring, Revocations: revs, Verifier: v, Auth: svc, Server: srv,
-		Registry: reg, KEKCreated: created, log: log, now: now,
+		Registry: reg, Fanout: fan, KEKCreated: created, log: log, now: now,
 	}, nil
+}
+
+// checks are the readiness checks: the store is required; Redis, when
+// configured, only degrades the instance (it keeps serving and polls).
+func checks(st latch.Store, fan *redis.Fanout) []server.Check {
+	c := []server.Check{{Name: "store", Required: true, Check: st.Ping}}
+	if fan != nil {
+		c = append(c, server.Check{Name: "redis", Check: fan.Ping})
+	}
+	return c
 }
 
 // RingKeys adapts a key ring to the verifier's KeySet.
@@ -211,10 +269,17 @@ func (k RingKeys) Key(kid string) (verifier.Key, bool) {
 // command line), key rotation, erasing refresh-token successors whose
 // grace window has passed, and pruning.
 func (in *Instance) Start(ctx context.Context) {
+	if in.Fanout != nil {
+		in.wg.Add(1)
+		go func() {
+			defer in.wg.Done()
+			in.follow(ctx)
+		}()
+	}
 	in.wg.Add(4)
 	go func() {
 		defer in.wg.Done()
-		in.Revocations.Follow(ctx, in.Store, revocationPoll, func(err error) {
+		in.Revocations.Follow(ctx, in.Store, revocationPoll, in.now, func(err error) {
 			in.log.Warn("revocation sync failed", "err", err)
 		})
 	}()
@@ -240,6 +305,41 @@ func (in *Instance) Start(ctx context.Context) {
 	}()
 }
 
+// follow applies pokes from other instances: a moved revocation feed is
+// pulled from the store at once, a changed key ring reloaded. Pokes are
+// coalesced, so a burst costs one catch-up and Redis is never blocked.
+func (in *Instance) follow(ctx context.Context) {
+	revs, ring := make(chan struct{}, 1), make(chan struct{}, 1)
+	poke := func(c chan struct{}) {
+		select {
+		case c <- struct{}{}:
+		default:
+		}
+	}
+	go in.Fanout.Subscribe(ctx, func(topic string) {
+		switch topic {
+		case redis.TopicRevocations:
+			poke(revs)
+		case redis.TopicKeys:
+			poke(ring)
+		}
+	})
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-revs:
+			if _, err := in.Revocations.Sync(ctx, in.Store, in.now()); err != nil {
+				in.log.Warn("revocation sync after a poke failed; polling continues", "err", err)
+			}
+		case <-ring:
+			if err := in.Ring.Reload(ctx); err != nil {
+				in.log.Warn("key ring reload after a poke failed", "err", err)
+			}
+		}
+	}
+}
+
 func (in *Instance) tickKeys(ctx context.Context) {
 	rotated, err := in.Ring.Tick(ctx)
 	if err != nil {
@@ -247,6 +347,7 @@ func (in *Instance) tickKeys(ctx context.Context) {
 		return
 	}
 	if rotated {
+		in.Fanout.Poke(ctx, redis.TopicKeys)
 		in.log.Info("scheduled key rotation: a new signing key is published")
 		if err := in.Store.AddEvent(ctx, &latch.Event{Type: latch.EventKeysRotated, At: in.now().UTC()}); err != nil {
 			in.log.Warn("recording key rotation failed", "err", err)
@@ -275,6 +376,9 @@ func (in *Instance) Wait() { in.wg.Wait() }
 // background work (cancel Start's context and Wait) first.
 func (in *Instance) Close() error {
 	in.Server.CloseStreams()
+	if in.Fanout != nil {
+		in.Fanout.Close()
+	}
 	return in.Store.Close()
 }
 

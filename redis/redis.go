@@ -72,6 +72,23 @@ func Open(ctx context.Context, rawURL string, o Options) (*Fanout, error) {
 	return f, nil
 }
 
+// Lazy is Open without the check that Redis answers: the client connects
+// when first used. An instance whose Redis is down at start uses it to pick
+// the fan-out up once Redis is back.
+func Lazy(rawURL string, o Options) (*Fanout, error) {
+	opts, err := parse(rawURL)
+	if err != nil {
+		return nil, err
+	}
+	if o.Log == nil {
+		o.Log = slog.Default()
+	}
+	if o.Channel == "" {
+		o.Channel = DefaultChannel
+	}
+	return &Fanout{client: goredis.NewUniversalClient(opts), channel: o.Channel, log: o.Log}, nil
+}
+
 // parse turns a URL into universal options without ever echoing the URL
 // (it may hold a password) in an error.
 func parse(rawURL string) (*goredis.UniversalOptions, error) {
@@ -129,6 +146,20 @@ func (f *Fanout) Publish(ctx context.Context, topic string) error {
 		return fmt.Errorf("redis: publish %s: %w", topic, err)
 	}
 	return nil
+}
+
+// Poke publishes topic in the background and logs a failure: callers on a
+// request path never wait on the fan-out. A nil Fanout (no Redis
+// configured) does nothing.
+func (f *Fanout) Poke(ctx context.Context, topic string) {
+	if f == nil {
+		return
+	}
+	go func() {
+		if err := f.Publish(ctx, topic); err != nil {
+			f.log.Debug("redis poke failed; other instances will see the change at their next poll", "topic", topic, "err", err)
+		}
+	}()
 }
 
 // Subscribe calls fn for every topic published, until ctx ends. After a

@@ -368,18 +368,8 @@ func (r *Remote) keepFreshLoop(ctx context.Context) {
 // markFresh records that the set is known to be current now.
 func (r *Remote) markFresh() {
 	r.lastFresh.Store(time.Now().UnixNano())
-	// Sync with a feed that has nothing new is the Set's way of recording
-	// LastSync without entries.
-	if _, err := r.set.Sync(context.Background(), emptyFeed{}, r.now()); err != nil {
-		r.log.Error("revocation feed: recording the sync time failed", "err", err)
-	}
+	r.set.MarkSynced(r.now())
 	r.readyOnce.Do(func() { close(r.ready) })
-}
-
-type emptyFeed struct{}
-
-func (emptyFeed) RevocationsAfter(context.Context, int64, time.Time, int) ([]latch.Revocation, error) {
-	return nil, nil
 }
 
 func (r *Remote) setErr(err error) {

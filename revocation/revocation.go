@@ -269,6 +269,14 @@ func (s *Set) LastSync() time.Time {
 	return time.Time{}
 }
 
+// MarkSynced records now as LastSync without fetching anything: a live
+// feed that proves nothing was missed (a stream heartbeat, an empty page)
+// makes the set as fresh as a Sync would.
+func (s *Set) MarkSynced(now time.Time) {
+	t := now
+	s.lastSync.Store(&t)
+}
+
 // errNoProgress is returned when a feed returns entries that do not move the
 // cursor, which would otherwise loop forever.
 var errNoProgress = errors.New("revocation: feed returned no entry after the cursor")
@@ -306,18 +314,22 @@ func (s *Set) Sync(ctx context.Context, f Feed, now time.Time) (int, error) {
 }
 
 // Follow keeps the set in sync with f until ctx is done: it calls Sync and
-// then Prune immediately and every interval after that, passing the wall
-// clock. Errors of Sync are reported to onErr (which may be nil) and retried
-// at the next tick; the set keeps serving what it has. Follow blocks; run it
-// in its own goroutine. every must be positive.
-func (s *Set) Follow(ctx context.Context, f Feed, every time.Duration, onErr func(error)) {
+// then Prune immediately and every interval after that, passing the time
+// from clock (nil means time.Now). Errors of Sync are reported to onErr
+// (which may be nil) and retried at the next tick; the set keeps serving
+// what it has. Follow blocks; run it in its own goroutine. every must be
+// positive.
+func (s *Set) Follow(ctx context.Context, f Feed, every time.Duration, clock func() time.Time, onErr func(error)) {
 	if every <= 0 {
 		panic("revocation: Follow interval must be positive")
+	}
+	if clock == nil {
+		clock = time.Now
 	}
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
-		now := time.Now()
+		now := clock()
 		if _, err := s.Sync(ctx, f, now); err != nil && onErr != nil && ctx.Err() == nil {
 			onErr(err)
 		}

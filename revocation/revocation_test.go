@@ -358,7 +358,7 @@ func TestFollow(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		s.Follow(ctx, f, 5*time.Millisecond, func(err error) {
+		s.Follow(ctx, f, 5*time.Millisecond, nil, func(err error) {
 			if errors.Is(err, f.err) {
 				errs.Add(1)
 			}
@@ -406,7 +406,7 @@ func TestFollowRejectsBadInterval(t *testing.T) {
 			t.Fatal("want panic on zero interval")
 		}
 	}()
-	NewSet().Follow(context.Background(), &fakeFeed{}, 0, nil)
+	NewSet().Follow(context.Background(), &fakeFeed{}, 0, nil, nil)
 }
 
 // TestConcurrent runs readers against writers under -race.

@@ -232,12 +232,20 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
-	if err := s.ready(ctx); err != nil {
-		s.log.Warn("readiness check failed", "err", err)
-		writeJSON(w, http.StatusServiceUnavailable, map[string]any{
-			"status": "unavailable", "checks": map[string]string{"store": "unreachable"},
-		})
-		return
+	status, code := "ready", http.StatusOK
+	results := make(map[string]string, len(s.checks))
+	for _, c := range s.checks {
+		if err := c.Check(ctx); err != nil {
+			s.log.Warn("readiness check failed", "dependency", c.Name, "err", err)
+			results[c.Name] = "unreachable"
+			if c.Required {
+				status, code = "unavailable", http.StatusServiceUnavailable
+			} else if code == http.StatusOK {
+				status = "degraded"
+			}
+			continue
+		}
+		results[c.Name] = "ok"
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"status": "ready", "checks": map[string]string{"store": "ok"}})
+	writeJSON(w, code, map[string]any{"status": status, "checks": results})
 }

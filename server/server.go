@@ -46,8 +46,8 @@ type Deps struct {
 	Verifier *verifier.Verifier
 	// JWKS returns the current JSON Web Key Set document.
 	JWKS func() []byte
-	// Ready reports whether the store is reachable.
-	Ready func(ctx context.Context) error
+	// Checks are the dependencies /readyz reports on.
+	Checks []Check
 	// Store is the durable revocation feed served to remote verifiers.
 	Store latch.RevocationStore
 	// Revocations is the in-memory set; its cursor tells streams of news.
@@ -59,13 +59,22 @@ type Deps struct {
 	Log      *slog.Logger
 }
 
+// Check is a dependency reported by /readyz. When a Required check fails
+// the instance is not ready (503); any other failing check leaves it
+// ready but degraded.
+type Check struct {
+	Name     string
+	Required bool
+	Check    func(ctx context.Context) error
+}
+
 // Server routes and answers HTTP requests. It implements http.Handler.
 type Server struct {
 	cfg           Config
 	auth          *auth.Service
 	verifier      *verifier.Verifier
 	jwks          func() []byte
-	ready         func(ctx context.Context) error
+	checks        []Check
 	log           *slog.Logger
 	mux           *http.ServeMux
 	handler       http.Handler
@@ -91,7 +100,7 @@ func New(cfg Config, d Deps) *Server {
 	}
 	streams, closeStreams := context.WithCancel(context.Background())
 	s := &Server{
-		cfg: cfg, auth: d.Auth, verifier: d.Verifier, jwks: d.JWKS, ready: d.Ready, log: d.Log, mux: http.NewServeMux(),
+		cfg: cfg, auth: d.Auth, verifier: d.Verifier, jwks: d.JWKS, checks: d.Checks, log: d.Log, mux: http.NewServeMux(),
 		store: d.Store, revs: d.Revocations, now: d.Now, streams: streams, closeStreams: closeStreams,
 		verifyLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "latch_token_verification_seconds",

@@ -3,6 +3,8 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -22,6 +24,7 @@ import (
 	"github.com/latchauth/latch/instance"
 	"github.com/latchauth/latch/keys"
 	"github.com/latchauth/latch/password"
+	"github.com/latchauth/latch/postgres"
 )
 
 // configFlags are the flags every command that touches the data directory
@@ -388,6 +391,68 @@ func (e *cliEnv) printKeys(list []keys.Info) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", k.ID, k.Algorithm, k.State, date(k.CreatedAt), date(k.NotBefore), date(k.NotAfter))
 	}
 	tw.Flush()
+}
+
+func (e *cliEnv) migrateCmd() *cobra.Command {
+	var f configFlags
+	cmd := &cobra.Command{
+		Use:   "migrate",
+		Short: "Apply the store's schema migrations and exit",
+		Long: `Apply the schema migrations of the configured store (store: or
+LATCH_DATABASE_URL for PostgreSQL, otherwise SQLite in the data directory)
+and exit. latch serve applies them at start as well; run this first when
+deploying a new version to many instances, so they start on a ready schema.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := f.load(cmd, e.environ)
+			if err != nil {
+				return err
+			}
+			if !cfg.Postgres() {
+				st, err := instance.OpenStore(cmd.Context(), cfg)
+				if err != nil {
+					return err
+				}
+				st.Close()
+				fmt.Fprintf(e.stdout, "SQLite store in %s is up to date\n", cfg.DataDir)
+				return nil
+			}
+			applied, err := postgres.Migrate(cmd.Context(), cfg.Store)
+			if err != nil {
+				return err
+			}
+			if len(applied) == 0 {
+				fmt.Fprintln(e.stdout, "PostgreSQL schema is up to date; nothing to apply")
+			}
+			for _, m := range applied {
+				fmt.Fprintf(e.stdout, "applied %s\n", m)
+			}
+			return nil
+		},
+	}
+	f.register(cmd.Flags(), false)
+	return cmd
+}
+
+func (e *cliEnv) kekCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "kek", Short: "Key-encryption key tools", Args: cobra.NoArgs}
+	cmd.AddCommand(&cobra.Command{
+		Use:   "generate",
+		Short: "Print a new random key-encryption key for LATCH_KEK",
+		Long: `Print a new random 256-bit key-encryption key, base64-encoded, for LATCH_KEK.
+Every instance of one deployment needs the same KEK; keep it in your secret
+store. Changing it later makes the stored signing keys unreadable.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var b [32]byte
+			if _, err := rand.Read(b[:]); err != nil {
+				return err
+			}
+			fmt.Fprintln(e.stdout, base64.StdEncoding.EncodeToString(b[:]))
+			return nil
+		},
+	})
+	return cmd
 }
 
 func (e *cliEnv) configCmd() *cobra.Command {

@@ -5,6 +5,8 @@
 //	latch user add               create a user
 //	latch client add|list        register or list OAuth clients
 //	latch keys list|rotate       inspect or rotate the signing-key ring
+//	latch migrate                apply the store's schema migrations
+//	latch kek generate           print a new key-encryption key for LATCH_KEK
 //	latch config                 list every setting with its environment variable
 //	latch version                print the version
 package main
@@ -52,7 +54,7 @@ Start it with "latch serve": no configuration needed, state in ./latch-data.`,
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	env := &cliEnv{stdin: stdin, stdout: stdout, stderr: stderr, environ: environ}
-	root.AddCommand(env.serveCmd(), env.userCmd(), env.clientCmd(), env.keysCmd(), env.configCmd(), versionCmd(stdout))
+	root.AddCommand(env.serveCmd(), env.userCmd(), env.clientCmd(), env.keysCmd(), env.migrateCmd(), env.kekCmd(), env.configCmd(), versionCmd(stdout))
 	return root
 }
 
