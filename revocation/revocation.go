@@ -63,8 +63,9 @@ func (s *snapshot) len() int { return len(s.jti) + len(s.sid) + len(s.user) }
 // Set is an in-memory revocation set. It is safe for concurrent use; its
 // zero value is not usable, create one with [NewSet].
 type Set struct {
-	snap atomic.Pointer[snapshot]
-	mu   sync.Mutex // serialises writers (Add, Prune)
+	snap    atomic.Pointer[snapshot]
+	mu      sync.Mutex    // serialises writers (Add, Prune)
+	changed chan struct{} // closed, under mu, when the cursor moves
 
 	syncMu   sync.Mutex // serialises Sync calls
 	lastSync atomic.Pointer[time.Time]
@@ -73,7 +74,7 @@ type Set struct {
 
 // NewSet returns an empty set with Cursor 0.
 func NewSet() *Set {
-	s := &Set{pageSize: DefaultPageSize}
+	s := &Set{pageSize: DefaultPageSize, changed: make(chan struct{})}
 	s.snap.Store(&snapshot{
 		jti:  map[string]entry{},
 		sid:  map[string]entry{},
@@ -151,6 +152,20 @@ func (s *Set) Add(entries ...latch.Revocation) {
 		}
 	}
 	s.snap.Store(next)
+	if next.cursor != old.cursor {
+		close(s.changed)
+		s.changed = make(chan struct{})
+	}
+}
+
+// Changed returns a channel that is closed when the cursor next moves, so
+// that a waiter (a revocation stream) wakes at once instead of polling.
+// Take the channel before reading the cursor, then wait on it: no move can
+// slip between the two.
+func (s *Set) Changed() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.changed
 }
 
 // laterExpiry reports whether expiry a outlasts b; zero means never.

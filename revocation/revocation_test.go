@@ -522,3 +522,26 @@ func BenchmarkRevoked(b *testing.B) {
 		}
 	}
 }
+
+func TestChanged(t *testing.T) {
+	s := NewSet()
+	ch := s.Changed()
+	select {
+	case <-ch:
+		t.Fatal("closed before any change")
+	default:
+	}
+	s.Add(latch.Revocation{Seq: 1, Kind: latch.RevokeSession, Value: "a", ExpiresAt: time.Now().Add(time.Hour)})
+	select {
+	case <-ch:
+	default:
+		t.Fatal("not closed after the cursor moved")
+	}
+	next := s.Changed()
+	s.Add(latch.Revocation{Seq: 1, Kind: latch.RevokeSession, Value: "a", ExpiresAt: time.Now().Add(time.Hour)})
+	select {
+	case <-next:
+		t.Fatal("closed although the cursor did not move")
+	default:
+	}
+}

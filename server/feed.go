@@ -19,11 +19,9 @@ import (
 const (
 	feedPageDefault = 1000
 	feedPageMax     = 5000
-	// streamPoll is how often a stream looks at the in-memory set's cursor
-	// (an atomic load) for news; only news costs a store query.
-	streamPoll = 25 * time.Millisecond
-	// streamHeartbeat keeps idle connections (and proxies) alive.
-	streamHeartbeat = 15 * time.Second
+	// streamHeartbeat keeps idle connections (and proxies) alive, and
+	// tells a remote verifier that its data is still current.
+	streamHeartbeat = 5 * time.Second
 )
 
 // RevocationJSON is one entry of the feed as remote verifiers see it.
@@ -153,12 +151,13 @@ func (s *Server) revocationStream(w http.ResponseWriter, r *http.Request) {
 	stop := context.AfterFunc(s.streams, cancel)
 	defer stop()
 
-	poll := time.NewTicker(streamPoll)
-	defer poll.Stop()
 	beat := time.NewTicker(streamHeartbeat)
 	defer beat.Stop()
 	seen := int64(-1) // the set's cursor at the last look; -1 forces a first query
 	for {
+		// The set wakes the stream when its cursor moves: entries revoked
+		// here, and those the follower or a Redis poke pulled in.
+		changed := s.revs.Changed()
 		if c := s.revs.Cursor(); c != seen {
 			seen = c
 			for {
@@ -187,7 +186,7 @@ func (s *Server) revocationStream(w http.ResponseWriter, r *http.Request) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-poll.C:
+		case <-changed:
 		case <-beat.C:
 			if _, err := w.Write([]byte(": ping\n\n")); err != nil || rc.Flush() != nil {
 				return
