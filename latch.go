@@ -44,9 +44,22 @@ type Client struct {
 	// Scopes the client may be granted.
 	Scopes []string
 	// Audience of the access tokens issued to it; empty means the server's.
-	Audience  string
+	Audience string
+	// Delivery is how a browser client receives its tokens: DeliveryBearer
+	// (in the JSON body; native apps and servers), DeliveryCookie (both
+	// tokens in HttpOnly cookies) or DeliveryMemory (the access token in
+	// the body for JavaScript memory, the refresh token in an HttpOnly
+	// cookie). Empty means DeliveryBearer.
+	Delivery  string
 	CreatedAt time.Time
 }
+
+// Delivery modes of a client.
+const (
+	DeliveryBearer = "bearer"
+	DeliveryCookie = "cookie"
+	DeliveryMemory = "memory"
+)
 
 // Public reports whether the client has no secret.
 func (c *Client) Public() bool { return c.SecretHash == "" }

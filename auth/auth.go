@@ -56,10 +56,12 @@ type Signer interface {
 	Sign(claims jwt.Claims) (string, error)
 }
 
-// Sealer encrypts the successor refresh token kept for the grace window.
+// Sealer encrypts the successor refresh token kept for the grace window
+// and keys the MACs of CSRF tokens.
 type Sealer interface {
 	Seal(plaintext, aad []byte) []byte
 	Open(sealed, aad []byte) ([]byte, error)
+	MAC(purpose string, msg []byte) []byte
 }
 
 // Config holds the token and session policy.
@@ -103,6 +105,12 @@ type Tokens struct {
 	UserID           string
 	// Scope granted to a client's own token (client credentials).
 	Scope string
+	// ClientID and Delivery describe the client the session belongs to;
+	// the server delivers the tokens accordingly.
+	ClientID string
+	Delivery string
+	// CSRFToken is the session's anti-CSRF token, for browser deliveries.
+	CSRFToken string
 }
 
 // Service implements sign-in, refresh rotation and revocation.
@@ -247,15 +255,14 @@ func (s *Service) CreateUser(ctx context.Context, email, pw string, c Client) (*
 func (s *Service) Login(ctx context.Context, email, pw, clientID string, c Client) (*Tokens, error) {
 	if clientID == "" {
 		clientID = s.cfg.ClientID
-	} else if clientID != s.cfg.ClientID {
-		cl, err := s.store.Client(ctx, clientID)
-		if errors.Is(err, latch.ErrNotFound) || (err == nil && !cl.Public()) {
-			s.metrics.Logins.WithLabelValues("unauthorized_client").Inc()
-			return nil, ErrUnauthorizedClient
-		}
-		if err != nil {
-			return nil, s.loginError(fmt.Errorf("auth: load client: %w", err))
-		}
+	}
+	delivery, err := s.delivery(ctx, clientID)
+	if errors.Is(err, ErrUnauthorizedClient) {
+		s.metrics.Logins.WithLabelValues("unauthorized_client").Inc()
+		return nil, err
+	}
+	if err != nil {
+		return nil, s.loginError(err)
 	}
 	email = NormalizeEmail(email)
 	u, err := s.store.UserByEmail(ctx, email)
@@ -294,6 +301,7 @@ func (s *Service) Login(ctx context.Context, email, pw, clientID string, c Clien
 	if err != nil {
 		return nil, s.loginError(err)
 	}
+	s.deliver(t, delivery)
 	s.metrics.Logins.WithLabelValues("success").Inc()
 	s.event(ctx, &latch.Event{Type: latch.EventLoginSucceeded, UserID: u.ID, SessionID: t.SessionID,
 		ClientID: clientID, IP: c.IP, UserAgent: c.UserAgent})
@@ -408,13 +416,53 @@ const maxRotationAttempts = 8
 // refresh token. The previous token, presented again within the grace
 // window, yields the identical successor; any other reuse revokes the
 // session. Every failure is ErrInvalidGrant (or a store error).
+//
+// This is the API's refresh: the token came in a request body, so the
+// session must belong to a client that receives tokens as bearer tokens. A
+// browser client's token (delivered in a cookie) is refused here, unspent.
 func (s *Service) Refresh(ctx context.Context, refresh string, c Client) (*Tokens, error) {
-	t, outcome, err := s.refresh(ctx, refresh, c)
+	return s.refreshChecked(ctx, refresh, c, func(sess *latch.Session, delivery string) error {
+		if delivery != latch.DeliveryBearer {
+			return errWrongDelivery
+		}
+		return nil
+	})
+}
+
+// RefreshFromCookie redeems a refresh token that arrived in the browser's
+// refresh cookie. The session must belong to a cookie or memory client, and
+// csrf must be the session's CSRF token; otherwise nothing is consumed.
+func (s *Service) RefreshFromCookie(ctx context.Context, refresh, csrf string, c Client) (*Tokens, error) {
+	return s.refreshChecked(ctx, refresh, c, func(sess *latch.Session, delivery string) error {
+		if delivery == latch.DeliveryBearer {
+			return errWrongDelivery
+		}
+		if !s.CheckCSRF(sess.ID, csrf) {
+			return ErrCSRF
+		}
+		return nil
+	})
+}
+
+// errWrongDelivery: a token arrived by another way than its client's mode.
+var errWrongDelivery = errors.New("refresh token presented outside its client's delivery mode")
+
+// ErrCSRF: the anti-CSRF token is missing or not the session's.
+var ErrCSRF = errors.New("csrf token mismatch")
+
+// refreshChecked runs check on the token's session and its client's
+// delivery mode before anything else happens to the session (no rotation,
+// no reuse detection): a token presented the wrong way is refused unspent.
+func (s *Service) refreshChecked(ctx context.Context, refresh string, c Client, check func(*latch.Session, string) error) (*Tokens, error) {
+	t, outcome, err := s.refresh(ctx, refresh, c, check)
 	s.metrics.Refreshes.WithLabelValues(outcome).Inc()
+	if errors.Is(err, errWrongDelivery) {
+		err = ErrInvalidGrant
+	}
 	return t, err
 }
 
-func (s *Service) refresh(ctx context.Context, refresh string, c Client) (*Tokens, string, error) {
+func (s *Service) refresh(ctx context.Context, refresh string, c Client, check func(*latch.Session, string) error) (*Tokens, string, error) {
 	if !wellFormedRefreshToken(refresh) {
 		return nil, "invalid", ErrInvalidGrant
 	}
@@ -433,6 +481,19 @@ func (s *Service) refresh(ctx context.Context, refresh string, c Client) (*Token
 		}
 		if err != nil {
 			return nil, "error", fmt.Errorf("auth: load session: %w", err)
+		}
+		delivery, err := s.delivery(ctx, sess.ClientID)
+		if errors.Is(err, ErrUnauthorizedClient) {
+			return nil, "invalid", ErrInvalidGrant // its client is gone
+		}
+		if err != nil {
+			return nil, "error", err
+		}
+		if err := check(sess, delivery); err != nil {
+			if errors.Is(err, ErrCSRF) {
+				return nil, "csrf", err
+			}
+			return nil, "wrong_client", err
 		}
 		if sess.Revoked() {
 			return nil, "revoked", ErrInvalidGrant
@@ -460,6 +521,7 @@ func (s *Service) refresh(ctx context.Context, refresh string, c Client) (*Token
 			if err != nil {
 				return nil, "error", err
 			}
+			s.deliver(t, delivery)
 			return t, "rotated", nil
 
 		case rt.Generation == sess.Generation-1 && s.inGrace(sess, now):
@@ -471,6 +533,7 @@ func (s *Service) refresh(ctx context.Context, refresh string, c Client) (*Token
 			if err != nil {
 				return nil, "error", err
 			}
+			s.deliver(t, delivery)
 			return t, "grace", nil
 
 		default:
@@ -542,6 +605,19 @@ func (s *Service) LogoutRefreshToken(ctx context.Context, refresh string, c Clie
 	sess, err := s.store.Session(ctx, rt.SessionID)
 	if errors.Is(err, latch.ErrNotFound) {
 		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("auth: load session: %w", err)
+	}
+	return s.revokeSession(ctx, sess.UserID, sess.ID, "logout", c)
+}
+
+// LogoutSession revokes a session by id (a browser's logout, after its CSRF
+// token was checked against the session).
+func (s *Service) LogoutSession(ctx context.Context, sessionID string, c Client) error {
+	sess, err := s.store.Session(ctx, sessionID)
+	if errors.Is(err, latch.ErrNotFound) {
+		return ErrNotFound
 	}
 	if err != nil {
 		return fmt.Errorf("auth: load session: %w", err)

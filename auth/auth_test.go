@@ -3,6 +3,7 @@ package auth
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -42,6 +43,11 @@ func (fakeSealer) Open(s, aad []byte) ([]byte, error) {
 		return nil, errors.New("fakeSealer: wrong aad")
 	}
 	return s[len(prefix):], nil
+}
+
+func (fakeSealer) MAC(purpose string, msg []byte) []byte {
+	h := sha256.Sum256(append([]byte(purpose+":"), msg...))
+	return h[:]
 }
 
 // spyStore wraps a real store: it counts refresh-token lookups, can pretend

@@ -66,6 +66,9 @@ type NewClient struct {
 	Public   bool
 	Scopes   []string
 	Audience string
+	// Delivery: latch.DeliveryBearer (default), or for a public browser
+	// client latch.DeliveryCookie or latch.DeliveryMemory.
+	Delivery string
 }
 
 // validClientID: 1 to 128 characters of A-Z a-z 0-9 . _ - :
@@ -104,13 +107,27 @@ func (s *Service) CreateClient(ctx context.Context, n NewClient) (*latch.Client,
 		return nil, errors.New("a public client has no secret")
 	case !n.Public && len(n.Secret) < MinClientSecretLength:
 		return nil, fmt.Errorf("a confidential client needs a secret of at least %d characters (generate one)", MinClientSecretLength)
+	case n.ID == s.cfg.ClientID || n.ID == AccountClientID:
+		return nil, ErrClientExists
+	}
+	switch n.Delivery {
+	case "":
+		n.Delivery = latch.DeliveryBearer
+	case latch.DeliveryBearer:
+	case latch.DeliveryCookie, latch.DeliveryMemory:
+		if !n.Public {
+			return nil, fmt.Errorf("delivery %q is for public browser clients; a confidential client receives bearer tokens", n.Delivery)
+		}
+	default:
+		return nil, fmt.Errorf("delivery %q is not one of bearer, cookie, memory", n.Delivery)
 	}
 	for _, sc := range n.Scopes {
 		if !validScope(sc) {
 			return nil, fmt.Errorf("scope %q is not a valid scope token", sc)
 		}
 	}
-	c := &latch.Client{ID: n.ID, Scopes: slices.Compact(slices.Sorted(slices.Values(n.Scopes))), Audience: n.Audience, CreatedAt: s.clock()}
+	c := &latch.Client{ID: n.ID, Scopes: slices.Compact(slices.Sorted(slices.Values(n.Scopes))), Audience: n.Audience,
+		Delivery: n.Delivery, CreatedAt: s.clock()}
 	if !n.Public {
 		c.SecretHash = hashClientSecret(n.Secret)
 	}
@@ -226,27 +243,12 @@ func (s *Service) ClientCredentials(ctx context.Context, c *latch.Client, scope 
 // The check comes before any rotation, so a token presented by the wrong
 // client is not consumed.
 func (s *Service) RefreshForClient(ctx context.Context, c *latch.Client, refresh string, dev Client) (*Tokens, error) {
-	if !wellFormedRefreshToken(refresh) {
-		s.metrics.Refreshes.WithLabelValues("invalid").Inc()
-		return nil, ErrInvalidGrant
-	}
-	rt, err := s.store.RefreshToken(ctx, hashToken(refresh))
-	if err == nil {
-		var sess *latch.Session
-		sess, err = s.store.Session(ctx, rt.SessionID)
-		if err == nil && sess.ClientID != c.ID {
-			s.metrics.Refreshes.WithLabelValues("wrong_client").Inc()
-			return nil, ErrInvalidGrant
+	return s.refreshChecked(ctx, refresh, dev, func(sess *latch.Session, delivery string) error {
+		if sess.ClientID != c.ID || delivery != latch.DeliveryBearer {
+			return errWrongDelivery
 		}
-	}
-	if errors.Is(err, latch.ErrNotFound) {
-		s.metrics.Refreshes.WithLabelValues("invalid").Inc()
-		return nil, ErrInvalidGrant
-	}
-	if err != nil {
-		return nil, fmt.Errorf("auth: look up refresh token: %w", err)
-	}
-	return s.Refresh(ctx, refresh, dev)
+		return nil
+	})
 }
 
 // RevokeToken revokes a token presented by the client it was issued to

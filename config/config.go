@@ -53,6 +53,12 @@ type Config struct {
 		RotationPeriod Duration `yaml:"rotation_period" doc:"how long a signing key signs before the next one takes over"`
 		JWKSMaxAge     Duration `yaml:"jwks_max_age" doc:"Cache-Control max-age of the JWKS"`
 	} `yaml:"keys"`
+	Cookies struct {
+		Domain string `yaml:"domain" doc:"share the browser cookies with subdomains of this domain; empty: host-only __Host- cookies"`
+	} `yaml:"cookies"`
+	CORS struct {
+		AllowedOrigins []string `yaml:"allowed_origins" doc:"origins (scheme://host[:port]) whose pages may call the API with credentials"`
+	} `yaml:"cors"`
 	Revocation struct {
 		MaxStale Duration `yaml:"max_stale" doc:"revocation data older than this (store unreachable) triggers the fail-safe policy; 0 turns the policy off"`
 		FailOpen bool     `yaml:"fail_open" doc:"past max_stale, accept tokens (counted in latch_stale_accepted_total) instead of rejecting them"`
@@ -310,6 +316,14 @@ func (c *Config) Validate() error {
 	}
 	if c.KEKFile == "" {
 		c.KEKFile = c.DataDir + string(os.PathSeparator) + "kek"
+	}
+	for _, o := range c.CORS.AllowedOrigins {
+		if u, err := url.Parse(o); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || o == "*" {
+			bad("cors.allowed_origins", "%q is not an origin such as https://app.example.com (no wildcards, no paths)", o)
+		}
+	}
+	if d := c.Cookies.Domain; d != "" && (strings.ContainsAny(d, "/: ") || !strings.Contains(strings.Trim(d, "."), ".")) {
+		bad("cookies.domain", "%q is not a domain such as example.com", d)
 	}
 	for _, p := range c.TrustedProxies {
 		if _, err := netip.ParsePrefix(p); err != nil {

@@ -192,9 +192,11 @@ func wire(ctx context.Context, cfg config.Config, st latch.Store, opt Options) (
 		Name: "latch_stale_accepted_total",
 		Help: "Tokens accepted although the revocation data was older than revocation.max_stale (fail_open).",
 	})
+	cookies := server.NewCookies(cfg.Issuer, cfg.Cookies.Domain)
 	vcfg := verifier.Config{
 		Issuer: cfg.Issuer, Audience: cfg.Audience, Keys: RingKeys{ring}, Revocations: revs,
 		Leeway: leeway, Now: now,
+		Cookie: cookies.Access, CSRFCookie: cookies.CSRF, AllowedOrigins: cfg.CORS.AllowedOrigins,
 	}
 	if cfg.Revocation.MaxStale > 0 {
 		// The fail-safe policy: the set is only as fresh as the last
@@ -231,6 +233,7 @@ func wire(ctx context.Context, cfg config.Config, st latch.Store, opt Options) (
 	srv := server.New(server.Config{
 		Issuer: cfg.Issuer, Algorithm: cfg.Tokens.Algorithm,
 		TrustedProxies: proxies, JWKSMaxAge: cfg.Keys.JWKSMaxAge.D(),
+		Cookies: cookies, AllowedOrigins: cfg.CORS.AllowedOrigins,
 	}, server.Deps{
 		Auth: svc, Verifier: v, JWKS: ring.JWKS, Registry: reg, Log: log,
 		Checks: checks(st, fan),

@@ -4,6 +4,7 @@ import (
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/hkdf"
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
@@ -285,6 +286,22 @@ func (k KEK) Derive(purpose string) KEK {
 		panic(err)
 	}
 	return d
+}
+
+// MAC returns a keyed HMAC-SHA256 of msg under a subkey of k for purpose
+// (derived as Derive does, never the KEK itself). The server uses it for
+// tokens it must recognise but never store, such as CSRF tokens.
+func (k KEK) MAC(purpose string, msg []byte) []byte {
+	if !k.valid() {
+		panic("keys: MAC with the zero KEK")
+	}
+	sub, err := hkdf.Key(sha256.New, k.s.key[:], nil, "latch kek mac v1: "+purpose, kekSize)
+	if err != nil {
+		panic("keys: HKDF: " + err.Error())
+	}
+	m := hmac.New(sha256.New, sub)
+	m.Write(msg)
+	return m.Sum(nil)
 }
 
 // String returns "KEK(redacted)".

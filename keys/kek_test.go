@@ -325,3 +325,24 @@ func TestLoadKEKWaitsForConcurrentWriter(t *testing.T) {
 		t.Fatalf("empty KEK file: %v", err)
 	}
 }
+
+func TestMAC(t *testing.T) {
+	k, err := GenerateKEK()
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, _ := GenerateKEK()
+	a := k.MAC("csrf", []byte("s_1"))
+	if len(a) != 32 || !bytes.Equal(a, k.MAC("csrf", []byte("s_1"))) {
+		t.Fatal("MAC is not a deterministic 32-byte HMAC")
+	}
+	for name, b := range map[string][]byte{
+		"other message": k.MAC("csrf", []byte("s_2")),
+		"other purpose": k.MAC("other", []byte("s_1")),
+		"other KEK":     other.MAC("csrf", []byte("s_1")),
+	} {
+		if bytes.Equal(a, b) {
+			t.Errorf("%s gives the same MAC", name)
+		}
+	}
+}

@@ -9,7 +9,7 @@ import (
 )
 
 // clientColumns lists the columns that scanClient reads, in order.
-const clientColumns = "id, secret_hash, scopes, audience, created_at"
+const clientColumns = "id, secret_hash, scopes, audience, delivery, created_at"
 
 // CreateClient stores c. It returns an error matching latch.ErrConflict if
 // the id is taken. Scopes are stored as a text array, in order.
@@ -19,8 +19,8 @@ func (s *Store) CreateClient(ctx context.Context, c *latch.Client) error {
 		scopes = []string{} // nil would be NULL
 	}
 	_, err := s.pool.Exec(ctx,
-		"INSERT INTO clients ("+clientColumns+") VALUES ($1, $2, $3, $4, $5)",
-		c.ID, c.SecretHash, scopes, c.Audience, ts(c.CreatedAt))
+		"INSERT INTO clients ("+clientColumns+") VALUES ($1, $2, $3, $4, $5, $6)",
+		c.ID, c.SecretHash, scopes, c.Audience, delivery(c.Delivery), ts(c.CreatedAt))
 	if err != nil {
 		return fmt.Errorf("postgres: create client %s: %w", c.ID, translate(err))
 	}
@@ -61,11 +61,19 @@ func (s *Store) Clients(ctx context.Context) ([]*latch.Client, error) {
 // scanClient scans a row of clientColumns. No scopes come back as nil.
 func scanClient(row pgx.Row) (*latch.Client, error) {
 	var c latch.Client
-	if err := row.Scan(&c.ID, &c.SecretHash, &c.Scopes, &c.Audience, (*nullTime)(&c.CreatedAt)); err != nil {
+	if err := row.Scan(&c.ID, &c.SecretHash, &c.Scopes, &c.Audience, &c.Delivery, (*nullTime)(&c.CreatedAt)); err != nil {
 		return nil, err
 	}
 	if len(c.Scopes) == 0 {
 		c.Scopes = nil
 	}
 	return &c, nil
+}
+
+// delivery stores the empty mode as the bearer one it stands for.
+func delivery(d string) string {
+	if d == "" {
+		return latch.DeliveryBearer
+	}
+	return d
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/latchauth/latch/auth"
@@ -32,16 +33,6 @@ type tokenResponse struct {
 	RefreshToken          string `json:"refresh_token"`
 	RefreshTokenExpiresIn int64  `json:"refresh_token_expires_in"`
 	SessionID             string `json:"session_id"`
-}
-
-func writeTokens(w http.ResponseWriter, t *auth.Tokens) {
-	w.Header().Set("Cache-Control", "no-store")
-	w.Header().Set("Pragma", "no-cache")
-	writeJSON(w, http.StatusOK, tokenResponse{
-		AccessToken: t.AccessToken, TokenType: "Bearer", ExpiresIn: int64(t.ExpiresIn / time.Second),
-		RefreshToken: t.RefreshToken, RefreshTokenExpiresIn: int64(t.RefreshExpiresIn / time.Second),
-		SessionID: t.SessionID,
-	})
 }
 
 // busy answers 503 when password hashing capacity is exhausted.
@@ -91,7 +82,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	t, err := s.auth.Login(r.Context(), req.Email, req.Password, req.ClientID, s.clientOf(r))
 	switch {
 	case err == nil:
-		writeTokens(w, t)
+		s.writeTokens(w, t)
 	case errors.Is(err, auth.ErrInvalidCredentials):
 		writeError(w, http.StatusUnauthorized, "invalid_credentials", "email or password is incorrect")
 	case errors.Is(err, auth.ErrUnauthorizedClient):
@@ -103,31 +94,53 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// refresh redeems the refresh token of the body (bearer clients) or, for
+// browser clients, of the refresh cookie, which needs the CSRF token too.
 func (s *Server) refresh(w http.ResponseWriter, r *http.Request) {
 	var req refreshRequest
-	if !decode(w, r, &req) {
+	if r.ContentLength != 0 && !decode(w, r, &req) {
 		return
 	}
-	if req.RefreshToken == "" {
+	var (
+		t   *auth.Tokens
+		err error
+	)
+	switch rt := value(r, s.cfg.Cookies.Refresh); {
+	case req.RefreshToken != "":
+		t, err = s.auth.Refresh(r.Context(), req.RefreshToken, s.clientOf(r))
+	case rt != "":
+		csrf := r.Header.Get(verifier.CSRFHeader)
+		if !verifier.SameSiteOrAllowed(r, s.origins) || csrf == "" || csrf != value(r, s.cfg.Cookies.CSRF) {
+			csrfFailed(w)
+			return
+		}
+		t, err = s.auth.RefreshFromCookie(r.Context(), rt, csrf, s.clientOf(r))
+	default:
 		writeError(w, http.StatusBadRequest, "invalid_request", `field "refresh_token" is required`)
 		return
 	}
-	t, err := s.auth.Refresh(r.Context(), req.RefreshToken, s.clientOf(r))
 	switch {
 	case err == nil:
-		writeTokens(w, t)
+		s.writeTokens(w, t)
+	case errors.Is(err, auth.ErrCSRF):
+		csrfFailed(w)
 	case errors.Is(err, auth.ErrInvalidGrant):
+		if s.cfg.Cookies.present(r) {
+			s.cfg.Cookies.clear(w) // the session is over: so are its cookies
+		}
 		writeError(w, http.StatusUnauthorized, "invalid_grant", "the refresh token is invalid, expired or revoked")
 	default:
 		s.fail(w, r, err)
 	}
 }
 
-// logout revokes the session named by the bearer access token or, without
-// an Authorization header, by the refresh token in the body.
+// logout revokes the session named by the bearer access token, by the
+// browser's cookies (with the CSRF token), or by the refresh token in the
+// body. Cookies are cleared in every case.
 func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
 	var err error
-	if r.Header.Get("Authorization") != "" {
+	switch {
+	case r.Header.Get("Authorization") != "":
 		c, ok := s.authenticate(w, r)
 		if !ok {
 			return
@@ -137,13 +150,22 @@ func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		err = s.auth.Logout(r.Context(), c, s.clientOf(r))
-	} else {
+	case s.cfg.Cookies.present(r):
+		sid := s.cookieSession(r)
+		if sid != "" {
+			if !s.browserRequestOK(r, sid) {
+				csrfFailed(w)
+				return
+			}
+			err = s.auth.LogoutSession(r.Context(), sid, s.clientOf(r))
+		}
+	default:
 		var req refreshRequest
 		if !decode(w, r, &req) {
 			return
 		}
 		if req.RefreshToken == "" {
-			writeError(w, http.StatusBadRequest, "invalid_request", `send "Authorization: Bearer" or a body with "refresh_token"`)
+			writeError(w, http.StatusBadRequest, "invalid_request", `send "Authorization: Bearer", the session cookies, or a body with "refresh_token"`)
 			return
 		}
 		err = s.auth.LogoutRefreshToken(r.Context(), req.RefreshToken, s.clientOf(r))
@@ -152,13 +174,35 @@ func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
+	if s.cfg.Cookies.present(r) || value(r, s.cfg.Cookies.CSRF) != "" {
+		s.cfg.Cookies.clear(w)
+	}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// cookieSession is the session named by the browser's cookies: the access
+// cookie's sid if it still verifies, else the refresh cookie's session.
+func (s *Server) cookieSession(r *http.Request) string {
+	if at := value(r, s.cfg.Cookies.Access); at != "" {
+		if c, err := s.verifier.Verify(at); err == nil && c.SessionID != "" {
+			return c.SessionID
+		}
+	}
+	if rt := value(r, s.cfg.Cookies.Refresh); rt != "" {
+		if sid, err := s.auth.SessionOfRefreshToken(r.Context(), rt); err == nil {
+			return sid
+		}
+	}
+	return ""
 }
 
 func (s *Server) logoutAll(w http.ResponseWriter, r *http.Request, c *verifier.Claims) {
 	if err := s.auth.LogoutAll(r.Context(), c.Subject, s.clientOf(r)); err != nil {
 		s.fail(w, r, err)
 		return
+	}
+	if s.cfg.Cookies.present(r) {
+		s.cfg.Cookies.clear(w)
 	}
 	w.WriteHeader(http.StatusNoContent)
 }
@@ -185,6 +229,8 @@ type sessionJSON struct {
 	LastUsedAt time.Time `json:"last_used_at"`
 	ExpiresAt  time.Time `json:"expires_at"`
 	UserAgent  string    `json:"user_agent"`
+	Browser    string    `json:"browser"`
+	OS         string    `json:"os"`
 	IP         string    `json:"ip"`
 	Current    bool      `json:"current"`
 }
@@ -197,9 +243,10 @@ func (s *Server) sessions(w http.ResponseWriter, r *http.Request, c *verifier.Cl
 	}
 	out := make([]sessionJSON, 0, len(list))
 	for _, x := range list {
+		browser, os := describeUA(x.UserAgent)
 		out = append(out, sessionJSON{
 			ID: x.ID, CreatedAt: x.CreatedAt, LastUsedAt: x.LastUsedAt, ExpiresAt: x.ExpiresAt,
-			UserAgent: x.UserAgent, IP: x.IP, Current: x.ID == c.SessionID,
+			UserAgent: x.UserAgent, Browser: browser, OS: os, IP: x.IP, Current: x.ID == c.SessionID,
 		})
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"sessions": out})
@@ -215,6 +262,47 @@ func (s *Server) deleteSession(w http.ResponseWriter, r *http.Request, c *verifi
 	default:
 		s.fail(w, r, err)
 	}
+}
+
+type eventJSON struct {
+	Type      string            `json:"type"`
+	At        time.Time         `json:"at"`
+	IP        string            `json:"ip"`
+	UserAgent string            `json:"user_agent"`
+	Browser   string            `json:"browser"`
+	OS        string            `json:"os"`
+	SessionID string            `json:"session_id,omitempty"`
+	Detail    map[string]string `json:"detail,omitempty"`
+}
+
+// events lists the caller's recent security events (?limit=1..100,
+// default 20), newest first.
+func (s *Server) events(w http.ResponseWriter, r *http.Request, c *verifier.Claims) {
+	limit := 20
+	if v := r.URL.Query().Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 100 {
+			writeError(w, http.StatusBadRequest, "invalid_request", "limit must be between 1 and 100")
+			return
+		}
+		limit = n
+	}
+	if c.SessionID == "" {
+		writeJSON(w, http.StatusOK, map[string]any{"events": []eventJSON{}})
+		return
+	}
+	list, err := s.auth.Events(r.Context(), c.Subject, limit)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	out := make([]eventJSON, 0, len(list))
+	for _, e := range list {
+		browser, os := describeUA(e.UserAgent)
+		out = append(out, eventJSON{Type: e.Type, At: e.At, IP: e.IP, UserAgent: e.UserAgent, Browser: browser, OS: os,
+			SessionID: e.SessionID, Detail: e.Detail})
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"events": out})
 }
 
 func (s *Server) jwksDoc(w http.ResponseWriter, r *http.Request) {

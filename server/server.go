@@ -37,6 +37,11 @@ type Config struct {
 	TrustedProxies []netip.Prefix
 	// JWKSMaxAge is the Cache-Control max-age of the JWKS response.
 	JWKSMaxAge time.Duration
+	// Cookies are the browser delivery modes' cookies (NewCookies).
+	Cookies Cookies
+	// AllowedOrigins may call the API from a browser with credentials
+	// (CORS), and pass the Origin check of cookie-authenticated requests.
+	AllowedOrigins []string
 }
 
 // Deps are the collaborators of a Server.
@@ -75,6 +80,7 @@ type Server struct {
 	verifier      *verifier.Verifier
 	jwks          func() []byte
 	checks        []Check
+	origins       map[string]bool
 	log           *slog.Logger
 	mux           *http.ServeMux
 	handler       http.Handler
@@ -102,6 +108,7 @@ func New(cfg Config, d Deps) *Server {
 	s := &Server{
 		cfg: cfg, auth: d.Auth, verifier: d.Verifier, jwks: d.JWKS, checks: d.Checks, log: d.Log, mux: http.NewServeMux(),
 		store: d.Store, revs: d.Revocations, now: d.Now, streams: streams, closeStreams: closeStreams,
+		origins: make(map[string]bool, len(cfg.AllowedOrigins)),
 		verifyLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "latch_token_verification_seconds",
 			Help:    "Time to verify an access token on a protected endpoint, signature and revocation check included.",
@@ -112,6 +119,9 @@ func New(cfg Config, d Deps) *Server {
 		}, []string{"route", "code"}),
 	}
 	d.Registry.MustRegister(s.verifyLatency, s.requests)
+	for _, o := range cfg.AllowedOrigins {
+		s.origins[strings.TrimSuffix(o, "/")] = true
+	}
 
 	s.route("POST /v1/auth/register", s.register)
 	s.route("POST /v1/auth/login", s.login)
@@ -120,6 +130,7 @@ func New(cfg Config, d Deps) *Server {
 	s.route("POST /v1/auth/logout-all", s.protected(s.logoutAll))
 	s.route("GET /v1/me", s.protected(s.me))
 	s.route("GET /v1/sessions", s.protected(s.sessions))
+	s.route("GET /v1/events", s.protected(s.events))
 	s.route("DELETE /v1/sessions/{id}", s.protected(s.deleteSession))
 	s.route("POST /oauth2/token", s.token)
 	s.route("POST /oauth2/revoke", s.revoke)
@@ -135,7 +146,7 @@ func New(cfg Config, d Deps) *Server {
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "no such endpoint")
 	})
-	s.handler = s.recoverPanics(s.mux)
+	s.handler = s.recoverPanics(s.cors(s.mux))
 	return s
 }
 
@@ -212,13 +223,28 @@ func (s *Server) protected(h claimsHandler) http.HandlerFunc {
 	}
 }
 
-// authenticate verifies the bearer token of r, or writes the RFC 6750
-// answer and reports false. It records the verification latency.
+// authenticate verifies the access token of r (Authorization: Bearer, or
+// the access cookie of the cookie delivery mode), or writes the RFC 6750
+// answer and reports false. A cookie-authenticated request with an unsafe
+// method must also carry the session's CSRF token and come from our own
+// site (or an allowed origin); otherwise 403 csrf_failed. It records the
+// verification latency.
 func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) (*verifier.Claims, bool) {
 	start := time.Now()
 	c, ok := s.verifier.Authenticate(w, r)
 	s.verifyLatency.Observe(time.Since(start).Seconds())
-	return c, ok
+	if !ok {
+		return nil, false
+	}
+	if r.Header.Get("Authorization") == "" && !safeMethod(r.Method) && !s.browserRequestOK(r, c.SessionID) {
+		csrfFailed(w)
+		return nil, false
+	}
+	return c, true
+}
+
+func safeMethod(m string) bool {
+	return m == http.MethodGet || m == http.MethodHead || m == http.MethodOptions
 }
 
 // clientOf describes the device of a request: its IP (from

@@ -9,9 +9,10 @@ import (
 
 func testClients(t *testing.T, s latch.Store) {
 	ctx := t.Context()
-	svc := &latch.Client{ID: "svc", SecretHash: "sha256:abc", Scopes: []string{"read", "write"}, Audience: "https://api.example", CreatedAt: base}
-	app := &latch.Client{ID: "app", CreatedAt: base.Add(1)}
-	for _, c := range []*latch.Client{svc, app} {
+	svc := &latch.Client{ID: "svc", SecretHash: "sha256:abc", Scopes: []string{"read", "write"}, Audience: "https://api.example", Delivery: latch.DeliveryBearer, CreatedAt: base}
+	app := &latch.Client{ID: "app", Delivery: latch.DeliveryCookie, CreatedAt: base.Add(1)}
+	legacy := &latch.Client{ID: "legacy", CreatedAt: base}
+	for _, c := range []*latch.Client{svc, app, legacy} {
 		if err := s.CreateClient(ctx, c); err != nil {
 			t.Fatalf("CreateClient(%s): %v", c.ID, err)
 		}
@@ -31,8 +32,11 @@ func testClients(t *testing.T, s latch.Store) {
 	if err != nil {
 		t.Fatalf("Client: %v", err)
 	}
-	if !got.Public() || len(got.Scopes) != 0 {
+	if !got.Public() || len(got.Scopes) != 0 || got.Delivery != latch.DeliveryCookie {
 		t.Errorf("public client = %+v", got)
+	}
+	if got, err := s.Client(ctx, "legacy"); err != nil || got.Delivery != latch.DeliveryBearer {
+		t.Errorf("a client stored without a delivery mode = %+v, %v; want bearer", got, err)
 	}
 	if _, err := s.Client(ctx, "nope"); !errors.Is(err, latch.ErrNotFound) {
 		t.Errorf("Client(nope) error = %v, want ErrNotFound", err)
@@ -41,7 +45,7 @@ func testClients(t *testing.T, s latch.Store) {
 	if err != nil {
 		t.Fatalf("Clients: %v", err)
 	}
-	if len(list) != 2 || list[0].ID != "app" || list[1].ID != "svc" {
-		t.Errorf("Clients = %v, want app, svc", list)
+	if len(list) != 3 || list[0].ID != "app" || list[1].ID != "legacy" || list[2].ID != "svc" {
+		t.Errorf("Clients = %v, want app, legacy, svc", list)
 	}
 }

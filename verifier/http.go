@@ -2,9 +2,11 @@ package verifier
 
 import (
 	"context"
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"net/http"
+	"net/url"
 	"strings"
 )
 
@@ -105,6 +107,12 @@ func (v *Verifier) Middleware(next http.Handler) http.Handler {
 // use it to give the same answers.
 func (v *Verifier) Authenticate(w http.ResponseWriter, r *http.Request) (*Claims, bool) {
 	tok, state := bearer(r)
+	fromCookie := false
+	if state == bearerNone && len(r.Header.Values("Authorization")) == 0 && v.cookie != "" {
+		if c, err := r.Cookie(v.cookie); err == nil && c.Value != "" {
+			tok, state, fromCookie = c.Value, bearerOK, true
+		}
+	}
 	switch state {
 	case bearerNone:
 		writeError(w, http.StatusUnauthorized, `Bearer`, "unauthorized", "a bearer token is required")
@@ -125,7 +133,60 @@ func (v *Verifier) Authenticate(w http.ResponseWriter, r *http.Request) (*Claims
 		writeError(w, http.StatusUnauthorized, `Bearer error="invalid_token", error_description="`+desc+`"`, "invalid_token", desc)
 		return nil, false
 	}
+	if fromCookie && !v.CrossSiteSafe(r) {
+		writeCSRFFailed(w)
+		return nil, false
+	}
 	return c, true
+}
+
+// CrossSiteSafe reports whether a request authenticated by a cookie may
+// proceed: safe methods always; unsafe ones only with an X-CSRF-Token header
+// equal to the CSRF cookie (compared in constant time) and not from another
+// site, judged by Sec-Fetch-Site and Origin, unless the Origin is allowed.
+func (v *Verifier) CrossSiteSafe(r *http.Request) bool {
+	switch r.Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions:
+		return true
+	}
+	if !SameSiteOrAllowed(r, v.allowedOrigins) {
+		return false
+	}
+	c, err := r.Cookie(v.csrfCookie)
+	h := r.Header.Get(CSRFHeader)
+	return err == nil && c.Value != "" && h != "" && subtle.ConstantTimeCompare([]byte(c.Value), []byte(h)) == 1
+}
+
+// CSRFHeader is the request header that carries the anti-CSRF token.
+const CSRFHeader = "X-CSRF-Token"
+
+// SameSiteOrAllowed applies the Fetch Metadata and Origin checks to an
+// unsafe request authenticated by a cookie: refused when the browser says
+// it comes from another site (Sec-Fetch-Site: cross-site) or when its
+// Origin is neither the request's own host nor in allowed. Requests from
+// browsers that send neither header pass; the CSRF token still guards them.
+func SameSiteOrAllowed(r *http.Request, allowed map[string]bool) bool {
+	origin := r.Header.Get("Origin")
+	if origin != "" && allowed[origin] {
+		return true
+	}
+	if r.Header.Get("Sec-Fetch-Site") == "cross-site" {
+		return false
+	}
+	if origin == "" {
+		return true
+	}
+	u, err := url.Parse(origin)
+	return err == nil && u.Host != "" && strings.EqualFold(u.Host, r.Host)
+}
+
+// writeCSRFFailed answers 403 csrf_failed.
+func writeCSRFFailed(w http.ResponseWriter) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusForbidden)
+	w.Write([]byte(`{"error":"csrf_failed","error_description":"the request lacks a valid anti-CSRF token or comes from another site"}` + "\n"))
 }
 
 // RequireScope lets a request through to next only if the claims in its

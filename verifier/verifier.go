@@ -188,6 +188,19 @@ type Config struct {
 	// metric increment) for every token accepted while stale under
 	// FailOpen.
 	OnStale func()
+
+	// Browser clients. Cookie, if set, is the name of the access-token
+	// cookie (Latch's cookie delivery mode): Middleware reads the token
+	// from it when there is no Authorization header. A request
+	// authenticated by that cookie with an unsafe method (anything but
+	// GET, HEAD, OPTIONS) must also pass the CSRF defence: the X-CSRF-Token
+	// header must equal the CSRFCookie cookie (double submit; Latch sets
+	// it), and the request must not come from another site (Sec-Fetch-Site,
+	// Origin) unless its Origin is one of AllowedOrigins. Failures answer
+	// 403 {"error":"csrf_failed"}.
+	Cookie         string
+	CSRFCookie     string
+	AllowedOrigins []string
 }
 
 // Verifier verifies access tokens. It is safe for concurrent use.
@@ -200,6 +213,10 @@ type Verifier struct {
 	now      func() time.Time
 	parsers  map[string]*jwt.Parser // by algorithm, one allowed method each
 	cache    *cache                 // nil: disabled
+
+	cookie         string
+	csrfCookie     string
+	allowedOrigins map[string]bool
 
 	fresh         Freshness // nil: no fail-safe policy
 	maxStale      time.Duration
@@ -239,6 +256,14 @@ func New(cfg Config) (*Verifier, error) {
 		maxStale: cfg.MaxStale,
 		failOpen: cfg.FailOpen,
 		onStale:  cfg.OnStale,
+		cookie:   cfg.Cookie, csrfCookie: cfg.CSRFCookie,
+		allowedOrigins: make(map[string]bool, len(cfg.AllowedOrigins)),
+	}
+	if cfg.Cookie != "" && cfg.CSRFCookie == "" {
+		return nil, errors.New("verifier: Config.Cookie needs Config.CSRFCookie for the CSRF defence")
+	}
+	for _, o := range cfg.AllowedOrigins {
+		v.allowedOrigins[strings.TrimSuffix(o, "/")] = true
 	}
 	if v.maxStale == 0 {
 		v.maxStale = DefaultMaxStale

@@ -186,7 +186,7 @@ func (e *cliEnv) clientCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "client", Short: "Manage OAuth clients (services and first-party apps)", Args: cobra.NoArgs}
 
 	var af configFlags
-	var id, scopes, audience string
+	var id, scopes, audience, delivery string
 	var fromStdin, generate, public bool
 	add := &cobra.Command{
 		Use:   "add --id ID (--secret-stdin | --generate-secret | --public) [--scopes \"a b\"] [--audience AUD]",
@@ -195,7 +195,9 @@ func (e *cliEnv) clientCmd() *cobra.Command {
 of at least 32 characters: pass one on standard input with --secret-stdin, or
 let Latch generate and print one with --generate-secret (shown once; only its
 hash is stored). A public client (a first-party app that cannot keep a
-secret) has none: --public.`,
+secret) has none: --public. A browser app is a public client with
+--delivery cookie (tokens only in HttpOnly cookies) or --delivery memory
+(access token for JavaScript memory, refresh token in an HttpOnly cookie).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			n := 0
@@ -207,7 +209,7 @@ secret) has none: --public.`,
 			if id == "" || n != 1 {
 				return fmt.Errorf("%w: --id and exactly one of --secret-stdin, --generate-secret, --public are required", errUsage)
 			}
-			nc := auth.NewClient{ID: id, Public: public, Scopes: strings.Fields(scopes), Audience: audience}
+			nc := auth.NewClient{ID: id, Public: public, Scopes: strings.Fields(scopes), Audience: audience, Delivery: delivery}
 			switch {
 			case fromStdin:
 				secret, err := readSecret(e.stdin)
@@ -252,6 +254,7 @@ secret) has none: --public.`,
 	add.Flags().BoolVar(&public, "public", false, "a public client, without a secret")
 	add.Flags().StringVar(&scopes, "scopes", "", "space-separated scopes the client may be granted")
 	add.Flags().StringVar(&audience, "audience", "", "aud of the client's access tokens (default: the server's audience)")
+	add.Flags().StringVar(&delivery, "delivery", "bearer", "how a public client's sessions receive tokens: bearer (apps), cookie or memory (browsers)")
 
 	var lf configFlags
 	list := &cobra.Command{
@@ -273,7 +276,7 @@ secret) has none: --public.`,
 				return err
 			}
 			tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tTYPE\tSCOPES\tAUDIENCE\tCREATED")
+			fmt.Fprintln(tw, "ID\tTYPE\tDELIVERY\tSCOPES\tAUDIENCE\tCREATED")
 			for _, c := range clients {
 				kind := "confidential"
 				if c.Public() {
@@ -287,7 +290,7 @@ secret) has none: --public.`,
 				if sc == "" {
 					sc = "-"
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", c.ID, kind, sc, aud, c.CreatedAt.Local().Format("2006-01-02 15:04:05"))
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", c.ID, kind, c.Delivery, sc, aud, c.CreatedAt.Local().Format("2006-01-02 15:04:05"))
 			}
 			return tw.Flush()
 		},
