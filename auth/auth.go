@@ -87,6 +87,8 @@ type Config struct {
 	Leeway time.Duration
 	// Registration enables POST /v1/auth/register.
 	Registration bool
+	// Throttle bounds sign-in attempts per address and per email.
+	Throttle ThrottleConfig
 }
 
 // Client describes the device a request came from.
@@ -121,6 +123,7 @@ type Service struct {
 	sealer   Sealer
 	hasher   *password.Hasher
 	revs     *revocation.Set
+	throttle *throttle
 	onRevoke func(ctx context.Context)
 	verifier *verifier.Verifier // may be nil
 	metrics  *Metrics
@@ -176,7 +179,8 @@ func New(cfg Config, d Deps) (*Service, error) {
 		d.Metrics = NewMetrics(nil)
 	}
 	return &Service{
-		cfg: cfg, store: d.Store, signer: d.Signer, sealer: d.Sealer, hasher: d.Hasher,
+		throttle: newThrottle(cfg.Throttle, d.Now),
+		cfg:      cfg, store: d.Store, signer: d.Signer, sealer: d.Sealer, hasher: d.Hasher,
 		revs: d.Revocations, onRevoke: d.OnRevoke, verifier: d.Verifier, metrics: d.Metrics, log: d.Log, now: d.Now,
 	}, nil
 }
@@ -265,11 +269,21 @@ func (s *Service) Login(ctx context.Context, email, pw, clientID string, c Clien
 		return nil, s.loginError(err)
 	}
 	email = NormalizeEmail(email)
+	if err := s.throttle.allow(c.IP, email); err != nil {
+		var te *ThrottleError
+		if errors.As(err, &te) && errors.Is(te, ErrAccountLocked) {
+			s.metrics.Logins.WithLabelValues("locked").Inc()
+		} else {
+			s.metrics.Logins.WithLabelValues("rate_limited").Inc()
+		}
+		return nil, err
+	}
 	u, err := s.store.UserByEmail(ctx, email)
 	if errors.Is(err, latch.ErrNotFound) {
 		if err := s.hasher.VerifyDummy(ctx, pw); err != nil {
 			return nil, s.loginError(err)
 		}
+		s.throttle.failed(email)
 		s.metrics.Logins.WithLabelValues("invalid_credentials").Inc()
 		s.event(ctx, &latch.Event{Type: latch.EventLoginFailed, IP: c.IP, UserAgent: c.UserAgent,
 			Detail: map[string]string{"reason": "unknown_email"}})
@@ -289,11 +303,13 @@ func (s *Service) Login(ctx context.Context, email, pw, clientID string, c Clien
 		return nil, s.loginError(err)
 	}
 	if !ok {
+		s.throttle.failed(email)
 		s.metrics.Logins.WithLabelValues("invalid_credentials").Inc()
 		s.event(ctx, &latch.Event{Type: latch.EventLoginFailed, UserID: u.ID, IP: c.IP, UserAgent: c.UserAgent,
 			Detail: map[string]string{"reason": "wrong_password"}})
 		return nil, ErrInvalidCredentials
 	}
+	s.throttle.succeeded(email)
 	if rehash {
 		s.rehash(ctx, u, pw)
 	}

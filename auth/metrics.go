@@ -5,7 +5,8 @@ import "github.com/prometheus/client_golang/prometheus"
 // Metrics are the Prometheus series the service updates.
 type Metrics struct {
 	// Logins counts sign-in attempts by outcome: success,
-	// invalid_credentials, unauthorized_client, busy, error.
+	// invalid_credentials, unauthorized_client, locked, rate_limited,
+	// busy, error.
 	Logins *prometheus.CounterVec
 	// Refreshes counts refresh attempts by outcome: rotated, grace,
 	// reused, revoked, expired, invalid, wrong_client, error.

@@ -53,6 +53,11 @@ type Config struct {
 		RotationPeriod Duration `yaml:"rotation_period" doc:"how long a signing key signs before the next one takes over"`
 		JWKSMaxAge     Duration `yaml:"jwks_max_age" doc:"Cache-Control max-age of the JWKS"`
 	} `yaml:"keys"`
+	Login struct {
+		RatePerIP   int      `yaml:"rate_per_ip" doc:"sign-in attempts per minute from one IP address; 0 disables"`
+		MaxFailures int      `yaml:"max_failures" doc:"consecutive failed sign-ins that lock an email; 0 disables"`
+		Lockout     Duration `yaml:"lockout" doc:"how long a locked email stays locked"`
+	} `yaml:"login"`
 	Cookies struct {
 		Domain string `yaml:"domain" doc:"share the browser cookies with subdomains of this domain; empty: host-only __Host- cookies"`
 	} `yaml:"cookies"`
@@ -134,6 +139,9 @@ func Defaults() Config {
 	c.Keys.JWKSMaxAge = Duration(15 * time.Minute)
 	c.Password.MaxWait = Duration(2 * time.Second)
 	c.Revocation.MaxStale = Duration(time.Minute)
+	c.Login.RatePerIP = 30
+	c.Login.MaxFailures = 10
+	c.Login.Lockout = Duration(15 * time.Minute)
 	c.Log.Level = "info"
 	c.Log.Format = "text"
 	return c
@@ -365,6 +373,15 @@ func (c *Config) Validate() error {
 	}
 	if c.Revocation.MaxStale != 0 && (c.Revocation.MaxStale.D() < 5*time.Second || c.Revocation.MaxStale.D() > time.Hour) {
 		bad("revocation.max_stale", "%s must be 0 (policy off) or between 5s and 1h", c.Revocation.MaxStale)
+	}
+	if c.Login.RatePerIP < 0 || c.Login.RatePerIP > 100000 {
+		bad("login.rate_per_ip", "%d must be between 0 (off) and 100000", c.Login.RatePerIP)
+	}
+	if c.Login.MaxFailures < 0 || c.Login.MaxFailures > 1000 {
+		bad("login.max_failures", "%d must be between 0 (off) and 1000", c.Login.MaxFailures)
+	}
+	if c.Login.MaxFailures > 0 && (c.Login.Lockout.D() < time.Second || c.Login.Lockout.D() > 24*time.Hour) {
+		bad("login.lockout", "%s must be between 1s and 24h", c.Login.Lockout)
 	}
 	if c.Password.MaxConcurrent < 0 || c.Password.MaxConcurrent > 1024 {
 		bad("password.max_concurrent", "%d must be between 0 (one per CPU) and 1024", c.Password.MaxConcurrent)

@@ -218,6 +218,9 @@ func wire(ctx context.Context, cfg config.Config, st latch.Store, opt Options) (
 		AccessTokenTTL: cfg.Tokens.AccessTTL.D(), AccessTokenJitter: cfg.Tokens.AccessJitter.D(),
 		RefreshIdleTimeout: cfg.Tokens.RefreshIdleTimeout.D(), RefreshAbsoluteTTL: cfg.Tokens.RefreshAbsoluteTTL.D(),
 		RefreshGrace: cfg.Tokens.RefreshGrace.D(), Leeway: cfg.Tokens.Leeway.D(), Registration: cfg.Registration,
+		Throttle: auth.ThrottleConfig{
+			PerIPPerMinute: cfg.Login.RatePerIP, MaxFailures: cfg.Login.MaxFailures, Lockout: cfg.Login.Lockout.D(),
+		},
 	}, auth.Deps{
 		Store: st, Signer: ring, Sealer: kek.Derive("latch refresh-token successor v1"), Hasher: hasher,
 		Revocations: revs, Verifier: v, Metrics: auth.NewMetrics(reg), Log: log, Now: now,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"strconv"
 	"time"
@@ -80,6 +81,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	t, err := s.auth.Login(r.Context(), req.Email, req.Password, req.ClientID, s.clientOf(r))
+	var throttled *auth.ThrottleError
 	switch {
 	case err == nil:
 		s.writeTokens(w, t)
@@ -87,6 +89,13 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusUnauthorized, "invalid_credentials", "email or password is incorrect")
 	case errors.Is(err, auth.ErrUnauthorizedClient):
 		writeError(w, http.StatusBadRequest, "unauthorized_client", "client_id does not name a public client that may sign users in")
+	case errors.As(err, &throttled):
+		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(throttled.RetryAfter.Seconds()))))
+		if errors.Is(throttled, auth.ErrAccountLocked) {
+			writeError(w, http.StatusForbidden, "account_locked", "too many failed sign-ins for this account; try again later")
+		} else {
+			writeError(w, http.StatusTooManyRequests, "rate_limited", "too many sign-in attempts; try again later")
+		}
 	case errors.Is(err, password.ErrBusy):
 		busy(w)
 	default:
