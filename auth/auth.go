@@ -333,6 +333,15 @@ func (s *Service) loginError(err error) error {
 	return err
 }
 
+// HashPassword hashes a password with the service's hasher, after the
+// password policy.
+func (s *Service) HashPassword(ctx context.Context, pw string) (string, error) {
+	if err := password.Check(pw, ""); err != nil {
+		return "", err
+	}
+	return s.hasher.Hash(ctx, pw)
+}
+
 // rehash upgrades a password hash made with other parameters. A failure
 // only delays the upgrade to the next sign-in.
 func (s *Service) rehash(ctx context.Context, u *latch.User, pw string) {

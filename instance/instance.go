@@ -6,6 +6,7 @@ package instance
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -14,6 +15,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -57,6 +59,8 @@ type Instance struct {
 	Registry    *prometheus.Registry
 	// Fanout is the Redis fan-out between instances; nil without Redis.
 	Fanout *redis.Fanout
+	// Demo holds the demo credentials when Options.Demo was set.
+	Demo *Demo
 	// KEKCreated is true when this start generated the key-encryption key.
 	KEKCreated bool
 
@@ -71,6 +75,44 @@ type Options struct {
 	Log *slog.Logger
 	// Now is the clock; nil means time.Now. Tests move it forward.
 	Now func() time.Time
+	// Demo seeds a demo user and the demo browser client and serves the
+	// demo page (latch serve --demo).
+	Demo bool
+}
+
+// Demo is what --demo seeded.
+type Demo struct {
+	Email, Password string
+}
+
+// DemoClientID is the cookie-mode browser client the demo page uses.
+const DemoClientID = "demo"
+
+// seedDemo creates the demo client if missing and gives the demo user a
+// fresh random password on every start, so that a data directory once run
+// with --demo never keeps a password anyone could know.
+func seedDemo(ctx context.Context, svc *auth.Service, st latch.Store, now time.Time) (Demo, error) {
+	if _, err := svc.Client(ctx, DemoClientID); errors.Is(err, auth.ErrNotFound) {
+		if _, err := svc.CreateClient(ctx, auth.NewClient{ID: DemoClientID, Public: true, Delivery: latch.DeliveryCookie}); err != nil {
+			return Demo{}, fmt.Errorf("demo client: %w", err)
+		}
+	} else if err != nil {
+		return Demo{}, err
+	}
+	d := Demo{Email: "demo@latch.test", Password: "demo-" + strings.ToLower(rand.Text()[:16])}
+	u, err := st.UserByEmail(ctx, d.Email)
+	if errors.Is(err, latch.ErrNotFound) {
+		_, err = svc.CreateUser(ctx, d.Email, d.Password, auth.Client{UserAgent: "latch-demo"})
+		return d, err
+	}
+	if err != nil {
+		return Demo{}, err
+	}
+	hash, err := svc.HashPassword(ctx, d.Password)
+	if err != nil {
+		return Demo{}, err
+	}
+	return d, st.SetPasswordHash(ctx, u.ID, hash, now)
 }
 
 // OpenStore opens the configured store: PostgreSQL when cfg.Store is a
@@ -229,6 +271,14 @@ func wire(ctx context.Context, cfg config.Config, st latch.Store, opt Options) (
 	if err != nil {
 		return nil, err
 	}
+	var demo *Demo
+	if opt.Demo {
+		d, err := seedDemo(ctx, svc, st, now())
+		if err != nil {
+			return nil, fmt.Errorf("seed the demo: %w", err)
+		}
+		demo = &d
+	}
 	var proxies []netip.Prefix
 	for _, p := range cfg.TrustedProxies {
 		proxies = append(proxies, netip.MustParsePrefix(p)) // validated by config
@@ -244,7 +294,7 @@ func wire(ctx context.Context, cfg config.Config, st latch.Store, opt Options) (
 	})
 	return &Instance{
 		Config: cfg, Store: st, Ring: ring, Revocations: revs, Verifier: v, Auth: svc, Server: srv,
-		Registry: reg, Fanout: fan, KEKCreated: created, log: log, now: now,
+		Registry: reg, Fanout: fan, Demo: demo, KEKCreated: created, log: log, now: now,
 	}, nil
 }
 

@@ -34,6 +34,8 @@ type configFlags struct {
 	dataDir string
 	addr    string
 	issuer  string
+	// demoTTL shortens access tokens for --demo, as a flag would.
+	demoTTL bool
 }
 
 func (f *configFlags) register(fs *pflag.FlagSet, server bool) {
@@ -55,6 +57,9 @@ func (f *configFlags) load(cmd *cobra.Command, environ []string) (config.Config,
 			v, _ := fs.GetString(flag)
 			over[key] = v
 		}
+	}
+	if f.demoTTL {
+		over["tokens.access_ttl"] = "30s"
 	}
 	path := f.path
 	if path == "" {
@@ -79,27 +84,36 @@ func newLogger(w io.Writer, cfg config.Config) *slog.Logger {
 
 func (e *cliEnv) serveCmd() *cobra.Command {
 	var f configFlags
+	var demo bool
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the auth server",
 		Long: `Run the Latch auth server. With no configuration it listens on 127.0.0.1:8080
-and keeps its state in ./latch-data (SQLite), creating it on first start.`,
+and keeps its state in ./latch-data (SQLite), creating it on first start.
+
+With --demo it also seeds a demo user (a new random password each start,
+shown on the demo page, never logged) and a cookie-mode browser client, issues 30-second access
+tokens so that refreshes are visible, and serves a demo app at /demo.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if demo {
+				f.demoTTL = true
+			}
 			cfg, err := f.load(cmd, e.environ)
 			if err != nil {
 				return err
 			}
-			return e.serve(cmd.Context(), cfg)
+			return e.serve(cmd.Context(), cfg, demo)
 		},
 	}
 	f.register(cmd.Flags(), true)
+	cmd.Flags().BoolVar(&demo, "demo", false, "seed a demo user and browser client and serve the demo app at /demo")
 	return cmd
 }
 
-func (e *cliEnv) serve(ctx context.Context, cfg config.Config) error {
+func (e *cliEnv) serve(ctx context.Context, cfg config.Config, demo bool) error {
 	log := newLogger(e.stderr, cfg)
-	in, err := instance.Open(ctx, cfg, instance.Options{Log: log})
+	in, err := instance.Open(ctx, cfg, instance.Options{Log: log, Demo: demo})
 	if err != nil {
 		return err
 	}
@@ -111,6 +125,12 @@ func (e *cliEnv) serve(ctx context.Context, cfg config.Config) error {
 		log.Info("latch is listening",
 			"addr", addr.String(), "issuer", cfg.Issuer, "data_dir", cfg.DataDir,
 			"jwks", strings.TrimSuffix(cfg.Issuer, "/")+"/.well-known/jwks.json", "version", versionString())
+		if in.Demo != nil {
+			base := strings.TrimSuffix(cfg.Issuer, "/")
+			log.Info("demo: open the demo app; it shows the demo user's credentials (a new password each start)", "url", base+"/demo", "email", in.Demo.Email)
+			log.Info("demo: the account page shows and revokes sessions", "url", base+"/account")
+			return
+		}
 		log.Info("next step: create a user",
 			"command", fmt.Sprintf("latch user add --data-dir %s --email you@example.com --password-stdin", cfg.DataDir))
 	})
