@@ -169,7 +169,7 @@ func Load(path string, environ []string, overrides map[string]string) (Config, e
 	}
 	env := map[string]string{}
 	for _, kv := range environ {
-		if k, v, ok := strings.Cut(kv, "="); ok && strings.HasPrefix(k, "LATCH_") {
+		if k, v, ok := strings.Cut(kv, "="); ok && strings.HasPrefix(k, "LATCH_") && !strings.HasPrefix(k, "LATCH_TEST_") {
 			env[k] = v
 		}
 	}
@@ -212,7 +212,8 @@ func Load(path string, environ []string, overrides map[string]string) (Config, e
 	return c, c.Validate()
 }
 
-// ignoredEnv are LATCH_ variables that are not configuration keys.
+// ignoredEnv are LATCH_ variables that are not configuration keys (the
+// test harness's LATCH_TEST_* are skipped as a family).
 var ignoredEnv = map[string]bool{"LATCH_TEST_REQUIRE": true, "LATCH_CONFIG": true}
 
 // EnvName is the environment variable of a dotted key.

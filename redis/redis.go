@@ -168,7 +168,7 @@ func (f *Fanout) Poke(ctx context.Context, topic string) {
 // meanwhile were lost: the receiver catches up from the store.
 func (f *Fanout) Subscribe(ctx context.Context, fn func(topic string)) {
 	backoff := 100 * time.Millisecond
-	first := true
+	first, failed := true, false
 	for ctx.Err() == nil {
 		ps := f.client.Subscribe(ctx, f.channel)
 		if _, err := ps.Receive(ctx); err != nil {
@@ -183,9 +183,10 @@ func (f *Fanout) Subscribe(ctx context.Context, fn func(topic string)) {
 			case <-time.After(backoff):
 			}
 			backoff = min(backoff*2, 5*time.Second)
+			failed = true
 			continue
 		}
-		if !first {
+		if !first || failed {
 			f.log.Info("redis fan-out is back; catching up from the store")
 			fn(TopicRevocations)
 			fn(TopicKeys)

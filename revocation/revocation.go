@@ -345,7 +345,12 @@ func (s *Set) Follow(ctx context.Context, f Feed, every time.Duration, clock fun
 	defer t.Stop()
 	for {
 		now := clock()
-		if _, err := s.Sync(ctx, f, now); err != nil && onErr != nil && ctx.Err() == nil {
+		// A feed that stops answering must not stall the follower: each
+		// round gets a deadline of a few intervals.
+		sctx, cancel := context.WithTimeout(ctx, max(4*every, 2*time.Second))
+		_, err := s.Sync(sctx, f, now)
+		cancel()
+		if err != nil && onErr != nil && ctx.Err() == nil {
 			onErr(err)
 		}
 		s.Prune(now)

@@ -7,6 +7,7 @@ import (
 	"math"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/latchauth/latch/auth"
@@ -327,14 +328,24 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-	defer cancel()
+	// Each dependency is checked at once, with its own deadline, so a
+	// slow one cannot make another look down.
+	results := make([]error, len(s.checks))
+	var wg sync.WaitGroup
+	for i, c := range s.checks {
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+			defer cancel()
+			results[i] = c.Check(ctx)
+		})
+	}
+	wg.Wait()
 	status, code := "ready", http.StatusOK
-	results := make(map[string]string, len(s.checks))
-	for _, c := range s.checks {
-		if err := c.Check(ctx); err != nil {
+	out := make(map[string]string, len(s.checks))
+	for i, c := range s.checks {
+		if err := results[i]; err != nil {
 			s.log.Warn("readiness check failed", "dependency", c.Name, "err", err)
-			results[c.Name] = "unreachable"
+			out[c.Name] = "unreachable"
 			if c.Required {
 				status, code = "unavailable", http.StatusServiceUnavailable
 			} else if code == http.StatusOK {
@@ -342,7 +353,7 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 			}
 			continue
 		}
-		results[c.Name] = "ok"
+		out[c.Name] = "ok"
 	}
-	writeJSON(w, code, map[string]any{"status": status, "checks": results})
+	writeJSON(w, code, map[string]any{"status": status, "checks": out})
 }

@@ -26,6 +26,12 @@ import (
 // MaxBodyBytes is the largest request body the API reads.
 const MaxBodyBytes = 64 << 10
 
+// RequestTimeout bounds the work of one request, store calls included: a
+// store that stops answering without closing its connections (a network
+// partition, a frozen server) costs a request this long, then a 503, never
+// a hang that fills the connection pool. Revocation streams are exempt.
+const RequestTimeout = 5 * time.Second
+
 // Config holds the HTTP-level settings.
 type Config struct {
 	// Issuer is the server's issuer URL, the base of its metadata.
@@ -163,7 +169,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.S
 // pattern with a method, so the fallback only sees the other methods.
 func (s *Server) route(pattern string, h http.HandlerFunc) {
 	method, path, _ := strings.Cut(pattern, " ")
+	stream := strings.HasSuffix(path, "/stream")
 	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		if !stream {
+			ctx, cancel := context.WithTimeout(r.Context(), RequestTimeout)
+			defer cancel()
+			r = r.WithContext(ctx)
+		}
 		sw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
 		h(sw, r)
 		s.requests.WithLabelValues(path, strconv.Itoa(sw.code)).Inc()
@@ -295,7 +307,7 @@ func (s *Server) trusted(a netip.Addr) bool {
 // fail answers an error from the auth service. Errors the client caused
 // were handled by the caller; what is left is the server's own trouble.
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
-	if errors.Is(err, context.Canceled) {
+	if errors.Is(err, context.Canceled) && !errors.Is(r.Context().Err(), context.DeadlineExceeded) {
 		return // the client went away
 	}
 	s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)

@@ -1,0 +1,6 @@
+// Package cluster holds the multi-instance tests of Latch: several
+// `latch serve` processes sharing one PostgreSQL schema and one Redis, and
+// the faults such a deployment must survive (an instance killed mid-request,
+// Redis restarted, PostgreSQL unreachable). Everything is in the tests;
+// this file only names the package.
+package cluster
