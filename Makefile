@@ -7,7 +7,7 @@ PKGS     ?= ./...
 BENCH    ?= .
 COUNT    ?= 5
 
-.PHONY: run build test test-short bench bench-peers fmt vet interop-deps
+.PHONY: run build test test-short bench bench-peers fmt vet interop-deps sdk-test
 
 run:
 	$(GO) run ./cmd/latch serve
@@ -24,6 +24,13 @@ vet:
 test: vet interop-deps
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
 	cd bench && $(GO) vet ./... && $(GO) test -count=1 ./...
+	@$(MAKE) --no-print-directory sdk-test
+
+# The browser SDK's own tests (node's test runner, no dependencies).
+sdk-test:
+	@if command -v node >/dev/null 2>&1; then cd sdk/js && node --test; \
+	elif echo "$$LATCH_TEST_REQUIRE" | grep -q node; then echo "node is required (LATCH_TEST_REQUIRE) but missing"; exit 1; \
+	else echo "node not found: the SDK tests (sdk/js) are skipped"; fi
 
 # JS clients for ./interop/ (pinned in interop/js/package-lock.json);
 # reinstalled only when the lock changes. Without npm the interop tests skip

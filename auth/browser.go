@@ -78,3 +78,16 @@ func (s *Service) SessionOfRefreshToken(ctx context.Context, refresh string) (st
 	}
 	return rt.SessionID, nil
 }
+
+// UserOfSession returns the user a live session belongs to, or
+// ErrNotFound for a session that is unknown or revoked.
+func (s *Service) UserOfSession(ctx context.Context, sessionID string) (string, error) {
+	sess, err := s.store.Session(ctx, sessionID)
+	if errors.Is(err, latch.ErrNotFound) || (err == nil && sess.Revoked()) {
+		return "", ErrNotFound
+	}
+	if err != nil {
+		return "", fmt.Errorf("auth: load session: %w", err)
+	}
+	return sess.UserID, nil
+}

@@ -75,7 +75,7 @@ func TestBadInput(t *testing.T) {
 		{"logout-all no token", "POST", "/v1/auth/logout-all", "", nil, 401, "unauthorized"},
 		{"logout not json", "POST", "/v1/auth/logout", "x", nil, 400, "invalid_request"},
 		{"unknown path", "GET", "/v1/nope", "", nil, 404, "not_found"},
-		{"root", "GET", "/", "", nil, 404, "not_found"},
+		{"unknown top-level path", "GET", "/nope", "", nil, 404, "not_found"},
 		{"jwks POST", "POST", "/.well-known/jwks.json", "", nil, 405, "method_not_allowed"},
 	}
 	for _, r := range rows {

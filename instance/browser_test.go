@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/latchauth/latch"
 	"github.com/latchauth/latch/auth"
@@ -67,7 +68,9 @@ func TestCookieDelivery(t *testing.T) {
 	if at == nil || rt == nil || csrf == nil || len(cs) != 3 {
 		t.Fatalf("cookies = %v", r.header.Values("Set-Cookie"))
 	}
-	if !at.HttpOnly || at.Path != "/" || at.SameSite != http.SameSiteLaxMode || at.MaxAge != 300 {
+	// The access cookie lives as long as the session, so an expired token
+	// still reaches the server and earns invalid_token (the SDK refreshes).
+	if !at.HttpOnly || at.Path != "/" || at.SameSite != http.SameSiteLaxMode || at.MaxAge != rt.MaxAge {
 		t.Errorf("access cookie = %+v", at)
 	}
 	if !rt.HttpOnly || rt.Path != "/v1/auth" || rt.SameSite != http.SameSiteStrictMode || rt.MaxAge < 600000 {
@@ -80,7 +83,14 @@ func TestCookieDelivery(t *testing.T) {
 	tok := csrf.Value
 
 	// The access cookie authenticates reads; writes need the CSRF defence.
-	expect(t, "me by cookie", h.do("GET", "/v1/me", "", "Cookie", all), 200, "")
+	me := h.do("GET", "/v1/me", "", "Cookie", all)
+	expect(t, "me by cookie", me, 200, "")
+	if me.str("csrf_token") != tok || me.body["exp"] == nil {
+		t.Fatalf("me by cookie lacks csrf_token or exp: %s", me.raw)
+	}
+	if b := h.do("GET", "/v1/me", "", bearer(r.str("access_token"))...); b.str("csrf_token") != "" {
+		t.Fatal("csrf_token handed to a bearer request")
+	}
 	for name, hdr := range map[string][]string{
 		"no CSRF header":     {"Cookie", all},
 		"wrong CSRF header":  {"Cookie", all, "X-CSRF-Token", "x" + tok[1:]},
@@ -273,4 +283,30 @@ func TestVerifierCookieMode(t *testing.T) {
 	if got := call("GET"); got != 401 {
 		t.Fatalf("no credentials: %d", got)
 	}
+}
+
+// TestBrowserLogoutWithExpiredAccessToken: a browser whose access token has
+// expired still signs out (one session, or everywhere) with its refresh
+// cookie and CSRF token.
+func TestBrowserLogoutWithExpiredAccessToken(t *testing.T) {
+	h := start(t, "", nil)
+	h.addUser(adaEmail, adaPass)
+	h.addBrowserClients()
+	login := func(client string) (response, map[string]*http.Cookie) {
+		r := h.do("POST", "/v1/auth/login", jsonBody(map[string]string{"email": adaEmail, "password": adaPass, "client_id": client}))
+		return r, setCookies(r)
+	}
+	spa, spaCookies := login("spa")
+	_, webCookies := login("web")
+	native := h.login(adaEmail, adaPass)
+	h.clock.Advance(10 * time.Minute) // every access token expired
+	expect(t, "memory logout with an expired bearer", h.do("POST", "/v1/auth/logout", "{}",
+		append(bearer(spa.str("access_token")), "Cookie", jar(spaCookies, rtCookie, csrfCookie), "X-CSRF-Token", spa.str("csrf_token"))...), 204, "")
+	expect(t, "memory session over", h.do("POST", "/v1/auth/refresh", "", "Cookie", jar(spaCookies, rtCookie, csrfCookie), "X-CSRF-Token", spa.str("csrf_token")), 401, "invalid_grant")
+
+	tok := webCookies[csrfCookie].Value
+	expect(t, "logout-all without CSRF", h.do("POST", "/v1/auth/logout-all", "", "Cookie", jar(webCookies, atCookie, rtCookie, csrfCookie)), 403, "csrf_failed")
+	expect(t, "logout-all by cookie", h.do("POST", "/v1/auth/logout-all", "", "Cookie", jar(webCookies, atCookie, rtCookie, csrfCookie), "X-CSRF-Token", tok), 204, "")
+	expect(t, "every session over", h.refresh(native.str("refresh_token")), 401, "invalid_grant")
+	expect(t, "logout-all again", h.do("POST", "/v1/auth/logout-all", "", "Cookie", jar(webCookies, atCookie, rtCookie, csrfCookie), "X-CSRF-Token", tok), 401, "invalid_token")
 }

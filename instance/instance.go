@@ -30,9 +30,11 @@ import (
 	"github.com/latchauth/latch/postgres"
 	"github.com/latchauth/latch/redis"
 	"github.com/latchauth/latch/revocation"
+	sdkjs "github.com/latchauth/latch/sdk/js"
 	"github.com/latchauth/latch/server"
 	"github.com/latchauth/latch/sqlite"
 	"github.com/latchauth/latch/verifier"
+	"github.com/latchauth/latch/web"
 )
 
 // Intervals of the background work.
@@ -291,11 +293,21 @@ func wire(ctx context.Context, cfg config.Config, st latch.Store, opt Options) (
 		Auth: svc, Verifier: v, JWKS: ring.JWKS, Registry: reg, Log: log,
 		Checks: checks(st, fan),
 		Store:  st, Revocations: revs, Now: now,
+		Pages: pages(cfg, demo),
 	})
 	return &Instance{
 		Config: cfg, Store: st, Ring: ring, Revocations: revs, Verifier: v, Auth: svc, Server: srv,
 		Registry: reg, Fanout: fan, Demo: demo, KEKCreated: created, log: log, now: now,
 	}, nil
+}
+
+// pages serves Latch's own web pages with the browser SDK.
+func pages(cfg config.Config, demo *Demo) http.Handler {
+	wc := web.Config{Registration: cfg.Registration, Issuer: cfg.Issuer}
+	if demo != nil {
+		wc.Demo, wc.DemoEmail, wc.DemoPassword = true, demo.Email, demo.Password
+	}
+	return web.Handler(wc, sdkjs.FS)
 }
 
 // checks are the readiness checks: the store is required; Redis, when

@@ -62,7 +62,10 @@ func (c Cookies) cookie(name, value, path string, maxAge time.Duration, httpOnly
 // set writes the cookies of a browser token response.
 func (c Cookies) set(w http.ResponseWriter, t *auth.Tokens) {
 	if t.Delivery == latch.DeliveryCookie {
-		http.SetCookie(w, c.cookie(c.Access, t.AccessToken, "/", t.ExpiresIn, true, http.SameSiteLaxMode))
+		// The cookie outlives the token it holds, as long as the session:
+		// an expired token still reaches the server, which answers
+		// invalid_token, and the SDK knows to refresh.
+		http.SetCookie(w, c.cookie(c.Access, t.AccessToken, "/", t.RefreshExpiresIn, true, http.SameSiteLaxMode))
 	}
 	http.SetCookie(w, c.cookie(c.Refresh, t.RefreshToken, RefreshPath, t.RefreshExpiresIn, true, http.SameSiteStrictMode))
 	// Readable by JavaScript on purpose: it is no credential, only the

@@ -150,6 +150,17 @@ func (s *Server) refresh(w http.ResponseWriter, r *http.Request) {
 func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
 	var err error
 	switch {
+	case s.cfg.Cookies.present(r):
+		// A browser: its cookies name the session even when the access
+		// token (memory mode's Authorization header too) has expired.
+		sid := s.cookieSession(r)
+		if sid != "" {
+			if !s.browserRequestOK(r, sid) {
+				csrfFailed(w)
+				return
+			}
+			err = s.auth.LogoutSession(r.Context(), sid, s.clientOf(r))
+		}
 	case r.Header.Get("Authorization") != "":
 		c, ok := s.authenticate(w, r)
 		if !ok {
@@ -160,15 +171,6 @@ func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		err = s.auth.Logout(r.Context(), c, s.clientOf(r))
-	case s.cfg.Cookies.present(r):
-		sid := s.cookieSession(r)
-		if sid != "" {
-			if !s.browserRequestOK(r, sid) {
-				csrfFailed(w)
-				return
-			}
-			err = s.auth.LogoutSession(r.Context(), sid, s.clientOf(r))
-		}
 	default:
 		var req refreshRequest
 		if !decode(w, r, &req) {
@@ -206,8 +208,40 @@ func (s *Server) cookieSession(r *http.Request) string {
 	return ""
 }
 
-func (s *Server) logoutAll(w http.ResponseWriter, r *http.Request, c *verifier.Claims) {
-	if err := s.auth.LogoutAll(r.Context(), c.Subject, s.clientOf(r)); err != nil {
+// logoutAll signs the user out everywhere. A browser may prove its session
+// with its cookies and CSRF token even when its access token has expired.
+func (s *Server) logoutAll(w http.ResponseWriter, r *http.Request) {
+	var userID string
+	if s.cfg.Cookies.present(r) {
+		sid := s.cookieSession(r)
+		if sid == "" {
+			s.cfg.Cookies.clear(w)
+			verifier.WriteUnauthorized(w, "the session is over")
+			return
+		}
+		if !s.browserRequestOK(r, sid) {
+			csrfFailed(w)
+			return
+		}
+		uid, err := s.auth.UserOfSession(r.Context(), sid)
+		if errors.Is(err, auth.ErrNotFound) {
+			s.cfg.Cookies.clear(w)
+			verifier.WriteUnauthorized(w, "the session is over")
+			return
+		}
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		userID = uid
+	} else {
+		c, ok := s.authenticate(w, r)
+		if !ok {
+			return
+		}
+		userID = c.Subject
+	}
+	if err := s.auth.LogoutAll(r.Context(), userID, s.clientOf(r)); err != nil {
 		s.fail(w, r, err)
 		return
 	}
@@ -230,7 +264,16 @@ func (s *Server) me(w http.ResponseWriter, r *http.Request, c *verifier.Claims) 
 		s.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"sub": u.ID, "email": u.Email, "session_id": c.SessionID})
+	me := map[string]any{"sub": u.ID, "email": u.Email, "session_id": c.SessionID}
+	if c.ExpiresAt != nil {
+		me["exp"] = c.ExpiresAt.Unix()
+	}
+	if r.Header.Get("Authorization") == "" && c.SessionID != "" {
+		// Authenticated by cookie: a page that reloaded learns its CSRF
+		// token here too (it is no secret from that page).
+		me["csrf_token"] = s.auth.CSRFToken(c.SessionID)
+	}
+	writeJSON(w, http.StatusOK, me)
 }
 
 type sessionJSON struct {
@@ -242,6 +285,7 @@ type sessionJSON struct {
 	Browser    string    `json:"browser"`
 	OS         string    `json:"os"`
 	IP         string    `json:"ip"`
+	ClientID   string    `json:"client_id"`
 	Current    bool      `json:"current"`
 }
 
@@ -256,7 +300,7 @@ func (s *Server) sessions(w http.ResponseWriter, r *http.Request, c *verifier.Cl
 		browser, os := describeUA(x.UserAgent)
 		out = append(out, sessionJSON{
 			ID: x.ID, CreatedAt: x.CreatedAt, LastUsedAt: x.LastUsedAt, ExpiresAt: x.ExpiresAt,
-			UserAgent: x.UserAgent, Browser: browser, OS: os, IP: x.IP, Current: x.ID == c.SessionID,
+			UserAgent: x.UserAgent, Browser: browser, OS: os, IP: x.IP, ClientID: x.ClientID, Current: x.ID == c.SessionID,
 		})
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"sessions": out})

@@ -65,6 +65,10 @@ type Deps struct {
 	Revocations *revocation.Set
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Pages, if not nil, serves the web pages: /login, /account, /demo,
+	// their assets under /static/ and the browser SDK under /sdk/, and /
+	// (see package web).
+	Pages http.Handler
 	// Registry receives the server's metrics and is exposed at /metrics.
 	Registry *prometheus.Registry
 	Log      *slog.Logger
@@ -133,7 +137,7 @@ func New(cfg Config, d Deps) *Server {
 	s.route("POST /v1/auth/login", s.login)
 	s.route("POST /v1/auth/refresh", s.refresh)
 	s.route("POST /v1/auth/logout", s.logout)
-	s.route("POST /v1/auth/logout-all", s.protected(s.logoutAll))
+	s.route("POST /v1/auth/logout-all", s.logoutAll)
 	s.route("GET /v1/me", s.protected(s.me))
 	s.route("GET /v1/sessions", s.protected(s.sessions))
 	s.route("GET /v1/events", s.protected(s.events))
@@ -149,6 +153,11 @@ func New(cfg Config, d Deps) *Server {
 	s.route("GET /healthz", s.healthz)
 	s.route("GET /readyz", s.readyz)
 	s.mux.Handle("GET /metrics", promhttp.HandlerFor(d.Registry, promhttp.HandlerOpts{Registry: d.Registry}))
+	if d.Pages != nil {
+		for _, p := range []string{"/login", "/account", "/demo", "/static/", "/sdk/", "/{$}"} {
+			s.mux.Handle(p, d.Pages)
+		}
+	}
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "no such endpoint")
 	})

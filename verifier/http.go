@@ -140,6 +140,13 @@ func (v *Verifier) Authenticate(w http.ResponseWriter, r *http.Request) (*Claims
 	return c, true
 }
 
+// WriteUnauthorized answers 401 invalid_token with the RFC 6750 challenge
+// and desc as the description.
+func WriteUnauthorized(w http.ResponseWriter, desc string) {
+	desc = headerSafe(desc)
+	writeError(w, http.StatusUnauthorized, `Bearer error="invalid_token", error_description="`+desc+`"`, "invalid_token", desc)
+}
+
 // CrossSiteSafe reports whether a request authenticated by a cookie may
 // proceed: safe methods always; unsafe ones only with an X-CSRF-Token header
 // equal to the CSRF cookie (compared in constant time) and not from another

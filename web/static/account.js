@@ -1,0 +1,306 @@
+// /account: the signed-in user's sessions and recent security events.
+import { createClient } from '/sdk/latch.js';
+import {
+  $, h, pageConfig, parseTime, timeEl, refreshRelativeTimes, deviceLabel, deviceKind, capitalize,
+  getJSON, responseError, errorMessage, isSessionGone, announce, confirmAction, goToLogin,
+} from './common.js';
+
+const cfg = pageConfig();
+const client = createClient({ baseUrl: cfg.baseUrl, mode: 'cookie', clientId: cfg.clientId });
+const api = (p) => `${cfg.baseUrl}${p}`;
+
+const main = $('main');
+const sessionsList = $('sessions');
+const sessionsState = $('sessions-state');
+const eventsList = $('events');
+const eventsState = $('events-state');
+const signoutAll = $('signout-all');
+const signout = $('signout');
+const userEmail = $('user-email');
+
+let leaving = false;
+
+function sessionEnded(reason = 'expired') {
+  if (leaving) return;
+  leaving = true;
+  goToLogin(reason);
+}
+
+/** guard runs an API call and sends the user to /login when the session is gone. */
+async function guard(fn) {
+  try {
+    return await fn();
+  } catch (err) {
+    if (isSessionGone(err)) {
+      sessionEnded('expired');
+      return new Promise(() => {}); // never settles: the page is going away
+    }
+    throw err;
+  }
+}
+
+// ---------- Sessions ----------
+
+function sessionRow(s) {
+  const current = s.current === true;
+  const api = deviceKind(s) === 'api' && !s.browser;
+  const label = api ? 'API or command-line client' : capitalize(deviceLabel(s));
+  const created = parseTime(s.created_at);
+  const lastUsed = parseTime(s.last_used_at) || created;
+
+  const title = h('span', { className: 'row-title' }, h('span', {}, label));
+  if (current) title.append(h('span', { className: 'badge badge-success' }, 'This device'));
+  if (s.client_name || s.client_id) {
+    title.append(h('span', { className: 'badge' }, s.client_name || s.client_id));
+  }
+
+  const meta = h('span', { className: 'row-meta' });
+  if (api && s.user_agent) meta.append(h('span', { className: 'mono' }, String(s.user_agent).slice(0, 60)), ' · ');
+  if (s.ip) meta.append(h('span', { className: 'mono' }, s.ip), ' · ');
+  meta.append('Signed in ', timeEl(created));
+  if (!current) meta.append(' · Last active ', timeEl(lastUsed));
+  else meta.append(' · Active now');
+
+  const action = current
+    ? h('button', { type: 'button', className: 'btn btn-secondary btn-small' }, 'Sign out')
+    : h('button', { type: 'button', className: 'btn btn-danger-outline btn-small' }, 'Sign out');
+  action.setAttribute('aria-label', current ? 'Sign out of this device' : `Sign out ${label}${s.ip ? ` at ${s.ip}` : ''}`);
+  action.addEventListener('click', () => (current ? signOutHere(action) : revokeSession(s, label, action)));
+
+  return h(
+    'li',
+    { className: `list-row session-row${current ? ' session-current' : ''}`, 'data-session-id': s.id },
+    h('span', { className: `row-icon icon-${deviceKind(s)}`, 'aria-hidden': 'true' }),
+    h('span', { className: 'row-body' }, title, meta),
+    h('span', { className: 'row-action' }, action),
+  );
+}
+
+async function loadSessions() {
+  const body = await guard(() => getJSON(client, api('/v1/sessions')));
+  const list = (body && Array.isArray(body.sessions) ? body.sessions : []).slice();
+  // This device first, then the most recently active.
+  list.sort((a, b) => (b.current === true) - (a.current === true) ||
+    (parseTime(b.last_used_at)?.getTime() || 0) - (parseTime(a.last_used_at)?.getTime() || 0));
+  sessionsList.replaceChildren(...list.map(sessionRow));
+  const others = list.filter((s) => !s.current).length;
+  if (list.length === 0) sessionsState.textContent = 'No active sessions.';
+  else if (others === 0) sessionsState.textContent = "You're only signed in on this device.";
+  else sessionsState.textContent = '';
+  signoutAll.disabled = list.length === 0;
+}
+
+async function revokeSession(s, label, btn) {
+  const ok = await confirmAction({
+    title: `Sign out ${label}?`,
+    body: `That ${deviceKind(s) === 'api' ? 'client' : 'device'}${s.ip ? ` (${s.ip})` : ''} will have to sign in again.`,
+    confirm: 'Sign out',
+  });
+  if (!ok) return;
+  btn.disabled = true;
+  btn.setAttribute('aria-busy', 'true');
+  try {
+    await guard(async () => {
+      const res = await client.fetch(api(`/v1/sessions/${encodeURIComponent(s.id)}`), { method: 'DELETE' });
+      if (!res.ok && res.status !== 404) throw await responseError(res);
+    });
+    const row = btn.closest('li');
+    const index = row ? [...sessionsList.children].indexOf(row) : 0;
+    announce(`Signed out ${label}.`);
+    await Promise.allSettled([loadSessions(), loadEvents()]);
+    // Keep keyboard focus where the row was, once it is gone.
+    const rows = sessionsList.children;
+    const next = rows.length ? rows[Math.min(Math.max(index, 0), rows.length - 1)].querySelector('button') : null;
+    (next || signoutAll).focus();
+  } catch (err) {
+    btn.disabled = false;
+    btn.removeAttribute('aria-busy');
+    announce(errorMessage(err, { action: 'sign out that session' }), { error: true });
+  }
+}
+
+async function signOutHere(btn) {
+  btn.disabled = true;
+  leaving = true;
+  try {
+    await client.logout();
+  } catch {
+    // The cookies are cleared by the SDK either way; the session may already be gone.
+  }
+  goToLogin('signed_out');
+}
+
+async function signOutEverywhere() {
+  const ok = await confirmAction({
+    title: 'Sign out everywhere?',
+    body: 'Every session on every device, including this one, is ended. You will need to sign in again everywhere.',
+    confirm: 'Sign out everywhere',
+  });
+  if (!ok) return;
+  signoutAll.disabled = true;
+  signoutAll.setAttribute('aria-busy', 'true');
+  leaving = true;
+  try {
+    await client.logoutAll();
+    goToLogin('signed_out_all');
+  } catch (err) {
+    leaving = false;
+    signoutAll.disabled = false;
+    signoutAll.removeAttribute('aria-busy');
+    if (isSessionGone(err)) return sessionEnded('expired');
+    announce(errorMessage(err, { action: 'sign you out everywhere' }), { error: true });
+  }
+}
+
+// ---------- Events ----------
+
+/** describe turns an event into a sentence and a tone: ok, warning or danger. */
+function describe(e) {
+  const d = e.detail && typeof e.detail === 'object' ? e.detail : {};
+  const device = deviceLabel(e);
+  switch (e.type) {
+    case 'login_succeeded':
+      return { tone: 'ok', icon: 'signin', text: `Signed in from ${device}` };
+    case 'login_failed':
+      if (d.reason === 'locked' || d.reason === 'account_locked') {
+        return { tone: 'warning', icon: 'warning', text: `Sign-in blocked while the account was locked, from ${device}` };
+      }
+      if (d.reason === 'rate_limited') {
+        return { tone: 'warning', icon: 'warning', text: `Sign-in attempt from ${device} was rate limited` };
+      }
+      return { tone: 'warning', icon: 'warning', text: `Failed sign-in attempt from ${device}` };
+    case 'refresh_token_reused':
+      return { tone: 'danger', icon: 'warning', text: 'Someone reused an old refresh token — the session was ended' };
+    case 'session_revoked':
+      switch (d.reason) {
+        case 'logout':
+          return { tone: 'neutral', icon: 'signout', text: `Signed out from ${device}` };
+        case 'revoked_by_user':
+          return { tone: 'neutral', icon: 'signout', text: `A session was signed out from ${device}` };
+        case 'revoked_by_client':
+          return { tone: 'neutral', icon: 'signout', text: 'A session was ended by an application' };
+        case 'admin':
+        case 'revoked_by_admin':
+          return { tone: 'warning', icon: 'signout', text: 'An administrator ended a session' };
+        case 'reuse':
+        case 'refresh_token_reused':
+          return { tone: 'danger', icon: 'warning', text: 'A session was ended because an old refresh token was reused' };
+      }
+      return { tone: 'neutral', icon: 'signout', text: 'A session was signed out' };
+    case 'logout_all': {
+      const n = Number(d.sessions);
+      const what = Number.isFinite(n) && n > 0 ? ` (${n} session${n === 1 ? '' : 's'})` : '';
+      return { tone: 'neutral', icon: 'signout', text: `Signed out everywhere from ${device}${what}` };
+    }
+    case 'token_revoked':
+      return { tone: 'neutral', icon: 'key', text: 'An access token was revoked' };
+    case 'user_created':
+      return { tone: 'ok', icon: 'user', text: 'Account created' };
+    case 'password_changed':
+      return { tone: 'neutral', icon: 'shield', text: 'Password changed' };
+    case 'account_locked':
+      return { tone: 'warning', icon: 'warning', text: 'Account locked after too many failed sign-in attempts' };
+  }
+  const name = String(e.type || 'security event').replace(/_/g, ' ');
+  return { tone: 'neutral', icon: 'shield', text: capitalize(name) };
+}
+
+function eventRow(e) {
+  const { tone, icon, text } = describe(e);
+  const meta = h('span', { className: 'row-meta' });
+  if (e.type === 'refresh_token_reused') {
+    // Who presented the old token, and where the session really was.
+    const d = e.detail || {};
+    meta.append(`Old token presented by ${deviceLabel(e)}`);
+    if (e.ip) meta.append(' at ', h('span', { className: 'mono' }, e.ip));
+    if (d.session_ip && d.session_ip !== e.ip) meta.append(' · the session was on ', h('span', { className: 'mono' }, d.session_ip));
+    meta.append(' · ');
+  } else if (e.ip) {
+    meta.append(h('span', { className: 'mono' }, e.ip), ' · ');
+  }
+  meta.append(timeEl(parseTime(e.at)));
+
+  const title = h('span', { className: 'row-title' }, text);
+  if (tone === 'danger') title.append(h('span', { className: 'badge badge-danger' }, 'Security alert'));
+  return h(
+    'li',
+    { className: `list-row event-row event-${tone}` },
+    h('span', { className: `row-icon icon-${icon}`, 'aria-hidden': 'true' }),
+    h('span', { className: 'row-body' }, title, meta),
+  );
+}
+
+async function loadEvents() {
+  const body = await guard(() => getJSON(client, api('/v1/events?limit=20')));
+  const list = body && Array.isArray(body.events) ? body.events : [];
+  eventsList.replaceChildren(...list.map(eventRow));
+  eventsState.textContent = list.length === 0 ? 'No security activity yet.' : '';
+}
+
+function showLoadError(stateEl, listEl, what, retry) {
+  listEl.replaceChildren();
+  const btn = h('button', { type: 'button', className: 'btn btn-secondary btn-small' }, 'Try again');
+  btn.addEventListener('click', async () => {
+    btn.disabled = true;
+    stateEl.textContent = `Loading ${what}…`;
+    try {
+      await retry();
+    } catch {
+      showLoadError(stateEl, listEl, what, retry);
+    }
+  });
+  stateEl.replaceChildren(`Couldn't load ${what}. `, btn);
+}
+
+async function loadAll() {
+  const [s, e] = await Promise.allSettled([loadSessions(), loadEvents()]);
+  if (s.status === 'rejected') showLoadError(sessionsState, sessionsList, 'your sessions', loadSessions);
+  if (e.status === 'rejected') showLoadError(eventsState, eventsList, 'recent activity', loadEvents);
+  main.setAttribute('aria-busy', 'false');
+}
+
+// ---------- Start ----------
+
+async function init() {
+  client.on('sessionExpired', () => sessionEnded('expired'));
+  client.on('logout', () => sessionEnded('signed_out'));
+
+  let session = null;
+  try {
+    session = await client.restore();
+  } catch (err) {
+    sessionsState.textContent = errorMessage(err, { action: 'load your account' });
+    eventsState.textContent = '';
+    eventsList.replaceChildren();
+    sessionsList.replaceChildren();
+    return;
+  }
+  if (!session || session.authenticated === false) {
+    leaving = true;
+    window.location.replace('/login');
+    return;
+  }
+
+  signout.hidden = false;
+  signout.addEventListener('click', () => signOutHere(signout));
+  signoutAll.addEventListener('click', signOutEverywhere);
+
+  guard(() => getJSON(client, api('/v1/me')))
+    .then((me) => {
+      if (me && me.email) {
+        userEmail.textContent = me.email;
+        userEmail.title = me.email;
+        userEmail.hidden = false;
+      }
+    })
+    .catch(() => {});
+
+  await loadAll();
+
+  setInterval(() => refreshRelativeTimes(main), 30_000);
+  document.addEventListener('visibilitychange', () => {
+    if (document.visibilityState === 'visible' && !leaving) loadAll();
+  });
+}
+
+init();
