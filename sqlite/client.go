@@ -11,7 +11,7 @@ import (
 // CreateClient stores c. It returns an error matching latch.ErrConflict if
 // the id is taken.
 func (s *Store) CreateClient(ctx context.Context, c *latch.Client) error {
-	_, err := s.db.ExecContext(ctx,
+	_, err := s.w.ExecContext(ctx,
 		"INSERT INTO clients (id, secret_hash, scopes, audience, delivery, created_at) VALUES (?, ?, ?, ?, ?, ?)",
 		c.ID, c.SecretHash, strings.Join(c.Scopes, " "), c.Audience, delivery(c.Delivery), micros(c.CreatedAt))
 	if err != nil {

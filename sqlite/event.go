@@ -20,7 +20,7 @@ func (s *Store) AddEvent(ctx context.Context, e *latch.Event) error {
 		}
 		detail = sql.NullString{String: string(b), Valid: true}
 	}
-	err := s.db.QueryRowContext(ctx, `INSERT INTO events
+	err := s.w.QueryRowContext(ctx, `INSERT INTO events
 		(type, at, user_id, session_id, client_id, ip, user_agent, detail)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
 		e.Type, micros(e.At), e.UserID, e.SessionID, e.ClientID, e.IP, e.UserAgent, detail).Scan(&e.ID)

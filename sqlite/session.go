@@ -142,7 +142,7 @@ func (s *Store) Rotate(ctx context.Context, r latch.Rotation) error {
 // ClearSuccessors forgets the sealed successors of sessions rotated before
 // rotatedBefore.
 func (s *Store) ClearSuccessors(ctx context.Context, rotatedBefore time.Time) (int, error) {
-	res, err := s.db.ExecContext(ctx,
+	res, err := s.w.ExecContext(ctx,
 		"UPDATE sessions SET successor = NULL WHERE successor IS NOT NULL AND rotated_at < ?", micros(rotatedBefore))
 	if err != nil {
 		return 0, fmt.Errorf("sqlite: clear successors: %w", err)

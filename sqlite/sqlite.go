@@ -41,7 +41,14 @@ const maxConns = 4
 // Store is a latch.Store backed by an SQLite database file. It is safe for
 // concurrent use, also by other processes that open the same file.
 type Store struct {
-	db *sql.DB
+	db *sql.DB // reads: pooled, concurrent under WAL
+	// w is the only connection that writes. SQLite admits one writer at a
+	// time; writers of this process queue here, in order, instead of
+	// sleeping in SQLite's busy handler, whose back-off (up to 100 ms a
+	// retry) let the lock sit idle and gave refreshes tails of a second
+	// under load. Other processes (the command line) still meet the busy
+	// handler, rarely.
+	w *sql.DB
 }
 
 var _ latch.Store = (*Store)(nil)
@@ -73,7 +80,15 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
-	return &Store{db: db}, nil
+	w, err := sql.Open("sqlite", dsn(path))
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	w.SetMaxOpenConns(1)
+	w.SetMaxIdleConns(1)
+	w.SetConnMaxIdleTime(0)
+	return &Store{db: db, w: w}, nil
 }
 
 // dsn returns the data source name for the database file at path. The
@@ -102,7 +117,8 @@ func (s *Store) Ping(ctx context.Context) error {
 
 // Close closes the database. Queries in progress finish first.
 func (s *Store) Close() error {
-	if err := s.db.Close(); err != nil {
+	werr := s.w.Close()
+	if err := errors.Join(s.db.Close(), werr); err != nil {
 		return fmt.Errorf("sqlite: close: %w", err)
 	}
 	return nil
@@ -140,7 +156,7 @@ func (s *Store) Prune(ctx context.Context, now time.Time, keepEvents time.Durati
 // inTx runs fn in a write transaction, which the DSN makes BEGIN IMMEDIATE,
 // and commits it if fn returns nil.
 func (s *Store) inTx(ctx context.Context, fn func(*sql.Tx) error) error {
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}

@@ -11,7 +11,7 @@ import (
 // CreateUser stores u. It returns an error matching latch.ErrConflict if
 // the id or the email is taken.
 func (s *Store) CreateUser(ctx context.Context, u *latch.User) error {
-	_, err := s.db.ExecContext(ctx,
+	_, err := s.w.ExecContext(ctx,
 		"INSERT INTO users (id, email, password_hash, created_at, updated_at) VALUES (?, ?, ?, ?, ?)",
 		u.ID, u.Email, u.PasswordHash, micros(u.CreatedAt), micros(u.UpdatedAt))
 	if err != nil {
@@ -55,7 +55,7 @@ func (s *Store) user(ctx context.Context, column, value string) (*latch.User, er
 // SetPasswordHash replaces a user's password hash and sets UpdatedAt to at.
 // It returns an error matching latch.ErrNotFound if there is no such user.
 func (s *Store) SetPasswordHash(ctx context.Context, userID, hash string, at time.Time) error {
-	res, err := s.db.ExecContext(ctx,
+	res, err := s.w.ExecContext(ctx,
 		"UPDATE users SET password_hash = ?, updated_at = ? WHERE id = ?", hash, micros(at), userID)
 	if err == nil {
 		err = mustAffect(res)
