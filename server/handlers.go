@@ -125,6 +125,11 @@ func (s *Server) refresh(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		t, err = s.auth.RefreshFromCookie(r.Context(), rt, csrf, s.clientOf(r))
+	case r.Header.Get(verifier.CSRFHeader) != "":
+		// A browser refresh whose cookies are gone (signed out in
+		// another tab, cleared): the session is over, not malformed.
+		writeError(w, http.StatusUnauthorized, "invalid_grant", "the session's cookies are gone; sign in again")
+		return
 	default:
 		writeError(w, http.StatusBadRequest, "invalid_request", `field "refresh_token" is required`)
 		return

@@ -9,7 +9,9 @@ import (
 // describeUA names the browser and operating system of a User-Agent
 // header for people ("Chrome 120", "macOS"), or "" for what it cannot tell.
 func describeUA(ua string) (browser, os string) {
-	if ua == "" {
+	if ua == "" || !strings.HasPrefix(ua, "Mozilla/") {
+		// curl, SDKs, servers: not a browser on a device. The account
+		// page shows these as API or command-line clients.
 		return "", ""
 	}
 	u := useragent.New(ua)

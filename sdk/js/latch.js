@@ -292,7 +292,10 @@ export function createClient(options) {
         return;
       }
       const err = await errorFrom(res);
-      if (res.status !== 401 && res.status !== 403) throw err; // 429, 503, …: the session may live on
+      // 429 and 5xx are passing trouble: the session may live on. Any other
+      // refusal (401 invalid_grant, 403 csrf_failed, 400 with the cookies
+      // gone) means this session cannot be refreshed again: it is over.
+      if (res.status === 429 || res.status >= 500) throw err;
       lastFailure = err; // invalid_grant or csrf_failed: the session is over
       if (state.authenticated) {
         endSession('sessionExpired', { nonce });
