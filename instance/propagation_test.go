@@ -318,9 +318,6 @@ func logoutToRejection(tb testing.TB, h *harness, rs *resourceServer) time.Durat
 // TestRevocationPropagationCrossProcess measures logout → first rejection
 // by the example resource server running as a separate process.
 func TestRevocationPropagationCrossProcess(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the example resource server")
-	}
 	h, rs := startResourceServer(t)
 	const rounds = 30
 	lat := make([]time.Duration, 0, rounds)
