@@ -103,6 +103,8 @@ export function deviceLabel(x) {
   if (browser && os) return `${browser} on ${os}`;
   if (browser) return browser;
   if (os) return `a browser on ${os}`;
+  // The server names no browser for non-browser clients (curl, SDKs).
+  if (x && x.user_agent && !String(x.user_agent).startsWith('Mozilla/')) return 'an API or command-line client';
   if (x && x.user_agent) return 'an unknown browser';
   return 'an unknown device';
 }
