@@ -76,24 +76,6 @@ window.latchReady = true;
 document.getElementById('state').textContent = 'ready';
 </script></body></html>`
 
-// clock is the settable clock of the instance under test.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
 // request is what the recording middleware saw of one request.
 type request struct {
 	Seq          int
@@ -216,7 +198,7 @@ func (s *syncBuffer) String() string {
 // served on 127.0.0.1 and addressed as http://localhost:PORT.
 type latchServer struct {
 	URL   string // http://localhost:PORT
-	clock *clock
+	clock *testenv.Clock
 	in    *instance.Instance
 	rec   *recorder
 	email string // the demo user
@@ -241,7 +223,7 @@ func startLatch(t *testing.T) *latchServer {
 		t.Fatalf("config: %v", err)
 	}
 	logs := &syncBuffer{}
-	clk := &clock{t: time.Now().UTC()}
+	clk := testenv.NewClock(time.Now().UTC())
 	in, err := instance.Open(t.Context(), cfg, instance.Options{
 		Demo: true, Now: clk.Now,
 		Log: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),

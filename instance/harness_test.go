@@ -18,25 +18,8 @@ import (
 	"github.com/latchauth/latch/auth"
 	"github.com/latchauth/latch/config"
 	"github.com/latchauth/latch/instance"
+	"github.com/latchauth/latch/internal/testenv"
 )
-
-// clock is a settable clock shared by an instance under test.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
 
 // harness is one wired Latch instance behind a real HTTP server, on a real
 // SQLite database in a temporary directory.
@@ -44,7 +27,7 @@ type harness struct {
 	t     testing.TB
 	dir   string
 	cfg   config.Config
-	clock *clock
+	clock *testenv.Clock
 	in    *instance.Instance
 	srv   *httptest.Server
 	logs  *syncBuffer
@@ -91,7 +74,14 @@ func start(t testing.TB, dir string, mutate func(*config.Config)) *harness {
 	if dir == "" {
 		dir = filepath.Join(t.TempDir(), "latch-data")
 	}
-	h := &harness{t: t, dir: dir, clock: &clock{t: time.Now().UTC()}, logs: &syncBuffer{}}
+	return startAt(t, dir, time.Now().UTC(), mutate)
+}
+
+// startAt is start with the instance clock set to at, for a second
+// instance that comes up later on the same data directory.
+func startAt(t testing.TB, dir string, at time.Time, mutate func(*config.Config)) *harness {
+	t.Helper()
+	h := &harness{t: t, dir: dir, clock: testenv.NewClock(at), logs: &syncBuffer{}}
 	h.cfg = testConfig(t, dir, mutate)
 	in, err := instance.Open(t.Context(), h.cfg, instance.Options{
 		Log: slog.New(slog.NewTextHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),

@@ -6,9 +6,7 @@ package instance_test
 
 import (
 	"context"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -18,28 +16,8 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/latchauth/latch/config"
-	"github.com/latchauth/latch/instance"
 	"github.com/latchauth/latch/verifier"
 )
-
-// startAt is start with the instance clock set to at, for a second
-// instance that comes up later on the same data directory.
-func startAt(t testing.TB, dir string, at time.Time, mutate func(*config.Config)) *harness {
-	t.Helper()
-	h := &harness{t: t, dir: dir, clock: &clock{t: at}, logs: &syncBuffer{}}
-	h.cfg = testConfig(t, dir, mutate)
-	in, err := instance.Open(t.Context(), h.cfg, instance.Options{
-		Log: slog.New(slog.NewTextHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		Now: h.clock.Now,
-	})
-	if err != nil {
-		t.Fatalf("open instance: %v", err)
-	}
-	h.in = in
-	h.srv = httptest.NewServer(in.Server)
-	t.Cleanup(h.close)
-	return h
-}
 
 // sessionIP returns the ip recorded for session sid, as listed to its owner.
 func sessionIP(t *testing.T, h *harness, access, sid string) string {

@@ -1,4 +1,7 @@
-// Package testenv decides what a test does when a backing service it needs
+// Package testenv holds what Latch's tests share: the rule for a backing
+// service that is unreachable, and a settable clock.
+//
+// It decides what a test does when a backing service it needs
 // (PostgreSQL, Redis, a browser) is not reachable: on a developer machine it
 // skips with the reason, and where LATCH_TEST_REQUIRE names the service (CI
 // sets LATCH_TEST_REQUIRE=postgres,redis,browser) it fails, so that a
@@ -8,7 +11,9 @@ package testenv
 import (
 	"os"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 )
 
 // Services named in LATCH_TEST_REQUIRE.
@@ -39,4 +44,28 @@ func Unavailable(t testing.TB, service string, err error) {
 		t.Fatalf("%s is required (LATCH_TEST_REQUIRE=%s) but unreachable: %v", service, os.Getenv("LATCH_TEST_REQUIRE"), err)
 	}
 	t.Skipf("%s unreachable (%v); set LATCH_TEST_REQUIRE=%s to make this a failure", service, err, service)
+}
+
+// Clock is a settable clock for an instance under test (instance.Options
+// Now). It is safe for concurrent use.
+type Clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+// NewClock returns a clock reading t.
+func NewClock(t time.Time) *Clock { return &Clock{t: t} }
+
+// Now returns the clock's time.
+func (c *Clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+// Advance moves the clock forward by d.
+func (c *Clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
 }
