@@ -2,7 +2,8 @@
 // sessions (refresh-token families), revocations, signing keys and security
 // events, and the storage interfaces that every backend implements.
 //
-// The package has no dependencies beyond the standard library. Backends live
+// The package depends only on the standard library and the verifier
+// module's revocation package (whose entry type it shares). Backends live
 // in their own packages (sqlite, and later postgres and redis); the HTTP
 // server, the verifier and the command line are built on top of these types.
 package latch
@@ -11,6 +12,8 @@ import (
 	"context"
 	"errors"
 	"time"
+
+	"github.com/latchauth/latch/verifier/revocation"
 )
 
 // Errors returned by stores. Callers compare with errors.Is; stores wrap them
@@ -118,31 +121,25 @@ type Rotation struct {
 	At             time.Time
 }
 
+// Revocation is one entry of the revocation set and its durable feed: by
+// jti (one token), by sid (one session), or a per-user cutoff. It is
+// defined in the verifier module's revocation package, which remote
+// verifiers import without the server, so that both ends share one type.
+type Revocation = revocation.Entry
+
 // RevocationKind says what a revocation entry covers.
-type RevocationKind string
+type RevocationKind = revocation.Kind
 
 // Kinds of revocation entries.
 const (
 	// RevokeToken covers the one access token whose jti is Value.
-	RevokeToken RevocationKind = "jti"
+	RevokeToken = revocation.Token
 	// RevokeSession covers every access token whose sid is Value.
-	RevokeSession RevocationKind = "sid"
+	RevokeSession = revocation.Session
 	// RevokeUser covers every access token whose sub is Value and whose iat
 	// is before Cutoff.
-	RevokeUser RevocationKind = "user"
+	RevokeUser = revocation.User
 )
-
-// Revocation is one entry of the revocation set. Each entry expires when no
-// token it covers can still be valid, which keeps the set small.
-type Revocation struct {
-	// Seq orders the feed; assigned by the store, strictly increasing.
-	Seq       int64
-	Kind      RevocationKind
-	Value     string
-	Cutoff    time.Time // RevokeUser only
-	CreatedAt time.Time
-	ExpiresAt time.Time
-}
 
 // Event types recorded in the security log.
 const (

@@ -22,8 +22,8 @@ import (
 
 	"github.com/latchauth/latch"
 	"github.com/latchauth/latch/password"
-	"github.com/latchauth/latch/revocation"
 	"github.com/latchauth/latch/verifier"
+	"github.com/latchauth/latch/verifier/revocation"
 )
 
 // Errors returned by the Service. The server maps each to one HTTP answer;

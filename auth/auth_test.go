@@ -19,8 +19,8 @@ import (
 
 	"github.com/latchauth/latch"
 	"github.com/latchauth/latch/password"
-	"github.com/latchauth/latch/revocation"
 	"github.com/latchauth/latch/sqlite"
+	"github.com/latchauth/latch/verifier/revocation"
 )
 
 // fakeSigner "signs" by returning a fixed string; the service does not look

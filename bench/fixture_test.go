@@ -22,8 +22,8 @@ import (
 
 	"github.com/latchauth/latch"
 	"github.com/latchauth/latch/keys"
-	"github.com/latchauth/latch/revocation"
 	"github.com/latchauth/latch/verifier"
+	"github.com/latchauth/latch/verifier/revocation"
 )
 
 // Values of the benchmark tokens, shaped like the ones auth.Service issues.

@@ -3,7 +3,7 @@ module github.com/latchauth/latch/bench
 go 1.26.8
 
 require (
-	github.com/go-jose/go-jose/v4 v4.1.8
+	github.com/go-jose/go-jose/v4 v4.1.9
 	github.com/golang-jwt/jwt/v5 v5.3.1
 	github.com/latchauth/latch v0.0.0
 	github.com/lestrrat-go/jwx/v3 v3.3.0
@@ -13,6 +13,7 @@ require (
 require (
 	github.com/decred/dcrd/dcrec/secp256k1/v4 v4.4.1 // indirect
 	github.com/goccy/go-json v0.10.6 // indirect
+	github.com/latchauth/latch/verifier v0.0.0
 	github.com/lestrrat-go/blackmagic v1.0.4 // indirect
 	github.com/lestrrat-go/dsig v1.4.0 // indirect
 	github.com/lestrrat-go/dsig-secp256k1 v1.0.0 // indirect
@@ -25,3 +26,5 @@ require (
 )
 
 replace github.com/latchauth/latch => ../
+
+replace github.com/latchauth/latch/verifier => ../verifier

@@ -29,11 +29,11 @@ import (
 	"github.com/latchauth/latch/password"
 	"github.com/latchauth/latch/postgres"
 	"github.com/latchauth/latch/redis"
-	"github.com/latchauth/latch/revocation"
 	sdkjs "github.com/latchauth/latch/sdk/js"
 	"github.com/latchauth/latch/server"
 	"github.com/latchauth/latch/sqlite"
 	"github.com/latchauth/latch/verifier"
+	"github.com/latchauth/latch/verifier/revocation"
 	"github.com/latchauth/latch/web"
 )
 

@@ -210,8 +210,10 @@ func startResourceServer(tb testing.TB) (*harness, *resourceServer) {
 	if runtime.GOOS == "windows" {
 		bin += ".exe"
 	}
-	build := exec.Command("go", "build", "-o", bin, "./examples/resource-server")
-	build.Dir = ".."
+	// The example is its own module, requiring only the verifier module,
+	// as a resource server outside this repository would.
+	build := exec.Command("go", "build", "-o", bin, ".")
+	build.Dir = filepath.Join("..", "examples", "resource-server")
 	if out, err := build.CombinedOutput(); err != nil {
 		tb.Fatalf("go build ./examples/resource-server: %v\n%s", err, out)
 	}

@@ -19,8 +19,8 @@ import (
 
 	"github.com/latchauth/latch"
 	"github.com/latchauth/latch/auth"
-	"github.com/latchauth/latch/revocation"
 	"github.com/latchauth/latch/verifier"
+	"github.com/latchauth/latch/verifier/revocation"
 )
 
 // MaxBodyBytes is the largest request body the API reads.

@@ -18,8 +18,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/latchauth/latch"
-	"github.com/latchauth/latch/revocation"
+	"github.com/latchauth/latch/verifier/revocation"
 )
 
 func TestRevocation(t *testing.T) {
@@ -27,9 +26,9 @@ func TestRevocation(t *testing.T) {
 	n := testNow.Unix()
 	set := revocation.NewSet()
 	set.Add(
-		latch.Revocation{Seq: 1, Kind: latch.RevokeToken, Value: "jti-revoked"},
-		latch.Revocation{Seq: 2, Kind: latch.RevokeSession, Value: "sid-revoked"},
-		latch.Revocation{Seq: 3, Kind: latch.RevokeUser, Value: "user-out", Cutoff: testNow.Add(-time.Minute)},
+		revocation.Entry{Seq: 1, Kind: revocation.Token, Value: "jti-revoked"},
+		revocation.Entry{Seq: 2, Kind: revocation.Session, Value: "sid-revoked"},
+		revocation.Entry{Seq: 3, Kind: revocation.User, Value: "user-out", Cutoff: testNow.Add(-time.Minute)},
 	)
 	for _, cacheSize := range []int{-1, 0} {
 		v := newTestVerifier(t, k.keySet(), set, cacheSize, nil)
@@ -68,7 +67,7 @@ func TestCachedTokenBecomesRevoked(t *testing.T) {
 	if v.cache.len() != 1 {
 		t.Fatalf("token not cached: %d", v.cache.len())
 	}
-	set.Add(latch.Revocation{Seq: 1, Kind: latch.RevokeSession, Value: "sid-1"})
+	set.Add(revocation.Entry{Seq: 1, Kind: revocation.Session, Value: "sid-1"})
 	if _, err := v.Verify(tok); !errors.Is(err, errRevoked) {
 		t.Fatalf("cached token after revocation: %v", err)
 	}
@@ -189,7 +188,7 @@ func TestConcurrentVerify(t *testing.T) {
 			}
 		}(g)
 	}
-	set.Add(latch.Revocation{Seq: 1, Kind: latch.RevokeToken, Value: "j3"})
+	set.Add(revocation.Entry{Seq: 1, Kind: revocation.Token, Value: "j3"})
 	wg.Wait()
 	if _, err := v.Verify(toks[3]); !errors.Is(err, ErrRevoked) {
 		t.Fatal("revoked token accepted after concurrent use")

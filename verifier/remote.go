@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/latchauth/latch/revocation"
+	"github.com/latchauth/latch/verifier/revocation"
 )
 
 // DefaultRemoteStartTimeout bounds how long NewRemote waits for the first

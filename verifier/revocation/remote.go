@@ -19,8 +19,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/latchauth/latch"
 )
 
 // Defaults of RemoteOptions.
@@ -408,7 +406,7 @@ func (r *Remote) failed(msg string, args ...any) {
 }
 
 // apply adds the entries whose seq is above the cursor, in order.
-func (r *Remote) apply(entries []latch.Revocation) {
+func (r *Remote) apply(entries []Entry) {
 	if len(entries) == 0 {
 		return
 	}
@@ -455,7 +453,7 @@ func (r *Remote) catchUp(ctx context.Context) error {
 }
 
 type page struct {
-	entries []latch.Revocation
+	entries []Entry
 	cursor  int64
 	more    bool
 }
@@ -517,7 +515,7 @@ func (r *Remote) page(ctx context.Context, after int64) (*page, error) {
 	if doc.Cursor == nil || doc.Revocations == nil {
 		return nil, errors.New("revocation feed: page lacks revocations or cursor")
 	}
-	p := &page{cursor: *doc.Cursor, more: doc.More, entries: make([]latch.Revocation, 0, len(doc.Revocations))}
+	p := &page{cursor: *doc.Cursor, more: doc.More, entries: make([]Entry, 0, len(doc.Revocations))}
 	last := after
 	for _, raw := range doc.Revocations {
 		e, err := parseEntry(raw)
@@ -525,7 +523,7 @@ func (r *Remote) page(ctx context.Context, after int64) (*page, error) {
 			r.log.Warn("revocation feed: skipping a bad entry", "err", err, "after", last)
 			if e.Seq > last {
 				last = e.Seq
-				p.entries = append(p.entries, latch.Revocation{Seq: e.Seq}) // moves the cursor past it
+				p.entries = append(p.entries, Entry{Seq: e.Seq}) // moves the cursor past it
 			}
 			continue
 		}
@@ -573,34 +571,34 @@ type wireEntry struct {
 
 // parseEntry decodes one feed entry. On error the returned entry carries
 // the Seq if it could be read (0 otherwise).
-func parseEntry(raw []byte) (latch.Revocation, error) {
+func parseEntry(raw []byte) (Entry, error) {
 	var w wireEntry
 	if err := json.Unmarshal(raw, &w); err != nil {
 		var s struct{ Seq int64 }
 		_ = json.Unmarshal(raw, &s)
-		return latch.Revocation{Seq: max(s.Seq, 0)}, fmt.Errorf("entry is not valid JSON: %w", err)
+		return Entry{Seq: max(s.Seq, 0)}, fmt.Errorf("entry is not valid JSON: %w", err)
 	}
 	if w.Seq == nil || *w.Seq <= 0 {
-		return latch.Revocation{}, errors.New("entry has no positive seq")
+		return Entry{}, errors.New("entry has no positive seq")
 	}
-	e := latch.Revocation{Seq: *w.Seq, Kind: latch.RevocationKind(w.Kind), Value: w.Value}
+	e := Entry{Seq: *w.Seq, Kind: Kind(w.Kind), Value: w.Value}
 	switch {
 	case w.ExpiresAt == nil:
-		return latch.Revocation{Seq: e.Seq}, errors.New("entry has no expires_at")
+		return Entry{Seq: e.Seq}, errors.New("entry has no expires_at")
 	case w.Value == "":
-		return latch.Revocation{Seq: e.Seq}, errors.New("entry has no value")
+		return Entry{Seq: e.Seq}, errors.New("entry has no value")
 	}
 	e.ExpiresAt = *w.ExpiresAt
 	switch e.Kind {
-	case latch.RevokeToken, latch.RevokeSession:
-	case latch.RevokeUser:
+	case Token, Session:
+	case User:
 		if w.Cutoff == nil || w.Cutoff.IsZero() {
-			return latch.Revocation{Seq: e.Seq}, errors.New("user entry has no cutoff")
+			return Entry{Seq: e.Seq}, errors.New("user entry has no cutoff")
 		}
 		e.Cutoff = *w.Cutoff
 	default:
 		// A kind this version does not know: its seq still counts.
-		return latch.Revocation{Seq: e.Seq}, fmt.Errorf("entry of unknown kind %.20q", w.Kind)
+		return Entry{Seq: e.Seq}, fmt.Errorf("entry of unknown kind %.20q", w.Kind)
 	}
 	return e, nil
 }
@@ -656,7 +654,7 @@ func (r *Remote) stream(ctx context.Context) (connected bool, retry time.Duratio
 		event string
 		data  []byte
 		id    string
-		batch []latch.Revocation
+		batch []Entry
 		last  = after
 	)
 	flush := func() {
@@ -694,7 +692,7 @@ func (r *Remote) stream(ctx context.Context) (connected bool, retry time.Duratio
 					r.log.Warn("revocation stream: skipping a bad event", "err", perr, "id", truncate(id))
 					if e.Seq > last {
 						last = e.Seq
-						batch = append(batch, latch.Revocation{Seq: e.Seq})
+						batch = append(batch, Entry{Seq: e.Seq})
 					}
 				case id != "" && id != strconv.FormatInt(e.Seq, 10):
 					r.log.Warn("revocation stream: event id differs from its seq; using seq", "id", truncate(id), "seq", e.Seq)

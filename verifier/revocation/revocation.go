@@ -1,11 +1,11 @@
 // Package revocation keeps the in-memory revocation set that every verifier
 // consults on every request.
 //
-// A [Set] holds three kinds of entries (see [latch.RevocationKind]): revoked
+// A [Set] holds three kinds of entries (see [Kind]): revoked
 // access tokens by jti, revoked sessions by sid, and per-user cutoffs ("every
 // token of this user issued before T"). Lookups never do I/O: the set is
 // filled from a durable, ordered feed ([Feed], satisfied by
-// [latch.RevocationStore]) by [Set.Sync], typically in a background loop run
+// a Latch store) by [Set.Sync], typically in a background loop run
 // by [Set.Follow].
 //
 // Reads are lock-free: the set is an immutable snapshot behind an atomic
@@ -22,19 +22,17 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/latchauth/latch"
 )
 
 // DefaultPageSize is the number of entries Sync asks the feed for at a time.
 const DefaultPageSize = 1000
 
 // Feed is the ordered, durable source of revocation entries. It is satisfied
-// by [latch.RevocationStore] and, later, by a remote feed client.
+// by a Latch store and, later, by a remote feed client.
 type Feed interface {
 	// RevocationsAfter returns up to limit entries with Seq > after that
 	// have not expired at now, in ascending Seq.
-	RevocationsAfter(ctx context.Context, after int64, now time.Time, limit int) ([]latch.Revocation, error)
+	RevocationsAfter(ctx context.Context, after int64, now time.Time, limit int) ([]Entry, error)
 }
 
 // entry is what the set remembers of a jti or sid entry.
@@ -84,8 +82,8 @@ func NewSet() *Set {
 }
 
 // Add applies entries to the set. It is idempotent: applying an entry again
-// changes nothing. Entries of kind [latch.RevokeToken] are keyed by jti,
-// [latch.RevokeSession] by sid and [latch.RevokeUser] by user id; for a user
+// changes nothing. Entries of kind [Token] are keyed by jti,
+// [Session] by sid and [User] by user id; for a user
 // the latest Cutoff wins. When the same value is listed more than once the
 // latest ExpiresAt is kept (a zero ExpiresAt means the entry never expires).
 // Entries with an empty Value or an unknown Kind cover no token and are
@@ -95,7 +93,7 @@ func NewSet() *Set {
 // the cursor, so entries pushed through another channel (e.g. pub/sub fan-out)
 // should trigger a Sync rather than be added directly, unless they are known
 // to be contiguous with the cursor; otherwise a gap could be skipped.
-func (s *Set) Add(entries ...latch.Revocation) {
+func (s *Set) Add(entries ...Entry) {
 	if len(entries) == 0 {
 		return
 	}
@@ -112,9 +110,9 @@ func (s *Set) Add(entries ...latch.Revocation) {
 			continue
 		}
 		switch e.Kind {
-		case latch.RevokeToken, latch.RevokeSession:
+		case Token, Session:
 			m, i := next.jti, 0
-			if e.Kind == latch.RevokeSession {
+			if e.Kind == Session {
 				m, i = next.sid, 1
 			}
 			cur, ok := m[e.Value]
@@ -131,7 +129,7 @@ func (s *Set) Add(entries ...latch.Revocation) {
 				cloned[i] = true
 			}
 			m[e.Value] = entry{expires: e.ExpiresAt}
-		case latch.RevokeUser:
+		case User:
 			c := cutoff{sec: e.Cutoff.Unix(), at: e.Cutoff, expires: e.ExpiresAt}
 			if cur, ok := next.user[e.Value]; ok {
 				if cur.at.After(c.at) {
@@ -187,7 +185,7 @@ func laterExpiry(a, b time.Time) bool {
 // cutoff, which keeps a token issued just after "log out everywhere" (same
 // second) valid. A token issued in that second but before the cutoff belongs
 // to a session that was live at the cutoff, and the server writes a
-// [latch.RevokeSession] entry for each such session in the same transaction
+// [Session] entry for each such session in the same transaction
 // as the cutoff, so it is revoked by its sid. A zero iat (missing) is before
 // every cutoff.
 //

@@ -18,7 +18,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/latchauth/latch/revocation"
+	"github.com/latchauth/latch/verifier/revocation"
 )
 
 const (

@@ -8,8 +8,6 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/latchauth/latch"
 )
 
 var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
@@ -18,9 +16,9 @@ func TestRevokedByKind(t *testing.T) {
 	s := NewSet()
 	cut := t0.Add(700 * time.Millisecond) // 12:00:00.700
 	s.Add(
-		latch.Revocation{Seq: 1, Kind: latch.RevokeToken, Value: "jti-1", ExpiresAt: t0.Add(time.Hour)},
-		latch.Revocation{Seq: 2, Kind: latch.RevokeSession, Value: "sid-1", ExpiresAt: t0.Add(time.Hour)},
-		latch.Revocation{Seq: 3, Kind: latch.RevokeUser, Value: "alice", Cutoff: cut, ExpiresAt: t0.Add(time.Hour)},
+		Entry{Seq: 1, Kind: Token, Value: "jti-1", ExpiresAt: t0.Add(time.Hour)},
+		Entry{Seq: 2, Kind: Session, Value: "sid-1", ExpiresAt: t0.Add(time.Hour)},
+		Entry{Seq: 3, Kind: User, Value: "alice", Cutoff: cut, ExpiresAt: t0.Add(time.Hour)},
 	)
 	cases := []struct {
 		name          string
@@ -58,7 +56,7 @@ func TestRevokedByKind(t *testing.T) {
 // server always writes alongside the cutoff.
 func TestCutoffSecondBoundary(t *testing.T) {
 	s := NewSet()
-	s.Add(latch.Revocation{Seq: 1, Kind: latch.RevokeUser, Value: "alice", Cutoff: t0.Add(999 * time.Millisecond)})
+	s.Add(Entry{Seq: 1, Kind: User, Value: "alice", Cutoff: t0.Add(999 * time.Millisecond)})
 	if s.Revoked("", "", "alice", t0) {
 		t.Fatal("iat in the cutoff's second must not be revoked by the cutoff (truncation)")
 	}
@@ -69,7 +67,7 @@ func TestCutoffSecondBoundary(t *testing.T) {
 	if s.Revoked("", "", "alice", t0.Add(500*time.Millisecond)) {
 		t.Fatal("sub-second iat in the cutoff's second must not be revoked")
 	}
-	s.Add(latch.Revocation{Seq: 2, Kind: latch.RevokeSession, Value: "sess", ExpiresAt: t0.Add(time.Hour)})
+	s.Add(Entry{Seq: 2, Kind: Session, Value: "sess", ExpiresAt: t0.Add(time.Hour)})
 	if !s.Revoked("j", "sess", "alice", t0) {
 		t.Fatal("the same-second token of a revoked session must be revoked by sid")
 	}
@@ -77,9 +75,9 @@ func TestCutoffSecondBoundary(t *testing.T) {
 
 func TestAddIdempotentAndLatestCutoffWins(t *testing.T) {
 	s := NewSet()
-	a := latch.Revocation{Seq: 5, Kind: latch.RevokeUser, Value: "alice", Cutoff: t0, ExpiresAt: t0.Add(5 * time.Minute)}
-	b := latch.Revocation{Seq: 6, Kind: latch.RevokeUser, Value: "alice", Cutoff: t0.Add(time.Minute), ExpiresAt: t0.Add(6 * time.Minute)}
-	j := latch.Revocation{Seq: 7, Kind: latch.RevokeToken, Value: "j", ExpiresAt: t0.Add(time.Minute)}
+	a := Entry{Seq: 5, Kind: User, Value: "alice", Cutoff: t0, ExpiresAt: t0.Add(5 * time.Minute)}
+	b := Entry{Seq: 6, Kind: User, Value: "alice", Cutoff: t0.Add(time.Minute), ExpiresAt: t0.Add(6 * time.Minute)}
+	j := Entry{Seq: 7, Kind: Token, Value: "j", ExpiresAt: t0.Add(time.Minute)}
 	s.Add(a, j)
 	s.Add(a, j)
 	if s.Len() != 2 || s.Cursor() != 7 {
@@ -102,7 +100,7 @@ func TestAddIdempotentAndLatestCutoffWins(t *testing.T) {
 		t.Fatal("cutoff pruned too early")
 	}
 	// A lower Seq does not move the cursor back.
-	s.Add(latch.Revocation{Seq: 1, Kind: latch.RevokeToken, Value: "k"})
+	s.Add(Entry{Seq: 1, Kind: Token, Value: "k"})
 	if s.Cursor() != 7 {
 		t.Fatalf("Cursor %d, want 7", s.Cursor())
 	}
@@ -111,8 +109,8 @@ func TestAddIdempotentAndLatestCutoffWins(t *testing.T) {
 func TestAddSkipsEmptyAndUnknown(t *testing.T) {
 	s := NewSet()
 	s.Add(
-		latch.Revocation{Seq: 1, Kind: latch.RevokeSession, Value: ""},
-		latch.Revocation{Seq: 2, Kind: "future-kind", Value: "x"},
+		Entry{Seq: 1, Kind: Session, Value: ""},
+		Entry{Seq: 2, Kind: "future-kind", Value: "x"},
 	)
 	if s.Len() != 0 {
 		t.Fatalf("Len %d, want 0", s.Len())
@@ -127,9 +125,9 @@ func TestAddSkipsEmptyAndUnknown(t *testing.T) {
 
 func TestExpiryExtendedByLaterEntry(t *testing.T) {
 	s := NewSet()
-	s.Add(latch.Revocation{Seq: 1, Kind: latch.RevokeSession, Value: "s", ExpiresAt: t0.Add(time.Minute)})
-	s.Add(latch.Revocation{Seq: 2, Kind: latch.RevokeSession, Value: "s", ExpiresAt: t0.Add(time.Hour)})
-	s.Add(latch.Revocation{Seq: 3, Kind: latch.RevokeSession, Value: "s", ExpiresAt: t0.Add(2 * time.Minute)})
+	s.Add(Entry{Seq: 1, Kind: Session, Value: "s", ExpiresAt: t0.Add(time.Minute)})
+	s.Add(Entry{Seq: 2, Kind: Session, Value: "s", ExpiresAt: t0.Add(time.Hour)})
+	s.Add(Entry{Seq: 3, Kind: Session, Value: "s", ExpiresAt: t0.Add(2 * time.Minute)})
 	if n := s.Prune(t0.Add(30 * time.Minute)); n != 0 {
 		t.Fatalf("Prune removed %d, want 0 (latest expiry kept)", n)
 	}
@@ -141,12 +139,12 @@ func TestExpiryExtendedByLaterEntry(t *testing.T) {
 func TestPrune(t *testing.T) {
 	s := NewSet()
 	s.Add(
-		latch.Revocation{Seq: 1, Kind: latch.RevokeToken, Value: "j1", ExpiresAt: t0},
-		latch.Revocation{Seq: 2, Kind: latch.RevokeToken, Value: "j2", ExpiresAt: t0.Add(time.Second)},
-		latch.Revocation{Seq: 3, Kind: latch.RevokeSession, Value: "s1", ExpiresAt: t0.Add(-time.Second)},
-		latch.Revocation{Seq: 4, Kind: latch.RevokeSession, Value: "s2"}, // never expires
-		latch.Revocation{Seq: 5, Kind: latch.RevokeUser, Value: "u1", Cutoff: t0, ExpiresAt: t0},
-		latch.Revocation{Seq: 6, Kind: latch.RevokeUser, Value: "u2", Cutoff: t0, ExpiresAt: t0.Add(time.Hour)},
+		Entry{Seq: 1, Kind: Token, Value: "j1", ExpiresAt: t0},
+		Entry{Seq: 2, Kind: Token, Value: "j2", ExpiresAt: t0.Add(time.Second)},
+		Entry{Seq: 3, Kind: Session, Value: "s1", ExpiresAt: t0.Add(-time.Second)},
+		Entry{Seq: 4, Kind: Session, Value: "s2"}, // never expires
+		Entry{Seq: 5, Kind: User, Value: "u1", Cutoff: t0, ExpiresAt: t0},
+		Entry{Seq: 6, Kind: User, Value: "u2", Cutoff: t0, ExpiresAt: t0.Add(time.Hour)},
 	)
 	if n := s.Prune(t0); n != 3 {
 		t.Fatalf("Prune removed %d, want 3 (expiry at or before now)", n)
@@ -177,7 +175,7 @@ func TestPrune(t *testing.T) {
 // fakeFeed is an in-memory Feed with the semantics of RevocationStore.
 type fakeFeed struct {
 	mu      sync.Mutex
-	entries []latch.Revocation
+	entries []Entry
 	calls   []int64 // after of every call
 	limits  []int
 	failAt  int // fail on this call number (1-based); 0 never
@@ -185,14 +183,14 @@ type fakeFeed struct {
 	hook    func(call int)
 }
 
-func (f *fakeFeed) append(r latch.Revocation) {
+func (f *fakeFeed) append(r Entry) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	r.Seq = int64(len(f.entries) + 1)
 	f.entries = append(f.entries, r)
 }
 
-func (f *fakeFeed) RevocationsAfter(ctx context.Context, after int64, now time.Time, limit int) ([]latch.Revocation, error) {
+func (f *fakeFeed) RevocationsAfter(ctx context.Context, after int64, now time.Time, limit int) ([]Entry, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.calls = append(f.calls, after)
@@ -204,7 +202,7 @@ func (f *fakeFeed) RevocationsAfter(ctx context.Context, after int64, now time.T
 	if f.failAt == call {
 		return nil, f.err
 	}
-	var out []latch.Revocation
+	var out []Entry
 	for _, e := range f.entries {
 		if e.Seq > after && (e.ExpiresAt.IsZero() || e.ExpiresAt.After(now)) {
 			out = append(out, e)
@@ -225,10 +223,10 @@ func (f *fakeFeed) callCount() int {
 func TestSyncPagesUntilExhausted(t *testing.T) {
 	f := &fakeFeed{}
 	for i := 0; i < 2500; i++ {
-		f.append(latch.Revocation{Kind: latch.RevokeToken, Value: fmt.Sprint("j", i), ExpiresAt: t0.Add(time.Hour)})
+		f.append(Entry{Kind: Token, Value: fmt.Sprint("j", i), ExpiresAt: t0.Add(time.Hour)})
 	}
 	// Expired at now: not returned by the feed.
-	f.append(latch.Revocation{Kind: latch.RevokeToken, Value: "old", ExpiresAt: t0.Add(-time.Second)})
+	f.append(Entry{Kind: Token, Value: "old", ExpiresAt: t0.Add(-time.Second)})
 	s := NewSet()
 	if !s.LastSync().IsZero() {
 		t.Fatal("LastSync before any sync must be zero")
@@ -256,7 +254,7 @@ func TestSyncPagesUntilExhausted(t *testing.T) {
 		t.Fatal("wrong content after sync")
 	}
 	// Incremental: only new entries are fetched.
-	f.append(latch.Revocation{Kind: latch.RevokeSession, Value: "s", ExpiresAt: t0.Add(time.Hour)})
+	f.append(Entry{Kind: Session, Value: "s", ExpiresAt: t0.Add(time.Hour)})
 	f.calls = nil
 	n, err = s.Sync(context.Background(), f, t0.Add(time.Second))
 	if err != nil || n != 1 {
@@ -273,7 +271,7 @@ func TestSyncPagesUntilExhausted(t *testing.T) {
 func TestSyncExactMultipleOfPage(t *testing.T) {
 	f := &fakeFeed{}
 	for i := 0; i < 2000; i++ {
-		f.append(latch.Revocation{Kind: latch.RevokeToken, Value: fmt.Sprint("j", i)})
+		f.append(Entry{Kind: Token, Value: fmt.Sprint("j", i)})
 	}
 	s := NewSet()
 	n, err := s.Sync(context.Background(), f, t0)
@@ -288,7 +286,7 @@ func TestSyncExactMultipleOfPage(t *testing.T) {
 func TestSyncErrorKeepsProgressAndLastSync(t *testing.T) {
 	f := &fakeFeed{failAt: 2, err: errors.New("database is down")}
 	for i := 0; i < 1500; i++ {
-		f.append(latch.Revocation{Kind: latch.RevokeToken, Value: fmt.Sprint("j", i)})
+		f.append(Entry{Kind: Token, Value: fmt.Sprint("j", i)})
 	}
 	s := NewSet()
 	n, err := s.Sync(context.Background(), f, t0)
@@ -313,17 +311,17 @@ func TestSyncErrorKeepsProgressAndLastSync(t *testing.T) {
 // stuckFeed always returns a full page of the same entries.
 type stuckFeed struct{}
 
-func (stuckFeed) RevocationsAfter(ctx context.Context, after int64, now time.Time, limit int) ([]latch.Revocation, error) {
-	out := make([]latch.Revocation, limit)
+func (stuckFeed) RevocationsAfter(ctx context.Context, after int64, now time.Time, limit int) ([]Entry, error) {
+	out := make([]Entry, limit)
 	for i := range out {
-		out[i] = latch.Revocation{Seq: 1, Kind: latch.RevokeToken, Value: "x"}
+		out[i] = Entry{Seq: 1, Kind: Token, Value: "x"}
 	}
 	return out, nil
 }
 
 func TestSyncDetectsNoProgress(t *testing.T) {
 	s := NewSet()
-	s.Add(latch.Revocation{Seq: 5})
+	s.Add(Entry{Seq: 5})
 	_, err := s.Sync(context.Background(), stuckFeed{}, t0)
 	if !errors.Is(err, errNoProgress) {
 		t.Fatalf("want errNoProgress, got %v", err)
@@ -334,7 +332,7 @@ func TestSyncContextCanceled(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	f := &fakeFeed{}
-	f.append(latch.Revocation{Kind: latch.RevokeToken, Value: "j"})
+	f.append(Entry{Kind: Token, Value: "j"})
 	_, err := NewSet().Sync(ctx, f, t0)
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("want context.Canceled, got %v", err)
@@ -346,11 +344,11 @@ func TestSyncContextCanceled(t *testing.T) {
 
 func TestFollow(t *testing.T) {
 	f := &fakeFeed{}
-	f.append(latch.Revocation{Kind: latch.RevokeToken, Value: "first", ExpiresAt: time.Now().Add(time.Hour)})
+	f.append(Entry{Kind: Token, Value: "first", ExpiresAt: time.Now().Add(time.Hour)})
 	// An entry that is already expired by the wall clock is pruned by Follow
 	// even though the set got it (added directly, bypassing the feed filter).
 	s := NewSet()
-	s.Add(latch.Revocation{Kind: latch.RevokeToken, Value: "stale", ExpiresAt: time.Now().Add(-time.Minute)})
+	s.Add(Entry{Kind: Token, Value: "stale", ExpiresAt: time.Now().Add(-time.Minute)})
 	f.failAt = 2
 	f.err = errors.New("boom")
 	var errs atomic.Int32
@@ -371,7 +369,7 @@ func TestFollow(t *testing.T) {
 		}
 		time.Sleep(time.Millisecond)
 	}
-	f.append(latch.Revocation{Kind: latch.RevokeSession, Value: "later", ExpiresAt: time.Now().Add(time.Hour)})
+	f.append(Entry{Kind: Session, Value: "later", ExpiresAt: time.Now().Add(time.Hour)})
 	for !s.Revoked("", "later", "", time.Now()) {
 		if time.Now().After(deadline) {
 			t.Fatal("Follow did not pick up a later entry")
@@ -431,7 +429,7 @@ func TestConcurrent(t *testing.T) {
 		}()
 	}
 	for i := 1; i <= 2000; i++ {
-		s.Add(latch.Revocation{Seq: int64(i), Kind: latch.RevokeToken, Value: fmt.Sprint("j", i), ExpiresAt: t0.Add(time.Duration(i) * time.Second)})
+		s.Add(Entry{Seq: int64(i), Kind: Token, Value: fmt.Sprint("j", i), ExpiresAt: t0.Add(time.Duration(i) * time.Second)})
 		if i%100 == 0 {
 			s.Prune(t0.Add(time.Duration(i/2) * time.Second))
 		}
@@ -482,12 +480,12 @@ func BenchmarkRevoked(b *testing.B) {
 	const n = 10000
 	s := NewSet()
 	rw := &rwSet{jti: map[string]struct{}{}, sid: map[string]struct{}{}, user: map[string]int64{}}
-	var entries []latch.Revocation
+	var entries []Entry
 	for i := 0; i < n; i++ {
 		entries = append(entries,
-			latch.Revocation{Seq: int64(3*i + 1), Kind: latch.RevokeToken, Value: fmt.Sprintf("jti-%016x", i)},
-			latch.Revocation{Seq: int64(3*i + 2), Kind: latch.RevokeSession, Value: fmt.Sprintf("sid-%016x", i)},
-			latch.Revocation{Seq: int64(3*i + 3), Kind: latch.RevokeUser, Value: fmt.Sprintf("usr-%016x", i), Cutoff: t0},
+			Entry{Seq: int64(3*i + 1), Kind: Token, Value: fmt.Sprintf("jti-%016x", i)},
+			Entry{Seq: int64(3*i + 2), Kind: Session, Value: fmt.Sprintf("sid-%016x", i)},
+			Entry{Seq: int64(3*i + 3), Kind: User, Value: fmt.Sprintf("usr-%016x", i), Cutoff: t0},
 		)
 		rw.jti[fmt.Sprintf("jti-%016x", i)] = struct{}{}
 		rw.sid[fmt.Sprintf("sid-%016x", i)] = struct{}{}
@@ -531,14 +529,14 @@ func TestChanged(t *testing.T) {
 		t.Fatal("closed before any change")
 	default:
 	}
-	s.Add(latch.Revocation{Seq: 1, Kind: latch.RevokeSession, Value: "a", ExpiresAt: time.Now().Add(time.Hour)})
+	s.Add(Entry{Seq: 1, Kind: Session, Value: "a", ExpiresAt: time.Now().Add(time.Hour)})
 	select {
 	case <-ch:
 	default:
 		t.Fatal("not closed after the cursor moved")
 	}
 	next := s.Changed()
-	s.Add(latch.Revocation{Seq: 1, Kind: latch.RevokeSession, Value: "a", ExpiresAt: time.Now().Add(time.Hour)})
+	s.Add(Entry{Seq: 1, Kind: Session, Value: "a", ExpiresAt: time.Now().Add(time.Hour)})
 	select {
 	case <-next:
 		t.Fatal("closed although the cursor did not move")
