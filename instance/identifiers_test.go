@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/latchauth/latch/config"
 )
 
 // TestLegacyEmailsAtStart: users stored before the identifier rules, in
@@ -57,5 +59,24 @@ func TestLegacyEmailsAtStart(t *testing.T) {
 	logs := h.logs.String()
 	if !strings.Contains(logs, ids["zed@example.com"]) || !strings.Contains(logs, ids["zoe@example.com"]) {
 		t.Errorf("start-up log does not name both colliding users %s and %s:\n%s", ids["zed@example.com"], ids["zoe@example.com"], logs)
+	}
+}
+
+// TestRegisterSaysWhyAnEmailIsRefused: the 400 names the rule, so a person
+// can see the character they did not know they typed.
+func TestRegisterSaysWhyAnEmailIsRefused(t *testing.T) {
+	h := start(t, "", func(c *config.Config) { c.Registration = true })
+	for addr, why := range map[string]string{
+		"ka\u200bte@example.com": "invisible character: U+200B",
+		"k\u0430te@example.com":  "mixed scripts",
+		"k\u0131te@example.com":  "confusable characters",
+		"kate@exa_mple.com":      "invalid domain",
+		"\ufb01sh@example.com":   "disallowed character",
+	} {
+		r := h.do("POST", "/v1/auth/register", jsonBody(map[string]string{"email": addr, "password": adaPass}))
+		expect(t, addr, r, 400, "invalid_request")
+		if d := r.str("error_description"); !strings.Contains(d, why) {
+			t.Errorf("register %+q: description %q does not say %q", addr, d, why)
+		}
 	}
 }
