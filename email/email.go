@@ -160,6 +160,8 @@ func Validate(addr string) error {
 func visible(s string) error {
 	for i, r := range s {
 		switch {
+		case r > ' ' && r < 0x7f:
+			// Printable ASCII: the common case, visible.
 		case r == utf8.RuneError:
 			if _, n := utf8.DecodeRuneInString(s[i:]); n <= 1 {
 				return invalid(ErrSyntax, "invalid UTF-8 at byte %d", i)

@@ -169,3 +169,15 @@ func FuzzNormalize(f *testing.F) {
 		}
 	})
 }
+
+func BenchmarkNormalize(b *testing.B) {
+	for _, in := range []string{"Kate.Smith+tag@Example.com", "ren\u00e9.m\u00fcller@b\u00fccher.de"} {
+		b.Run(map[bool]string{true: "ascii", false: "unicode"}[isASCII(in)], func(b *testing.B) {
+			for b.Loop() {
+				if _, err := Normalize(in); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
