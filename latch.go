@@ -207,6 +207,14 @@ type UserStore interface {
 	UserByEmail(ctx context.Context, email string) (*User, error)
 	// SetPasswordHash replaces a user's password hash.
 	SetPasswordHash(ctx context.Context, userID, hash string, at time.Time) error
+	// Users returns up to limit users whose ids sort after after (all
+	// from ""), ordered by id: a cursor to walk every account.
+	Users(ctx context.Context, after string, limit int) ([]*User, error)
+	// SetEmail changes a user's email from from to to and sets UpdatedAt
+	// to at, only while the stored email is still from: ErrNotFound if
+	// no user has that id and email, ErrConflict if another user has to
+	// (nothing changes then).
+	SetEmail(ctx context.Context, userID, from, to string, at time.Time) error
 }
 
 // ClientStore keeps registered clients.

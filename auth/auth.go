@@ -21,6 +21,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/latchauth/latch"
+	"github.com/latchauth/latch/email"
 	"github.com/latchauth/latch/password"
 	"github.com/latchauth/latch/verifier"
 	"github.com/latchauth/latch/verifier/revocation"
@@ -38,8 +39,9 @@ var (
 	ErrRegistrationDisabled = errors.New("registration is disabled")
 	// ErrEmailTaken: an account with that email exists.
 	ErrEmailTaken = errors.New("email is already registered")
-	// ErrInvalidEmail: the email is not a plausible address.
-	ErrInvalidEmail = errors.New("invalid email address")
+	// ErrInvalidEmail: the email is not an acceptable address; the error
+	// returned is an *email.Error that says why.
+	ErrInvalidEmail = email.ErrInvalid
 	// ErrNotFound: the session does not exist or is not the caller's.
 	ErrNotFound = errors.New("not found")
 )
@@ -192,44 +194,43 @@ func (s *Service) clock() time.Time { return s.now().UTC().Truncate(time.Microse
 // Config returns the service's configuration.
 func (s *Service) Config() Config { return s.cfg }
 
-// NormalizeEmail trims and lower-cases an email address.
-func NormalizeEmail(email string) string { return strings.ToLower(strings.TrimSpace(email)) }
+// NormalizeEmail returns the canonical form of an email address under
+// package email's rules, or, for an address those rules refuse, the input
+// trimmed and lower-cased: a key that sign-in throttling can count, and
+// that no account holds.
+func NormalizeEmail(addr string) string {
+	key, _ := emailKey(addr)
+	return key
+}
 
-// validEmail is deliberately loose: one @, something on each side, no
-// spaces or control characters, a dot in the domain, at most 254 bytes.
-func validEmail(email string) bool {
-	if len(email) < 3 || len(email) > 254 {
-		return false
+// emailKey is NormalizeEmail, and whether the address is valid.
+func emailKey(addr string) (key string, valid bool) {
+	if c, err := email.Normalize(addr); err == nil {
+		return c, true
 	}
-	at := strings.IndexByte(email, '@')
-	if at <= 0 || at != strings.LastIndexByte(email, '@') || at == len(email)-1 {
-		return false
-	}
-	for _, r := range email {
-		if r <= ' ' || r == 0x7f {
-			return false
-		}
-	}
-	domain := email[at+1:]
-	return strings.Contains(domain, ".") && !strings.HasPrefix(domain, ".") && !strings.HasSuffix(domain, ".")
+	return strings.ToLower(strings.TrimSpace(addr)), false
 }
 
 // Register creates an account through self-service registration.
-func (s *Service) Register(ctx context.Context, email, pw string, c Client) (*latch.User, error) {
+func (s *Service) Register(ctx context.Context, addr, pw string, c Client) (*latch.User, error) {
 	if !s.cfg.Registration {
 		return nil, ErrRegistrationDisabled
 	}
-	return s.CreateUser(ctx, email, pw, c)
+	return s.CreateUser(ctx, addr, pw, c)
 }
 
 // CreateUser creates an account regardless of the registration setting; the
 // command line uses it.
-func (s *Service) CreateUser(ctx context.Context, email, pw string, c Client) (*latch.User, error) {
-	email = NormalizeEmail(email)
-	if !validEmail(email) {
-		return nil, ErrInvalidEmail
+//
+// The address is stored in its canonical form (package email); one that
+// the rules refuse fails with an error matching ErrInvalidEmail and
+// email.ErrInvalid, which says why.
+func (s *Service) CreateUser(ctx context.Context, addr, pw string, c Client) (*latch.User, error) {
+	addr, err := email.Normalize(addr)
+	if err != nil {
+		return nil, err
 	}
-	if err := password.Check(pw, email); err != nil {
+	if err := password.Check(pw, addr); err != nil {
 		return nil, err
 	}
 	hash, err := s.hasher.Hash(ctx, pw)
@@ -237,7 +238,7 @@ func (s *Service) CreateUser(ctx context.Context, email, pw string, c Client) (*
 		return nil, fmt.Errorf("auth: hash password: %w", err)
 	}
 	now := s.clock()
-	u := &latch.User{ID: newID("u"), Email: email, PasswordHash: hash, CreatedAt: now, UpdatedAt: now}
+	u := &latch.User{ID: newID("u"), Email: addr, PasswordHash: hash, CreatedAt: now, UpdatedAt: now}
 	if err := s.store.CreateUser(ctx, u); err != nil {
 		if errors.Is(err, latch.ErrConflict) {
 			return nil, ErrEmailTaken
@@ -256,7 +257,12 @@ func (s *Service) CreateUser(ctx context.Context, email, pw string, c Client) (*
 // clientID names the first-party client the session is for: empty for the
 // server's own (Config.ClientID), otherwise a registered public client, or
 // ErrUnauthorizedClient.
-func (s *Service) Login(ctx context.Context, email, pw, clientID string, c Client) (*Tokens, error) {
+//
+// The address is looked up in its canonical form (package email), so every
+// spelling of one identifier (case, width, the Kelvin sign, NFD) signs in
+// to the one account and counts towards its lockout. An address the rules
+// refuse matches no account, not even a legacy row stored in that form.
+func (s *Service) Login(ctx context.Context, addr, pw, clientID string, c Client) (*Tokens, error) {
 	if clientID == "" {
 		clientID = s.cfg.ClientID
 	}
@@ -268,8 +274,12 @@ func (s *Service) Login(ctx context.Context, email, pw, clientID string, c Clien
 	if err != nil {
 		return nil, s.loginError(err)
 	}
-	email = NormalizeEmail(email)
-	if err := s.throttle.allow(c.IP, email); err != nil {
+	key, valid := emailKey(addr)
+	reason := "unknown_email"
+	if !valid {
+		reason = "invalid_email"
+	}
+	if err := s.throttle.allow(c.IP, key); err != nil {
 		var te *ThrottleError
 		if errors.As(err, &te) && errors.Is(te, ErrAccountLocked) {
 			s.metrics.Logins.WithLabelValues("locked").Inc()
@@ -278,15 +288,18 @@ func (s *Service) Login(ctx context.Context, email, pw, clientID string, c Clien
 		}
 		return nil, err
 	}
-	u, err := s.store.UserByEmail(ctx, email)
+	u, err := (*latch.User)(nil), latch.ErrNotFound
+	if valid {
+		u, err = s.store.UserByEmail(ctx, key)
+	}
 	if errors.Is(err, latch.ErrNotFound) {
 		if err := s.hasher.VerifyDummy(ctx, pw); err != nil {
 			return nil, s.loginError(err)
 		}
-		s.throttle.failed(email)
+		s.throttle.failed(key)
 		s.metrics.Logins.WithLabelValues("invalid_credentials").Inc()
 		s.event(ctx, &latch.Event{Type: latch.EventLoginFailed, IP: c.IP, UserAgent: c.UserAgent,
-			Detail: map[string]string{"reason": "unknown_email"}})
+			Detail: map[string]string{"reason": reason}})
 		return nil, ErrInvalidCredentials
 	}
 	if err != nil {
@@ -303,13 +316,13 @@ func (s *Service) Login(ctx context.Context, email, pw, clientID string, c Clien
 		return nil, s.loginError(err)
 	}
 	if !ok {
-		s.throttle.failed(email)
+		s.throttle.failed(key)
 		s.metrics.Logins.WithLabelValues("invalid_credentials").Inc()
 		s.event(ctx, &latch.Event{Type: latch.EventLoginFailed, UserID: u.ID, IP: c.IP, UserAgent: c.UserAgent,
 			Detail: map[string]string{"reason": "wrong_password"}})
 		return nil, ErrInvalidCredentials
 	}
-	s.throttle.succeeded(email)
+	s.throttle.succeeded(key)
 	if rehash {
 		s.rehash(ctx, u, pw)
 	}

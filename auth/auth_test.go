@@ -18,6 +18,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/latchauth/latch"
+	"github.com/latchauth/latch/email"
 	"github.com/latchauth/latch/password"
 	"github.com/latchauth/latch/sqlite"
 	"github.com/latchauth/latch/verifier/revocation"
@@ -175,22 +176,88 @@ func TestNewRejectsUnusableConfig(t *testing.T) {
 	}
 }
 
-func TestValidEmail(t *testing.T) {
-	good := []string{"a@b.c", "ada@example.com", "first.last+tag@sub.example.co.uk", "x@" + strings.Repeat("d", 249) + ".io"} // 254 bytes
-	bad := []string{
-		"", "a@", "@b.c", "ab", "ada.example.com", "a@b@c.d", "ada@example", "ada@.example.com", "ada@example.com.",
-		"ada lovelace@example.com", "ada@exa mple.com", "ada\t@example.com", "ada\x00@example.com", "ada\x7f@example.com",
-		"x@" + strings.Repeat("d", 250) + ".io", // 255 bytes
+// TestEmailIdentifiers: registration and sign-in go through package
+// email's canonical form; the table of what maps and what is refused is in
+// package email, this test proves the service uses it at both doors.
+func TestEmailIdentifiers(t *testing.T) {
+	svc, _ := newService(t)
+	ctx := context.Background()
+	const pw = "correct horse battery"
+	u, err := svc.CreateUser(ctx, "ＫＡＴＥ@Example.com", pw, Client{})
+	if err != nil {
+		t.Fatal(err)
 	}
-	for _, e := range good {
-		if !validEmail(e) {
-			t.Errorf("validEmail(%q) = false, want true", e)
+	if u.Email != "kate@example.com" {
+		t.Fatalf("stored email %q, want kate@example.com", u.Email)
+	}
+	// The same identifier: one account, and sign-in reaches it.
+	for _, same := range []string{"\u212Aate@example.com", "kate@EXAMPLE.com", "ｋａｔｅ@example.com"} {
+		if _, err := svc.CreateUser(ctx, same, pw, Client{}); !errors.Is(err, ErrEmailTaken) {
+			t.Errorf("CreateUser(%+q) = %v, want ErrEmailTaken", same, err)
+		}
+		tok, err := login(ctx, svc, same, pw)
+		if err != nil || tok.UserID != u.ID {
+			t.Errorf("login as %+q: %v, want kate's account", same, err)
 		}
 	}
-	for _, e := range bad {
-		if validEmail(e) {
-			t.Errorf("validEmail(%q) = true, want false", e)
+	// NFD and NFC: one account.
+	rene, err := svc.CreateUser(ctx, "ren\u00e9@example.com", pw, Client{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.CreateUser(ctx, "rene\u0301@example.com", pw, Client{}); !errors.Is(err, ErrEmailTaken) {
+		t.Errorf("NFD duplicate of an NFC account: %v, want ErrEmailTaken", err)
+	}
+	if tok, err := login(ctx, svc, "rene\u0301@example.com", pw); err != nil || tok.UserID != rene.ID {
+		t.Errorf("login in NFD: %v, want rene's account", err)
+	}
+	// Look-alikes are refused, with the reason, and never sign in.
+	for _, bad := range []string{"ka\u200Bte@example.com", "ka\u00ADte@example.com", "\u202Eetak@example.com", "k\u0131te@example.com", "k\u0430te@example.com"} {
+		_, err := svc.CreateUser(ctx, bad, pw, Client{})
+		var e *email.Error
+		if !errors.Is(err, ErrInvalidEmail) || !errors.As(err, &e) {
+			t.Errorf("CreateUser(%+q) = %v, want ErrInvalidEmail as an *email.Error", bad, err)
 		}
+		if _, err := login(ctx, svc, bad, pw); !errors.Is(err, ErrInvalidCredentials) {
+			t.Errorf("login as %+q = %v, want ErrInvalidCredentials", bad, err)
+		}
+	}
+}
+
+// TestLoginInvalidEmailFindsNoLegacyRow: a row stored before the rules,
+// in a form they refuse, is not reached by typing that form.
+func TestLoginInvalidEmailFindsNoLegacyRow(t *testing.T) {
+	svc, st := newService(t)
+	ctx := context.Background()
+	hash, err := svc.HashPassword(ctx, "correct horse battery")
+	if err != nil {
+		t.Fatal(err)
+	}
+	legacy := &latch.User{ID: "u-legacy", Email: "ka\u200bte@example.com", PasswordHash: hash, CreatedAt: time.Now(), UpdatedAt: time.Now()}
+	if err := st.CreateUser(ctx, legacy); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := login(ctx, svc, legacy.Email, "correct horse battery"); !errors.Is(err, ErrInvalidCredentials) {
+		t.Fatalf("login as the legacy zero-width row = %v, want ErrInvalidCredentials", err)
+	}
+}
+
+// TestThrottleCountsEverySpelling: failures under look-alike spellings of
+// one address count towards that address's lockout.
+func TestThrottleCountsEverySpelling(t *testing.T) {
+	svc, _ := newService(t)
+	svc.throttle = newThrottle(ThrottleConfig{MaxFailures: 3, Lockout: time.Hour}, time.Now)
+	ctx := context.Background()
+	if _, err := svc.CreateUser(ctx, "kate@example.com", "correct horse battery", Client{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{"KATE@example.com", "\u212Aate@example.com", "ｋａｔｅ@example.com"} {
+		if _, err := login(ctx, svc, s, "wrong password!"); !errors.Is(err, ErrInvalidCredentials) {
+			t.Fatalf("login as %+q with a wrong password: %v", s, err)
+		}
+	}
+	if _, err := login(ctx, svc, "kate@example.com", "correct horse battery"); !errors.Is(err, ErrAccountLocked) {
+		t.Fatalf("after three failures under three spellings: %v, want ErrAccountLocked", err)
 	}
 }
 

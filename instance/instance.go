@@ -197,6 +197,11 @@ func Open(ctx context.Context, cfg config.Config, opt Options) (*Instance, error
 
 func wire(ctx context.Context, cfg config.Config, st latch.Store, opt Options) (*Instance, error) {
 	log, now := opt.Log, opt.Now
+	// Emails stored before the identifier rules become canonical before
+	// anyone signs in (see auth.CanonicalizeEmails).
+	if _, err := auth.CanonicalizeEmails(ctx, st, log, now().UTC().Truncate(time.Microsecond)); err != nil {
+		return nil, err
+	}
 	kek, created, err := LoadKEK(cfg)
 	if err != nil {
 		return nil, err

@@ -65,3 +65,42 @@ func (s *Store) SetPasswordHash(ctx context.Context, userID, hash string, at tim
 	}
 	return nil
 }
+
+// Users returns up to limit users whose ids sort after after, by id (the
+// column's collation is "C": byte order).
+func (s *Store) Users(ctx context.Context, after string, limit int) ([]*latch.User, error) {
+	rows, err := s.pool.Query(ctx,
+		`SELECT id, email, password_hash, created_at, updated_at FROM users
+		WHERE id > $1 ORDER BY id LIMIT $2`, after, limit)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: users after %q: %w", after, translate(err))
+	}
+	defer rows.Close()
+	var us []*latch.User
+	for rows.Next() {
+		var u latch.User
+		if err := rows.Scan(&u.ID, &u.Email, &u.PasswordHash, (*nullTime)(&u.CreatedAt), (*nullTime)(&u.UpdatedAt)); err != nil {
+			return nil, fmt.Errorf("postgres: users after %q: %w", after, err)
+		}
+		us = append(us, &u)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("postgres: users after %q: %w", after, translate(err))
+	}
+	return us, nil
+}
+
+// SetEmail changes a user's email from from to to, only while it is still
+// from. It returns an error matching latch.ErrNotFound if no user has that
+// id and email, or latch.ErrConflict if another user has to.
+func (s *Store) SetEmail(ctx context.Context, userID, from, to string, at time.Time) error {
+	tag, err := s.pool.Exec(ctx,
+		"UPDATE users SET email = $1, updated_at = $2 WHERE id = $3 AND email = $4", to, ts(at), userID, from)
+	if err == nil && tag.RowsAffected() == 0 {
+		err = latch.ErrNotFound
+	}
+	if err != nil {
+		return fmt.Errorf("postgres: set email of user %s: %w", userID, translate(err))
+	}
+	return nil
+}

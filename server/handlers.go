@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/latchauth/latch/auth"
+	"github.com/latchauth/latch/email"
 	"github.com/latchauth/latch/password"
 	"github.com/latchauth/latch/verifier"
 )
@@ -54,6 +55,7 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) {
 	}
 	u, err := s.auth.Register(r.Context(), req.Email, req.Password, s.clientOf(r))
 	var policy *password.PolicyError
+	var badEmail *email.Error
 	switch {
 	case err == nil:
 		writeJSON(w, http.StatusCreated, map[string]string{"user_id": u.ID})
@@ -61,8 +63,8 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusForbidden, "registration_disabled", "self-service registration is disabled on this server")
 	case errors.As(err, &policy):
 		writeError(w, http.StatusBadRequest, "weak_password", policy.Error())
-	case errors.Is(err, auth.ErrInvalidEmail):
-		writeError(w, http.StatusBadRequest, "invalid_request", "email is not a valid address")
+	case errors.As(err, &badEmail):
+		writeError(w, http.StatusBadRequest, "invalid_request", fmt.Sprintf("email is not a valid address: %v: %s", badEmail.Kind, badEmail.Detail))
 	case errors.Is(err, auth.ErrEmailTaken):
 		writeError(w, http.StatusConflict, "email_taken", "an account with this email already exists")
 	case errors.Is(err, password.ErrBusy):

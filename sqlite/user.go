@@ -65,3 +65,40 @@ func (s *Store) SetPasswordHash(ctx context.Context, userID, hash string, at tim
 	}
 	return nil
 }
+
+// Users returns up to limit users whose ids sort after after, by id.
+func (s *Store) Users(ctx context.Context, after string, limit int) ([]*latch.User, error) {
+	rows, err := s.db.QueryContext(ctx,
+		"SELECT id, email, password_hash, created_at, updated_at FROM users WHERE id > ? ORDER BY id LIMIT ?", after, limit)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: users after %q: %w", after, translate(err))
+	}
+	defer rows.Close()
+	var us []*latch.User
+	for rows.Next() {
+		var u latch.User
+		if err := rows.Scan(&u.ID, &u.Email, &u.PasswordHash, scanTime(&u.CreatedAt), scanTime(&u.UpdatedAt)); err != nil {
+			return nil, fmt.Errorf("sqlite: users after %q: %w", after, err)
+		}
+		us = append(us, &u)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: users after %q: %w", after, err)
+	}
+	return us, nil
+}
+
+// SetEmail changes a user's email from from to to, only while it is still
+// from. It returns an error matching latch.ErrNotFound if no user has that
+// id and email, or latch.ErrConflict if another user has to.
+func (s *Store) SetEmail(ctx context.Context, userID, from, to string, at time.Time) error {
+	res, err := s.w.ExecContext(ctx,
+		"UPDATE users SET email = ?, updated_at = ? WHERE id = ? AND email = ?", to, micros(at), userID, from)
+	if err == nil {
+		err = mustAffect(res)
+	}
+	if err != nil {
+		return fmt.Errorf("sqlite: set email of user %s: %w", userID, translate(err))
+	}
+	return nil
+}

@@ -46,6 +46,7 @@ func Run(t *testing.T, open func(t *testing.T) latch.Store) {
 		f    func(t *testing.T, s latch.Store)
 	}{
 		{"Users", testUsers},
+		{"UserEmails", testUserEmails},
 		{"Clients", testClients},
 		{"Sessions", testSessions},
 		{"Rotate", testRotate},

@@ -173,7 +173,8 @@ func (e *cliEnv) userCmd() *cobra.Command {
 			case errors.Is(err, auth.ErrEmailTaken):
 				return fmt.Errorf("a user with email %s already exists", auth.NormalizeEmail(email))
 			case errors.Is(err, auth.ErrInvalidEmail):
-				return fmt.Errorf("%q is not a valid email address", email)
+				// %+q shows invisible characters as escapes.
+				return fmt.Errorf("%+q: %w", email, err)
 			case err != nil:
 				return err
 			}
