@@ -48,18 +48,18 @@ func (f *configFlags) register(fs *pflag.FlagSet, server bool) {
 }
 
 // load reads the configuration: flags the user set > environment > file >
-// defaults.
+// defaults. Errors about a flag's value name the flag.
 func (f *configFlags) load(cmd *cobra.Command, environ []string) (config.Config, error) {
-	over := map[string]string{}
+	over := map[string]config.Flag{}
 	fs := cmd.Flags()
 	for flag, key := range map[string]string{"data-dir": "data_dir", "addr": "addr", "issuer": "issuer"} {
 		if fs.Lookup(flag) != nil && fs.Changed(flag) {
 			v, _ := fs.GetString(flag)
-			over[key] = v
+			over[key] = config.Flag{Name: "--" + flag, Value: v}
 		}
 	}
 	if f.demoTTL {
-		over["tokens.access_ttl"] = "30s"
+		over["tokens.access_ttl"] = config.Flag{Name: "--demo", Value: "30s"}
 	}
 	path := f.path
 	if path == "" {
