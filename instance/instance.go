@@ -226,8 +226,12 @@ func LoadKEK(cfg config.Config) (keys.KEK, bool, error) {
 			return keys.KEK{}, false, fmt.Errorf("key-encryption key: with a shared store every instance needs the same KEK: set LATCH_KEK (make one with `latch kek generate`) or kek_file; %s: %w", cfg.KEKFile, err)
 		}
 	}
-	if err := os.MkdirAll(filepath.Dir(cfg.KEKFile), 0o700); err != nil {
-		return keys.KEK{}, false, fmt.Errorf("create directory for the KEK file: %w", err)
+	if cfg.KEK == "" {
+		// The file is used only without LATCH_KEK; with it nothing is
+		// created (on PostgreSQL, no stray ./latch-data).
+		if err := os.MkdirAll(filepath.Dir(cfg.KEKFile), 0o700); err != nil {
+			return keys.KEK{}, false, fmt.Errorf("create directory for the KEK file: %w", err)
+		}
 	}
 	kek, created, err := keys.LoadKEK(cfg.KEK, cfg.KEKFile)
 	if err != nil {

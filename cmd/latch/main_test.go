@@ -3,11 +3,13 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -16,10 +18,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/spf13/cobra"
 
 	"github.com/latchauth/latch/config"
 	"github.com/latchauth/latch/instance"
+	"github.com/latchauth/latch/internal/testenv"
 )
 
 // run executes the latch command line in-process.
@@ -519,5 +523,58 @@ func TestServeRetiresAnEarlierDemoUser(t *testing.T) {
 	}
 	if !strings.Contains(s.logs.String(), "earlier `latch serve --demo`") {
 		t.Errorf("no warning about the earlier demo:\n%s", s.logs)
+	}
+}
+
+// TestServeOnPostgresLogsTheStore: on PostgreSQL the start-up log names
+// the database (host and name, never the password) instead of a data
+// directory that is not used, and no data directory is created.
+func TestServeOnPostgresLogsTheStore(t *testing.T) {
+	base := os.Getenv("LATCH_TEST_POSTGRES_URL")
+	if base == "" {
+		base = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, base)
+	if err != nil {
+		testenv.Unavailable(t, testenv.Postgres, err)
+	}
+	defer conn.Close(context.Background())
+	schema := "latch_cmd_" + strings.ToLower(rand.Text()[:16])
+	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE") })
+	u, err := url.Parse(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.User = url.UserPassword(u.User.Username(), "pw-never-logged")
+	q := u.Query()
+	q.Set("search_path", schema)
+	u.RawQuery = q.Encode()
+
+	t.Chdir(t.TempDir())
+	kek, _, err := run(t, "", nil, "kek", "generate")
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := []string{"LATCH_DATABASE_URL=" + u.String(), "LATCH_KEK=" + strings.TrimSpace(kek)}
+	s := startServe(t, env)
+	s.stop()
+	logs := s.logs.String()
+	for _, w := range []string{"store=postgres", "host=" + u.Host, "db=" + strings.TrimPrefix(u.Path, "/")} {
+		if !strings.Contains(logs, w) {
+			t.Errorf("start-up log lacks %q:\n%s", w, logs)
+		}
+	}
+	for _, bad := range []string{"pw-never-logged", "data_dir=", "latch-data"} {
+		if strings.Contains(logs, bad) {
+			t.Errorf("start-up log contains %q:\n%s", bad, logs)
+		}
+	}
+	if entries, _ := os.ReadDir("."); len(entries) != 0 {
+		t.Errorf("serve on PostgreSQL created %v in the working directory", entries)
 	}
 }
