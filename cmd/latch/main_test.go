@@ -578,3 +578,14 @@ func TestServeOnPostgresLogsTheStore(t *testing.T) {
 		t.Errorf("serve on PostgreSQL created %v in the working directory", entries)
 	}
 }
+
+// TestDemoIgnoresTheConfiguredStore: --demo never opens the configured
+// store or Redis (here unreachable ones): it runs on its own SQLite.
+func TestDemoIgnoresTheConfiguredStore(t *testing.T) {
+	dead := freeAddr(t) // nothing listens there
+	env := []string{"LATCH_DATABASE_URL=postgres://latch:pw@" + dead + "/latch?connect_timeout=1", "LATCH_REDIS_URL=redis://" + dead}
+	s := startServe(t, env, "--demo")
+	if logs := s.logs.String(); !strings.Contains(logs, "store=sqlite") || strings.Contains(logs, "redis") {
+		t.Errorf("the demo used the configured store or Redis:\n%s", logs)
+	}
+}
