@@ -388,36 +388,52 @@ func Walk(c *Config, fn func(key string, v reflect.Value, f reflect.StructField)
 	walk("", reflect.ValueOf(c).Elem())
 }
 
+// setValue sets the leaf f from the text s, the same way for the file, the
+// environment and flags.
 func setValue(f reflect.Value, s string) error {
-	switch f.Interface().(type) {
-	case Duration:
+	if _, ok := f.Interface().(Duration); ok {
 		d, err := ParseDuration(s)
 		if err != nil {
 			return err
 		}
 		f.Set(reflect.ValueOf(d))
-	case string:
+		return nil
+	}
+	switch f.Kind() {
+	case reflect.String:
 		f.SetString(s)
-	case bool:
-		b, err := strconv.ParseBool(s)
+	case reflect.Bool:
+		b, err := strconv.ParseBool(strings.TrimSpace(s))
 		if err != nil {
 			return fmt.Errorf("%q is not a boolean (use true or false)", s)
 		}
 		f.SetBool(b)
-	case int:
-		n, err := strconv.Atoi(s)
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		n, err := strconv.ParseInt(strings.TrimSpace(s), 10, f.Type().Bits())
 		if err != nil {
 			return fmt.Errorf("%q is not a whole number", s)
 		}
-		f.SetInt(int64(n))
-	case []string:
-		var list []string
+		f.SetInt(n)
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		n, err := strconv.ParseUint(strings.TrimSpace(s), 10, f.Type().Bits())
+		if err != nil {
+			return fmt.Errorf("%q is not a whole number of at least 0", s)
+		}
+		f.SetUint(n)
+	case reflect.Slice:
+		if f.Type().Elem().Kind() != reflect.String {
+			return fmt.Errorf("unsupported setting type %s", f.Type())
+		}
+		list := reflect.MakeSlice(f.Type(), 0, 0)
 		for p := range strings.SplitSeq(s, ",") {
 			if p = strings.TrimSpace(p); p != "" {
-				list = append(list, p)
+				list = reflect.Append(list, reflect.ValueOf(p).Convert(f.Type().Elem()))
 			}
 		}
-		f.Set(reflect.ValueOf(list))
+		if list.Len() == 0 {
+			list = reflect.Zero(f.Type())
+		}
+		f.Set(list)
 	default:
 		return fmt.Errorf("unsupported setting type %s", f.Type())
 	}
