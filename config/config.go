@@ -5,12 +5,12 @@ package config
 import (
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/netip"
 	"net/url"
 	"os"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -84,13 +84,22 @@ type Duration time.Duration
 // D returns the value as a time.Duration.
 func (d Duration) D() time.Duration { return time.Duration(d) }
 
-// String writes whole days as "30d" and anything else as Go does.
+// String writes the duration the way a user would: whole days as "7d",
+// anything else in Go's notation without zero units ("5m", "30s",
+// "1h30m", "1.5s"). ParseDuration reads every result back.
 func (d Duration) String() string {
 	t := time.Duration(d)
 	if t != 0 && t%(24*time.Hour) == 0 {
 		return fmt.Sprintf("%dd", t/(24*time.Hour))
 	}
-	return t.String()
+	s := t.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }
 
 // ParseDuration accepts Go durations plus a whole number of days ("30d").
@@ -147,24 +156,47 @@ func Defaults() Config {
 	return c
 }
 
+// Flag is a setting given on the command line.
+type Flag struct {
+	// Name is the flag as the user typed it, such as "--issuer"; errors
+	// about the setting name it.
+	Name  string
+	Value string
+}
+
+// origin is where a setting's value came from: how errors name the source
+// ("the flag --issuer", "LATCH_ISSUER", "latch.yaml line 3") and the value
+// as the user wrote it, so that errors echo "48h", not "2d".
+type origin struct {
+	from, raw string
+}
+
 // Load builds the configuration from the defaults, the YAML file at path
 // (if not empty), the LATCH_* variables of environ (as os.Environ gives
-// them), and finally overrides (dotted key → value, from flags). It fills
-// derived defaults and validates the result; every error names the
-// setting and the values it accepts.
-func Load(path string, environ []string, overrides map[string]string) (Config, error) {
+// them), and finally flags (dotted key → flag). It fills derived defaults
+// and validates the result. Every error names the setting, where its value
+// came from (the flag, the variable, or the file and line) and the values
+// it accepts; unknown keys come with the closest known one.
+func Load(path string, environ []string, flags map[string]Flag) (Config, error) {
 	c := Defaults()
-	if path != "" {
-		f, err := os.Open(path)
-		if err != nil {
-			return c, fmt.Errorf("config file: %w", err)
+	leaves := map[string]reflect.Value{}
+	var order []string
+	Walk(&c, func(key string, v reflect.Value, _ reflect.StructField) {
+		leaves[key] = v
+		order = append(order, key)
+	})
+	origins := map[string]origin{}
+	var errs []error
+	set := func(key, raw, from string) {
+		if err := setValue(leaves[key], raw); err != nil {
+			errs = append(errs, fmt.Errorf("invalid setting %s (from %s): %w", key, from, err))
+			return
 		}
-		dec := yaml.NewDecoder(f)
-		dec.KnownFields(true)
-		err = dec.Decode(&c)
-		f.Close()
-		if err != nil && !errors.Is(err, io.EOF) {
-			return c, fmt.Errorf("config file %s: %w", path, err)
+		origins[key] = origin{from: from, raw: raw}
+	}
+	if path != "" {
+		if err := readFile(path, leaves, set); err != nil {
+			return c, err
 		}
 	}
 	env := map[string]string{}
@@ -173,7 +205,6 @@ func Load(path string, environ []string, overrides map[string]string) (Config, e
 			env[k] = v
 		}
 	}
-	var errs []error
 	known := map[string]bool{}
 	Walk(&c, func(key string, f reflect.Value, sf reflect.StructField) {
 		name := EnvName(key)
@@ -184,32 +215,148 @@ func Load(path string, environ []string, overrides map[string]string) (Config, e
 			known[alias] = true
 			if v, ok := env[alias]; ok {
 				if _, own := env[name]; !own {
-					if err := setValue(f, v); err != nil {
-						errs = append(errs, fmt.Errorf("invalid setting %s (from %s): %w", key, alias, err))
-					}
+					set(key, v, alias)
 				}
 			}
 		}
 		if v, ok := env[name]; ok {
-			if err := setValue(f, v); err != nil {
-				errs = append(errs, fmt.Errorf("invalid setting %s (from %s): %w", key, name, err))
-			}
+			set(key, v, name)
 		}
-		if v, ok := overrides[key]; ok {
-			if err := setValue(f, v); err != nil {
-				errs = append(errs, fmt.Errorf("invalid setting %s (from its flag): %w", key, err))
-			}
+		if fl, ok := flags[key]; ok {
+			set(key, fl.Value, "the flag "+fl.Name)
 		}
 	})
+	var unknown []string
 	for name := range env {
 		if !known[name] && !ignoredEnv[name] {
-			errs = append(errs, fmt.Errorf("unknown setting %s in the environment (see `latch config` for the accepted keys)", name))
+			unknown = append(unknown, name)
 		}
+	}
+	slices.Sort(unknown)
+	var names []string
+	for _, key := range order {
+		names = append(names, EnvName(key))
+	}
+	for _, name := range unknown {
+		errs = append(errs, fmt.Errorf("unknown setting %s in the environment%s (see `latch config` for the accepted keys)", name, suggest(name, names)))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return c, err
 	}
-	return c, c.Validate()
+	return c, c.validate(origins)
+}
+
+// readFile applies the YAML file at path through set, naming each value's
+// line. Unknown keys, sections given a value and settings given a section
+// are errors.
+func readFile(path string, leaves map[string]reflect.Value, set func(key, raw, from string)) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("config file: %w", err)
+	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(b, &doc); err != nil {
+		return fmt.Errorf("config file %s: %w", path, err)
+	}
+	if len(doc.Content) == 0 {
+		return nil // empty file
+	}
+	sections := map[string]bool{}
+	var keys []string
+	for key := range leaves {
+		keys = append(keys, key)
+		for i, r := range key {
+			if r == '.' {
+				sections[key[:i]] = true
+			}
+		}
+	}
+	slices.Sort(keys)
+	at := func(n *yaml.Node) string { return fmt.Sprintf("%s line %d", path, n.Line) }
+	var errs []error
+	var walk func(prefix string, m *yaml.Node)
+	walk = func(prefix string, m *yaml.Node) {
+		if m.Kind != yaml.MappingNode {
+			what := "the file"
+			if prefix != "" {
+				what = strings.TrimSuffix(prefix, ".")
+			}
+			errs = append(errs, fmt.Errorf("config file %s: %s must be a mapping of settings (key: value)", at(m), what))
+			return
+		}
+		seen := map[string]int{}
+		for i := 0; i+1 < len(m.Content); i += 2 {
+			k, v := m.Content[i], m.Content[i+1]
+			key := prefix + k.Value
+			if line, dup := seen[key]; dup {
+				errs = append(errs, fmt.Errorf("setting %s appears twice in %s, lines %d and %d", key, path, line, k.Line))
+				continue
+			}
+			seen[key] = k.Line
+			switch _, leaf := leaves[key]; {
+			case sections[key], !leaf && v.Kind == yaml.MappingNode:
+				// An unknown section's keys are reported one by one, each
+				// with its closest known key.
+				walk(key+".", v)
+			case !leaf:
+				errs = append(errs, fmt.Errorf("unknown setting %s in %s%s", key, at(k), suggest(key, keys)))
+			case v.Kind == yaml.ScalarNode && v.Tag == "!!null":
+				// "key:" with no value keeps the default.
+			case v.Kind == yaml.ScalarNode:
+				set(key, v.Value, at(k))
+			case v.Kind == yaml.SequenceNode && leaves[key].Kind() == reflect.Slice:
+				var items []string
+				for _, it := range v.Content {
+					if it.Kind != yaml.ScalarNode {
+						errs = append(errs, fmt.Errorf("invalid setting %s (from %s): list items must be plain values", key, at(it)))
+						return
+					}
+					items = append(items, it.Value)
+				}
+				set(key, strings.Join(items, ","), at(k))
+			default:
+				errs = append(errs, fmt.Errorf("invalid setting %s (from %s): must be a single value, not a list or a mapping", key, at(k)))
+			}
+		}
+	}
+	walk("", doc.Content[0])
+	return errors.Join(errs...)
+}
+
+// suggest returns "; did you mean X?" for the candidate closest to name,
+// or "" when none is close enough to be a likely typo.
+func suggest(name string, candidates []string) string {
+	best, bestDist := "", 0
+	for _, c := range candidates {
+		if d := distance(strings.ToLower(name), strings.ToLower(c)); best == "" || d < bestDist {
+			best, bestDist = c, d
+		}
+	}
+	if best == "" || bestDist > max(2, len(name)/4) {
+		return ""
+	}
+	return "; did you mean " + best + "?"
+}
+
+// distance is the Levenshtein edit distance between a and b.
+func distance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
 }
 
 // ignoredEnv are LATCH_ variables that are not configuration keys (the
@@ -241,36 +388,52 @@ func Walk(c *Config, fn func(key string, v reflect.Value, f reflect.StructField)
 	walk("", reflect.ValueOf(c).Elem())
 }
 
+// setValue sets the leaf f from the text s, the same way for the file, the
+// environment and flags.
 func setValue(f reflect.Value, s string) error {
-	switch f.Interface().(type) {
-	case Duration:
+	if _, ok := f.Interface().(Duration); ok {
 		d, err := ParseDuration(s)
 		if err != nil {
 			return err
 		}
 		f.Set(reflect.ValueOf(d))
-	case string:
+		return nil
+	}
+	switch f.Kind() {
+	case reflect.String:
 		f.SetString(s)
-	case bool:
-		b, err := strconv.ParseBool(s)
+	case reflect.Bool:
+		b, err := strconv.ParseBool(strings.TrimSpace(s))
 		if err != nil {
 			return fmt.Errorf("%q is not a boolean (use true or false)", s)
 		}
 		f.SetBool(b)
-	case int:
-		n, err := strconv.Atoi(s)
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		n, err := strconv.ParseInt(strings.TrimSpace(s), 10, f.Type().Bits())
 		if err != nil {
 			return fmt.Errorf("%q is not a whole number", s)
 		}
-		f.SetInt(int64(n))
-	case []string:
-		var list []string
+		f.SetInt(n)
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		n, err := strconv.ParseUint(strings.TrimSpace(s), 10, f.Type().Bits())
+		if err != nil {
+			return fmt.Errorf("%q is not a whole number of at least 0", s)
+		}
+		f.SetUint(n)
+	case reflect.Slice:
+		if f.Type().Elem().Kind() != reflect.String {
+			return fmt.Errorf("unsupported setting type %s", f.Type())
+		}
+		list := reflect.MakeSlice(f.Type(), 0, 0)
 		for p := range strings.SplitSeq(s, ",") {
 			if p = strings.TrimSpace(p); p != "" {
-				list = append(list, p)
+				list = reflect.Append(list, reflect.ValueOf(p).Convert(f.Type().Elem()))
 			}
 		}
-		f.Set(reflect.ValueOf(list))
+		if list.Len() == 0 {
+			list = reflect.Zero(f.Type())
+		}
+		f.Set(list)
 	default:
 		return fmt.Errorf("unsupported setting type %s", f.Type())
 	}
@@ -283,11 +446,27 @@ func (c *Config) Postgres() bool {
 }
 
 // Validate fills derived defaults (issuer, audience, KEK file) and checks
-// every setting, naming the setting and the accepted values in each error.
-func (c *Config) Validate() error {
+// every setting, naming the setting, its environment variable and the
+// accepted values in each error.
+func (c *Config) Validate() error { return c.validate(nil) }
+
+// validate is Validate naming, for each setting in origins, where its value
+// came from and echoing it as written there.
+func (c *Config) validate(origins map[string]origin) error {
 	var errs []error
 	bad := func(key, format string, a ...any) {
-		errs = append(errs, fmt.Errorf("invalid setting %s (%s): %s", key, EnvName(key), fmt.Sprintf(format, a...)))
+		from := EnvName(key)
+		if o, ok := origins[key]; ok {
+			from = "from " + o.from
+		}
+		errs = append(errs, fmt.Errorf("invalid setting %s (%s): %s", key, from, fmt.Sprintf(format, a...)))
+	}
+	// show is a value as the user wrote it, or as Latch writes it.
+	show := func(key string, v any) string {
+		if o, ok := origins[key]; ok {
+			return strings.TrimSpace(o.raw)
+		}
+		return fmt.Sprint(v)
 	}
 	host, port, err := net.SplitHostPort(c.Addr)
 	if err != nil {
@@ -346,49 +525,49 @@ func (c *Config) Validate() error {
 	}
 	t := c.Tokens
 	if t.AccessTTL.D() < 10*time.Second || t.AccessTTL.D() > 24*time.Hour {
-		bad("tokens.access_ttl", "%s must be between 10s and 24h", t.AccessTTL)
+		bad("tokens.access_ttl", "%s must be between 10s and 24h", show("tokens.access_ttl", t.AccessTTL))
 	}
 	if t.AccessJitter < 0 || t.AccessJitter.D() >= t.AccessTTL.D()/2 {
-		bad("tokens.access_jitter", "%s must be at least 0 and less than half of tokens.access_ttl", t.AccessJitter)
+		bad("tokens.access_jitter", "%s must be at least 0 and less than half of tokens.access_ttl", show("tokens.access_jitter", t.AccessJitter))
 	}
 	if t.RefreshIdleTimeout.D() < time.Minute {
-		bad("tokens.refresh_idle_timeout", "%s must be at least 1m", t.RefreshIdleTimeout)
+		bad("tokens.refresh_idle_timeout", "%s must be at least 1m", show("tokens.refresh_idle_timeout", t.RefreshIdleTimeout))
 	}
 	if t.RefreshAbsoluteTTL.D() < time.Minute {
-		bad("tokens.refresh_absolute_ttl", "%s must be at least 1m", t.RefreshAbsoluteTTL)
+		bad("tokens.refresh_absolute_ttl", "%s must be at least 1m", show("tokens.refresh_absolute_ttl", t.RefreshAbsoluteTTL))
 	}
 	if t.RefreshGrace < 0 || t.RefreshGrace.D() > 5*time.Minute {
-		bad("tokens.refresh_grace", "%s must be between 0 (disabled) and 5m", t.RefreshGrace)
+		bad("tokens.refresh_grace", "%s must be between 0 (disabled) and 5m", show("tokens.refresh_grace", t.RefreshGrace))
 	}
 	if t.Leeway < 0 || t.Leeway.D() > 30*time.Second {
-		bad("tokens.leeway", "%s must be between 0 and 30s", t.Leeway)
+		bad("tokens.leeway", "%s must be between 0 and 30s", show("tokens.leeway", t.Leeway))
 	}
 	if c.Keys.RotationPeriod.D() < time.Hour {
-		bad("keys.rotation_period", "%s must be at least 1h", c.Keys.RotationPeriod)
+		bad("keys.rotation_period", "%s must be at least 1h", show("keys.rotation_period", c.Keys.RotationPeriod))
 	}
 	if c.Keys.JWKSMaxAge < 0 || c.Keys.JWKSMaxAge.D() > 24*time.Hour {
-		bad("keys.jwks_max_age", "%s must be between 0 and 24h", c.Keys.JWKSMaxAge)
+		bad("keys.jwks_max_age", "%s must be between 0 and 24h", show("keys.jwks_max_age", c.Keys.JWKSMaxAge))
 	}
 	if c.Keys.RotationPeriod.D() <= c.Keys.JWKSMaxAge.D()+10*time.Minute {
-		bad("keys.rotation_period", "%s must be longer than keys.jwks_max_age + 10m, the time a new key is published before it signs", c.Keys.RotationPeriod)
+		bad("keys.rotation_period", "%s must be longer than keys.jwks_max_age + 10m, the time a new key is published before it signs", show("keys.rotation_period", c.Keys.RotationPeriod))
 	}
 	if c.Revocation.MaxStale != 0 && (c.Revocation.MaxStale.D() < 5*time.Second || c.Revocation.MaxStale.D() > time.Hour) {
-		bad("revocation.max_stale", "%s must be 0 (policy off) or between 5s and 1h", c.Revocation.MaxStale)
+		bad("revocation.max_stale", "%s must be 0 (policy off) or between 5s and 1h", show("revocation.max_stale", c.Revocation.MaxStale))
 	}
 	if c.Login.RatePerIP < 0 || c.Login.RatePerIP > 100000 {
-		bad("login.rate_per_ip", "%d must be between 0 (off) and 100000", c.Login.RatePerIP)
+		bad("login.rate_per_ip", "%s must be between 0 (off) and 100000", show("login.rate_per_ip", c.Login.RatePerIP))
 	}
 	if c.Login.MaxFailures < 0 || c.Login.MaxFailures > 1000 {
-		bad("login.max_failures", "%d must be between 0 (off) and 1000", c.Login.MaxFailures)
+		bad("login.max_failures", "%s must be between 0 (off) and 1000", show("login.max_failures", c.Login.MaxFailures))
 	}
 	if c.Login.MaxFailures > 0 && (c.Login.Lockout.D() < time.Second || c.Login.Lockout.D() > 24*time.Hour) {
-		bad("login.lockout", "%s must be between 1s and 24h", c.Login.Lockout)
+		bad("login.lockout", "%s must be between 1s and 24h", show("login.lockout", c.Login.Lockout))
 	}
 	if c.Password.MaxConcurrent < 0 || c.Password.MaxConcurrent > 1024 {
-		bad("password.max_concurrent", "%d must be between 0 (one per CPU) and 1024", c.Password.MaxConcurrent)
+		bad("password.max_concurrent", "%s must be between 0 (one per CPU) and 1024", show("password.max_concurrent", c.Password.MaxConcurrent))
 	}
 	if c.Password.MaxWait < 0 || c.Password.MaxWait.D() > time.Minute {
-		bad("password.max_wait", "%s must be between 0 and 1m", c.Password.MaxWait)
+		bad("password.max_wait", "%s must be between 0 and 1m", show("password.max_wait", c.Password.MaxWait))
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":

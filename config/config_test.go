@@ -165,7 +165,7 @@ func TestLoadRejects(t *testing.T) {
 		name      string
 		file      string
 		env       []string
-		overrides map[string]string
+		overrides map[string]Flag
 		want      string
 	}{
 		{"unknown yaml key", "tokens:\n  algorithim: EdDSA\n", nil, nil, "algorithim"},
@@ -176,8 +176,8 @@ func TestLoadRejects(t *testing.T) {
 		{"bad day count", "", []string{"LATCH_TOKENS_REFRESH_ABSOLUTE_TTL=-3d"}, nil, "tokens.refresh_absolute_ttl"},
 		{"day count overflow", "", []string{"LATCH_TOKENS_REFRESH_ABSOLUTE_TTL=70000d"}, nil, "tokens.refresh_absolute_ttl"},
 		{"fractional days", "", []string{"LATCH_TOKENS_REFRESH_ABSOLUTE_TTL=1.5d"}, nil, "tokens.refresh_absolute_ttl"},
-		{"bad flag value", "", nil, map[string]string{"tokens.leeway": "a bit"}, "tokens.leeway"},
-		{"flag out of range", "", nil, map[string]string{"tokens.leeway": "31s"}, "tokens.leeway"},
+		{"bad flag value", "", nil, map[string]Flag{"tokens.leeway": {"--leeway", "a bit"}}, "tokens.leeway"},
+		{"flag out of range", "", nil, map[string]Flag{"tokens.leeway": {"--leeway", "31s"}}, "tokens.leeway"},
 	}
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -213,6 +213,123 @@ func TestParseDuration(t *testing.T) {
 	for _, in := range []string{"", "d", "x d", "-1d", "1.5d", "65536d", "forever", "5"} {
 		if _, err := ParseDuration(in); err == nil {
 			t.Errorf("ParseDuration(%q) accepted", in)
+		}
+	}
+}
+
+// TestLoadNamesTheSource: every error names the setting as the user wrote
+// it and where: the file and line, the variable, or the flag; a typo comes
+// with the key it probably meant; values are echoed as written.
+func TestLoadNamesTheSource(t *testing.T) {
+	dir := t.TempDir()
+	file := func(name, text string) string {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	cases := []struct {
+		name   string
+		path   string
+		env    []string
+		flags  map[string]Flag
+		want   []string
+		refuse []string
+	}{
+		{"yaml typo", file("typo.yaml", "addr: 127.0.0.1:8080\ntokens:\n  acess_ttl: 5m\n"), nil, nil,
+			[]string{"unknown setting tokens.acess_ttl in " + filepath.Join(dir, "typo.yaml") + " line 3; did you mean tokens.access_ttl?"},
+			[]string{"config.Config", "struct"}},
+		{"yaml unknown section", file("section.yaml", "token:\n  access_ttl: 5m\n"), nil, nil,
+			[]string{"unknown setting token.access_ttl", "line 2", "did you mean tokens.access_ttl?"}, nil},
+		{"yaml far from any key", file("far.yaml", "colour: blue\n"), nil, nil,
+			[]string{"unknown setting colour", "line 1"}, []string{"did you mean"}},
+		{"yaml bad value", file("bad.yaml", "\n\ntokens:\n  leeway: a while\n"), nil, nil,
+			[]string{"invalid setting tokens.leeway (from " + filepath.Join(dir, "bad.yaml") + " line 4)", `"a while"`}, nil},
+		{"yaml out of range echoes 48h", file("ttl.yaml", "tokens:\n  access_ttl: 48h\n"), nil, nil,
+			[]string{"invalid setting tokens.access_ttl (from " + filepath.Join(dir, "ttl.yaml") + " line 2): 48h must be between 10s and 24h"},
+			[]string{"2d", "LATCH_TOKENS_ACCESS_TTL"}},
+		{"yaml section given a value", file("flat.yaml", "tokens: 5m\n"), nil, nil,
+			[]string{"tokens must be a mapping", "line 1"}, nil},
+		{"yaml setting given a mapping", file("deep.yaml", "issuer:\n  url: x\n"), nil, nil,
+			[]string{"invalid setting issuer", "line 1", "single value"}, nil},
+		{"yaml duplicate key", file("dup.yaml", "addr: 127.0.0.1:1\naddr: 127.0.0.1:2\n"), nil, nil,
+			[]string{"addr appears twice", "lines 1 and 2"}, nil},
+		{"flag blamed on the flag", "", nil, map[string]Flag{"issuer": {"--issuer", "ftp://x"}},
+			[]string{"invalid setting issuer (from the flag --issuer)", `"ftp://x"`}, []string{"LATCH_ISSUER"}},
+		{"variable blamed on the variable", "", []string{"LATCH_ISSUER=ftp://x"}, nil,
+			[]string{"invalid setting issuer (from LATCH_ISSUER)"}, nil},
+		{"flag beats a valid variable", "", []string{"LATCH_TOKENS_LEEWAY=1s"}, map[string]Flag{"tokens.leeway": {"--leeway", "90s"}},
+			[]string{"invalid setting tokens.leeway (from the flag --leeway): 90s must be"}, []string{"1m30s"}},
+		{"variable echoes as written", "", []string{"LATCH_TOKENS_REFRESH_GRACE=360s"}, nil,
+			[]string{"invalid setting tokens.refresh_grace (from LATCH_TOKENS_REFRESH_GRACE): 360s must be"}, []string{"6m"}},
+		{"variable typo suggests", "", []string{"LATCH_TOKENS_ACESS_TTL=5m"}, nil,
+			[]string{"unknown setting LATCH_TOKENS_ACESS_TTL in the environment; did you mean LATCH_TOKENS_ACCESS_TTL?"}, nil},
+		{"alias named", "", []string{"LATCH_DATABASE_URL=mysql://x"}, nil,
+			[]string{"invalid setting store (from LATCH_DATABASE_URL)"}, nil},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Load(tc.path, tc.env, tc.flags)
+			if err == nil {
+				t.Fatal("Load accepted it")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q lacks %q", err, w)
+				}
+			}
+			for _, r := range tc.refuse {
+				if strings.Contains(err.Error(), r) {
+					t.Errorf("error %q contains %q", err, r)
+				}
+			}
+		})
+	}
+}
+
+// TestLoadFile: a file sets every kind of value, lists as YAML sequences,
+// and a key without a value keeps its default.
+func TestLoadFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "latch.yaml")
+	text := "addr: 127.0.0.1:9001\nregistration: true\nissuer:\ntrusted_proxies:\n  - 10.0.0.0/8\n  - fd00::/8\n" +
+		"tokens:\n  access_ttl: 90s\n  refresh_absolute_ttl: 14d\nlogin:\n  rate_per_ip: 7\n"
+	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(path, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Addr != "127.0.0.1:9001" || !c.Registration || c.Issuer != "http://127.0.0.1:9001" ||
+		strings.Join(c.TrustedProxies, " ") != "10.0.0.0/8 fd00::/8" || c.Tokens.AccessTTL.D() != 90*time.Second ||
+		c.Tokens.RefreshAbsoluteTTL.D() != 14*24*time.Hour || c.Login.RatePerIP != 7 {
+		t.Fatalf("loaded %+v", c)
+	}
+	if _, err := Load(filepath.Join(t.TempDir(), "missing.yaml"), nil, nil); err == nil {
+		t.Fatal("a missing file was accepted")
+	}
+	empty := filepath.Join(t.TempDir(), "empty.yaml")
+	os.WriteFile(empty, nil, 0o600)
+	if _, err := Load(empty, nil, nil); err != nil {
+		t.Fatalf("empty file: %v", err)
+	}
+}
+
+// TestDurationString: one readable notation, which ParseDuration reads back.
+func TestDurationString(t *testing.T) {
+	for d, want := range map[time.Duration]string{
+		5 * time.Minute: "5m", 30 * time.Second: "30s", 7 * 24 * time.Hour: "7d", 90 * time.Minute: "1h30m",
+		time.Hour: "1h", 36 * time.Hour: "36h", 1500 * time.Millisecond: "1.5s", 500 * time.Millisecond: "500ms",
+		0: "0s", 61 * time.Second: "1m1s", time.Hour + time.Second: "1h0m1s",
+	} {
+		got := Duration(d).String()
+		if got != want {
+			t.Errorf("Duration(%v) = %q, want %q", d, got, want)
+		}
+		back, err := ParseDuration(got)
+		if err != nil || back.D() != d {
+			t.Errorf("ParseDuration(%q) = %v, %v", got, back, err)
 		}
 	}
 }

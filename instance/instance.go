@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -69,6 +70,8 @@ type Instance struct {
 	log *slog.Logger
 	now func() time.Time
 	wg  sync.WaitGroup
+	// scratch is the demo's throw-away data directory, removed by Close.
+	scratch string
 }
 
 // Options are the optional collaborators of an instance.
@@ -77,8 +80,10 @@ type Options struct {
 	Log *slog.Logger
 	// Now is the clock; nil means time.Now. Tests move it forward.
 	Now func() time.Time
-	// Demo seeds a demo user and the demo browser client and serves the
-	// demo page (latch serve --demo).
+	// Demo runs the instance on a throw-away data directory of its own,
+	// seeds a demo user and the demo browser client there and serves the
+	// demo page (latch serve --demo). The configured data directory and
+	// store are never opened.
 	Demo bool
 }
 
@@ -90,31 +95,101 @@ type Demo struct {
 // DemoClientID is the cookie-mode browser client the demo page uses.
 const DemoClientID = "demo"
 
-// seedDemo creates the demo client if missing and gives the demo user a
-// fresh random password on every start, so that a data directory once run
-// with --demo never keeps a password anyone could know.
-func seedDemo(ctx context.Context, svc *auth.Service, st latch.Store, now time.Time) (Demo, error) {
-	if _, err := svc.Client(ctx, DemoClientID); errors.Is(err, auth.ErrNotFound) {
-		if _, err := svc.CreateClient(ctx, auth.NewClient{ID: DemoClientID, Public: true, Delivery: latch.DeliveryCookie}); err != nil {
-			return Demo{}, fmt.Errorf("demo client: %w", err)
-		}
+// demoEmail is the demo user's address.
+const demoEmail = "demo@latch.test"
+
+// seedDemo creates the demo client and the demo user with a fresh random
+// password, shown on the demo page.
+func seedDemo(ctx context.Context, svc *auth.Service) (Demo, error) {
+	if _, err := svc.CreateClient(ctx, auth.NewClient{ID: DemoClientID, Public: true, Delivery: latch.DeliveryCookie}); err != nil {
+		return Demo{}, fmt.Errorf("demo client: %w", err)
+	}
+	d := Demo{Email: demoEmail, Password: "demo-" + strings.ToLower(rand.Text()[:16])}
+	if _, err := svc.CreateUser(ctx, d.Email, d.Password, auth.Client{UserAgent: "latch-demo"}); err != nil {
+		return Demo{}, fmt.Errorf("demo user: %w", err)
+	}
+	return d, nil
+}
+
+// demoConfig is cfg moved onto the throw-away data directory dir: SQLite
+// there with a KEK of its own, no shared store, no Redis. A crash leaves
+// the demo's credentials in dir, never in the configured data.
+func demoConfig(cfg config.Config, dir string) config.Config {
+	cfg.DataDir = dir
+	cfg.KEKFile = filepath.Join(dir, "kek")
+	cfg.KEK, cfg.Store, cfg.Redis = "", "", ""
+	return cfg
+}
+
+// retireDemo disarms what `latch serve --demo` of earlier versions left in
+// a real data directory: the demo user, whose password was shown on a web
+// page, gets a random password nobody knows and loses its sessions.
+func retireDemo(ctx context.Context, svc *auth.Service, st latch.Store, log *slog.Logger, now time.Time) error {
+	if _, err := st.Client(ctx, DemoClientID); errors.Is(err, latch.ErrNotFound) {
+		return nil
 	} else if err != nil {
-		return Demo{}, err
+		return err
 	}
-	d := Demo{Email: "demo@latch.test", Password: "demo-" + strings.ToLower(rand.Text()[:16])}
-	u, err := st.UserByEmail(ctx, d.Email)
+	u, err := st.UserByEmail(ctx, demoEmail)
 	if errors.Is(err, latch.ErrNotFound) {
-		_, err = svc.CreateUser(ctx, d.Email, d.Password, auth.Client{UserAgent: "latch-demo"})
-		return d, err
+		return nil
+	} else if err != nil {
+		return err
 	}
+	hash, err := svc.HashPassword(ctx, "retired-"+rand.Text()+rand.Text())
 	if err != nil {
-		return Demo{}, err
+		return err
 	}
-	hash, err := svc.HashPassword(ctx, d.Password)
+	if err := st.SetPasswordHash(ctx, u.ID, hash, now); err != nil {
+		return err
+	}
+	if err := svc.LogoutAll(ctx, u.ID, auth.Client{UserAgent: "latch"}); err != nil {
+		return err
+	}
+	log.Warn("an earlier `latch serve --demo` left its demo user in this data directory; it can no longer sign in (--demo now keeps its data in a throw-away directory)",
+		"email", demoEmail, "user_id", u.ID)
+	return nil
+}
+
+// CheckExisting reports an error unless cfg names an existing deployment:
+// for SQLite a data directory holding the database and, without
+// LATCH_KEK, the KEK file. Commands that only read or adjust a deployment
+// check it first, so that a mistyped --data-dir fails instead of creating
+// a new deployment.
+func CheckExisting(cfg config.Config) error {
+	if cfg.Postgres() {
+		return nil
+	}
+	if _, err := os.Stat(filepath.Join(cfg.DataDir, "latch.db")); err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("no Latch data directory at %s (run latch serve first, or check --data-dir)", cfg.DataDir)
+		}
+		return fmt.Errorf("data directory %s: %w", cfg.DataDir, err)
+	}
+	if cfg.KEK == "" {
+		if _, err := os.Stat(cfg.KEKFile); errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("no key-encryption key at %s (set LATCH_KEK or kek_file to the deployment's key)", cfg.KEKFile)
+		}
+	}
+	return nil
+}
+
+// StoreAttrs describe the configured store for a log line, without any
+// password: store=sqlite with data_dir, or store=postgres with host and
+// database.
+func StoreAttrs(cfg config.Config) []any {
+	if !cfg.Postgres() {
+		return []any{"store", "sqlite", "data_dir", cfg.DataDir}
+	}
+	u, err := url.Parse(cfg.Store)
 	if err != nil {
-		return Demo{}, err
+		return []any{"store", "postgres"}
 	}
-	return d, st.SetPasswordHash(ctx, u.ID, hash, now)
+	attrs := []any{"store", "postgres", "host", u.Host, "db", strings.TrimPrefix(u.Path, "/")}
+	if u.User != nil {
+		attrs = append(attrs, "user", u.User.Username())
+	}
+	return attrs
 }
 
 // OpenStore opens the configured store: PostgreSQL when cfg.Store is a
@@ -151,8 +226,12 @@ func LoadKEK(cfg config.Config) (keys.KEK, bool, error) {
 			return keys.KEK{}, false, fmt.Errorf("key-encryption key: with a shared store every instance needs the same KEK: set LATCH_KEK (make one with `latch kek generate`) or kek_file; %s: %w", cfg.KEKFile, err)
 		}
 	}
-	if err := os.MkdirAll(filepath.Dir(cfg.KEKFile), 0o700); err != nil {
-		return keys.KEK{}, false, fmt.Errorf("create directory for the KEK file: %w", err)
+	if cfg.KEK == "" {
+		// The file is used only without LATCH_KEK; with it nothing is
+		// created (on PostgreSQL, no stray ./latch-data).
+		if err := os.MkdirAll(filepath.Dir(cfg.KEKFile), 0o700); err != nil {
+			return keys.KEK{}, false, fmt.Errorf("create directory for the KEK file: %w", err)
+		}
 	}
 	kek, created, err := keys.LoadKEK(cfg.KEK, cfg.KEKFile)
 	if err != nil {
@@ -172,6 +251,10 @@ func RingConfig(cfg config.Config) keys.Config {
 }
 
 // Open wires an instance. Close releases it.
+//
+// With opt.Demo the instance runs on a new temporary data directory that
+// Close removes, whatever cfg names: the demo user, whose password is shown
+// on a web page, never enters the configured data directory or store.
 func Open(ctx context.Context, cfg config.Config, opt Options) (*Instance, error) {
 	if opt.Log == nil {
 		opt.Log = slog.Default()
@@ -179,6 +262,26 @@ func Open(ctx context.Context, cfg config.Config, opt Options) (*Instance, error
 	if opt.Now == nil {
 		opt.Now = time.Now
 	}
+	var scratch string
+	if opt.Demo {
+		dir, err := os.MkdirTemp("", "latch-demo-")
+		if err != nil {
+			return nil, fmt.Errorf("demo data directory: %w", err)
+		}
+		scratch, cfg = dir, demoConfig(cfg, dir)
+	}
+	in, err := open(ctx, cfg, opt)
+	if err != nil {
+		if scratch != "" {
+			os.RemoveAll(scratch)
+		}
+		return nil, err
+	}
+	in.scratch = scratch
+	return in, nil
+}
+
+func open(ctx context.Context, cfg config.Config, opt Options) (*Instance, error) {
 	st, err := OpenStore(ctx, cfg)
 	if err != nil {
 		return nil, err
@@ -206,7 +309,7 @@ func wire(ctx context.Context, cfg config.Config, st latch.Store, opt Options) (
 	if err != nil {
 		return nil, err
 	}
-	if created {
+	if created && !opt.Demo {
 		log.Warn("generated a new key-encryption key; in production supply it with LATCH_KEK or kek_file from your secret store, and back it up: without it the signing keys cannot be read",
 			"kek_file", cfg.KEKFile)
 	}
@@ -280,11 +383,13 @@ func wire(ctx context.Context, cfg config.Config, st latch.Store, opt Options) (
 	}
 	var demo *Demo
 	if opt.Demo {
-		d, err := seedDemo(ctx, svc, st, now())
+		d, err := seedDemo(ctx, svc)
 		if err != nil {
 			return nil, fmt.Errorf("seed the demo: %w", err)
 		}
 		demo = &d
+	} else if err := retireDemo(ctx, svc, st, log, now()); err != nil {
+		return nil, fmt.Errorf("retire an earlier demo user: %w", err)
 	}
 	var proxies []netip.Prefix
 	for _, p := range cfg.TrustedProxies {
@@ -452,17 +557,40 @@ func (in *Instance) Close() error {
 	if in.Fanout != nil {
 		in.Fanout.Close()
 	}
-	return in.Store.Close()
+	err := in.Store.Close()
+	if in.scratch != "" {
+		if rerr := os.RemoveAll(in.scratch); rerr != nil && err == nil {
+			err = fmt.Errorf("remove the demo data directory: %w", rerr)
+		}
+	}
+	return err
 }
 
 // ListenAndServe serves HTTP on cfg.Addr until ctx ends, then shuts down
 // gracefully. ready, if not nil, is called with the bound address once the
 // listener is open.
 func (in *Instance) ListenAndServe(ctx context.Context, ready func(addr net.Addr)) error {
-	ln, err := net.Listen("tcp", in.Config.Addr)
+	ln, err := Listen(in.Config)
 	if err != nil {
-		return fmt.Errorf("listen on %s: %w", in.Config.Addr, err)
+		return err
 	}
+	return in.Serve(ctx, ln, ready)
+}
+
+// Listen opens the listener of cfg.Addr. latch serve opens it before
+// anything else, so that a busy port fails before a data directory, a KEK
+// or a signing key is created.
+func Listen(cfg config.Config) (net.Listener, error) {
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+	}
+	return ln, nil
+}
+
+// Serve serves HTTP on ln until ctx ends, then shuts down gracefully; it
+// closes ln. ready, if not nil, is called with the bound address first.
+func (in *Instance) Serve(ctx context.Context, ln net.Listener, ready func(addr net.Addr)) error {
 	hs := &http.Server{
 		Handler:           in.Server,
 		ReadHeaderTimeout: 5 * time.Second,

@@ -258,8 +258,17 @@ func (s *Server) logoutAll(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
+// meNeedsUser explains why a service's token gets no /v1/me.
+const meNeedsUser = "/v1/me describes a signed-in user and needs a user's access token (from /v1/auth/login or a refresh); this token was issued to a client by the client_credentials grant and has no user"
+
 func (s *Server) me(w http.ResponseWriter, r *http.Request, c *verifier.Claims) {
 	u, err := s.auth.User(r.Context(), c.Subject)
+	if errors.Is(err, auth.ErrNotFound) && c.SessionID == "" {
+		// A client_credentials token: its subject is a client, not a user.
+		w.Header().Set("WWW-Authenticate", `Bearer error="insufficient_scope", error_description="a user's access token is required"`)
+		writeError(w, http.StatusForbidden, "insufficient_scope", meNeedsUser)
+		return
+	}
 	if errors.Is(err, auth.ErrNotFound) {
 		// Deleting users comes with account management; until then a
 		// missing subject means the token outlived its account.

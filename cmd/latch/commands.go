@@ -48,18 +48,18 @@ func (f *configFlags) register(fs *pflag.FlagSet, server bool) {
 }
 
 // load reads the configuration: flags the user set > environment > file >
-// defaults.
+// defaults. Errors about a flag's value name the flag.
 func (f *configFlags) load(cmd *cobra.Command, environ []string) (config.Config, error) {
-	over := map[string]string{}
+	over := map[string]config.Flag{}
 	fs := cmd.Flags()
 	for flag, key := range map[string]string{"data-dir": "data_dir", "addr": "addr", "issuer": "issuer"} {
 		if fs.Lookup(flag) != nil && fs.Changed(flag) {
 			v, _ := fs.GetString(flag)
-			over[key] = v
+			over[key] = config.Flag{Name: "--" + flag, Value: v}
 		}
 	}
 	if f.demoTTL {
-		over["tokens.access_ttl"] = "30s"
+		over["tokens.access_ttl"] = config.Flag{Name: "--demo", Value: "30s"}
 	}
 	path := f.path
 	if path == "" {
@@ -91,9 +91,12 @@ func (e *cliEnv) serveCmd() *cobra.Command {
 		Long: `Run the Latch auth server. With no configuration it listens on 127.0.0.1:8080
 and keeps its state in ./latch-data (SQLite), creating it on first start.
 
-With --demo it also seeds a demo user (a new random password each start,
-shown on the demo page, never logged) and a cookie-mode browser client, issues 30-second access
-tokens so that refreshes are visible, and serves a demo app at /demo.`,
+With --demo it runs on a throw-away data directory of its own (a new
+temporary directory, removed at exit; the configured data directory and
+store are never touched), seeds a demo user there (a random password,
+shown on the demo page, never logged) and a cookie-mode browser client,
+issues 30-second access tokens so that refreshes are visible, and serves a
+demo app at /demo.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if demo {
@@ -107,32 +110,43 @@ tokens so that refreshes are visible, and serves a demo app at /demo.`,
 		},
 	}
 	f.register(cmd.Flags(), true)
-	cmd.Flags().BoolVar(&demo, "demo", false, "seed a demo user and browser client and serve the demo app at /demo")
+	cmd.Flags().BoolVar(&demo, "demo", false, "serve the demo app at /demo with a demo user, on throw-away data removed at exit")
 	return cmd
 }
 
 func (e *cliEnv) serve(ctx context.Context, cfg config.Config, demo bool) error {
 	log := newLogger(e.stderr, cfg)
+	// The port first: a busy one fails before anything is created.
+	ln, err := instance.Listen(cfg)
+	if err != nil {
+		return err
+	}
 	in, err := instance.Open(ctx, cfg, instance.Options{Log: log, Demo: demo})
 	if err != nil {
+		ln.Close()
 		return err
 	}
 	defer in.Close()
 	bg, stop := context.WithCancel(ctx)
 	in.Start(bg)
 	defer func() { stop(); in.Wait() }()
-	return in.ListenAndServe(ctx, func(addr net.Addr) {
-		log.Info("latch is listening",
-			"addr", addr.String(), "issuer", cfg.Issuer, "data_dir", cfg.DataDir,
-			"jwks", strings.TrimSuffix(cfg.Issuer, "/")+"/.well-known/jwks.json", "version", versionString())
+	return in.Serve(ctx, ln, func(addr net.Addr) {
+		attrs := []any{"addr", addr.String(), "issuer", cfg.Issuer}
+		attrs = append(attrs, instance.StoreAttrs(in.Config)...)
+		attrs = append(attrs, "jwks", strings.TrimSuffix(cfg.Issuer, "/")+"/.well-known/jwks.json", "version", versionString())
+		log.Info("latch is listening", attrs...)
 		if in.Demo != nil {
 			base := strings.TrimSuffix(cfg.Issuer, "/")
+			log.Info("demo: all data is in a throw-away directory, removed at exit; the configured data directory and store are not touched", "demo_dir", in.Config.DataDir)
 			log.Info("demo: open the demo app; it shows the demo user's credentials (a new password each start)", "url", base+"/demo", "email", in.Demo.Email)
 			log.Info("demo: the account page shows and revokes sessions", "url", base+"/account")
 			return
 		}
-		log.Info("next step: create a user",
-			"command", fmt.Sprintf("latch user add --data-dir %s --email you@example.com --password-stdin", cfg.DataDir))
+		cmd := "latch user add --email you@example.com --password-stdin"
+		if !cfg.Postgres() {
+			cmd = fmt.Sprintf("latch user add --data-dir %s --email you@example.com --password-stdin", cfg.DataDir)
+		}
+		log.Info("next step: create a user", "command", cmd)
 	})
 }
 
@@ -287,6 +301,9 @@ secret) has none: --public. A browser app is a public client with
 			if err != nil {
 				return err
 			}
+			if err := instance.CheckExisting(cfg); err != nil {
+				return err
+			}
 			st, err := instance.OpenStore(cmd.Context(), cfg)
 			if err != nil {
 				return err
@@ -378,11 +395,14 @@ suspected key compromise; verifiers fetch unknown kids on demand).`,
 	return cmd
 }
 
-// openRing opens the store and the key ring of the configured data
-// directory; the caller closes the store.
+// openRing opens the store and the key ring of an existing deployment;
+// the caller closes the store.
 func (e *cliEnv) openRing(cmd *cobra.Command, f *configFlags) (*keys.Ring, latch.Store, error) {
 	cfg, err := f.load(cmd, e.environ)
 	if err != nil {
+		return nil, nil, err
+	}
+	if err := instance.CheckExisting(cfg); err != nil {
 		return nil, nil, err
 	}
 	st, err := instance.OpenStore(cmd.Context(), cfg)

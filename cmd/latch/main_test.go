@@ -3,17 +3,27 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/json"
+	"fmt"
+	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/spf13/cobra"
+
+	"github.com/latchauth/latch/config"
+	"github.com/latchauth/latch/instance"
+	"github.com/latchauth/latch/internal/testenv"
 )
 
 // run executes the latch command line in-process.
@@ -69,8 +79,19 @@ func TestUserAdd(t *testing.T) {
 	}
 }
 
+// newDeployment creates a data directory the way a first start does
+// (user add is the one offline command that may create one).
+func newDeployment(t *testing.T, env []string) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "latch-data")
+	if _, _, err := run(t, "a good password\n", env, "user", "add", "--data-dir", dir, "--email", "first@example.com", "--password-stdin"); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
 func TestKeysListAndRotate(t *testing.T) {
-	dir := t.TempDir()
+	dir := newDeployment(t, nil)
 	out, _, err := run(t, "", nil, "keys", "list", "--data-dir", dir)
 	if err != nil || strings.Count(out, "\n") != 2 || !strings.Contains(out, "active") || !strings.Contains(out, "EdDSA") {
 		t.Fatalf("keys list on a fresh dir: %q %v", out, err)
@@ -85,10 +106,7 @@ func TestKeysListAndRotate(t *testing.T) {
 	}
 
 	// --now replaces the signing key at once (after a suspected compromise).
-	dir2 := t.TempDir()
-	if _, _, err := run(t, "", nil, "keys", "list", "--data-dir", dir2); err != nil {
-		t.Fatal(err)
-	}
+	dir2 := newDeployment(t, nil)
 	out, _, err = run(t, "", []string{"LATCH_TOKENS_ALGORITHM=ES256"}, "keys", "rotate", "--now", "--data-dir", dir2)
 	if err != nil || !strings.Contains(out, "new ES256 key") {
 		t.Fatalf("rotate --now: %q %v", out, err)
@@ -109,7 +127,9 @@ func TestConfigErrorsNameTheSetting(t *testing.T) {
 		{[]string{"LATCH_TOKENS_ALGORITHM=HS256"}, nil, []string{"tokens.algorithm", "LATCH_TOKENS_ALGORITHM", "EdDSA, ES256, RS256"}},
 		{[]string{"LATCH_TOKENS_ACCESS_TTL=forever"}, nil, []string{"tokens.access_ttl", "invalid duration"}},
 		{nil, []string{"--addr", "nonsense"}, []string{"addr", "HOST:PORT"}},
-		{nil, []string{"--issuer", "ftp://x"}, []string{"issuer", "http or https"}},
+		{nil, []string{"--issuer", "ftp://x"}, []string{"invalid setting issuer (from the flag --issuer)", "http or https"}},
+		{[]string{"LATCH_ISSUER=ftp://y"}, nil, []string{"invalid setting issuer (from LATCH_ISSUER)"}},
+		{[]string{"LATCH_TOKENS_ACCESS_TTL=48h"}, nil, []string{"48h must be between"}},
 		{[]string{"LATCH_NOT_A_SETTING=1"}, nil, []string{"LATCH_NOT_A_SETTING", "unknown setting"}},
 		{[]string{"LATCH_TOKENS_LEEWAY=1m"}, nil, []string{"tokens.leeway", "30s"}},
 	}
@@ -125,11 +145,13 @@ func TestConfigErrorsNameTheSetting(t *testing.T) {
 			}
 		}
 	}
-	// An unknown key in the file is refused too.
-	f := filepath.Join(dir, "latch.yaml")
-	os.WriteFile(f, []byte("tokens:\n  algorithim: EdDSA\n"), 0o600)
-	if _, _, err := run(t, "", nil, "serve", "--config", f); err == nil || !strings.Contains(err.Error(), "algorithim") {
-		t.Fatalf("typo in file: %v", err)
+	// An unknown key in the file is refused too, by its line, with the key
+	// it probably meant.
+	t.Chdir(dir)
+	os.WriteFile("latch.yaml", []byte("addr: 127.0.0.1:0\ntokens:\n  acess_ttl: 5m\n"), 0o600)
+	want := "unknown setting tokens.acess_ttl in latch.yaml line 3; did you mean tokens.access_ttl?"
+	if _, _, err := run(t, "", nil, "serve", "--config", "latch.yaml"); err == nil || err.Error() != want {
+		t.Fatalf("typo in file: %v, want %q", err, want)
 	}
 }
 
@@ -261,4 +283,309 @@ func waitUp(t *testing.T, url string, done <-chan error) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	t.Fatalf("%s did not come up", url)
+}
+
+// TestReadOnlyCommandsCreateNothing: a mistyped --data-dir (or none, in a
+// directory without a deployment) fails and creates nothing.
+func TestReadOnlyCommandsCreateNothing(t *testing.T) {
+	base := t.TempDir()
+	t.Chdir(base)
+	typo := filepath.Join(base, "latch-dta")
+	empty := filepath.Join(base, "empty")
+	if err := os.Mkdir(empty, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{
+		{"keys", "list", "--data-dir", typo},
+		{"keys", "rotate", "--data-dir", typo},
+		{"keys", "rotate", "--now", "--data-dir", typo},
+		{"client", "list", "--data-dir", typo},
+		{"keys", "list"},
+		{"client", "list"},
+		{"keys", "list", "--data-dir", empty},
+	} {
+		dir := typo
+		if len(args) == 2 {
+			dir = "./latch-data"
+		} else if args[len(args)-1] == empty {
+			dir = empty
+		}
+		_, _, err := run(t, "", nil, args...)
+		want := "no Latch data directory at " + dir + " (run latch serve first, or check --data-dir)"
+		if err == nil || err.Error() != want {
+			t.Errorf("%v: error %v, want %q", args, err, want)
+		}
+	}
+	out, _, err := run(t, "", nil, "config")
+	if err != nil || !strings.Contains(out, "tokens.access_ttl") {
+		t.Fatalf("config: %q %v", out, err)
+	}
+	entries, _ := os.ReadDir(base)
+	if len(entries) != 1 || entries[0].Name() != "empty" {
+		t.Fatalf("read-only commands created %v", entries)
+	}
+	if inner, _ := os.ReadDir(empty); len(inner) != 0 {
+		t.Fatalf("read-only commands wrote into an empty directory: %v", inner)
+	}
+}
+
+// TestReadOnlyCommandsNeedTheKEK: a deployment whose KEK file is missing
+// is not given a new one by keys list (that KEK could read no key).
+func TestReadOnlyCommandsNeedTheKEK(t *testing.T) {
+	dir := newDeployment(t, nil)
+	if err := os.Remove(filepath.Join(dir, "kek")); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err := run(t, "", nil, "keys", "list", "--data-dir", dir)
+	if err == nil || !strings.Contains(err.Error(), "no key-encryption key at") {
+		t.Fatalf("keys list without a KEK: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "kek")); !os.IsNotExist(err) {
+		t.Fatalf("keys list created a KEK: %v", err)
+	}
+}
+
+// TestServeBusyPortCreatesNothing: serve binds its port before it creates
+// the data directory, the KEK or a signing key.
+func TestServeBusyPortCreatesNothing(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	dir := filepath.Join(t.TempDir(), "latch-data")
+	_, _, err = run(t, "", nil, "serve", "--data-dir", dir, "--addr", ln.Addr().String())
+	if err == nil || !strings.Contains(err.Error(), "listen on "+ln.Addr().String()) {
+		t.Fatalf("serve on a busy port: %v", err)
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Fatalf("serve on a busy port created %s: %v", dir, err)
+	}
+}
+
+// TestStoreAttrs: the start-up log names the store actually used; for
+// PostgreSQL its host and database, never its password.
+func TestStoreAttrs(t *testing.T) {
+	cfg := config.Defaults()
+	cfg.Store = "postgres://latch:s3cret-pw@db.example:5433/auth?sslmode=require&password=other-pw"
+	got := fmt.Sprint(instance.StoreAttrs(cfg))
+	for _, w := range []string{"store postgres", "host db.example:5433", "db auth", "user latch"} {
+		if !strings.Contains(got, w) {
+			t.Errorf("postgres attrs %s lack %q", got, w)
+		}
+	}
+	for _, bad := range []string{"s3cret", "other-pw", "data_dir", "latch-data"} {
+		if strings.Contains(got, bad) {
+			t.Errorf("postgres attrs %s contain %q", got, bad)
+		}
+	}
+	cfg.Store = ""
+	if got := fmt.Sprint(instance.StoreAttrs(cfg)); got != "[store sqlite data_dir ./latch-data]" {
+		t.Errorf("sqlite attrs %s", got)
+	}
+}
+
+// TestConfigListsDurationsOneWay: `latch config` writes every default
+// duration in one notation (5m, 30s, 7d), never Go's 5m0s.
+func TestConfigListsDurationsOneWay(t *testing.T) {
+	out, _, err := run(t, "", nil, "config")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for key, want := range map[string]string{"tokens.access_ttl": "5m", "tokens.refresh_idle_timeout": "7d", "tokens.refresh_grace": "30s", "keys.jwks_max_age": "15m", "login.lockout": "15m", "password.max_wait": "2s"} {
+		found := false
+		for line := range strings.SplitSeq(out, "\n") {
+			if f := strings.Fields(line); len(f) >= 3 && f[0] == key {
+				found = true
+				if f[2] != want {
+					t.Errorf("%s default %q, want %q", key, f[2], want)
+				}
+			}
+		}
+		if !found {
+			t.Errorf("config lacks %s", key)
+		}
+	}
+	if strings.Contains(out, "m0s") || strings.Contains(out, "h0m") {
+		t.Errorf("config mixes notations:\n%s", out)
+	}
+}
+
+// serving is a `latch serve` running in-process.
+type serving struct {
+	base string
+	logs *syncBuf
+	stop func()
+}
+
+func startServe(t *testing.T, env []string, args ...string) *serving {
+	t.Helper()
+	addr := freeAddr(t)
+	ctx, cancel := context.WithCancel(t.Context())
+	var out syncBuf
+	logs := &syncBuf{}
+	root := newRoot(strings.NewReader(""), &out, logs, env)
+	root.SetArgs(append([]string{"serve", "--addr", addr}, args...))
+	done := make(chan error, 1)
+	go func() { done <- root.ExecuteContext(ctx) }()
+	s := &serving{base: "http://" + addr, logs: logs}
+	waitUp(t, s.base+"/healthz", done)
+	stopped := false
+	s.stop = func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("serve returned %v", err)
+		}
+	}
+	t.Cleanup(s.stop)
+	return s
+}
+
+func (s *serving) login(t *testing.T, email, password string) int {
+	t.Helper()
+	body, _ := json.Marshal(map[string]string{"email": email, "password": password})
+	res, err := http.Post(s.base+"/v1/auth/login", "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	return res.StatusCode
+}
+
+// TestDemoLeavesNoCredential: serve --demo keeps its user and client in a
+// throw-away directory; the configured data directory is never created,
+// and after the demo the password shown on its page signs in nowhere.
+func TestDemoLeavesNoCredential(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "latch-data")
+	demo := startServe(t, nil, "--demo", "--data-dir", dir)
+	res, err := http.Get(demo.base + "/demo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	m := regexp.MustCompile(`id="demo-password">([^<]+)<`).FindSubmatch(page)
+	if m == nil {
+		t.Fatalf("no demo password on the demo page:\n%s", page)
+	}
+	pw := string(m[1])
+	if code := demo.login(t, "demo@latch.test", pw); code != 200 {
+		t.Fatalf("demo login during the demo: %d", code)
+	}
+	scratch := regexp.MustCompile(`demo_dir=(\S+)`).FindStringSubmatch(demo.logs.String())
+	if scratch == nil {
+		t.Fatalf("the demo does not log its directory:\n%s", demo.logs)
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Fatalf("serve --demo created the configured data directory: %v", err)
+	}
+	demo.stop()
+	if _, err := os.Stat(scratch[1]); !os.IsNotExist(err) {
+		t.Fatalf("the demo directory %s survived the demo: %v", scratch[1], err)
+	}
+
+	real := startServe(t, nil, "--data-dir", dir)
+	if code := real.login(t, "demo@latch.test", pw); code != 401 {
+		t.Fatalf("the demo password after the demo: %d, want 401", code)
+	}
+	real.stop()
+	out, _, err := run(t, "", nil, "client", "list", "--data-dir", dir)
+	if err != nil || strings.Contains(out, "\ndemo ") {
+		t.Fatalf("client list after the demo: %q %v", out, err)
+	}
+	if _, _, err := run(t, "another good password\n", nil, "user", "add", "--data-dir", dir, "--email", "demo@latch.test", "--password-stdin"); err != nil {
+		t.Fatalf("a demo user exists after the demo: %v", err)
+	}
+}
+
+// TestServeRetiresAnEarlierDemoUser: a data directory in which an earlier
+// version's --demo left its user and client: the next start disarms the
+// user, whose password was shown on a web page.
+func TestServeRetiresAnEarlierDemoUser(t *testing.T) {
+	dir := newDeployment(t, nil)
+	if _, _, err := run(t, "", nil, "client", "add", "--data-dir", dir, "--id", "demo", "--public", "--delivery", "cookie"); err != nil {
+		t.Fatal(err)
+	}
+	const pw = "demo-shown-on-a-page"
+	if _, _, err := run(t, pw+"\n", nil, "user", "add", "--data-dir", dir, "--email", "demo@latch.test", "--password-stdin"); err != nil {
+		t.Fatal(err)
+	}
+	s := startServe(t, nil, "--data-dir", dir)
+	if code := s.login(t, "demo@latch.test", pw); code != 401 {
+		t.Fatalf("the earlier demo password: %d, want 401", code)
+	}
+	if code := s.login(t, "first@example.com", "a good password"); code != 200 {
+		t.Fatalf("a real user after retiring the demo: %d", code)
+	}
+	if !strings.Contains(s.logs.String(), "earlier `latch serve --demo`") {
+		t.Errorf("no warning about the earlier demo:\n%s", s.logs)
+	}
+}
+
+// TestServeOnPostgresLogsTheStore: on PostgreSQL the start-up log names
+// the database (host and name, never the password) instead of a data
+// directory that is not used, and no data directory is created.
+func TestServeOnPostgresLogsTheStore(t *testing.T) {
+	base := os.Getenv("LATCH_TEST_POSTGRES_URL")
+	if base == "" {
+		base = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, base)
+	if err != nil {
+		testenv.Unavailable(t, testenv.Postgres, err)
+	}
+	defer conn.Close(context.Background())
+	schema := "latch_cmd_" + strings.ToLower(rand.Text()[:16])
+	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE") })
+	u, err := url.Parse(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.User = url.UserPassword(u.User.Username(), "pw-never-logged")
+	q := u.Query()
+	q.Set("search_path", schema)
+	u.RawQuery = q.Encode()
+
+	t.Chdir(t.TempDir())
+	kek, _, err := run(t, "", nil, "kek", "generate")
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := []string{"LATCH_DATABASE_URL=" + u.String(), "LATCH_KEK=" + strings.TrimSpace(kek)}
+	s := startServe(t, env)
+	s.stop()
+	logs := s.logs.String()
+	for _, w := range []string{"store=postgres", "host=" + u.Host, "db=" + strings.TrimPrefix(u.Path, "/")} {
+		if !strings.Contains(logs, w) {
+			t.Errorf("start-up log lacks %q:\n%s", w, logs)
+		}
+	}
+	for _, bad := range []string{"pw-never-logged", "data_dir=", "latch-data"} {
+		if strings.Contains(logs, bad) {
+			t.Errorf("start-up log contains %q:\n%s", bad, logs)
+		}
+	}
+	if entries, _ := os.ReadDir("."); len(entries) != 0 {
+		t.Errorf("serve on PostgreSQL created %v in the working directory", entries)
+	}
+}
+
+// TestDemoIgnoresTheConfiguredStore: --demo never opens the configured
+// store or Redis (here unreachable ones): it runs on its own SQLite.
+func TestDemoIgnoresTheConfiguredStore(t *testing.T) {
+	dead := freeAddr(t) // nothing listens there
+	env := []string{"LATCH_DATABASE_URL=postgres://latch:pw@" + dead + "/latch?connect_timeout=1", "LATCH_REDIS_URL=redis://" + dead}
+	s := startServe(t, env, "--demo")
+	if logs := s.logs.String(); !strings.Contains(logs, "store=sqlite") || strings.Contains(logs, "redis") {
+		t.Errorf("the demo used the configured store or Redis:\n%s", logs)
+	}
 }

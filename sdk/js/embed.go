@@ -2,8 +2,9 @@
 // TypeScript declarations in latch.d.ts) so that the Go server can serve it to
 // pages, at /sdk/latch.js, from the binary itself.
 //
-// The same files are published to npm as @latchauth/sdk; see README.md in this
-// directory for the SDK's reference. The SDK's tests are JavaScript: run
+// The same files form the npm package @latchauth/sdk, which is not published
+// to the registry; README.md in this directory says how to get the SDK and
+// documents it. The SDK's tests are JavaScript: run
 // `node --test` in this directory.
 package js
 

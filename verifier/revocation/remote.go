@@ -28,7 +28,7 @@ const (
 	DefaultRemoteMaxBackoff   = 30 * time.Second // ceiling of the delay between stream attempts
 	DefaultRemotePruneEvery   = 30 * time.Second // how often expired entries are dropped
 	DefaultRemoteTimeout      = 10 * time.Second // bound on one page request and on opening the stream
-	DefaultRemoteStreamIdle   = 45 * time.Second // silence after which a stream is presumed dead (3 heartbeats)
+	DefaultRemoteStreamIdle   = 45 * time.Second // silence after which a stream is presumed dead (9 of the server's 5 s heartbeats)
 	DefaultRemotePageSize     = 1000
 
 	// maxLine bounds one line of the event stream; a longer line breaks
@@ -57,9 +57,9 @@ type RemoteOptions struct {
 	// is down. 0 means DefaultRemotePollInterval (1 s).
 	PollInterval time.Duration
 	// KeepFresh is the longest the stream may stay quiet before Remote asks
-	// for a page to prove the set is current (the server's heartbeats come
-	// every 15 s, which is too rare for a staleness bound of 10 s). Keep it
-	// below half the verifier's MaxStale. 0 means DefaultRemoteKeepFresh
+	// for a page to prove the set is current (the server sends a heartbeat
+	// every 5 s; a page also proves the server's own data). Keep it below
+	// half the verifier's MaxStale. 0 means DefaultRemoteKeepFresh
 	// (5 s).
 	KeepFresh time.Duration
 	// MaxBackoff caps the delay between attempts to open the stream after
@@ -74,7 +74,7 @@ type RemoteOptions struct {
 	Timeout time.Duration
 	// StreamIdle is how long the stream may send nothing at all (not even
 	// a heartbeat) before it is presumed dead and reopened. 0 means
-	// DefaultRemoteStreamIdle (45 s, three heartbeats).
+	// DefaultRemoteStreamIdle (45 s, nine of the server's 5 s heartbeats).
 	StreamIdle time.Duration
 	// PageSize is the limit asked of each page (1 to 5000). 0 means
 	// DefaultRemotePageSize (1000).
