@@ -327,7 +327,7 @@ func (c *Config) Validate() error {
 		c.KEKFile = c.DataDir + string(os.PathSeparator) + "kek"
 	}
 	for _, o := range c.CORS.AllowedOrigins {
-		if u, err := url.Parse(o); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || o == "*" {
+		if u, err := url.Parse(o); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || strings.Contains(o, "*") {
 			bad("cors.allowed_origins", "%q is not an origin such as https://app.example.com (no wildcards, no paths)", o)
 		}
 	}

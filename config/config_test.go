@@ -74,6 +74,11 @@ func TestValidateRejects(t *testing.T) {
 		{"max_concurrent above 1024", "password.max_concurrent", func(c *Config) { c.Password.MaxConcurrent = 1025 }},
 		{"max_wait negative", "password.max_wait", func(c *Config) { c.Password.MaxWait = dur(-time.Nanosecond) }},
 		{"max_wait above 1m", "password.max_wait", func(c *Config) { c.Password.MaxWait = dur(time.Minute + time.Nanosecond) }},
+		// A wildcard would be silently matched against nothing: refuse it.
+		{"cors origin *", "cors.allowed_origins", func(c *Config) { c.CORS.AllowedOrigins = []string{"*"} }},
+		{"cors wildcard subdomain without scheme", "cors.allowed_origins", func(c *Config) { c.CORS.AllowedOrigins = []string{"*.example.com"} }},
+		{"cors wildcard host", "cors.allowed_origins", func(c *Config) { c.CORS.AllowedOrigins = []string{"https://app.example", "https://*.x"} }},
+		{"cors wildcard port", "cors.allowed_origins", func(c *Config) { c.CORS.AllowedOrigins = []string{"https://app.example:*"} }},
 		{"log level unknown", "log.level", func(c *Config) { c.Log.Level = "trace" }},
 		{"log format unknown", "log.format", func(c *Config) { c.Log.Format = "xml" }},
 	}
@@ -127,6 +132,7 @@ func TestValidateAccepts(t *testing.T) {
 		{"max_concurrent 1024", func(c *Config) { c.Password.MaxConcurrent = 1024 }},
 		{"max_wait 0", func(c *Config) { c.Password.MaxWait = 0 }},
 		{"max_wait 1m", func(c *Config) { c.Password.MaxWait = dur(time.Minute) }},
+		{"cors origins", func(c *Config) { c.CORS.AllowedOrigins = []string{"https://app.example", "http://localhost:3000/"} }},
 		{"log debug json", func(c *Config) { c.Log.Level, c.Log.Format = "debug", "json" }},
 		{"log warn", func(c *Config) { c.Log.Level = "warn" }},
 		{"log error", func(c *Config) { c.Log.Level = "error" }},
