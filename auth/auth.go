@@ -357,9 +357,10 @@ func (s *Service) rehash(ctx context.Context, u *latch.User, pw string) {
 func (s *Service) startSession(ctx context.Context, userID, clientID string, c Client) (*Tokens, error) {
 	now := s.clock()
 	refresh := newRefreshToken()
+	c = boundClient(c)
 	sess := &latch.Session{
 		ID: newID("s"), UserID: userID, ClientID: clientID,
-		UserAgent: truncate(c.UserAgent, 512), IP: c.IP,
+		UserAgent: c.UserAgent, IP: c.IP,
 		CreatedAt: now, AuthTime: now, LastUsedAt: now,
 		ExpiresAt: now.Add(s.cfg.RefreshAbsoluteTTL), Generation: 1,
 	}
@@ -765,6 +766,7 @@ func (s *Service) event(ctx context.Context, e *latch.Event) {
 	if e.At.IsZero() {
 		e.At = s.clock()
 	}
+	boundEvent(e)
 	if err := s.store.AddEvent(context.WithoutCancel(ctx), e); err != nil {
 		s.log.Error("recording security event failed", "type", e.Type, "err", err)
 	}
@@ -804,11 +806,4 @@ func newID(prefix string) string {
 		return id
 	}
 	return prefix + "_" + id
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n]
 }
