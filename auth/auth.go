@@ -214,10 +214,18 @@ func validEmail(email string) bool {
 	return strings.Contains(domain, ".") && !strings.HasPrefix(domain, ".") && !strings.HasSuffix(domain, ".")
 }
 
-// Register creates an account through self-service registration.
+// Register creates an account through self-service registration. It is
+// throttled per address like sign-in (a *ThrottleError of kind
+// ErrRateLimited).
 func (s *Service) Register(ctx context.Context, email, pw string, c Client) (*latch.User, error) {
 	if !s.cfg.Registration {
 		return nil, ErrRegistrationDisabled
+	}
+	// Each registration costs a password hash: it draws on the address's
+	// sign-in budget, or "email taken" answers would be a free oracle and
+	// a way to burn CPU.
+	if err := s.throttle.allowFrom(c.IP); err != nil {
+		return nil, err
 	}
 	return s.CreateUser(ctx, email, pw, c)
 }
