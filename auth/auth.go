@@ -211,10 +211,18 @@ func emailKey(addr string) (key string, valid bool) {
 	return strings.ToLower(strings.TrimSpace(addr)), false
 }
 
-// Register creates an account through self-service registration.
+// Register creates an account through self-service registration. It is
+// throttled per address like sign-in (a *ThrottleError of kind
+// ErrRateLimited).
 func (s *Service) Register(ctx context.Context, addr, pw string, c Client) (*latch.User, error) {
 	if !s.cfg.Registration {
 		return nil, ErrRegistrationDisabled
+	}
+	// Each registration costs a password hash: it draws on the address's
+	// sign-in budget, or "email taken" answers would be a free oracle and
+	// a way to burn CPU.
+	if err := s.throttle.allowFrom(c.IP); err != nil {
+		return nil, err
 	}
 	return s.CreateUser(ctx, addr, pw, c)
 }
@@ -370,9 +378,10 @@ func (s *Service) rehash(ctx context.Context, u *latch.User, pw string) {
 func (s *Service) startSession(ctx context.Context, userID, clientID string, c Client) (*Tokens, error) {
 	now := s.clock()
 	refresh := newRefreshToken()
+	c = boundClient(c)
 	sess := &latch.Session{
 		ID: newID("s"), UserID: userID, ClientID: clientID,
-		UserAgent: truncate(c.UserAgent, 512), IP: c.IP,
+		UserAgent: c.UserAgent, IP: c.IP,
 		CreatedAt: now, AuthTime: now, LastUsedAt: now,
 		ExpiresAt: now.Add(s.cfg.RefreshAbsoluteTTL), Generation: 1,
 	}
@@ -778,6 +787,7 @@ func (s *Service) event(ctx context.Context, e *latch.Event) {
 	if e.At.IsZero() {
 		e.At = s.clock()
 	}
+	boundEvent(e)
 	if err := s.store.AddEvent(context.WithoutCancel(ctx), e); err != nil {
 		s.log.Error("recording security event failed", "type", e.Type, "err", err)
 	}
@@ -817,11 +827,4 @@ func newID(prefix string) string {
 		return id
 	}
 	return prefix + "_" + id
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n]
 }

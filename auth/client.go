@@ -106,7 +106,10 @@ func (s *Service) CreateClient(ctx context.Context, n NewClient) (*latch.Client,
 	case n.Public && n.Secret != "":
 		return nil, errors.New("a public client has no secret")
 	case !n.Public && len(n.Secret) < MinClientSecretLength:
-		return nil, fmt.Errorf("a confidential client needs a secret of at least %d characters (generate one)", MinClientSecretLength)
+		return nil, fmt.Errorf("%w: a confidential client needs a secret of at least %d characters; let Latch make one with --generate-secret, or use 32 random bytes (openssl rand -base64 32)", ErrWeakClientSecret, MinClientSecretLength)
+	case !n.Public && secretBits(n.Secret) < MinClientSecretBits:
+		return nil, fmt.Errorf("%w: the secret is too predictable (an estimated %.0f bits of entropy, at least %d needed); let Latch make one with --generate-secret, or use 32 random bytes (openssl rand -base64 32)",
+			ErrWeakClientSecret, secretBits(n.Secret), MinClientSecretBits)
 	case n.ID == s.cfg.ClientID || n.ID == AccountClientID:
 		return nil, ErrClientExists
 	}

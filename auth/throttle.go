@@ -3,6 +3,7 @@ package auth
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -32,8 +33,11 @@ func (e *ThrottleError) Unwrap() error { return e.Kind }
 
 // ThrottleConfig bounds sign-in attempts. Zero values disable a limit.
 type ThrottleConfig struct {
-	// PerIPPerMinute is the sustained rate of sign-in attempts from one
-	// IP address, with a burst of the same size.
+	// PerIPPerMinute is the sustained rate of password attempts (sign-ins
+	// and registrations, which cost the same hash) from one address, with
+	// a burst of the same size. An IPv6 address counts as its /64, the
+	// smallest network a single subscriber is usually given; an
+	// IPv4-mapped IPv6 address counts as the IPv4 address.
 	PerIPPerMinute int
 	// MaxFailures consecutive failed sign-ins for one email lock it for
 	// Lockout. Unknown emails are counted and locked exactly like real
@@ -80,23 +84,59 @@ func (t *throttle) allow(ip, email string) error {
 	if f := t.failures[email]; f != nil && now.Before(f.lockedUntil) {
 		return &ThrottleError{Kind: ErrAccountLocked, RetryAfter: f.lockedUntil.Sub(now)}
 	}
-	if t.cfg.PerIPPerMinute > 0 && ip != "" {
-		e := t.ips[ip]
-		if e == nil {
-			if len(t.ips) >= maxTracked {
-				evictIdle(t.ips, func(e *ipEntry) time.Time { return e.seen })
-			}
-			e = &ipEntry{lim: rate.NewLimiter(rate.Every(time.Minute/time.Duration(t.cfg.PerIPPerMinute)), t.cfg.PerIPPerMinute)}
-			t.ips[ip] = e
+	return t.allowAddress(ip, now)
+}
+
+// allowFrom admits a password attempt that names no account (a
+// registration) from ip, or says why not. It draws on the same budget per
+// address as sign-in.
+func (t *throttle) allowFrom(ip string) error {
+	now := t.now()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.allowAddress(ip, now)
+}
+
+// allowAddress takes one attempt from the budget of ip's network; t.mu is
+// held.
+func (t *throttle) allowAddress(ip string, now time.Time) error {
+	if t.cfg.PerIPPerMinute <= 0 || ip == "" {
+		return nil
+	}
+	key := addressKey(ip)
+	e := t.ips[key]
+	if e == nil {
+		if len(t.ips) >= maxTracked {
+			evictIdle(t.ips, func(e *ipEntry) time.Time { return e.seen })
 		}
-		e.seen = now
-		r := e.lim.ReserveN(now, 1)
-		if d := r.DelayFrom(now); d > 0 {
-			r.CancelAt(now)
-			return &ThrottleError{Kind: ErrRateLimited, RetryAfter: d}
-		}
+		e = &ipEntry{lim: rate.NewLimiter(rate.Every(time.Minute/time.Duration(t.cfg.PerIPPerMinute)), t.cfg.PerIPPerMinute)}
+		t.ips[key] = e
+	}
+	e.seen = now
+	r := e.lim.ReserveN(now, 1)
+	if d := r.DelayFrom(now); d > 0 {
+		r.CancelAt(now)
+		return &ThrottleError{Kind: ErrRateLimited, RetryAfter: d}
 	}
 	return nil
+}
+
+// addressKey is what the per-address budget is kept by: an IPv4 address
+// as it is (also when written IPv4-mapped, ::ffff:192.0.2.1), an IPv6
+// address as its /64, since one subscriber usually holds a whole /64 and
+// could otherwise rotate through 2^64 budgets. Anything that does not
+// parse is its own key.
+func addressKey(ip string) string {
+	a, err := netip.ParseAddr(ip)
+	if err != nil {
+		return ip
+	}
+	a = a.Unmap()
+	if a.Is4() {
+		return a.String()
+	}
+	p, _ := a.WithZone("").Prefix(64)
+	return p.String()
 }
 
 // failed counts a failed sign-in for email and locks it at the limit.

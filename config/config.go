@@ -72,6 +72,15 @@ type Config struct {
 		MaxConcurrent int      `yaml:"max_concurrent" doc:"password hashes computed at once; 0 means one per CPU"`
 		MaxWait       Duration `yaml:"max_wait" doc:"how long a sign-in waits for a hashing slot before 503"`
 	} `yaml:"password"`
+	Metrics struct {
+		Addr  string `yaml:"addr" doc:"serve /metrics on this HOST:PORT instead of the main listener; empty: on the main listener"`
+		Token string `yaml:"token" doc:"require Authorization: Bearer TOKEN to read /metrics (at least 32 characters); empty: none" secret:"true"`
+	} `yaml:"metrics"`
+
+	// RedisPrefix starts every Redis key and channel name, so that
+	// deployments sharing one Redis stay apart.
+	RedisPrefix string `yaml:"redis_prefix" doc:"prefix of every Redis key and pub/sub channel; give each deployment sharing a Redis its own"`
+
 	Log struct {
 		Level  string `yaml:"level" doc:"debug, info, warn or error"`
 		Format string `yaml:"format" doc:"text or json"`
@@ -153,6 +162,7 @@ func Defaults() Config {
 	c.Login.Lockout = Duration(15 * time.Minute)
 	c.Log.Level = "info"
 	c.Log.Format = "text"
+	c.RedisPrefix = "latch"
 	return c
 }
 
@@ -440,6 +450,38 @@ func setValue(f reflect.Value, s string) error {
 	return nil
 }
 
+// MinMetricsToken is the shortest metrics.token accepted.
+const MinMetricsToken = 32
+
+// validateMetrics checks the metrics settings: a listener of its own that
+// is HOST:PORT and not the main one, a token long enough to resist
+// guessing.
+func (c *Config) validateMetrics(bad func(key, format string, a ...any)) {
+	if a := c.Metrics.Addr; a != "" {
+		_, port, err := net.SplitHostPort(a)
+		if p, perr := strconv.Atoi(port); err != nil || perr != nil || p < 0 || p > 65535 {
+			bad("metrics.addr", "%q is not HOST:PORT (e.g. 127.0.0.1:9090), or empty to serve /metrics on addr", a)
+		} else if a == c.Addr && p != 0 {
+			bad("metrics.addr", "%q is addr itself; give the metrics another port, or leave it empty", a)
+		}
+	}
+	if t := c.Metrics.Token; t != "" && len(t) < MinMetricsToken {
+		bad("metrics.token", "must be at least %d characters (make one with: openssl rand -hex 32), or empty for none", MinMetricsToken)
+	}
+}
+
+func validRedisPrefix(p string) bool {
+	if p == "" || len(p) > 64 {
+		return false
+	}
+	for _, r := range p {
+		if !('a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' || strings.ContainsRune("-_.:", r)) {
+			return false
+		}
+	}
+	return true
+}
+
 // Postgres reports whether the store is PostgreSQL.
 func (c *Config) Postgres() bool {
 	return strings.HasPrefix(c.Store, "postgres://") || strings.HasPrefix(c.Store, "postgresql://")
@@ -506,7 +548,7 @@ func (c *Config) validate(origins map[string]origin) error {
 		c.KEKFile = c.DataDir + string(os.PathSeparator) + "kek"
 	}
 	for _, o := range c.CORS.AllowedOrigins {
-		if u, err := url.Parse(o); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || o == "*" {
+		if u, err := url.Parse(o); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || strings.Contains(o, "*") {
 			bad("cors.allowed_origins", "%q is not an origin such as https://app.example.com (no wildcards, no paths)", o)
 		}
 	}
@@ -568,6 +610,10 @@ func (c *Config) validate(origins map[string]origin) error {
 	}
 	if c.Password.MaxWait < 0 || c.Password.MaxWait.D() > time.Minute {
 		bad("password.max_wait", "%s must be between 0 and 1m", show("password.max_wait", c.Password.MaxWait))
+	}
+	c.validateMetrics(bad)
+	if !validRedisPrefix(c.RedisPrefix) {
+		bad("redis_prefix", "%q must be 1 to 64 letters, digits, '-', '_', '.' or ':'", c.RedisPrefix)
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":

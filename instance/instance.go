@@ -72,6 +72,9 @@ type Instance struct {
 	wg  sync.WaitGroup
 	// scratch is the demo's throw-away data directory, removed by Close.
 	scratch string
+
+	mu          sync.Mutex
+	metricsAddr net.Addr
 }
 
 // Options are the optional collaborators of an instance.
@@ -305,6 +308,7 @@ func wire(ctx context.Context, cfg config.Config, st latch.Store, opt Options) (
 	if _, err := auth.CanonicalizeEmails(ctx, st, log, now().UTC().Truncate(time.Microsecond)); err != nil {
 		return nil, err
 	}
+	warnCleartext(log, cfg.Issuer)
 	kek, created, err := LoadKEK(cfg)
 	if err != nil {
 		return nil, err
@@ -324,12 +328,12 @@ func wire(ctx context.Context, cfg config.Config, st latch.Store, opt Options) (
 	var fan *redis.Fanout
 	if cfg.Redis != "" {
 		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		fan, err = redis.Open(rctx, cfg.Redis, redis.Options{Log: log})
+		fan, err = redis.Open(rctx, cfg.Redis, redis.Options{Log: log, Prefix: cfg.RedisPrefix})
 		cancel()
 		if err != nil {
 			// Redis only accelerates: start without it and say so.
 			log.Warn("redis unreachable at start; revocations reach other instances by polling the store until it is back", "err", err)
-			fan, err = redis.Lazy(cfg.Redis, redis.Options{Log: log})
+			fan, err = redis.Lazy(cfg.Redis, redis.Options{Log: log, Prefix: cfg.RedisPrefix})
 			if err != nil {
 				return nil, err
 			}
@@ -399,6 +403,7 @@ func wire(ctx context.Context, cfg config.Config, st latch.Store, opt Options) (
 		Issuer: cfg.Issuer, Algorithm: cfg.Tokens.Algorithm,
 		TrustedProxies: proxies, JWKSMaxAge: cfg.Keys.JWKSMaxAge.D(),
 		Cookies: cookies, AllowedOrigins: cfg.CORS.AllowedOrigins,
+		MetricsElsewhere: cfg.Metrics.Addr != "", MetricsToken: cfg.Metrics.Token,
 	}, server.Deps{
 		Auth: svc, Verifier: v, JWKS: ring.JWKS, Registry: reg, Log: log,
 		Checks: checks(st, fan),
@@ -409,6 +414,22 @@ func wire(ctx context.Context, cfg config.Config, st latch.Store, opt Options) (
 		Config: cfg, Store: st, Ring: ring, Revocations: revs, Verifier: v, Auth: svc, Server: srv,
 		Registry: reg, Fanout: fan, Demo: demo, KEKCreated: created, log: log, now: now,
 	}, nil
+}
+
+// warnCleartext warns when the issuer is http on a host other than the
+// loopback: access tokens, refresh tokens, passwords and cookies would
+// cross the network in cleartext (and browsers refuse __Host- cookies).
+func warnCleartext(log *slog.Logger, issuer string) {
+	u, err := url.Parse(issuer)
+	if err != nil || u.Scheme != "http" {
+		return
+	}
+	host := u.Hostname()
+	if ip, err := netip.ParseAddr(host); host == "localhost" || strings.HasSuffix(host, ".localhost") || (err == nil && ip.IsLoopback()) {
+		return
+	}
+	log.Warn("the issuer is http on a host that is not the loopback: passwords, tokens and cookies travel in cleartext; serve Latch behind TLS and set an https issuer",
+		"issuer", issuer)
 }
 
 // pages serves Latch's own web pages with the browser SDK.
@@ -566,9 +587,46 @@ func (in *Instance) Close() error {
 	return err
 }
 
-// ListenAndServe serves HTTP on cfg.Addr until ctx ends, then shuts down
-// gracefully. ready, if not nil, is called with the bound address once the
-// listener is open.
+// MetricsAddr is the address of the metrics listener (metrics.addr) once
+// ListenAndServe has opened it, or nil.
+func (in *Instance) MetricsAddr() net.Addr {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return in.metricsAddr
+}
+
+// listenMetrics serves /metrics on metrics.addr, when set, and returns
+// the function that stops it.
+func (in *Instance) listenMetrics() (stop func(), err error) {
+	addr := in.Config.Metrics.Addr
+	if addr == "" {
+		return func() {}, nil
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s (metrics.addr): %w", addr, err)
+	}
+	in.mu.Lock()
+	in.metricsAddr = ln.Addr()
+	in.mu.Unlock()
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", in.Server.Metrics())
+	hs := &http.Server{
+		Handler: mux, ReadHeaderTimeout: 5 * time.Second, WriteTimeout: 30 * time.Second,
+		ErrorLog: slog.NewLogLogger(in.log.Handler(), slog.LevelWarn),
+	}
+	go hs.Serve(ln)
+	in.log.Info("metrics are served on their own listener", "addr", ln.Addr().String())
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		hs.Shutdown(ctx)
+	}, nil
+}
+
+// ListenAndServe serves HTTP on cfg.Addr (and /metrics on metrics.addr,
+// when set) until ctx ends, then shuts down gracefully. ready, if not nil,
+// is called with the bound address once the listener is open.
 func (in *Instance) ListenAndServe(ctx context.Context, ready func(addr net.Addr)) error {
 	ln, err := Listen(in.Config)
 	if err != nil {
@@ -601,6 +659,12 @@ func (in *Instance) Serve(ctx context.Context, ln net.Listener, ready func(addr 
 		ErrorLog:          slog.NewLogLogger(in.log.Handler(), slog.LevelWarn),
 	}
 	hs.RegisterOnShutdown(in.Server.CloseStreams)
+	stopMetrics, err := in.listenMetrics()
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer stopMetrics()
 	if ready != nil {
 		ready(ln.Addr())
 	}

@@ -16,7 +16,7 @@ import (
 	"github.com/latchauth/latch/auth"
 )
 
-const svcSecret = "svc-secret-0123456789-abcdefghijklmnop"
+const svcSecret = "svc-CN2JWBXsn7n4znjKbtgiBV2HdUu4w9mhcwvPhq05dFQ" // random: weak secrets are refused
 
 // addClients registers a confidential service client and a public app.
 func (h *harness) addClients() {

@@ -42,7 +42,7 @@ const (
 	userEmail    = "ada@example.com"
 	userPassword = "correct horse battery staple"
 	svcID        = "svc"
-	svcSecret    = "svc-secret-0123456789-abcdefghijklmnop"
+	svcSecret    = "svc-9MW4cSa3ybPraKFZIhjkjGlZCuZjAASFf0D_Y54nB1o" // random: weak secrets are refused
 	appID        = "app"
 	// audience differs from the issuer so that a verifier which confuses
 	// the two fails.

@@ -28,11 +28,15 @@ const publishMargin = 10 * time.Minute
 // Limits of Config.
 const (
 	maxJWKSMaxAge      = 24 * time.Hour
-	maxTokenLifetime   = 24 * time.Hour
 	minRotationPeriod  = time.Hour
 	rsaBits            = 2048
 	acceptedAlgorithms = "EdDSA (default), ES256, RS256"
 )
+
+// maxTokenLifetime is the longest access-token lifetime the server's
+// configuration accepts (tokens.access_ttl 24h) plus its longest leeway
+// (30s): every lifetime that config validation accepts must start.
+const maxTokenLifetime = 24*time.Hour + 30*time.Second
 
 // Config says how the ring rotates. Zero fields take their defaults.
 type Config struct {

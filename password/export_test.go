@@ -6,17 +6,17 @@ import "context"
 // function that gives it back, so tests can fill the limiter
 // deterministically.
 func (h *Hasher) HoldSlot(ctx context.Context) (release func(), err error) {
-	if err := h.acquire(ctx); err != nil {
+	if err := h.acquire(ctx, 1); err != nil {
 		return nil, err
 	}
-	return h.release, nil
+	return func() { h.release(1) }, nil
 }
 
 // Waiting returns the number of callers waiting for a slot.
 func (h *Hasher) Waiting() int64 { return h.waiting.Load() }
 
 // Slots returns the concurrency bound.
-func (h *Hasher) Slots() int { return cap(h.sem) }
+func (h *Hasher) Slots() int { return int(h.slots) }
 
 // DummyHash returns the string VerifyDummy verifies against.
 func (h *Hasher) DummyHash() string { return h.dummy }

@@ -17,7 +17,10 @@
 // default), so a [Hasher] runs at most a fixed number of them at once and
 // makes callers wait a bounded time for a slot before failing with
 // [ErrBusy]; the server answers 503 with Retry-After rather than letting
-// memory grow with the number of login attempts.
+// memory grow with the number of login attempts. A stored hash made with
+// more memory than the Hasher's parameters takes as many slots as its
+// memory needs, so the bound holds whatever the stored parameters; one
+// that needs more than all the slots together is refused.
 //
 // Passwords are compared byte-exact: nothing is trimmed, case-folded or
 // Unicode-normalised, so a password typed with a composed "é" (U+00E9) does
@@ -40,6 +43,7 @@ import (
 
 	"golang.org/x/crypto/argon2"
 	"golang.org/x/crypto/bcrypt"
+	"golang.org/x/sync/semaphore"
 )
 
 // Errors returned by a Hasher. Callers compare with errors.Is; the errors
@@ -135,8 +139,12 @@ var defaultLimits = limits{maxMemory: MaxMemory, maxTime: MaxTime, maxBcryptCost
 // for concurrent use; one Hasher should serve the whole process so that the
 // bound holds.
 type Hasher struct {
-	params  Params
-	sem     chan struct{}
+	params Params
+	// sem holds one unit per slot: a computation takes
+	// ceil(memory / params.Memory) units, at least one, so that memory
+	// in use stays within slots × params.Memory.
+	sem     *semaphore.Weighted
+	slots   int64
 	maxWait time.Duration
 	lim     limits
 	waiting atomic.Int64 // callers waiting for a slot; read by tests
@@ -156,7 +164,8 @@ const DefaultMaxWait = 2 * time.Second
 // when zero). A caller waits at most maxWait for a slot (DefaultMaxWait when
 // zero) before getting ErrBusy. Memory in use by hashing is thus bounded by
 // about maxConcurrent times p.Memory KiB, plus what the garbage collector
-// has not yet reclaimed.
+// has not yet reclaimed: verifying a stored hash with a larger memory
+// parameter takes several slots (see Verify).
 func NewHasher(p Params, maxConcurrent int, maxWait time.Duration) (*Hasher, error) {
 	if err := p.Validate(); err != nil {
 		return nil, err
@@ -175,7 +184,8 @@ func NewHasher(p Params, maxConcurrent int, maxWait time.Duration) (*Hasher, err
 	}
 	h := &Hasher{
 		params:  p,
-		sem:     make(chan struct{}, maxConcurrent),
+		sem:     semaphore.NewWeighted(int64(maxConcurrent)),
+		slots:   int64(maxConcurrent),
 		maxWait: maxWait,
 		lim:     defaultLimits,
 	}
@@ -194,32 +204,39 @@ func NewHasher(p Params, maxConcurrent int, maxWait time.Duration) (*Hasher, err
 // Params returns the parameters of new hashes.
 func (h *Hasher) Params() Params { return h.params }
 
-// acquire takes a hashing slot, waiting at most h.maxWait. It returns
+// slotsFor is the number of slots a computation with memory KiB takes:
+// enough slots of the Hasher's own memory parameter to cover it, at least
+// one.
+func (h *Hasher) slotsFor(memory uint32) int64 {
+	m := uint64(h.params.Memory)
+	return max(1, int64((uint64(memory)+m-1)/m))
+}
+
+// acquire takes n hashing slots, waiting at most h.maxWait. It returns
 // ErrBusy when the wait runs out and ctx.Err() when ctx ends first.
-func (h *Hasher) acquire(ctx context.Context) error {
+// Waiters are served in order, so a large request is not starved by
+// small ones.
+func (h *Hasher) acquire(ctx context.Context, n int64) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	select {
-	case h.sem <- struct{}{}:
+	if h.sem.TryAcquire(n) {
 		return nil
-	default:
 	}
 	h.waiting.Add(1)
 	defer h.waiting.Add(-1)
-	t := time.NewTimer(h.maxWait)
-	defer t.Stop()
-	select {
-	case h.sem <- struct{}{}:
-		return nil
-	case <-t.C:
+	wctx, cancel := context.WithTimeout(ctx, h.maxWait)
+	defer cancel()
+	if err := h.sem.Acquire(wctx, n); err != nil {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		return ErrBusy
-	case <-ctx.Done():
-		return ctx.Err()
 	}
+	return nil
 }
 
-func (h *Hasher) release() { <-h.sem }
+func (h *Hasher) release(n int64) { h.sem.Release(n) }
 
 // Hash returns the argon2id PHC string of password with the Hasher's
 // parameters and a fresh random salt. It fails with ErrBusy or ctx.Err()
@@ -231,11 +248,11 @@ func (h *Hasher) Hash(ctx context.Context, password string) (string, error) {
 	if _, err := rand.Read(salt); err != nil {
 		return "", fmt.Errorf("password: reading random salt: %w", err)
 	}
-	if err := h.acquire(ctx); err != nil {
+	if err := h.acquire(ctx, 1); err != nil {
 		return "", err
 	}
 	key := argon2.IDKey([]byte(password), salt, p.Time, p.Memory, p.Threads, p.KeyLen)
-	h.release()
+	h.release(1)
 	return encodePHC(p, salt, key), nil
 }
 
@@ -251,7 +268,12 @@ func (h *Hasher) Hash(ctx context.Context, password string) (string, error) {
 // comparison could be made: the hash is in an unsupported format
 // (ErrUnsupportedHash), is malformed or has parameters out of bounds
 // (ErrMalformedHash), no slot freed up in time (ErrBusy), or ctx ended
-// (ctx.Err()). Error text never contains the password or the hash.
+// (ctx.Err()).
+//
+// An argon2id hash whose memory parameter exceeds the Hasher's takes
+// ceil(m / Params().Memory) slots at once, so the memory bound of
+// NewHasher holds; one that would need more slots than the Hasher has is
+// refused with ErrMalformedHash before any work. Error text never contains the password or the hash.
 //
 // bcrypt uses at most the first 72 bytes of a password, as every bcrypt
 // implementation does; the argon2id hash that replaces it uses them all.
@@ -262,11 +284,16 @@ func (h *Hasher) Verify(ctx context.Context, password, encoded string) (ok bool,
 		if err != nil {
 			return false, false, err
 		}
-		if err := h.acquire(ctx); err != nil {
+		n := h.slotsFor(ph.params.Memory)
+		if n > h.slots {
+			return false, false, malformed("argon2id memory %d KiB is more than the hasher's bound of %d KiB (%d concurrent hashes of %d KiB); raise the concurrency or rehash",
+				ph.params.Memory, h.slots*int64(h.params.Memory), h.slots, h.params.Memory)
+		}
+		if err := h.acquire(ctx, n); err != nil {
 			return false, false, err
 		}
 		key := argon2.IDKey([]byte(password), ph.salt, ph.params.Time, ph.params.Memory, ph.params.Threads, ph.params.KeyLen)
-		h.release()
+		h.release(n)
 		if subtle.ConstantTimeCompare(key, ph.key) != 1 {
 			return false, false, nil
 		}
@@ -275,11 +302,11 @@ func (h *Hasher) Verify(ctx context.Context, password, encoded string) (ok bool,
 		if err := checkBcrypt(encoded, h.lim.maxBcryptCost); err != nil {
 			return false, false, err
 		}
-		if err := h.acquire(ctx); err != nil {
+		if err := h.acquire(ctx, 1); err != nil {
 			return false, false, err
 		}
 		err := bcrypt.CompareHashAndPassword([]byte(encoded), []byte(password))
-		h.release()
+		h.release(1)
 		switch {
 		case err == nil:
 			return true, true, nil

@@ -510,3 +510,44 @@ func TestValidate(t *testing.T) {
 		}
 	}
 }
+
+// TestVerifyCountsStoredMemory: a stored hash made with more memory than
+// the Hasher's parameters takes as many slots as its memory needs, and
+// one that needs more than all of them is refused before any work, so
+// that maxConcurrent × Params.Memory bounds the memory in use whatever
+// the stored parameters say.
+func TestVerifyCountsStoredMemory(t *testing.T) {
+	ctx := context.Background()
+	const pw = "correct horse battery staple"
+	m := password.DefaultParams.Memory
+	h := newHasher(t, password.DefaultParams, 2, 20*time.Millisecond)
+
+	double := phcOf(pw, "0123456789abcdef", 2*m, 1, 1, 32)
+	release, err := h.HoldSlot(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, _, err := h.Verify(ctx, pw, double); !errors.Is(err, password.ErrBusy) {
+		t.Errorf("a hash of 2 × %d KiB with one of two slots taken: ok %v, err %v; want ErrBusy", m, ok, err)
+	}
+	// A hash of the Hasher's own size still fits in the free slot.
+	own := phcOf(pw, "0123456789abcdef", m, 1, 1, 32)
+	if ok, _, err := h.Verify(ctx, pw, own); !ok || err != nil {
+		t.Errorf("a hash of %d KiB with one slot free: ok %v, err %v", m, ok, err)
+	}
+	release()
+	if ok, rehash, err := h.Verify(ctx, pw, double); !ok || !rehash || err != nil {
+		t.Errorf("a hash of 2 × %d KiB with both slots free: ok %v, rehash %v, err %v", m, ok, rehash, err)
+	}
+
+	over := phcOf(pw, "0123456789abcdef", 2*m+1, 1, 1, 32)
+	ok, _, err := h.Verify(ctx, pw, over)
+	if ok || !errors.Is(err, password.ErrMalformedHash) {
+		t.Errorf("a hash of more than 2 × %d KiB on a hasher of two slots: ok %v, err %v; want ErrMalformedHash", m, ok, err)
+	} else {
+		checkErrorText(t, err, pw, over)
+	}
+	if n := h.Waiting(); n != 0 {
+		t.Errorf("Waiting() = %d after every call returned", n)
+	}
+}

@@ -6,6 +6,11 @@
 // feed moved"; receivers catch up from the store by cursor. A lost message,
 // a Redis restart or an outage therefore loses nothing: instances fall back
 // to polling the store and catch up as before.
+//
+// Every key and channel name starts with a prefix (Options.Prefix,
+// "latch" by default), so that several deployments can share one Redis:
+// pub/sub channels are global to a server and ignore the database number
+// of the URL, so only distinct prefixes keep deployments apart.
 package redis
 
 import (
@@ -27,21 +32,29 @@ const (
 	TopicKeys = "keys"
 )
 
-// DefaultChannel is the pub/sub channel, shared by every instance of one
-// deployment.
-const DefaultChannel = "latch:events"
+// DefaultPrefix starts every key and channel name when Options.Prefix is
+// empty.
+const DefaultPrefix = "latch"
+
+// DefaultChannel is the pub/sub channel with the default prefix, shared
+// by every instance of one deployment.
+const DefaultChannel = DefaultPrefix + ":events"
 
 // Fanout publishes and receives pokes between instances.
 type Fanout struct {
 	client  goredis.UniversalClient
+	prefix  string
 	channel string
 	log     *slog.Logger
 }
 
 // Options configure Open.
 type Options struct {
-	// Channel is the pub/sub channel; empty means DefaultChannel. Separate
-	// deployments sharing one Redis need separate channels.
+	// Prefix starts every key and channel name ("PREFIX:events");
+	// empty means DefaultPrefix. Deployments sharing one Redis need
+	// distinct prefixes.
+	Prefix string
+	// Channel overrides the pub/sub channel; empty means PREFIX:events.
 	Channel string
 	// Log receives warnings about the connection; nil means slog.Default().
 	Log *slog.Logger
@@ -58,13 +71,7 @@ func Open(ctx context.Context, rawURL string, o Options) (*Fanout, error) {
 	if err != nil {
 		return nil, err
 	}
-	if o.Log == nil {
-		o.Log = slog.Default()
-	}
-	if o.Channel == "" {
-		o.Channel = DefaultChannel
-	}
-	f := &Fanout{client: goredis.NewUniversalClient(opts), channel: o.Channel, log: o.Log}
+	f := newFanout(goredis.NewUniversalClient(opts), o)
 	if err := f.Ping(ctx); err != nil {
 		f.client.Close()
 		return nil, err
@@ -80,14 +87,28 @@ func Lazy(rawURL string, o Options) (*Fanout, error) {
 	if err != nil {
 		return nil, err
 	}
+	return newFanout(goredis.NewUniversalClient(opts), o), nil
+}
+
+func newFanout(c goredis.UniversalClient, o Options) *Fanout {
 	if o.Log == nil {
 		o.Log = slog.Default()
 	}
-	if o.Channel == "" {
-		o.Channel = DefaultChannel
+	if o.Prefix == "" {
+		o.Prefix = DefaultPrefix
 	}
-	return &Fanout{client: goredis.NewUniversalClient(opts), channel: o.Channel, log: o.Log}, nil
+	if o.Channel == "" {
+		o.Channel = o.Prefix + ":events"
+	}
+	return &Fanout{client: c, prefix: o.Prefix, channel: o.Channel, log: o.Log}
 }
+
+// Channel is the pub/sub channel the Fanout publishes and listens on.
+func (f *Fanout) Channel() string { return f.channel }
+
+// Key returns name under the Fanout's prefix ("PREFIX:name"): every key
+// Latch keeps in Redis is named through it.
+func (f *Fanout) Key(name string) string { return f.prefix + ":" + name }
 
 // parse turns a URL into universal options without ever echoing the URL
 // (it may hold a password) in an error.

@@ -172,3 +172,86 @@ func waitPort(t *testing.T, port int) {
 	}
 	t.Fatalf("redis-server did not listen on %d", port)
 }
+
+// TestPrefixesKeepDeploymentsApart: two deployments on one Redis, told
+// apart only by their prefix, do not hear each other's pokes. The proof
+// that a crossing poke had its chance: it was published before a poke of
+// the other deployment that did arrive, on what would be the same
+// channel, whose order Redis keeps.
+func TestPrefixesKeepDeploymentsApart(t *testing.T) {
+	suffix := channel()[len("latch-test:"):]
+	open := func(prefix string) *redis.Fanout {
+		f, err := redis.Open(t.Context(), sharedURL(), redis.Options{Prefix: prefix})
+		if err != nil {
+			testenv.Unavailable(t, testenv.Redis, err)
+		}
+		t.Cleanup(func() { f.Close() })
+		return f
+	}
+	a1, a2 := open("blue-"+suffix), open("blue-"+suffix)
+	b1, b2 := open("green-"+suffix), open("green-"+suffix)
+	if a1.Channel() == b1.Channel() || a1.Key("x") == b1.Key("x") {
+		t.Fatalf("prefixes share names: channels %q %q, keys %q %q", a1.Channel(), b1.Channel(), a1.Key("x"), b1.Key("x"))
+	}
+	if want := "blue-" + suffix + ":events"; a1.Channel() != want {
+		t.Fatalf("channel %q, want %q", a1.Channel(), want)
+	}
+	gotA, gotB := subscribe(t, a2), subscribe(t, b2)
+	// Subscriptions are asynchronous: poke each deployment until it hears.
+	hear := func(pub *redis.Fanout, got <-chan string, topic string) {
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			if err := pub.Publish(t.Context(), topic); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case g := <-got:
+				if g != topic {
+					t.Fatalf("heard %q, want %q", g, topic)
+				}
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: nothing received", topic)
+			}
+		}
+	}
+	hear(a1, gotA, redis.TopicKeys)
+	hear(b1, gotB, redis.TopicKeys)
+	// Now a poke in blue, then a marker in green: green hears its marker
+	// and nothing of blue's poke, which went out first.
+	if err := a1.Publish(t.Context(), redis.TopicRevocations); err != nil {
+		t.Fatal(err)
+	}
+	waitTopic(t, gotA, redis.TopicRevocations, 5*time.Second)
+	const marker = "marker"
+	if err := b1.Publish(t.Context(), marker); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.After(5 * time.Second)
+	for {
+		select {
+		case g := <-gotB:
+			switch g {
+			case marker:
+				return
+			case redis.TopicRevocations:
+				t.Fatal("green heard blue's poke")
+			}
+		case <-deadline:
+			t.Fatal("green heard nothing of its own marker")
+		}
+	}
+}
+
+func TestDefaultPrefix(t *testing.T) {
+	f, err := redis.Lazy(sharedURL(), redis.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if f.Channel() != redis.DefaultChannel || f.Channel() != "latch:events" || f.Key("lock") != "latch:lock" {
+		t.Fatalf("default names: channel %q, key %q", f.Channel(), f.Key("lock"))
+	}
+}

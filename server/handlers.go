@@ -56,11 +56,15 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) {
 	u, err := s.auth.Register(r.Context(), req.Email, req.Password, s.clientOf(r))
 	var policy *password.PolicyError
 	var badEmail *email.Error
+	var throttled *auth.ThrottleError
 	switch {
 	case err == nil:
 		writeJSON(w, http.StatusCreated, map[string]string{"user_id": u.ID})
 	case errors.Is(err, auth.ErrRegistrationDisabled):
 		writeError(w, http.StatusForbidden, "registration_disabled", "self-service registration is disabled on this server")
+	case errors.As(err, &throttled):
+		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(throttled.RetryAfter.Seconds()))))
+		writeError(w, http.StatusTooManyRequests, "rate_limited", "too many attempts from this address; try again later")
 	case errors.As(err, &policy):
 		writeError(w, http.StatusBadRequest, "weak_password", policy.Error())
 	case errors.As(err, &badEmail):

@@ -4,11 +4,14 @@ package server
 
 import (
 	"context"
+	"crypto/sha256"
+	"crypto/subtle"
 	"errors"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -48,7 +51,17 @@ type Config struct {
 	// AllowedOrigins may call the API from a browser with credentials
 	// (CORS), and pass the Origin check of cookie-authenticated requests.
 	AllowedOrigins []string
+	// MetricsElsewhere leaves /metrics off this handler: it is served on
+	// its own listener from Server.Metrics.
+	MetricsElsewhere bool
+	// MetricsToken, if not empty, is required as a Bearer token to read
+	// /metrics.
+	MetricsToken string
 }
+
+// HSTS is the Strict-Transport-Security header of every response when the
+// issuer is https: two years, subdomains included.
+const HSTS = "max-age=63072000; includeSubDomains"
 
 // Deps are the collaborators of a Server.
 type Deps struct {
@@ -94,6 +107,8 @@ type Server struct {
 	log           *slog.Logger
 	mux           *http.ServeMux
 	handler       http.Handler
+	metrics       http.Handler
+	hsts          bool
 	store         latch.RevocationStore
 	revs          *revocation.Set
 	now           func() time.Time
@@ -129,6 +144,10 @@ func New(cfg Config, d Deps) *Server {
 		}, []string{"route", "code"}),
 	}
 	d.Registry.MustRegister(s.verifyLatency, s.requests)
+	if u, err := url.Parse(cfg.Issuer); err == nil && u.Scheme == "https" {
+		s.hsts = true
+	}
+	s.metrics = requireToken(cfg.MetricsToken, promhttp.HandlerFor(d.Registry, promhttp.HandlerOpts{Registry: d.Registry}))
 	for _, o := range cfg.AllowedOrigins {
 		s.origins[strings.TrimSuffix(o, "/")] = true
 	}
@@ -152,7 +171,9 @@ func New(cfg Config, d Deps) *Server {
 	s.route("GET /.well-known/jwks.json", s.jwksDoc)
 	s.route("GET /healthz", s.healthz)
 	s.route("GET /readyz", s.readyz)
-	s.mux.Handle("GET /metrics", promhttp.HandlerFor(d.Registry, promhttp.HandlerOpts{Registry: d.Registry}))
+	if !cfg.MetricsElsewhere {
+		s.mux.Handle("GET /metrics", s.metrics)
+	}
 	if d.Pages != nil {
 		for _, p := range []string{"/login", "/account", "/demo", "/static/", "/sdk/", "/{$}"} {
 			s.mux.Handle(p, d.Pages)
@@ -163,6 +184,31 @@ func New(cfg Config, d Deps) *Server {
 	})
 	s.handler = s.recoverPanics(s.cors(s.mux))
 	return s
+}
+
+// Metrics is the /metrics handler (with its token check, if any), for a
+// listener of its own.
+func (s *Server) Metrics() http.Handler { return s.metrics }
+
+// requireToken lets through only requests with "Authorization: Bearer
+// token", compared in constant time; an empty token requires nothing.
+func requireToken(token string, next http.Handler) http.Handler {
+	if token == "" {
+		return next
+	}
+	want := sha256.Sum256([]byte(token))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Hashing first makes the comparison independent of the
+		// length of either value.
+		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		h := sha256.Sum256([]byte(got))
+		if subtle.ConstantTimeCompare(h[:], want[:]) != 1 || !ok {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="metrics"`)
+			writeError(w, http.StatusUnauthorized, "invalid_token", "reading the metrics needs the token of metrics.token")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // CloseStreams ends every open revocation stream, so that a graceful
@@ -226,6 +272,9 @@ func (s *Server) recoverPanics(next http.Handler) http.Handler {
 			}
 		}()
 		w.Header().Set("X-Content-Type-Options", "nosniff")
+		if s.hsts {
+			w.Header().Set("Strict-Transport-Security", HSTS)
+		}
 		next.ServeHTTP(w, r)
 	})
 }

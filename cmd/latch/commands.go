@@ -227,7 +227,8 @@ func (e *cliEnv) clientCmd() *cobra.Command {
 		Use:   "add --id ID (--secret-stdin | --generate-secret | --public) [--scopes \"a b\"] [--audience AUD]",
 		Short: "Register a client",
 		Long: `Register a client. A confidential client (a server) authenticates with a secret
-of at least 32 characters: pass one on standard input with --secret-stdin, or
+of at least 32 characters and 128 bits of estimated entropy (patterns such as
+aaaa… or abc123… are refused): pass one on standard input with --secret-stdin, or
 let Latch generate and print one with --generate-secret (shown once; only its
 hash is stored). A public client (a first-party app that cannot keep a
 secret) has none: --public. A browser app is a public client with

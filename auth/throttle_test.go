@@ -1,0 +1,42 @@
+package auth
+
+import "testing"
+
+// TestAddressKey: the per-address budget is kept per IPv4 address and per
+// IPv6 /64, whatever way the address is written.
+func TestAddressKey(t *testing.T) {
+	cases := []struct{ ip, want string }{
+		{"192.0.2.1", "192.0.2.1"},
+		{"::ffff:192.0.2.1", "192.0.2.1"},
+		{"2001:db8:1:2::1", "2001:db8:1:2::/64"},
+		{"2001:db8:1:2:ffff:ffff:ffff:ffff", "2001:db8:1:2::/64"},
+		{"2001:DB8:1:2:0:0:0:5", "2001:db8:1:2::/64"},
+		{"fe80::1%eth0", "fe80::/64"},
+		{"2001:db8:1:3::1", "2001:db8:1:3::/64"},
+		{"not an address", "not an address"},
+	}
+	for _, c := range cases {
+		if got := addressKey(c.ip); got != c.want {
+			t.Errorf("addressKey(%q) = %q, want %q", c.ip, got, c.want)
+		}
+	}
+}
+
+// TestRegistrationSharesTheAddressBudget: allowFrom and allow draw on one
+// budget per address.
+func TestRegistrationSharesTheAddressBudget(t *testing.T) {
+	clk := &testClock{}
+	th := newThrottle(ThrottleConfig{PerIPPerMinute: 2}, clk.now)
+	if err := th.allowFrom("2001:db8::1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := th.allow("2001:db8::2", "ada@example.com"); err != nil {
+		t.Fatal(err)
+	}
+	if err := th.allowFrom("2001:db8::3"); err == nil {
+		t.Fatal("a third attempt from one /64 within the burst of 2 was admitted")
+	}
+	if err := th.allowFrom("2001:db8:0:1::1"); err != nil {
+		t.Fatalf("another /64: %v", err)
+	}
+}
