@@ -580,7 +580,7 @@ func (s *Service) refresh(ctx context.Context, refresh, via string, c Client, ch
 			return t, "rotated", nil
 
 		case rt.Generation == sess.Generation-1 && s.inGrace(sess, now):
-			replay, why := s.graceRule().allows(sess, device, now)
+			replay, why := s.graceRule().Allows(sess, device, now)
 			if why != "" {
 				s.reuseDetected(ctx, sess, rt, c, now, why)
 				return nil, "reused", ErrInvalidGrant

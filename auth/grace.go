@@ -32,10 +32,10 @@ func (s *Service) graceRule() GraceRule {
 	return GraceRule{Burst: GraceBurst, Replays: s.cfg.RefreshGraceReplays}
 }
 
-// allows checks a replay by device at now of the token that preceded
+// Allows checks a replay by device at now of the token that preceded
 // sess's current generation. It returns the replay to record, or the reason
 // it is reuse: other_device or replays_exhausted.
-func (g GraceRule) allows(sess *latch.Session, device []byte, now time.Time) (latch.GraceReplay, string) {
+func (g GraceRule) Allows(sess *latch.Session, device []byte, now time.Time) (latch.GraceReplay, string) {
 	if len(sess.RotatedBy) == 0 || !hmac.Equal(device, sess.RotatedBy) {
 		return latch.GraceReplay{}, "other_device"
 	}

@@ -100,7 +100,7 @@ func TestGraceRule(t *testing.T) {
 		{"no device recorded nor presented", nil, nil, 0, at, "other_device", false},
 	} {
 		sess := &latch.Session{ID: "s", Generation: 2, RotatedAt: at, RotatedBy: tc.recorded, GraceReplays: tc.replays}
-		r, why := g.allows(sess, tc.presented, tc.now)
+		r, why := g.Allows(sess, tc.presented, tc.now)
 		if why != tc.why || (why == "" && (r.Counted != tc.counted || r.Limit != 2 || r.Generation != 2 || r.SessionID != "s")) {
 			t.Errorf("%s: %+v %q, want counted %v, reason %q", tc.what, r, why, tc.counted, tc.why)
 		}
