@@ -41,14 +41,14 @@ type Config struct {
 	Registration   bool     `yaml:"registration" doc:"allow POST /v1/auth/register"`
 	TrustedProxies []string `yaml:"trusted_proxies" doc:"CIDRs whose X-Forwarded-For is believed"`
 	Tokens         struct {
-		Algorithm           string   `yaml:"algorithm" doc:"signing algorithm: EdDSA, ES256 or RS256"`
-		AccessTTL           Duration `yaml:"access_ttl" doc:"access-token lifetime"`
-		AccessJitter        Duration `yaml:"access_jitter" doc:"shorten each access token by up to this much, at random"`
-		RefreshIdleTimeout  Duration `yaml:"refresh_idle_timeout" doc:"end a session unused this long"`
-		RefreshAbsoluteTTL  Duration `yaml:"refresh_absolute_ttl" doc:"end every session this long after sign-in"`
-		RefreshGrace        Duration `yaml:"refresh_grace" doc:"previous refresh token returns the same successor this long; 0 disables"`
-		RefreshGraceReplays int      `yaml:"refresh_grace_replays" doc:"times per rotation the previous refresh token may be replayed after the first 2s (same device only); 0 to 10"`
-		Leeway              Duration `yaml:"leeway" doc:"clock skew tolerated when verifying (at most 30s)"`
+		Algorithm          string   `yaml:"algorithm" doc:"signing algorithm: EdDSA, ES256 or RS256"`
+		AccessTTL          Duration `yaml:"access_ttl" doc:"access-token lifetime"`
+		AccessJitter       Duration `yaml:"access_jitter" doc:"shorten each access token by up to this much, at random"`
+		RefreshIdleTimeout Duration `yaml:"refresh_idle_timeout" doc:"end a session unused this long"`
+		RefreshAbsoluteTTL Duration `yaml:"refresh_absolute_ttl" doc:"end every session this long after sign-in"`
+		RefreshGrace       Duration `yaml:"refresh_grace" doc:"previous refresh token returns the same successor this long; 0 disables"`
+		GraceReplays       int      `yaml:"refresh_grace_replays" doc:"times per rotation the previous refresh token may be replayed after the first 2s (same device only); 0 to 10"`
+		Leeway             Duration `yaml:"leeway" doc:"clock skew tolerated when verifying (at most 30s)"`
 	} `yaml:"tokens"`
 	Keys struct {
 		RotationPeriod Duration `yaml:"rotation_period" doc:"how long a signing key signs before the next one takes over"`
@@ -135,7 +135,7 @@ func Defaults() Config {
 	c.Tokens.RefreshIdleTimeout = Duration(7 * 24 * time.Hour)
 	c.Tokens.RefreshAbsoluteTTL = Duration(30 * 24 * time.Hour)
 	c.Tokens.RefreshGrace = Duration(30 * time.Second)
-	c.Tokens.RefreshGraceReplays = 3
+	c.Tokens.GraceReplays = 3
 	c.Tokens.Leeway = Duration(5 * time.Second)
 	c.Keys.RotationPeriod = Duration(30 * 24 * time.Hour)
 	c.Keys.JWKSMaxAge = Duration(15 * time.Minute)
@@ -362,8 +362,8 @@ func (c *Config) Validate() error {
 	if t.RefreshGrace < 0 || t.RefreshGrace.D() > 5*time.Minute {
 		bad("tokens.refresh_grace", "%s must be between 0 (disabled) and 5m", t.RefreshGrace)
 	}
-	if t.RefreshGraceReplays < 0 || t.RefreshGraceReplays > 10 {
-		bad("tokens.refresh_grace_replays", "%d must be between 0 and 10", t.RefreshGraceReplays)
+	if t.GraceReplays < 0 || t.GraceReplays > 10 {
+		bad("tokens.refresh_grace_replays", "%d must be between 0 and 10", t.GraceReplays)
 	}
 	if t.Leeway < 0 || t.Leeway.D() > 30*time.Second {
 		bad("tokens.leeway", "%s must be between 0 and 30s", t.Leeway)

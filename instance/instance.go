@@ -261,7 +261,7 @@ func wire(ctx context.Context, cfg config.Config, st latch.Store, opt Options) (
 		Issuer: cfg.Issuer, Audience: cfg.Audience, ClientID: cfg.ClientID,
 		AccessTokenTTL: cfg.Tokens.AccessTTL.D(), AccessTokenJitter: cfg.Tokens.AccessJitter.D(),
 		RefreshIdleTimeout: cfg.Tokens.RefreshIdleTimeout.D(), RefreshAbsoluteTTL: cfg.Tokens.RefreshAbsoluteTTL.D(),
-		RefreshGrace: cfg.Tokens.RefreshGrace.D(), RefreshGraceReplays: cfg.Tokens.RefreshGraceReplays,
+		RefreshGrace: cfg.Tokens.RefreshGrace.D(), RefreshGraceReplays: cfg.Tokens.GraceReplays,
 		Leeway: cfg.Tokens.Leeway.D(), Registration: cfg.Registration,
 		Throttle: auth.ThrottleConfig{
 			PerIPPerMinute: cfg.Login.RatePerIP, MaxFailures: cfg.Login.MaxFailures, Lockout: cfg.Login.Lockout.D(),
