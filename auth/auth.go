@@ -558,7 +558,9 @@ func (s *Service) refresh(ctx context.Context, refresh, via string, c Client, ch
 		switch {
 		case rt.Generation == sess.Generation:
 			next := newRefreshToken()
-			ttl := s.accessLifetime(sess, now)
+			rotated := *sess // as the rotation leaves it: used now
+			rotated.LastUsedAt = now
+			ttl := s.accessLifetime(&rotated, now)
 			err := s.store.Rotate(ctx, latch.Rotation{
 				SessionID: sess.ID, FromGeneration: sess.Generation,
 				NewHash: hashToken(next), Successor: s.sealer.Seal([]byte(next), []byte(sess.ID)), At: now,
