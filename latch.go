@@ -93,6 +93,21 @@ type Session struct {
 	// that the previous token can be answered with it inside the grace
 	// window. Nil once the grace window no longer applies.
 	Successor []byte
+	// RotatedBy identifies the device that made the current generation: a
+	// keyed hash (computed by the service) of the presenting client, the
+	// user agent and the IP network. A replay of the previous token inside
+	// the grace window must come from the same device. Nil while
+	// Generation is 1.
+	RotatedBy []byte
+	// GraceReplays counts the replays of the previous token answered with
+	// the successor since the last rotation (outside the concurrent burst,
+	// see package auth); Rotate resets it.
+	GraceReplays int
+	// AccessExpiresAt is the latest exp of any access token issued from
+	// the session. A revocation of the session must live at least until
+	// then (plus the verifiers' leeway), whatever the access-token
+	// lifetime is configured to now. Stores only ever raise it.
+	AccessExpiresAt time.Time
 	// RevokedAt is zero while the session is live.
 	RevokedAt    time.Time
 	RevokeReason string
@@ -119,6 +134,53 @@ type Rotation struct {
 	NewHash        []byte // SHA-256 of the new refresh token
 	Successor      []byte // the new token, sealed
 	At             time.Time
+	// RotatedBy is the device fingerprint of the request (Session.RotatedBy).
+	RotatedBy []byte
+	// AccessExpiresAt is the exp of the access token issued with the new
+	// refresh token; the session's AccessExpiresAt is raised to it.
+	AccessExpiresAt time.Time
+}
+
+// GraceReplay records that the previous refresh token of a session was
+// answered with the successor inside the grace window. It applies only if
+// the session is still at Generation and not revoked and, when Counted, has
+// had fewer than Limit counted replays.
+type GraceReplay struct {
+	SessionID string
+	// Generation is the session's current generation (the successor's).
+	Generation int64
+	// Counted replays increment Session.GraceReplays; replays in the burst
+	// of the rotation itself are not counted.
+	Counted bool
+	Limit   int
+	// AccessExpiresAt is the exp of the access token issued with the
+	// replay; the session's AccessExpiresAt is raised to it.
+	AccessExpiresAt time.Time
+}
+
+// Cover says how long the entries that SessionStore.RevokeSession and
+// RevokeUser append must live: until no access token they cover can still
+// be valid. Each entry expires at the later of Until and Margin past the
+// newest AccessExpiresAt of the sessions it covers, so a token issued under
+// a longer lifetime than today's configuration stays covered.
+type Cover struct {
+	// Until is the least expiry: now plus the current access-token
+	// lifetime plus Margin.
+	Until time.Time
+	// Margin is the clock-skew leeway verifiers allow, plus rounding.
+	Margin time.Duration
+}
+
+// Expiry is the expiry of an entry covering tokens that expire at latest
+// (zero if unknown).
+func (c Cover) Expiry(latest time.Time) time.Time {
+	if latest.IsZero() {
+		return c.Until
+	}
+	if e := latest.Add(c.Margin); e.After(c.Until) {
+		return e
+	}
+	return c.Until
 }
 
 // Revocation is one entry of the revocation set and its durable feed: by
@@ -152,6 +214,10 @@ const (
 	EventUserCreated    = "user_created"
 	EventClientCreated  = "client_created"
 	EventTokenRevoked   = "token_revoked"
+	// EventRefreshGraceReplay: the previous refresh token was presented
+	// again inside the grace window by the device that rotated it and was
+	// answered with the same successor. Detail: generation, count.
+	EventRefreshGraceReplay = "refresh_token_grace_replay"
 )
 
 // Event is an entry of the security log.
@@ -230,7 +296,8 @@ type ClientStore interface {
 // SessionStore keeps sessions and the hashes of their refresh tokens.
 type SessionStore interface {
 	// CreateSession stores a new session at generation 1 together with the
-	// hash of its first refresh token.
+	// hash of its first refresh token. s.AccessExpiresAt is the exp of the
+	// first access token.
 	CreateSession(ctx context.Context, s *Session, tokenHash []byte) error
 	// Session returns a session, revoked or not, or ErrNotFound.
 	Session(ctx context.Context, id string) (*Session, error)
@@ -241,22 +308,34 @@ type SessionStore interface {
 	RefreshToken(ctx context.Context, hash []byte) (*RefreshToken, error)
 	// Rotate applies r atomically: the new token hash is recorded, the
 	// session moves to FromGeneration+1 with Successor, RotatedAt and
-	// LastUsedAt set to r.At. ErrConflict if the session is no longer at
-	// FromGeneration or is revoked; nothing changes then.
+	// LastUsedAt set to r.At, RotatedBy to r.RotatedBy, GraceReplays to 0,
+	// and AccessExpiresAt raised to r.AccessExpiresAt. ErrConflict if the
+	// session is no longer at FromGeneration or is revoked; nothing changes
+	// then.
 	Rotate(ctx context.Context, r Rotation) error
+	// ReplayGrace applies r atomically and conditionally (one statement,
+	// so two concurrent replays cannot both be the Limit-th): AccessExpiresAt
+	// is raised to r.AccessExpiresAt and, if r.Counted, GraceReplays
+	// incremented. It returns the session's GraceReplays after the update.
+	// ErrConflict if the session is not at r.Generation, is revoked, or
+	// (Counted) has Limit counted replays already; nothing changes then.
+	ReplayGrace(ctx context.Context, r GraceReplay) (int, error)
 	// ClearSuccessors forgets the sealed successor of every session rotated
 	// before rotatedBefore (its grace window is over, so nothing may read it
 	// again) and reports how many it cleared.
 	ClearSuccessors(ctx context.Context, rotatedBefore time.Time) (int, error)
 	// RevokeSession marks a live session revoked and, in the same
 	// transaction, appends a RevokeSession entry to the revocation feed
-	// that expires at accessExpiry. It reports whether the session was live.
-	RevokeSession(ctx context.Context, sessionID, reason string, at, accessExpiry time.Time) (bool, error)
+	// that expires at cover.Expiry(the session's AccessExpiresAt), read in
+	// that transaction. It reports whether the session was live.
+	RevokeSession(ctx context.Context, sessionID, reason string, at time.Time, cover Cover) (bool, error)
 	// RevokeUser revokes every live session of a user and appends, in one
-	// transaction, a RevokeUser entry with Cutoff at and expiry
-	// accessExpiry plus one RevokeSession entry per session. It returns the
-	// ids of the sessions it revoked.
-	RevokeUser(ctx context.Context, userID, reason string, at, accessExpiry time.Time) ([]string, error)
+	// transaction, a RevokeUser entry with Cutoff at, expiring at
+	// cover.Expiry(the latest AccessExpiresAt of ALL the user's stored
+	// sessions: live, revoked or expired), plus one RevokeSession entry per
+	// session it revoked, each expiring at cover.Expiry(its own
+	// AccessExpiresAt). It returns the ids of the sessions it revoked.
+	RevokeUser(ctx context.Context, userID, reason string, at time.Time, cover Cover) ([]string, error)
 }
 
 // RevocationStore keeps the durable revocation feed.

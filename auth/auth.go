@@ -83,7 +83,12 @@ type Config struct {
 	RefreshAbsoluteTTL time.Duration
 	// RefreshGrace is how long after a rotation the previous refresh token
 	// still yields the identical successor; 0 disables the grace window.
+	// Only the device that made the rotation gets it (see GraceRule).
 	RefreshGrace time.Duration
+	// RefreshGraceReplays is how many times per rotation the previous
+	// token may be answered with the successor after the rotation's
+	// concurrent burst (GraceBurst); 0 allows the burst only.
+	RefreshGraceReplays int
 	// Leeway is the clock skew verifiers tolerate; revocation entries are
 	// kept that much longer than the tokens they cover.
 	Leeway time.Duration
@@ -128,6 +133,7 @@ type Service struct {
 	throttle *throttle
 	onRevoke func(ctx context.Context)
 	verifier *verifier.Verifier // may be nil
+	audience *audiences
 	metrics  *Metrics
 	log      *slog.Logger
 	now      func() time.Time
@@ -141,9 +147,14 @@ type Deps struct {
 	Hasher      *password.Hasher
 	Revocations *revocation.Set
 	// Verifier checks access tokens presented for revocation or
-	// introspection.
+	// introspection that carry the server's audience.
 	Verifier *verifier.Verifier
-	Metrics  *Metrics // may be nil
+	// VerifierFor, if not nil, returns a verifier like Verifier that
+	// accepts another audience: a registered client's, for the tokens
+	// issued to it. The service calls it once per audience and keeps a
+	// bounded number of them.
+	VerifierFor func(audience string) (*verifier.Verifier, error)
+	Metrics     *Metrics // may be nil
 	// OnRevoke, if not nil, is called after a revocation was written, to
 	// tell other instances (see package redis). It must not block.
 	OnRevoke func(ctx context.Context)
@@ -168,6 +179,8 @@ func New(cfg Config, d Deps) (*Service, error) {
 		return nil, errors.New("auth: refresh token lifetimes must be positive")
 	case cfg.RefreshGrace < 0:
 		return nil, errors.New("auth: refresh grace window must not be negative")
+	case cfg.RefreshGraceReplays < 0:
+		return nil, errors.New("auth: refresh grace replays must not be negative")
 	case d.Store == nil || d.Signer == nil || d.Sealer == nil || d.Hasher == nil || d.Revocations == nil:
 		return nil, errors.New("auth: store, signer, sealer, hasher and revocations are required")
 	}
@@ -184,6 +197,7 @@ func New(cfg Config, d Deps) (*Service, error) {
 		throttle: newThrottle(cfg.Throttle, d.Now),
 		cfg:      cfg, store: d.Store, signer: d.Signer, sealer: d.Sealer, hasher: d.Hasher,
 		revs: d.Revocations, onRevoke: d.OnRevoke, verifier: d.Verifier, metrics: d.Metrics, log: d.Log, now: d.Now,
+		audience: newAudiences(cfg.Audience, d.Verifier, d.VerifierFor),
 	}, nil
 }
 
@@ -385,15 +399,20 @@ func (s *Service) startSession(ctx context.Context, userID, clientID string, c C
 		CreatedAt: now, AuthTime: now, LastUsedAt: now,
 		ExpiresAt: now.Add(s.cfg.RefreshAbsoluteTTL), Generation: 1,
 	}
+	ttl := s.accessLifetime(sess, now)
+	sess.AccessExpiresAt = now.Add(ttl)
 	if err := s.store.CreateSession(ctx, sess, hashToken(refresh)); err != nil {
 		return nil, fmt.Errorf("auth: create session: %w", err)
 	}
-	return s.tokens(sess, refresh, now)
+	return s.tokens(sess, refresh, now, ttl)
 }
 
-// tokens issues an access token for the session and packs the response.
-func (s *Service) tokens(sess *latch.Session, refresh string, now time.Time) (*Tokens, error) {
-	access, ttl, err := s.issueAccessToken(sess, now)
+// tokens issues an access token of lifetime ttl for the session and packs
+// the response. The session's AccessExpiresAt must already cover now+ttl
+// in the store: a revocation racing with this request then still outlives
+// the token.
+func (s *Service) tokens(sess *latch.Session, refresh string, now time.Time, ttl time.Duration) (*Tokens, error) {
+	access, err := s.issueAccessToken(sess, now, ttl)
 	if err != nil {
 		return nil, err
 	}
@@ -404,14 +423,20 @@ func (s *Service) tokens(sess *latch.Session, refresh string, now time.Time) (*T
 	}, nil
 }
 
-func (s *Service) issueAccessToken(sess *latch.Session, now time.Time) (string, time.Duration, error) {
+// accessLifetime is the lifetime of an access token minted from the
+// session now: the configured one (with jitter), never past the session's
+// end, in whole seconds.
+func (s *Service) accessLifetime(sess *latch.Session, now time.Time) time.Duration {
 	ttl := s.accessTTL()
 	// A refresh token never outlives its session; neither does an access
 	// token minted from it.
 	if end := s.sessionExpiry(sess); now.Add(ttl).After(end) {
 		ttl = end.Sub(now)
 	}
-	ttl = ttl.Truncate(time.Second)
+	return ttl.Truncate(time.Second)
+}
+
+func (s *Service) issueAccessToken(sess *latch.Session, now time.Time, ttl time.Duration) (string, error) {
 	claims := &verifier.Claims{
 		RegisteredClaims: jwt.RegisteredClaims{
 			Issuer:    s.cfg.Issuer,
@@ -427,9 +452,9 @@ func (s *Service) issueAccessToken(sess *latch.Session, now time.Time) (string, 
 	}
 	tok, err := s.signer.Sign(claims)
 	if err != nil {
-		return "", 0, fmt.Errorf("auth: sign access token: %w", err)
+		return "", fmt.Errorf("auth: sign access token: %w", err)
 	}
-	return tok, ttl, nil
+	return tok, nil
 }
 
 // accessTTL is the lifetime of a new access token: the configured one,
@@ -468,7 +493,7 @@ const maxRotationAttempts = 8
 // session must belong to a client that receives tokens as bearer tokens. A
 // browser client's token (delivered in a cookie) is refused here, unspent.
 func (s *Service) Refresh(ctx context.Context, refresh string, c Client) (*Tokens, error) {
-	return s.refreshChecked(ctx, refresh, c, func(sess *latch.Session, delivery string) error {
+	return s.refreshChecked(ctx, refresh, "", c, func(sess *latch.Session, delivery string) error {
 		if delivery != latch.DeliveryBearer {
 			return errWrongDelivery
 		}
@@ -480,7 +505,7 @@ func (s *Service) Refresh(ctx context.Context, refresh string, c Client) (*Token
 // refresh cookie. The session must belong to a cookie or memory client, and
 // csrf must be the session's CSRF token; otherwise nothing is consumed.
 func (s *Service) RefreshFromCookie(ctx context.Context, refresh, csrf string, c Client) (*Tokens, error) {
-	return s.refreshChecked(ctx, refresh, c, func(sess *latch.Session, delivery string) error {
+	return s.refreshChecked(ctx, refresh, "", c, func(sess *latch.Session, delivery string) error {
 		if delivery == latch.DeliveryBearer {
 			return errWrongDelivery
 		}
@@ -500,8 +525,10 @@ var ErrCSRF = errors.New("csrf token mismatch")
 // refreshChecked runs check on the token's session and its client's
 // delivery mode before anything else happens to the session (no rotation,
 // no reuse detection): a token presented the wrong way is refused unspent.
-func (s *Service) refreshChecked(ctx context.Context, refresh string, c Client, check func(*latch.Session, string) error) (*Tokens, error) {
-	t, outcome, err := s.refresh(ctx, refresh, c, check)
+// via is the client that authenticated the request ("" when none did); it
+// is part of the device a grace replay must match.
+func (s *Service) refreshChecked(ctx context.Context, refresh, via string, c Client, check func(*latch.Session, string) error) (*Tokens, error) {
+	t, outcome, err := s.refresh(ctx, refresh, via, c, check)
 	s.metrics.Refreshes.WithLabelValues(outcome).Inc()
 	if errors.Is(err, errWrongDelivery) {
 		err = ErrInvalidGrant
@@ -509,11 +536,12 @@ func (s *Service) refreshChecked(ctx context.Context, refresh string, c Client, 
 	return t, err
 }
 
-func (s *Service) refresh(ctx context.Context, refresh string, c Client, check func(*latch.Session, string) error) (*Tokens, string, error) {
+func (s *Service) refresh(ctx context.Context, refresh, via string, c Client, check func(*latch.Session, string) error) (*Tokens, string, error) {
 	if !wellFormedRefreshToken(refresh) {
 		return nil, "invalid", ErrInvalidGrant
 	}
 	hash := hashToken(refresh)
+	device := s.device(via, c)
 	for range maxRotationAttempts {
 		rt, err := s.store.RefreshToken(ctx, hash)
 		if errors.Is(err, latch.ErrNotFound) {
@@ -552,9 +580,13 @@ func (s *Service) refresh(ctx context.Context, refresh string, c Client, check f
 		switch {
 		case rt.Generation == sess.Generation:
 			next := newRefreshToken()
+			rotated := *sess // as the rotation leaves it: used now
+			rotated.LastUsedAt = now
+			ttl := s.accessLifetime(&rotated, now)
 			err := s.store.Rotate(ctx, latch.Rotation{
 				SessionID: sess.ID, FromGeneration: sess.Generation,
 				NewHash: hashToken(next), Successor: s.sealer.Seal([]byte(next), []byte(sess.ID)), At: now,
+				RotatedBy: device, AccessExpiresAt: now.Add(ttl),
 			})
 			if errors.Is(err, latch.ErrConflict) {
 				continue // another request rotated first: look again
@@ -564,7 +596,7 @@ func (s *Service) refresh(ctx context.Context, refresh string, c Client, check f
 			}
 			sess.Generation++
 			sess.LastUsedAt, sess.RotatedAt = now, now
-			t, err := s.tokens(sess, next, now)
+			t, err := s.tokens(sess, next, now, ttl)
 			if err != nil {
 				return nil, "error", err
 			}
@@ -572,19 +604,41 @@ func (s *Service) refresh(ctx context.Context, refresh string, c Client, check f
 			return t, "rotated", nil
 
 		case rt.Generation == sess.Generation-1 && s.inGrace(sess, now):
+			replay, why := s.graceRule().Allows(sess, device, now)
+			if why != "" {
+				s.reuseDetected(ctx, sess, rt, c, now, why)
+				return nil, "reused", ErrInvalidGrant
+			}
 			next, err := s.sealer.Open(sess.Successor, []byte(sess.ID))
 			if err != nil {
 				return nil, "error", fmt.Errorf("auth: open successor of session %s: %w", sess.ID, err)
 			}
-			t, err := s.tokens(sess, string(next), now)
+			ttl := s.accessLifetime(sess, now)
+			replay.AccessExpiresAt = now.Add(ttl)
+			count, err := s.store.ReplayGrace(ctx, replay)
+			if errors.Is(err, latch.ErrConflict) {
+				continue // rotated, revoked or the last replay taken meanwhile: look again
+			}
+			if err != nil {
+				return nil, "error", fmt.Errorf("auth: record grace replay: %w", err)
+			}
+			t, err := s.tokens(sess, string(next), now, ttl)
 			if err != nil {
 				return nil, "error", err
 			}
 			s.deliver(t, delivery)
+			s.event(ctx, &latch.Event{
+				Type: latch.EventRefreshGraceReplay, UserID: sess.UserID, SessionID: sess.ID, ClientID: sess.ClientID,
+				IP: c.IP, UserAgent: truncate(c.UserAgent, 512),
+				Detail: map[string]string{
+					"generation": fmt.Sprint(rt.Generation), "count": fmt.Sprint(count),
+					"limit": fmt.Sprint(s.cfg.RefreshGraceReplays), "burst": fmt.Sprint(!replay.Counted),
+				},
+			})
 			return t, "grace", nil
 
 		default:
-			s.reuseDetected(ctx, sess, rt, c, now)
+			s.reuseDetected(ctx, sess, rt, c, now, "superseded")
 			return nil, "reused", ErrInvalidGrant
 		}
 	}
@@ -596,12 +650,23 @@ func (s *Service) inGrace(sess *latch.Session, now time.Time) bool {
 		now.Sub(sess.RotatedAt) <= s.cfg.RefreshGrace
 }
 
+// reuseTimeout bounds the revocation that follows a reuse detection, which
+// runs on after the client went away.
+const reuseTimeout = 10 * time.Second
+
 // reuseDetected revokes a session whose superseded refresh token came back:
 // either the legitimate client or a thief holds a copy, and the server
-// cannot tell which, so neither keeps the session.
-func (s *Service) reuseDetected(ctx context.Context, sess *latch.Session, rt *latch.RefreshToken, c Client, now time.Time) {
+// cannot tell which, so neither keeps the session. why says which rule
+// the presentation broke: superseded (older than the previous generation,
+// or after the grace window), other_device, replays_exhausted.
+//
+// The revocation must not depend on the presenter staying connected (a
+// thief would hang up at once): it runs under a context of its own.
+func (s *Service) reuseDetected(ctx context.Context, sess *latch.Session, rt *latch.RefreshToken, c Client, now time.Time, why string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), reuseTimeout)
+	defer cancel()
 	s.metrics.ReuseDetections.Inc()
-	revoked, err := s.store.RevokeSession(ctx, sess.ID, latch.EventRefreshReused, now, s.accessExpiry(now))
+	revoked, err := s.store.RevokeSession(ctx, sess.ID, latch.EventRefreshReused, now, s.cover(now))
 	if err != nil {
 		s.log.Error("revoking session after refresh-token reuse failed", "session_id", sess.ID, "err", err)
 		return
@@ -612,23 +677,28 @@ func (s *Service) reuseDetected(ctx context.Context, sess *latch.Session, rt *la
 	}
 	s.event(ctx, &latch.Event{
 		Type: latch.EventRefreshReused, UserID: sess.UserID, SessionID: sess.ID, ClientID: sess.ClientID,
-		IP: c.IP, UserAgent: c.UserAgent,
+		IP: c.IP, UserAgent: truncate(c.UserAgent, 512),
 		Detail: map[string]string{
+			"reason":               why,
 			"presented_generation": fmt.Sprint(rt.Generation),
 			"current_generation":   fmt.Sprint(sess.Generation),
 			"session_ip":           sess.IP,
 			"session_user_agent":   sess.UserAgent,
 			"last_rotated_at":      sess.RotatedAt.Format(time.RFC3339),
+			"grace_replays":        fmt.Sprint(sess.GraceReplays),
 		},
 	})
 	s.log.Warn("refresh token reuse detected: session revoked", "session_id", sess.ID, "user_id", sess.UserID,
-		"presented_generation", rt.Generation, "current_generation", sess.Generation, "ip", c.IP)
+		"presented_generation", rt.Generation, "current_generation", sess.Generation, "reason", why, "ip", c.IP)
 }
 
-// accessExpiry is when every access token issued up to now has expired,
-// including the leeway verifiers allow.
-func (s *Service) accessExpiry(now time.Time) time.Time {
-	return now.Add(s.cfg.AccessTokenTTL + s.cfg.Leeway + time.Second)
+// cover is how long a revocation written now must live: past every access
+// token issued up to now under the current lifetime and, through the
+// stores' record of each session's latest token, past every token issued
+// under an earlier (longer) one, plus the leeway verifiers allow.
+func (s *Service) cover(now time.Time) latch.Cover {
+	margin := s.cfg.Leeway + time.Second
+	return latch.Cover{Until: now.Add(s.cfg.AccessTokenTTL + margin), Margin: margin}
 }
 
 // Logout revokes the session of a verified access token.
@@ -687,7 +757,7 @@ func (s *Service) revokeSession(ctx context.Context, userID, sessionID, reason s
 		return fmt.Errorf("auth: load session: %w", err)
 	}
 	now := s.clock()
-	revoked, err := s.store.RevokeSession(ctx, sessionID, reason, now, s.accessExpiry(now))
+	revoked, err := s.store.RevokeSession(ctx, sessionID, reason, now, s.cover(now))
 	if err != nil {
 		return fmt.Errorf("auth: revoke session: %w", err)
 	}
@@ -704,7 +774,7 @@ func (s *Service) revokeSession(ctx context.Context, userID, sessionID, reason s
 // to the user before now.
 func (s *Service) LogoutAll(ctx context.Context, userID string, c Client) error {
 	now := s.clock()
-	ids, err := s.store.RevokeUser(ctx, userID, "logout_all", now, s.accessExpiry(now))
+	ids, err := s.store.RevokeUser(ctx, userID, "logout_all", now, s.cover(now))
 	if err != nil {
 		return fmt.Errorf("auth: revoke user sessions: %w", err)
 	}

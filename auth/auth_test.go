@@ -58,6 +58,8 @@ type spyStore struct {
 	latch.Store
 	tokenLookups atomic.Int64
 	noSessions   atomic.Bool
+	// afterSession, if set, runs after each Session lookup.
+	afterSession func()
 }
 
 func (s *spyStore) RefreshToken(ctx context.Context, hash []byte) (*latch.RefreshToken, error) {
@@ -69,7 +71,11 @@ func (s *spyStore) Session(ctx context.Context, id string) (*latch.Session, erro
 	if s.noSessions.Load() {
 		return nil, fmt.Errorf("spy: session %s: %w", id, latch.ErrNotFound)
 	}
-	return s.Store.Session(ctx, id)
+	sess, err := s.Store.Session(ctx, id)
+	if s.afterSession != nil {
+		s.afterSession()
+	}
+	return sess, err
 }
 
 func (s *spyStore) UserByEmail(ctx context.Context, email string) (*latch.User, error) {

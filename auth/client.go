@@ -246,7 +246,7 @@ func (s *Service) ClientCredentials(ctx context.Context, c *latch.Client, scope 
 // The check comes before any rotation, so a token presented by the wrong
 // client is not consumed.
 func (s *Service) RefreshForClient(ctx context.Context, c *latch.Client, refresh string, dev Client) (*Tokens, error) {
-	return s.refreshChecked(ctx, refresh, dev, func(sess *latch.Session, delivery string) error {
+	return s.refreshChecked(ctx, refresh, c.ID, dev, func(sess *latch.Session, delivery string) error {
 		if sess.ClientID != c.ID || delivery != latch.DeliveryBearer {
 			return errWrongDelivery
 		}
@@ -279,10 +279,9 @@ func (s *Service) RevokeToken(ctx context.Context, c *latch.Client, token string
 		}
 		return nil
 	}
-	if s.verifier == nil {
-		return nil
-	}
-	claims, err := s.verifier.Verify(token)
+	// The client's own tokens carry the server's audience or the
+	// client's registered one.
+	claims, err := s.audience.verify(token, s.cfg.Audience, c.Audience)
 	if err != nil || claims.ClientID != c.ID || claims.ID == "" {
 		return nil // invalid, expired, already revoked, or not this client's
 	}
@@ -324,8 +323,10 @@ type Introspection struct {
 }
 
 // Introspect describes a token to a confidential client (RFC 7662). Access
-// tokens are checked exactly as a verifier would, revocation included;
-// refresh tokens are described only to the client they were issued to.
+// tokens are checked exactly as a verifier would, revocation included,
+// whatever audience the server issued them for; they are described only to
+// a client that may see them (see Visible). Refresh tokens are described
+// only to the client they were issued to. Everything else is inactive.
 func (s *Service) Introspect(ctx context.Context, c *latch.Client, token string) (Introspection, error) {
 	if c.Public() {
 		return Introspection{}, ErrUnauthorizedClient
@@ -333,11 +334,10 @@ func (s *Service) Introspect(ctx context.Context, c *latch.Client, token string)
 	if wellFormedRefreshToken(token) {
 		return s.introspectRefresh(ctx, c, token)
 	}
-	if s.verifier == nil {
-		return Introspection{}, nil
-	}
-	claims, err := s.verifier.Verify(token)
-	if err != nil {
+	// A token the caller may see carries its client id (then the
+	// server's audience or the caller's) or the caller's audience.
+	claims, err := s.audience.verify(token, s.cfg.Audience, c.Audience)
+	if err != nil || !Visible(c, claims) {
 		return Introspection{}, nil
 	}
 	in := Introspection{
@@ -351,6 +351,19 @@ func (s *Service) Introspect(ctx context.Context, c *latch.Client, token string)
 		in.Iat = claims.IssuedAt.Unix()
 	}
 	return in, nil
+}
+
+// Visible reports whether client c may have the access token with claims
+// introspected: a token issued to c itself, or one whose audience is the
+// audience c is registered for (c is the resource server the token is
+// meant for). A client registered without an audience sees only its own
+// tokens; one registered with the server's audience sees the tokens of
+// every first-party session.
+func Visible(c *latch.Client, claims *verifier.Claims) bool {
+	if claims.ClientID == c.ID {
+		return true
+	}
+	return c.Audience != "" && slices.Contains(claims.Audience, c.Audience)
 }
 
 func (s *Service) introspectRefresh(ctx context.Context, c *latch.Client, token string) (Introspection, error) {

@@ -47,6 +47,7 @@ type Config struct {
 		RefreshIdleTimeout Duration `yaml:"refresh_idle_timeout" doc:"end a session unused this long"`
 		RefreshAbsoluteTTL Duration `yaml:"refresh_absolute_ttl" doc:"end every session this long after sign-in"`
 		RefreshGrace       Duration `yaml:"refresh_grace" doc:"previous refresh token returns the same successor this long; 0 disables"`
+		GraceReplays       int      `yaml:"refresh_grace_replays" doc:"times per rotation the previous refresh token may be replayed after the first 2s (same device only); 0 to 10"`
 		Leeway             Duration `yaml:"leeway" doc:"clock skew tolerated when verifying (at most 30s)"`
 	} `yaml:"tokens"`
 	Keys struct {
@@ -152,6 +153,7 @@ func Defaults() Config {
 	c.Tokens.RefreshIdleTimeout = Duration(7 * 24 * time.Hour)
 	c.Tokens.RefreshAbsoluteTTL = Duration(30 * 24 * time.Hour)
 	c.Tokens.RefreshGrace = Duration(30 * time.Second)
+	c.Tokens.GraceReplays = 3
 	c.Tokens.Leeway = Duration(5 * time.Second)
 	c.Keys.RotationPeriod = Duration(30 * 24 * time.Hour)
 	c.Keys.JWKSMaxAge = Duration(15 * time.Minute)
@@ -580,6 +582,9 @@ func (c *Config) validate(origins map[string]origin) error {
 	}
 	if t.RefreshGrace < 0 || t.RefreshGrace.D() > 5*time.Minute {
 		bad("tokens.refresh_grace", "%s must be between 0 (disabled) and 5m", show("tokens.refresh_grace", t.RefreshGrace))
+	}
+	if t.GraceReplays < 0 || t.GraceReplays > 10 {
+		bad("tokens.refresh_grace_replays", "%d must be between 0 and 10", t.GraceReplays)
 	}
 	if t.Leeway < 0 || t.Leeway.D() > 30*time.Second {
 		bad("tokens.leeway", "%s must be between 0 and 30s", show("tokens.leeway", t.Leeway))

@@ -54,6 +54,8 @@ func TestValidateRejects(t *testing.T) {
 		{"refresh_absolute_ttl below 1m", "tokens.refresh_absolute_ttl", func(c *Config) { c.Tokens.RefreshAbsoluteTTL = dur(time.Minute - time.Nanosecond) }},
 		{"refresh_grace negative", "tokens.refresh_grace", func(c *Config) { c.Tokens.RefreshGrace = dur(-time.Nanosecond) }},
 		{"refresh_grace above 5m", "tokens.refresh_grace", func(c *Config) { c.Tokens.RefreshGrace = dur(5*time.Minute + time.Nanosecond) }},
+		{"refresh_grace_replays negative", "tokens.refresh_grace_replays", func(c *Config) { c.Tokens.GraceReplays = -1 }},
+		{"refresh_grace_replays above 10", "tokens.refresh_grace_replays", func(c *Config) { c.Tokens.GraceReplays = 11 }},
 		{"leeway negative", "tokens.leeway", func(c *Config) { c.Tokens.Leeway = dur(-time.Nanosecond) }},
 		{"leeway above 30s", "tokens.leeway", func(c *Config) { c.Tokens.Leeway = dur(30*time.Second + time.Nanosecond) }},
 		{"rotation_period below 1h", "keys.rotation_period", func(c *Config) {
@@ -127,6 +129,8 @@ func TestValidateAccepts(t *testing.T) {
 		{"refresh_absolute_ttl 1m", func(c *Config) { c.Tokens.RefreshAbsoluteTTL = dur(time.Minute) }},
 		{"refresh_grace 0", func(c *Config) { c.Tokens.RefreshGrace = 0 }},
 		{"refresh_grace 5m", func(c *Config) { c.Tokens.RefreshGrace = dur(5 * time.Minute) }},
+		{"refresh_grace_replays 0", func(c *Config) { c.Tokens.GraceReplays = 0 }},
+		{"refresh_grace_replays 10", func(c *Config) { c.Tokens.GraceReplays = 10 }},
 		{"leeway 0", func(c *Config) { c.Tokens.Leeway = 0 }},
 		{"leeway 30s", func(c *Config) { c.Tokens.Leeway = dur(30 * time.Second) }},
 		{"rotation_period 1h", func(c *Config) { c.Keys.RotationPeriod = dur(time.Hour); c.Keys.JWKSMaxAge = 0 }},

@@ -373,13 +373,21 @@ func wire(ctx context.Context, cfg config.Config, st latch.Store, opt Options) (
 		Issuer: cfg.Issuer, Audience: cfg.Audience, ClientID: cfg.ClientID,
 		AccessTokenTTL: cfg.Tokens.AccessTTL.D(), AccessTokenJitter: cfg.Tokens.AccessJitter.D(),
 		RefreshIdleTimeout: cfg.Tokens.RefreshIdleTimeout.D(), RefreshAbsoluteTTL: cfg.Tokens.RefreshAbsoluteTTL.D(),
-		RefreshGrace: cfg.Tokens.RefreshGrace.D(), Leeway: cfg.Tokens.Leeway.D(), Registration: cfg.Registration,
+		RefreshGrace: cfg.Tokens.RefreshGrace.D(), RefreshGraceReplays: cfg.Tokens.GraceReplays,
+		Leeway: cfg.Tokens.Leeway.D(), Registration: cfg.Registration,
 		Throttle: auth.ThrottleConfig{
 			PerIPPerMinute: cfg.Login.RatePerIP, MaxFailures: cfg.Login.MaxFailures, Lockout: cfg.Login.Lockout.D(),
 		},
 	}, auth.Deps{
 		Store: st, Signer: ring, Sealer: kek.Derive("latch refresh-token successor v1"), Hasher: hasher,
 		Revocations: revs, Verifier: v, Metrics: auth.NewMetrics(reg), Log: log, Now: now,
+		// Tokens of a client registered with its own audience are checked
+		// as v checks the server's, for that audience.
+		VerifierFor: func(aud string) (*verifier.Verifier, error) {
+			c := vcfg
+			c.Audience = aud
+			return verifier.New(c)
+		},
 		OnRevoke: func(ctx context.Context) { fan.Poke(ctx, redis.TopicRevocations) },
 	})
 	if err != nil {

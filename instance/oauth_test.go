@@ -219,7 +219,12 @@ func TestIntrospectEndpoint(t *testing.T) {
 	h := start(t, "", nil)
 	h.addClients()
 	h.addUser(adaEmail, adaPass)
-	svc := basic("svc", svcSecret)
+	// The resource server for the first-party tokens: registered with the
+	// server's audience, it may introspect them.
+	if _, err := h.in.Auth.CreateClient(t.Context(), auth.NewClient{ID: "api", Secret: svcSecret + "-api", Audience: h.cfg.Audience}); err != nil {
+		t.Fatal(err)
+	}
+	svc := basic("api", svcSecret+"-api")
 	u := h.login(adaEmail, adaPass)
 
 	r := h.form("/oauth2/introspect", url.Values{"token": {u.str("access_token")}}, svc...)

@@ -318,7 +318,7 @@ func TestPersistence(t *testing.T) {
 		Successor: []byte("sealed"), At: t0.Add(time.Minute)}); err != nil {
 		t.Fatal(err)
 	}
-	if ok, err := s.RevokeSession(ctx, "s1", "logout", t0.Add(2*time.Minute), t0.Add(45*time.Minute)); err != nil || !ok {
+	if ok, err := s.RevokeSession(ctx, "s1", "logout", t0.Add(2*time.Minute), latch.Cover{Until: t0.Add(45 * time.Minute)}); err != nil || !ok {
 		t.Fatalf("RevokeSession = %t, %v", ok, err)
 	}
 	jti := &latch.Revocation{Kind: latch.RevokeToken, Value: "jti-1", CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}
@@ -607,7 +607,7 @@ func TestFeedFollower(t *testing.T) {
 					err = s.CreateSession(ctx, &latch.Session{ID: sid, UserID: user, CreatedAt: t0, AuthTime: t0,
 						LastUsedAt: t0, ExpiresAt: exp}, []byte(sid))
 					if err == nil {
-						_, err = s.RevokeSession(ctx, sid, "logout", t0, exp)
+						_, err = s.RevokeSession(ctx, sid, "logout", t0, latch.Cover{Until: exp})
 					}
 				case 4:
 					for j := range 2 {
@@ -618,7 +618,7 @@ func TestFeedFollower(t *testing.T) {
 						}
 					}
 					if err == nil {
-						_, err = s.RevokeUser(ctx, user, "logout_all", t0, exp)
+						_, err = s.RevokeUser(ctx, user, "logout_all", t0, latch.Cover{Until: exp})
 					}
 				}
 				if err != nil {
@@ -693,11 +693,11 @@ func TestRevokeUserConcurrent(t *testing.T) {
 			if i%4 == 3 {
 				sid := fmt.Sprint("s", i)
 				var ok bool
-				if ok, err = s.RevokeSession(ctx, sid, "logout", t0, t0.Add(time.Hour)); ok {
+				if ok, err = s.RevokeSession(ctx, sid, "logout", t0, latch.Cover{Until: t0.Add(time.Hour)}); ok {
 					ids = []string{sid}
 				}
 			} else {
-				ids, err = s.RevokeUser(ctx, "alice", "logout_all", t0, t0.Add(time.Hour))
+				ids, err = s.RevokeUser(ctx, "alice", "logout_all", t0, latch.Cover{Until: t0.Add(time.Hour)})
 			}
 			if err != nil {
 				t.Errorf("revoker %d: %v", i, err)
@@ -750,7 +750,7 @@ func TestErrorsWrapped(t *testing.T) {
 	if !errors.Is(err, latch.ErrNotFound) {
 		t.Errorf("SetPasswordHash(missing) error = %v, want ErrNotFound", err)
 	}
-	_, err = s.RevokeSession(ctx, "missing", "x", t0, t0)
+	_, err = s.RevokeSession(ctx, "missing", "x", t0, latch.Cover{Until: t0})
 	if !errors.Is(err, latch.ErrNotFound) {
 		t.Errorf("RevokeSession(missing) error = %v, want ErrNotFound", err)
 	}

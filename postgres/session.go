@@ -2,8 +2,11 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"math"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -12,14 +15,16 @@ import (
 
 // sessionColumns lists the columns that scanSession reads, in order.
 const sessionColumns = `id, user_id, client_id, user_agent, ip, created_at, auth_time,
-	last_used_at, expires_at, generation, rotated_at, successor, revoked_at, revoke_reason`
+	last_used_at, expires_at, generation, rotated_at, successor, revoked_at, revoke_reason,
+	rotated_by, grace_replays, access_expires_at`
 
 // scanSession scans a row of sessionColumns.
 func scanSession(row pgx.Row) (*latch.Session, error) {
 	var s latch.Session
 	err := row.Scan(&s.ID, &s.UserID, &s.ClientID, &s.UserAgent, &s.IP,
 		(*nullTime)(&s.CreatedAt), (*nullTime)(&s.AuthTime), (*nullTime)(&s.LastUsedAt), (*nullTime)(&s.ExpiresAt),
-		&s.Generation, (*nullTime)(&s.RotatedAt), &s.Successor, (*nullTime)(&s.RevokedAt), &s.RevokeReason)
+		&s.Generation, (*nullTime)(&s.RotatedAt), &s.Successor, (*nullTime)(&s.RevokedAt), &s.RevokeReason,
+		&s.RotatedBy, &s.GraceReplays, (*nullTime)(&s.AccessExpiresAt))
 	if err != nil {
 		return nil, err
 	}
@@ -33,14 +38,14 @@ func scanSession(row pgx.Row) (*latch.Session, error) {
 func (s *Store) CreateSession(ctx context.Context, sess *latch.Session, tokenHash []byte) error {
 	_, err := s.pool.Exec(ctx, `WITH s AS (
 			INSERT INTO sessions (`+sessionColumns+`)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 1, $10, $11, $12, $13)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 1, $10, $11, $12, $13, $15, $16, $17)
 			RETURNING id, created_at)
 		INSERT INTO refresh_tokens (hash, session_id, generation, created_at)
 		SELECT $14, id, 1, created_at FROM s`,
 		sess.ID, sess.UserID, sess.ClientID, sess.UserAgent, sess.IP,
 		ts(sess.CreatedAt), ts(sess.AuthTime), ts(sess.LastUsedAt), ts(sess.ExpiresAt),
 		ts(sess.RotatedAt), nilIfEmpty(sess.Successor), ts(sess.RevokedAt), sess.RevokeReason,
-		tokenHash)
+		tokenHash, nilIfEmpty(sess.RotatedBy), sess.GraceReplays, ts(sess.AccessExpiresAt))
 	if err != nil {
 		return fmt.Errorf("postgres: create session %s: %w", sess.ID, translate(err))
 	}
@@ -117,12 +122,15 @@ func (s *Store) Rotate(ctx context.Context, r latch.Rotation) error {
 	err := retry(ctx, func() error {
 		tag, err := s.pool.Exec(ctx, `WITH s AS (
 				UPDATE sessions
-				SET generation = generation + 1, successor = $1, rotated_at = $2, last_used_at = $2
+				SET generation = generation + 1, successor = $1, rotated_at = $2, last_used_at = $2,
+					rotated_by = $6, grace_replays = 0,
+					access_expires_at = greatest(access_expires_at, $7)
 				WHERE id = $3 AND generation = $4 AND revoked_at IS NULL
 				RETURNING id, generation)
 			INSERT INTO refresh_tokens (hash, session_id, generation, created_at)
 			SELECT $5, id, generation, $2 FROM s`,
-			nilIfEmpty(r.Successor), ts(r.At), r.SessionID, r.FromGeneration, r.NewHash)
+			nilIfEmpty(r.Successor), ts(r.At), r.SessionID, r.FromGeneration, r.NewHash,
+			nilIfEmpty(r.RotatedBy), ts(r.AccessExpiresAt))
 		if err != nil {
 			return err
 		}
@@ -136,6 +144,34 @@ func (s *Store) Rotate(ctx context.Context, r latch.Rotation) error {
 			r.SessionID, r.FromGeneration, translate(err))
 	}
 	return nil
+}
+
+// ReplayGrace applies r in one conditional UPDATE. Under concurrent
+// replays PostgreSQL locks the row and re-checks the condition on the row
+// version the first replay left, so two replays cannot both take the last
+// counted place. It returns an error matching latch.ErrConflict, and
+// changes nothing, if the session is at another generation, is revoked or
+// gone, or (r.Counted) has r.Limit counted replays already.
+func (s *Store) ReplayGrace(ctx context.Context, r latch.GraceReplay) (int, error) {
+	inc, limit := 0, int64(math.MaxInt32)
+	if r.Counted {
+		inc, limit = 1, int64(r.Limit)
+	}
+	var n int
+	err := retry(ctx, func() error {
+		return s.pool.QueryRow(ctx, `UPDATE sessions
+			SET grace_replays = grace_replays + $1, access_expires_at = greatest(access_expires_at, $2)
+			WHERE id = $3 AND generation = $4 AND revoked_at IS NULL AND grace_replays < $5
+			RETURNING grace_replays`,
+			inc, ts(r.AccessExpiresAt), r.SessionID, r.Generation, limit).Scan(&n)
+	})
+	if errors.Is(err, pgx.ErrNoRows) {
+		err = latch.ErrConflict
+	}
+	if err != nil {
+		return 0, fmt.Errorf("postgres: grace replay of session %s at generation %d: %w", r.SessionID, r.Generation, err)
+	}
+	return n, nil
 }
 
 // ClearSuccessors forgets the sealed successors of sessions rotated before
@@ -153,29 +189,31 @@ func (s *Store) ClearSuccessors(ctx context.Context, rotatedBefore time.Time) (i
 
 // RevokeSession marks the session revoked at at with reason and, in the same
 // transaction, appends a latch.RevokeSession entry created at at and
-// expiring at accessExpiry. If the session was revoked already it reports
+// expiring at cover.Expiry(the session's access_expires_at, read under the
+// row lock of the UPDATE). If the session was revoked already it reports
 // false and changes nothing; if it does not exist it returns an error
 // matching latch.ErrNotFound. A session past its ExpiresAt but never
 // revoked is revoked all the same: access tokens issued before its expiry
 // may still be valid.
-func (s *Store) RevokeSession(ctx context.Context, sessionID, reason string, at, accessExpiry time.Time) (bool, error) {
+func (s *Store) RevokeSession(ctx context.Context, sessionID, reason string, at time.Time, cover latch.Cover) (bool, error) {
 	if at.IsZero() {
 		return false, fmt.Errorf("postgres: revoke session %s: zero revocation time", sessionID)
 	}
 	var revoked bool
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		revoked = false
-		tag, err := tx.Exec(ctx,
-			"UPDATE sessions SET revoked_at = $1, revoke_reason = $2 WHERE id = $3 AND revoked_at IS NULL",
-			ts(at), reason, sessionID)
-		if err != nil {
-			return err
-		}
-		if tag.RowsAffected() == 0 {
+		var latest time.Time
+		err := tx.QueryRow(ctx,
+			"UPDATE sessions SET revoked_at = $1, revoke_reason = $2 WHERE id = $3 AND revoked_at IS NULL RETURNING access_expires_at",
+			ts(at), reason, sessionID).Scan((*nullTime)(&latest))
+		if errors.Is(err, pgx.ErrNoRows) {
 			// Revoked already, or no such session (ErrNotFound).
 			var one int
 			err := tx.QueryRow(ctx, "SELECT 1 FROM sessions WHERE id = $1", sessionID).Scan(&one)
 			return translate(err)
+		}
+		if err != nil {
+			return err
 		}
 		revoked = true
 		if err := takeFeedLock(ctx, tx); err != nil {
@@ -185,7 +223,7 @@ func (s *Store) RevokeSession(ctx context.Context, sessionID, reason string, at,
 			Kind:      latch.RevokeSession,
 			Value:     sessionID,
 			CreatedAt: at,
-			ExpiresAt: accessExpiry,
+			ExpiresAt: cover.Expiry(latest),
 		})
 		return err
 	})
@@ -198,12 +236,16 @@ func (s *Store) RevokeSession(ctx context.Context, sessionID, reason string, at,
 // RevokeUser revokes, in one transaction, every session of the user that is
 // live at at (not revoked, ExpiresAt after at) and appends a
 // latch.RevokeUser entry with Cutoff at plus one latch.RevokeSession entry
-// per revoked session, all created at at and expiring at accessExpiry. The
-// user entry is appended even if no session was live. It returns the ids of
-// the revoked sessions in ascending order. The sessions are locked in
-// ascending id order, so that concurrent revocations of one user queue
-// rather than deadlock.
-func (s *Store) RevokeUser(ctx context.Context, userID, reason string, at, accessExpiry time.Time) ([]string, error) {
+// per revoked session, all created at at. Each session entry expires at
+// cover.Expiry(that session's access_expires_at); the user entry at
+// cover.Expiry(the latest access_expires_at of every stored session of the
+// user, revoked and expired ones included), read after the live sessions
+// are locked, so no rotation can raise it unseen. The user entry is
+// appended even if no session was live. It returns the ids of the revoked
+// sessions in ascending order. The sessions are locked in ascending id
+// order, so that concurrent revocations of one user queue rather than
+// deadlock.
+func (s *Store) RevokeUser(ctx context.Context, userID, reason string, at time.Time, cover latch.Cover) ([]string, error) {
 	if at.IsZero() {
 		return nil, fmt.Errorf("postgres: revoke user %s: zero revocation time", userID)
 	}
@@ -215,28 +257,43 @@ func (s *Store) RevokeUser(ctx context.Context, userID, reason string, at, acces
 				ORDER BY id FOR UPDATE)
 			UPDATE sessions SET revoked_at = $1, revoke_reason = $2
 			FROM live WHERE sessions.id = live.id
-			RETURNING sessions.id`, ts(at), reason, userID)
+			RETURNING sessions.id, sessions.access_expires_at`, ts(at), reason, userID)
 		if err != nil {
 			return err
 		}
-		ids, err = pgx.CollectRows(rows, pgx.RowTo[string])
+		type revokedSession struct {
+			id  string
+			exp time.Time
+		}
+		list, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (revokedSession, error) {
+			var r revokedSession
+			err := row.Scan(&r.id, (*nullTime)(&r.exp))
+			return r, err
+		})
 		if err != nil {
 			return err
 		}
-		slices.Sort(ids)
+		slices.SortFunc(list, func(a, b revokedSession) int { return strings.Compare(a.id, b.id) })
+		var latestOfUser time.Time
+		if err := tx.QueryRow(ctx, "SELECT max(access_expires_at) FROM sessions WHERE user_id = $1", userID).
+			Scan((*nullTime)(&latestOfUser)); err != nil {
+			return err
+		}
 		entries := []latch.Revocation{{
 			Kind:      latch.RevokeUser,
 			Value:     userID,
 			Cutoff:    at,
 			CreatedAt: at,
-			ExpiresAt: accessExpiry,
+			ExpiresAt: cover.Expiry(latestOfUser),
 		}}
-		for _, id := range ids {
+		ids = ids[:0]
+		for _, r := range list {
+			ids = append(ids, r.id)
 			entries = append(entries, latch.Revocation{
 				Kind:      latch.RevokeSession,
-				Value:     id,
+				Value:     r.id,
 				CreatedAt: at,
-				ExpiresAt: accessExpiry,
+				ExpiresAt: cover.Expiry(r.exp),
 			})
 		}
 		if err := takeFeedLock(ctx, tx); err != nil {

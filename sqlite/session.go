@@ -3,7 +3,9 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"time"
 
@@ -12,14 +14,16 @@ import (
 
 // sessionColumns lists the columns that scanSession reads, in order.
 const sessionColumns = `id, user_id, client_id, user_agent, ip, created_at, auth_time,
-	last_used_at, expires_at, generation, rotated_at, successor, revoked_at, revoke_reason`
+	last_used_at, expires_at, generation, rotated_at, successor, revoked_at, revoke_reason,
+	rotated_by, grace_replays, access_expires_at`
 
 // scanSession scans a row of sessionColumns.
 func scanSession(row interface{ Scan(...any) error }) (*latch.Session, error) {
 	var s latch.Session
 	err := row.Scan(&s.ID, &s.UserID, &s.ClientID, &s.UserAgent, &s.IP,
 		scanTime(&s.CreatedAt), scanTime(&s.AuthTime), scanTime(&s.LastUsedAt), scanTime(&s.ExpiresAt),
-		&s.Generation, scanTime(&s.RotatedAt), &s.Successor, scanTime(&s.RevokedAt), &s.RevokeReason)
+		&s.Generation, scanTime(&s.RotatedAt), &s.Successor, scanTime(&s.RevokedAt), &s.RevokeReason,
+		&s.RotatedBy, &s.GraceReplays, scanTime(&s.AccessExpiresAt))
 	if err != nil {
 		return nil, err
 	}
@@ -33,10 +37,11 @@ func scanSession(row interface{ Scan(...any) error }) (*latch.Session, error) {
 func (s *Store) CreateSession(ctx context.Context, sess *latch.Session, tokenHash []byte) error {
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO sessions (`+sessionColumns+`)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?)`,
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?)`,
 			sess.ID, sess.UserID, sess.ClientID, sess.UserAgent, sess.IP,
 			micros(sess.CreatedAt), micros(sess.AuthTime), micros(sess.LastUsedAt), micros(sess.ExpiresAt),
-			micros(sess.RotatedAt), nilIfEmpty(sess.Successor), micros(sess.RevokedAt), sess.RevokeReason)
+			micros(sess.RotatedAt), nilIfEmpty(sess.Successor), micros(sess.RevokedAt), sess.RevokeReason,
+			nilIfEmpty(sess.RotatedBy), sess.GraceReplays, micros(sess.AccessExpiresAt))
 		if err != nil {
 			return err
 		}
@@ -114,9 +119,11 @@ func truncHash(h []byte) []byte {
 func (s *Store) Rotate(ctx context.Context, r latch.Rotation) error {
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE sessions
-			SET generation = generation + 1, successor = ?, rotated_at = ?, last_used_at = ?
+			SET generation = generation + 1, successor = ?, rotated_at = ?, last_used_at = ?,
+				rotated_by = ?, grace_replays = 0, access_expires_at = max(access_expires_at, ?)
 			WHERE id = ? AND generation = ? AND revoked_at = 0`,
-			nilIfEmpty(r.Successor), micros(r.At), micros(r.At), r.SessionID, r.FromGeneration)
+			nilIfEmpty(r.Successor), micros(r.At), micros(r.At), nilIfEmpty(r.RotatedBy), micros(r.AccessExpiresAt),
+			r.SessionID, r.FromGeneration)
 		if err != nil {
 			return err
 		}
@@ -139,6 +146,33 @@ func (s *Store) Rotate(ctx context.Context, r latch.Rotation) error {
 	return nil
 }
 
+// ReplayGrace applies r in one conditional UPDATE: the condition on the
+// generation, the revocation and the replay count is checked and the count
+// incremented in the same statement, which SQLite runs under its single
+// writer lock, so two concurrent replays cannot both take the last place.
+// It returns an error matching latch.ErrConflict, and changes nothing, if
+// the session is at another generation, is revoked or gone, or (r.Counted)
+// has r.Limit counted replays already.
+func (s *Store) ReplayGrace(ctx context.Context, r latch.GraceReplay) (int, error) {
+	inc, limit := 0, int64(math.MaxInt32)
+	if r.Counted {
+		inc, limit = 1, int64(r.Limit)
+	}
+	var n int
+	err := s.w.QueryRowContext(ctx, `UPDATE sessions
+		SET grace_replays = grace_replays + ?, access_expires_at = max(access_expires_at, ?)
+		WHERE id = ? AND generation = ? AND revoked_at = 0 AND grace_replays < ?
+		RETURNING grace_replays`,
+		inc, micros(r.AccessExpiresAt), r.SessionID, r.Generation, limit).Scan(&n)
+	if errors.Is(err, sql.ErrNoRows) {
+		err = latch.ErrConflict
+	}
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: grace replay of session %s at generation %d: %w", r.SessionID, r.Generation, err)
+	}
+	return n, nil
+}
+
 // ClearSuccessors forgets the sealed successors of sessions rotated before
 // rotatedBefore.
 func (s *Store) ClearSuccessors(ctx context.Context, rotatedBefore time.Time) (int, error) {
@@ -156,39 +190,37 @@ func (s *Store) ClearSuccessors(ctx context.Context, rotatedBefore time.Time) (i
 
 // RevokeSession marks the session revoked at at with reason and, in the same
 // transaction, appends a latch.RevokeSession entry created at at and
-// expiring at accessExpiry. If the session was revoked already it reports
+// expiring at cover.Expiry(the session's access_expires_at as the UPDATE
+// leaves it). If the session was revoked already it reports
 // false and changes nothing; if it does not exist it returns an error
 // matching latch.ErrNotFound. A session past its ExpiresAt but never
 // revoked is revoked all the same: access tokens issued before its expiry
 // may still be valid.
-func (s *Store) RevokeSession(ctx context.Context, sessionID, reason string, at, accessExpiry time.Time) (bool, error) {
+func (s *Store) RevokeSession(ctx context.Context, sessionID, reason string, at time.Time, cover latch.Cover) (bool, error) {
 	if at.IsZero() {
 		return false, fmt.Errorf("sqlite: revoke session %s: zero revocation time", sessionID)
 	}
 	revoked := false
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx,
-			"UPDATE sessions SET revoked_at = ?, revoke_reason = ? WHERE id = ? AND revoked_at = 0",
-			micros(at), reason, sessionID)
-		if err != nil {
-			return err
-		}
-		n, err := res.RowsAffected()
-		if err != nil {
-			return err
-		}
-		if n == 0 {
+		var latest time.Time
+		err := tx.QueryRowContext(ctx,
+			"UPDATE sessions SET revoked_at = ?, revoke_reason = ? WHERE id = ? AND revoked_at = 0 RETURNING access_expires_at",
+			micros(at), reason, sessionID).Scan(scanTime(&latest))
+		if errors.Is(err, sql.ErrNoRows) {
 			// Revoked already, or no such session (ErrNotFound).
 			var one int
 			err := tx.QueryRowContext(ctx, "SELECT 1 FROM sessions WHERE id = ?", sessionID).Scan(&one)
 			return translate(err)
+		}
+		if err != nil {
+			return err
 		}
 		revoked = true
 		_, err = addRevocation(ctx, tx, &latch.Revocation{
 			Kind:      latch.RevokeSession,
 			Value:     sessionID,
 			CreatedAt: at,
-			ExpiresAt: accessExpiry,
+			ExpiresAt: cover.Expiry(latest),
 		})
 		return err
 	})
@@ -201,28 +233,41 @@ func (s *Store) RevokeSession(ctx context.Context, sessionID, reason string, at,
 // RevokeUser revokes, in one transaction, every session of the user that is
 // live at at (not revoked, ExpiresAt after at) and appends a
 // latch.RevokeUser entry with Cutoff at plus one latch.RevokeSession entry
-// per revoked session, all created at at and expiring at accessExpiry. The
-// user entry is appended even if no session was live. It returns the ids of
-// the revoked sessions in ascending order.
-func (s *Store) RevokeUser(ctx context.Context, userID, reason string, at, accessExpiry time.Time) ([]string, error) {
+// per revoked session, all created at at. Each session entry expires at
+// cover.Expiry(that session's access_expires_at); the user entry at
+// cover.Expiry(the latest access_expires_at of every stored session of the
+// user, revoked and expired ones included: their tokens may still be
+// valid). The user entry is appended even if no session was live. It
+// returns the ids of the revoked sessions in ascending order.
+func (s *Store) RevokeUser(ctx context.Context, userID, reason string, at time.Time, cover latch.Cover) ([]string, error) {
 	if at.IsZero() {
 		return nil, fmt.Errorf("sqlite: revoke user %s: zero revocation time", userID)
 	}
 	var ids []string
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		ids = nil
+		var latestOfUser time.Time
+		if err := tx.QueryRowContext(ctx,
+			"SELECT coalesce(max(access_expires_at), 0) FROM sessions WHERE user_id = ?", userID).
+			Scan(scanTime(&latestOfUser)); err != nil {
+			return err
+		}
 		rows, err := tx.QueryContext(ctx, `UPDATE sessions SET revoked_at = ?, revoke_reason = ?
 			WHERE user_id = ? AND revoked_at = 0 AND expires_at > ?
-			RETURNING id`, micros(at), reason, userID, micros(at))
+			RETURNING id, access_expires_at`, micros(at), reason, userID, micros(at))
 		if err != nil {
 			return err
 		}
+		latest := map[string]time.Time{}
 		for rows.Next() {
 			var id string
-			if err := rows.Scan(&id); err != nil {
+			var exp time.Time
+			if err := rows.Scan(&id, scanTime(&exp)); err != nil {
 				rows.Close()
 				return err
 			}
 			ids = append(ids, id)
+			latest[id] = exp
 		}
 		if err := rows.Close(); err != nil {
 			return err
@@ -236,14 +281,14 @@ func (s *Store) RevokeUser(ctx context.Context, userID, reason string, at, acces
 			Value:     userID,
 			Cutoff:    at,
 			CreatedAt: at,
-			ExpiresAt: accessExpiry,
+			ExpiresAt: cover.Expiry(latestOfUser),
 		}}
 		for _, id := range ids {
 			entries = append(entries, latch.Revocation{
 				Kind:      latch.RevokeSession,
 				Value:     id,
 				CreatedAt: at,
-				ExpiresAt: accessExpiry,
+				ExpiresAt: cover.Expiry(latest[id]),
 			})
 		}
 		for i := range entries {

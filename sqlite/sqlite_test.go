@@ -135,7 +135,7 @@ func TestPersistence(t *testing.T) {
 		Successor: []byte("sealed"), At: t0.Add(time.Minute)}); err != nil {
 		t.Fatal(err)
 	}
-	if ok, err := s.RevokeSession(ctx, "s1", "logout", t0.Add(2*time.Minute), t0.Add(45*time.Minute)); err != nil || !ok {
+	if ok, err := s.RevokeSession(ctx, "s1", "logout", t0.Add(2*time.Minute), latch.Cover{Until: t0.Add(45 * time.Minute)}); err != nil || !ok {
 		t.Fatalf("RevokeSession = %t, %v", ok, err)
 	}
 	jti := &latch.Revocation{Kind: latch.RevokeToken, Value: "jti-1", CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}
@@ -349,7 +349,7 @@ func TestErrorsWrapped(t *testing.T) {
 	if !errors.Is(err, latch.ErrNotFound) {
 		t.Errorf("SetPasswordHash(missing) error = %v, want ErrNotFound", err)
 	}
-	_, err = s.RevokeSession(ctx, "missing", "x", t0, t0)
+	_, err = s.RevokeSession(ctx, "missing", "x", t0, latch.Cover{Until: t0})
 	if !errors.Is(err, latch.ErrNotFound) {
 		t.Errorf("RevokeSession(missing) error = %v, want ErrNotFound", err)
 	}

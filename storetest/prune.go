@@ -50,7 +50,7 @@ func testPrune(t *testing.T, s latch.Store) {
 	if err := s.Rotate(ctx, rotation("expired", 1, base.Add(time.Minute))); err != nil {
 		t.Fatalf("Rotate: %v", err)
 	}
-	if _, err := s.RevokeSession(ctx, "revoked", "logout", now.Add(-2*time.Hour), now.Add(-time.Hour)); err != nil {
+	if _, err := s.RevokeSession(ctx, "revoked", "logout", now.Add(-2*time.Hour), latch.Cover{Until: now.Add(-time.Hour)}); err != nil {
 		t.Fatalf("RevokeSession: %v", err)
 	}
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -21,6 +22,9 @@ func rotation(id string, from int64, at time.Time) latch.Rotation {
 		NewHash:        hash(next),
 		Successor:      []byte("sealed:" + next),
 		At:             at,
+		RotatedBy:      []byte("device:" + next),
+		// The access token issued with it lives 5 minutes.
+		AccessExpiresAt: at.Add(5 * time.Minute),
 	}
 }
 
@@ -73,6 +77,8 @@ func testRotate(t *testing.T, s latch.Store) {
 		want.Successor = r.Successor
 		want.RotatedAt = r.At
 		want.LastUsedAt = r.At
+		want.RotatedBy = r.RotatedBy
+		want.AccessExpiresAt = r.AccessExpiresAt
 		checkEqual(t, fmt.Sprintf("Session after rotation from %d", gen), mustGetSession(t, s, "s1"), &want)
 
 		rt, err := s.RefreshToken(ctx, r.NewHash)
@@ -126,7 +132,7 @@ func testRotateRevoked(t *testing.T, s latch.Store) {
 	ctx := t.Context()
 	mustUser(t, s, "alice")
 	mustSession(t, s, newSession("s1", "alice", base))
-	if _, err := s.RevokeSession(ctx, "s1", "logout", base.Add(time.Minute), base.Add(6*time.Minute)); err != nil {
+	if _, err := s.RevokeSession(ctx, "s1", "logout", base.Add(time.Minute), latch.Cover{Until: base.Add(6 * time.Minute)}); err != nil {
 		t.Fatalf("RevokeSession: %v", err)
 	}
 	before := mustGetSession(t, s, "s1")
@@ -321,7 +327,7 @@ func testSessionsByUser(t *testing.T, s latch.Store) {
 	for _, sess := range []*latch.Session{recent, old, revoked, expired, bobs} {
 		mustSession(t, s, sess)
 	}
-	if _, err := s.RevokeSession(ctx, "revoked", "logout", base.Add(5*time.Hour), base.Add(6*time.Hour)); err != nil {
+	if _, err := s.RevokeSession(ctx, "revoked", "logout", base.Add(5*time.Hour), latch.Cover{Until: base.Add(6 * time.Hour)}); err != nil {
 		t.Fatalf("RevokeSession: %v", err)
 	}
 
@@ -361,7 +367,7 @@ func testRevokeSession(t *testing.T, s latch.Store) {
 	mustSession(t, s, newSession("s2", "alice", base))
 	at, exp := base.Add(time.Hour), base.Add(time.Hour+5*time.Minute)
 
-	ok, err := s.RevokeSession(ctx, "s1", "logout", at, exp)
+	ok, err := s.RevokeSession(ctx, "s1", "logout", at, latch.Cover{Until: exp})
 	if err != nil || !ok {
 		t.Fatalf("RevokeSession = %t, %v; want true, nil", ok, err)
 	}
@@ -383,7 +389,7 @@ func testRevokeSession(t *testing.T, s latch.Store) {
 		t.Errorf("Seq = %d, want > 0", feed[0].Seq)
 	}
 
-	ok, err = s.RevokeSession(ctx, "s1", "again", at.Add(time.Minute), exp.Add(time.Minute))
+	ok, err = s.RevokeSession(ctx, "s1", "again", at.Add(time.Minute), latch.Cover{Until: exp.Add(time.Minute)})
 	if err != nil || ok {
 		t.Fatalf("second RevokeSession = %t, %v; want false, nil", ok, err)
 	}
@@ -407,13 +413,13 @@ func testRevokeUser(t *testing.T, s latch.Store) {
 		mustSession(t, s, sess)
 	}
 	early := base.Add(10 * time.Minute)
-	if _, err := s.RevokeSession(ctx, "a3", "logout", early, early.Add(5*time.Minute)); err != nil {
+	if _, err := s.RevokeSession(ctx, "a3", "logout", early, latch.Cover{Until: early.Add(5 * time.Minute)}); err != nil {
 		t.Fatalf("RevokeSession: %v", err)
 	}
 	cursor := mustRevocations(t, s, 0, early)[0].Seq
 
 	at, exp := base.Add(time.Hour), base.Add(time.Hour+5*time.Minute)
-	ids, err := s.RevokeUser(ctx, "alice", "password_changed", at, exp)
+	ids, err := s.RevokeUser(ctx, "alice", "password_changed", at, latch.Cover{Until: exp})
 	if err != nil {
 		t.Fatalf("RevokeUser: %v", err)
 	}
@@ -460,7 +466,7 @@ func testRevokeUser(t *testing.T, s latch.Store) {
 
 	// A user without live sessions still gets the cutoff entry.
 	cursor = feed[len(feed)-1].Seq
-	ids, err = s.RevokeUser(ctx, "carol", "admin", at, exp)
+	ids, err = s.RevokeUser(ctx, "carol", "admin", at, latch.Cover{Until: exp})
 	if err != nil || len(ids) != 0 {
 		t.Fatalf("RevokeUser(no sessions) = %v, %v; want none, nil", ids, err)
 	}
@@ -470,4 +476,197 @@ func testRevokeUser(t *testing.T, s latch.Store) {
 	}
 	checkEqual(t, "cutoff entry", feed[0],
 		latch.Revocation{Seq: feed[0].Seq, Kind: latch.RevokeUser, Value: "carol", Cutoff: at, CreatedAt: at, ExpiresAt: exp})
+}
+
+// testRevokeCoversLongerTokens: a revocation entry lives until the latest
+// access token issued from the sessions it covers has expired (plus the
+// margin), even when that is later than the caller's Until — a token
+// issued under a longer lifetime than today's configuration.
+func testRevokeCoversLongerTokens(t *testing.T, s latch.Store) {
+	ctx := t.Context()
+	mustUser(t, s, "alice")
+	mustUser(t, s, "bob")
+	long := newSession("long", "alice", base)
+	long.AccessExpiresAt = base.Add(12 * time.Hour) // signed in under a 12h lifetime
+	mustSession(t, s, long)
+	short := newSession("short", "alice", base)
+	short.AccessExpiresAt = base.Add(time.Minute)
+	mustSession(t, s, short)
+
+	// A rotation with a shorter token never lowers the recorded expiry.
+	r := rotation("long", 1, base.Add(time.Minute))
+	if err := s.Rotate(ctx, r); err != nil {
+		t.Fatalf("Rotate: %v", err)
+	}
+	if got := mustGetSession(t, s, "long").AccessExpiresAt; !got.Equal(long.AccessExpiresAt) {
+		t.Errorf("AccessExpiresAt after a rotation with a shorter token = %v, want %v kept", got, long.AccessExpiresAt)
+	}
+
+	at := base.Add(2 * time.Minute)
+	cover := latch.Cover{Until: at.Add(15 * time.Second), Margin: 6 * time.Second}
+	cursor := int64(0)
+	for _, tc := range []struct {
+		id   string
+		want time.Time
+	}{
+		{"long", long.AccessExpiresAt.Add(6 * time.Second)},
+		{"short", cover.Until}, // its token expired before Until
+	} {
+		if ok, err := s.RevokeSession(ctx, tc.id, "logout", at, cover); err != nil || !ok {
+			t.Fatalf("RevokeSession(%s) = %t, %v", tc.id, ok, err)
+		}
+		feed := mustRevocations(t, s, cursor, at)
+		if len(feed) != 1 {
+			t.Fatalf("RevokeSession(%s) appended %d entries, want 1", tc.id, len(feed))
+		}
+		if !feed[0].ExpiresAt.Equal(tc.want) {
+			t.Errorf("entry for %s expires at %v, want %v", tc.id, feed[0].ExpiresAt, tc.want)
+		}
+		cursor = feed[0].Seq
+	}
+
+	// RevokeUser: the cutoff covers the tokens of every stored session of
+	// the user — revoked and expired ones too — and each session entry its
+	// own.
+	old := newSession("b-revoked", "bob", base)
+	old.AccessExpiresAt = base.Add(20 * time.Hour)
+	gone := newSession("b-expired", "bob", base)
+	gone.ExpiresAt = base.Add(30 * time.Minute)
+	gone.AccessExpiresAt = base.Add(30 * time.Minute)
+	live := newSession("b-live", "bob", base)
+	live.AccessExpiresAt = base.Add(3 * time.Hour)
+	other := newSession("b-short", "bob", base)
+	for _, sess := range []*latch.Session{old, gone, live, other} {
+		mustSession(t, s, sess)
+	}
+	if _, err := s.RevokeSession(ctx, "b-revoked", "logout", base.Add(time.Minute), latch.Cover{Until: base.Add(2 * time.Minute)}); err != nil {
+		t.Fatalf("RevokeSession: %v", err)
+	}
+	cursor = mustRevocations(t, s, cursor, base)[0].Seq
+	at = base.Add(time.Hour)
+	cover = latch.Cover{Until: at.Add(15 * time.Second), Margin: 6 * time.Second}
+	ids, err := s.RevokeUser(ctx, "bob", "logout_all", at, cover)
+	if err != nil {
+		t.Fatalf("RevokeUser: %v", err)
+	}
+	slices.Sort(ids)
+	if want := []string{"b-live", "b-short"}; !slices.Equal(ids, want) {
+		t.Errorf("RevokeUser = %v, want %v", ids, want)
+	}
+	want := map[string]time.Time{
+		"user:bob":    old.AccessExpiresAt.Add(6 * time.Second),
+		"sid:b-live":  live.AccessExpiresAt.Add(6 * time.Second),
+		"sid:b-short": cover.Until,
+	}
+	feed := mustRevocations(t, s, cursor, at)
+	if len(feed) != len(want) {
+		t.Fatalf("RevokeUser appended %d entries, want %d: %+v", len(feed), len(want), feed)
+	}
+	for _, e := range feed {
+		k := string(e.Kind) + ":" + e.Value
+		if w, ok := want[k]; !ok || !e.ExpiresAt.Equal(w) {
+			t.Errorf("entry %s expires at %v, want %v", k, e.ExpiresAt, w)
+		}
+	}
+}
+
+// testReplayGrace: ReplayGrace counts replays up to the limit, only at the
+// session's generation and while it is live, raises AccessExpiresAt, and
+// Rotate resets the count.
+func testReplayGrace(t *testing.T, s latch.Store) {
+	ctx := t.Context()
+	mustUser(t, s, "alice")
+	mustSession(t, s, newSession("s1", "alice", base))
+	r := rotation("s1", 1, base.Add(time.Minute))
+	if err := s.Rotate(ctx, r); err != nil {
+		t.Fatalf("Rotate: %v", err)
+	}
+	replay := func(counted bool, limit int, exp time.Time) (int, error) {
+		return s.ReplayGrace(ctx, latch.GraceReplay{SessionID: "s1", Generation: 2, Counted: counted, Limit: limit, AccessExpiresAt: exp})
+	}
+	later := r.AccessExpiresAt.Add(2 * time.Second)
+	if n, err := replay(true, 2, later); err != nil || n != 1 {
+		t.Fatalf("first counted replay = %d, %v; want 1, nil", n, err)
+	}
+	sess := mustGetSession(t, s, "s1")
+	if sess.GraceReplays != 1 || !sess.AccessExpiresAt.Equal(later) {
+		t.Errorf("after a replay: GraceReplays %d, AccessExpiresAt %v; want 1, %v", sess.GraceReplays, sess.AccessExpiresAt, later)
+	}
+	// An uncounted replay (the burst of the rotation) only raises the expiry.
+	if n, err := replay(false, 0, later.Add(time.Second)); err != nil || n != 1 {
+		t.Fatalf("uncounted replay = %d, %v; want 1, nil", n, err)
+	}
+	if n, err := replay(true, 2, r.AccessExpiresAt); err != nil || n != 2 {
+		t.Fatalf("second counted replay = %d, %v; want 2, nil", n, err)
+	}
+	if got := mustGetSession(t, s, "s1").AccessExpiresAt; !got.Equal(later.Add(time.Second)) {
+		t.Errorf("AccessExpiresAt = %v, want %v (never lowered)", got, later.Add(time.Second))
+	}
+	before := mustGetSession(t, s, "s1")
+	_, err := replay(true, 2, later.Add(time.Hour))
+	wantErr(t, "counted replay past the limit", err, latch.ErrConflict)
+	_, err = s.ReplayGrace(ctx, latch.GraceReplay{SessionID: "s1", Generation: 1, AccessExpiresAt: later.Add(time.Hour)})
+	wantErr(t, "replay at another generation", err, latch.ErrConflict)
+	_, err = s.ReplayGrace(ctx, latch.GraceReplay{SessionID: "nope", Generation: 2})
+	wantErr(t, "replay of an unknown session", err, latch.ErrConflict)
+	checkEqual(t, "session after refused replays", mustGetSession(t, s, "s1"), before)
+
+	// The next rotation starts a new count.
+	r = rotation("s1", 2, base.Add(2*time.Minute))
+	if err := s.Rotate(ctx, r); err != nil {
+		t.Fatalf("Rotate: %v", err)
+	}
+	if sess := mustGetSession(t, s, "s1"); sess.GraceReplays != 0 || string(sess.RotatedBy) != string(r.RotatedBy) {
+		t.Errorf("after a rotation: GraceReplays %d, RotatedBy %q; want 0, %q", sess.GraceReplays, sess.RotatedBy, r.RotatedBy)
+	}
+	_, err = s.ReplayGrace(ctx, latch.GraceReplay{SessionID: "s1", Generation: 3, Counted: true, Limit: 0})
+	wantErr(t, "counted replay with limit 0", err, latch.ErrConflict)
+
+	if _, err := s.RevokeSession(ctx, "s1", "logout", base.Add(3*time.Minute), latch.Cover{Until: base.Add(time.Hour)}); err != nil {
+		t.Fatalf("RevokeSession: %v", err)
+	}
+	_, err = s.ReplayGrace(ctx, latch.GraceReplay{SessionID: "s1", Generation: 3})
+	wantErr(t, "replay of a revoked session", err, latch.ErrConflict)
+}
+
+// testReplayGraceConcurrent: of many concurrent counted replays with limit
+// 3, exactly three apply.
+func testReplayGraceConcurrent(t *testing.T, s latch.Store) {
+	ctx := t.Context()
+	mustUser(t, s, "alice")
+	mustSession(t, s, newSession("s1", "alice", base))
+	if err := s.Rotate(ctx, rotation("s1", 1, base.Add(time.Minute))); err != nil {
+		t.Fatalf("Rotate: %v", err)
+	}
+	const n, limit = 16, 3
+	var wg sync.WaitGroup
+	counts := make([]int, n)
+	errs := make([]error, n)
+	gate := make(chan struct{})
+	for i := range n {
+		wg.Go(func() {
+			<-gate
+			counts[i], errs[i] = s.ReplayGrace(ctx, latch.GraceReplay{SessionID: "s1", Generation: 2, Counted: true, Limit: limit})
+		})
+	}
+	close(gate)
+	wg.Wait()
+	seen := map[int]bool{}
+	for i, err := range errs {
+		switch {
+		case err == nil:
+			if seen[counts[i]] {
+				t.Errorf("two replays both got count %d", counts[i])
+			}
+			seen[counts[i]] = true
+		case !errors.Is(err, latch.ErrConflict):
+			t.Errorf("replay %d: %v", i, err)
+		}
+	}
+	if len(seen) != limit || !seen[1] || !seen[2] || !seen[3] {
+		t.Errorf("applied replays got counts %v, want exactly 1, 2, 3", seen)
+	}
+	if got := mustGetSession(t, s, "s1").GraceReplays; got != limit {
+		t.Errorf("GraceReplays = %d, want %d", got, limit)
+	}
 }

@@ -57,6 +57,9 @@ func Run(t *testing.T, open func(t *testing.T) latch.Store) {
 		{"ClearSuccessors", testClearSuccessors},
 		{"SessionsByUser", testSessionsByUser},
 		{"RevokeSession", testRevokeSession},
+		{"RevokeCoversLongerTokens", testRevokeCoversLongerTokens},
+		{"ReplayGrace", testReplayGrace},
+		{"ReplayGraceConcurrent", testReplayGraceConcurrent},
 		{"RevokeUser", testRevokeUser},
 		{"Revocations", testRevocations},
 		{"Events", testEvents},
@@ -108,6 +111,8 @@ func newSession(id, userID string, created time.Time) *latch.Session {
 		LastUsedAt: created,
 		ExpiresAt:  created.Add(24 * time.Hour),
 		Generation: 1,
+		// The first access token, issued at sign-in.
+		AccessExpiresAt: created.Add(5 * time.Minute),
 	}
 }
 

@@ -1,0 +1,51 @@
+package postgres
+
+import (
+	"testing"
+	"time"
+)
+
+// TestMigrationCoversExistingSessions: sessions created before migration
+// 0004 get the latest access-token expiry they can have (last use + 24h 5m,
+// the longest lifetime and grace allowed, capped by the session's end), so
+// revoking them after the upgrade still outlives their tokens.
+func TestMigrationCoversExistingSessions(t *testing.T) {
+	url := newSchema(t)
+	s, err := Open(t.Context(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Back to the schema before 0004, with two sessions of that time.
+	for _, q := range []string{
+		"ALTER TABLE sessions DROP COLUMN access_expires_at, DROP COLUMN rotated_by, DROP COLUMN grace_replays",
+		"DELETE FROM schema_migrations WHERE version >= 4",
+		"INSERT INTO users (id, email, password_hash, created_at, updated_at) VALUES ('u', 'u@example.com', 'x', now(), now())",
+	} {
+		if _, err := s.pool.Exec(t.Context(), q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	for id, expires := range map[string]time.Time{"long": t0.Add(30 * 24 * time.Hour), "ending": t0.Add(time.Hour)} {
+		if _, err := s.pool.Exec(t.Context(), `INSERT INTO sessions (id, user_id, client_id, user_agent, ip,
+			created_at, auth_time, last_used_at, expires_at, generation) VALUES ($1, 'u', 'latch', '', '', $2, $2, $2, $3, 1)`,
+			id, t0, expires); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.Close()
+
+	s = open(t, url)
+	for id, want := range map[string]time.Time{
+		"long":   t0.Add(24*time.Hour + 5*time.Minute),
+		"ending": t0.Add(time.Hour),
+	} {
+		sess, err := s.Session(t.Context(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !sess.AccessExpiresAt.Equal(want) || sess.GraceReplays != 0 || sess.RotatedBy != nil {
+			t.Errorf("%s after migration: AccessExpiresAt %v, GraceReplays %d, RotatedBy %x; want %v, 0, nil",
+				id, sess.AccessExpiresAt, sess.GraceReplays, sess.RotatedBy, want)
+		}
+	}
+}

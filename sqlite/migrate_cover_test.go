@@ -1,0 +1,66 @@
+package sqlite
+
+import (
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// TestMigrationCoversExistingSessions: sessions created before migration
+// 0004 get the latest access-token expiry they can have (last use + 24h 5m,
+// the longest lifetime and grace allowed, capped by the session's end), so
+// revoking them after the upgrade still outlives their tokens.
+func TestMigrationCoversExistingSessions(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "latch.db")
+	s, err := Open(t.Context(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Back to the schema before 0004, with two sessions of that time.
+	t0 := time.Date(2030, 5, 6, 7, 8, 9, 0, time.UTC)
+	for _, q := range []string{
+		"ALTER TABLE sessions DROP COLUMN access_expires_at",
+		"ALTER TABLE sessions DROP COLUMN rotated_by",
+		"ALTER TABLE sessions DROP COLUMN grace_replays",
+		"DELETE FROM schema_migrations WHERE version >= 4",
+		"INSERT INTO users (id, email, password_hash, created_at, updated_at) VALUES ('u', 'u@example.com', 'x', 1, 1)",
+	} {
+		if _, err := s.w.ExecContext(t.Context(), q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	for _, row := range []struct {
+		id       string
+		lastUsed time.Time
+		expires  time.Time
+	}{
+		{"long", t0, t0.Add(30 * 24 * time.Hour)},
+		{"ending", t0, t0.Add(time.Hour)},
+	} {
+		if _, err := s.w.ExecContext(t.Context(), `INSERT INTO sessions (id, user_id, client_id, user_agent, ip,
+			created_at, auth_time, last_used_at, expires_at, generation) VALUES (?, 'u', 'latch', '', '', ?, ?, ?, ?, 1)`,
+			row.id, micros(t0), micros(t0), micros(row.lastUsed), micros(row.expires)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.Close()
+
+	s, err = Open(t.Context(), path)
+	if err != nil {
+		t.Fatalf("reopen after the downgrade: %v", err)
+	}
+	defer s.Close()
+	for id, want := range map[string]time.Time{
+		"long":   t0.Add(24*time.Hour + 5*time.Minute),
+		"ending": t0.Add(time.Hour),
+	} {
+		sess, err := s.Session(t.Context(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !sess.AccessExpiresAt.Equal(want) || sess.GraceReplays != 0 || sess.RotatedBy != nil {
+			t.Errorf("%s after migration: AccessExpiresAt %v, GraceReplays %d, RotatedBy %x; want %v, 0, nil",
+				id, sess.AccessExpiresAt, sess.GraceReplays, sess.RotatedBy, want)
+		}
+	}
+}
