@@ -61,6 +61,7 @@ func Run(t *testing.T, open func(t *testing.T) latch.Store) {
 		{"Events", testEvents},
 		{"Keys", testKeys},
 		{"KeysConcurrent", testKeysConcurrent},
+		{"KeyRevocation", testKeyRevocation},
 		{"Prune", testPrune},
 		{"Ping", testPing},
 	}
