@@ -438,7 +438,7 @@ func (e *cliEnv) announce(cmd *cobra.Command, f *configFlags, topics ...string) 
 	if err != nil || cfg.Redis == "" {
 		return
 	}
-	ctx, cancel := context.WithTimeout(cmd.Context(), 3*time.Second)
+	ctx, cancel := context.WithTimeout(cmd.Context(), 2*time.Second)
 	defer cancel()
 	fan, err := redis.Open(ctx, cfg.Redis, redis.Options{Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
