@@ -6,7 +6,7 @@
 // NotBefore and NotAfter: pending (published, not yet signing), active
 // (signing), retired (still published so that tokens it signed verify and
 // caches never miss) and removed (past NotAfter: neither published nor
-// usable). A new key is published JWKSMaxAge + 10 minutes before it signs;
+// usable); a revoked key is neither, from any state. A new key is published JWKSMaxAge + 10 minutes before it signs;
 // a replaced key stays published for TokenLifetime + JWKSMaxAge after its
 // successor activates. Rotation across instances is decided by the store's
 // conditional KeyStore.RotateKeys, so only one instance rotates.
@@ -738,7 +738,7 @@ func (r *Ring) PublicKey(kid string) (alg string, pub crypto.PublicKey, ok bool)
 }
 
 // JWKS returns the JSON Web Key Set of the published keys (pending, active
-// and retired), the active key first, each with kid, alg and use "sig" and
+// and retired; never a revoked one), the active key first, each with kid, alg and use "sig" and
 // no private members. The bytes are cached until the ring or a key's state
 // changes; callers must not modify them. Serve them with Cache-Control
 // max-age set to Config().JWKSMaxAge.
