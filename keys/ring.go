@@ -516,6 +516,18 @@ func (r *Ring) rotation(s *snapshot, now time.Time, immediate bool) (latch.KeyRo
 		// Nothing signs yet, so no cache can be surprised.
 		notBefore = now
 	}
+	// Keys are ordered by NotBefore, so the new key must come after every
+	// key that stays, or a clock behind the one that made the previous
+	// key (another machine's, or one standing still) would leave it
+	// behind the key it replaces, never signing.
+	for _, k := range s.keys {
+		if k.revoked() || (supersede && k == prev) {
+			continue
+		}
+		if !notBefore.After(k.notBefore) {
+			notBefore = k.notBefore.Add(time.Microsecond) // the stores keep microseconds
+		}
+	}
 	sk, err := r.newSigningKey(r.cfg.Algorithm, now, notBefore)
 	if err != nil {
 		return latch.KeyRotation{}, latch.SigningKey{}, err

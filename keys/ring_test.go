@@ -2,6 +2,7 @@ package keys
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto"
 	"crypto/ecdsa"
@@ -43,7 +44,10 @@ func (m *memStore) Keys(ctx context.Context) ([]latch.SigningKey, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	out := slices.Clone(m.keys)
-	slices.SortStableFunc(out, func(a, b latch.SigningKey) int { return a.NotBefore.Compare(b.NotBefore) })
+	// As the stores order them: NotBefore, then CreatedAt, then ID.
+	slices.SortFunc(out, func(a, b latch.SigningKey) int {
+		return cmp.Or(a.NotBefore.Compare(b.NotBefore), a.CreatedAt.Compare(b.CreatedAt), strings.Compare(a.ID, b.ID))
+	})
 	return out, nil
 }
 
@@ -575,6 +579,38 @@ func TestRevokeActiveKey(t *testing.T) {
 	}
 	if _, err := r.Revoke(ctx, "no-such-kid"); !errors.Is(err, ErrUnknownKey) {
 		t.Fatalf("Revoke(unknown) = %v, want ErrUnknownKey", err)
+	}
+}
+
+// TestImmediateRotationsInOneInstant: a revocation and rotate --now at the
+// same clock reading, or from a machine whose clock is behind, still hand
+// signing to the newest key.
+func TestImmediateRotationsInOneInstant(t *testing.T) {
+	ctx := context.Background()
+	c, store := newClock(), &memStore{}
+	kek := mustKEK(t)
+	r := newTestRing(t, store, kek, Config{}, c)
+	res, err := r.Revoke(ctx, r.List()[0].ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sk, err := r.Rotate(ctx, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if kid := kidOf(t, signAt(t, r, c.Now().Add(time.Millisecond))); kid != sk.ID {
+		t.Fatalf("after two immediate rotations in one instant the ring signs with %s (the first: %s), want %s", kid, res.Rotated.ID, sk.ID)
+	}
+	behind := &clock{t: c.Now().Add(-10 * time.Second)}
+	late, err := newTestRing(t, store, kek, Config{}, behind).Rotate(ctx, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Reload(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if kid := kidOf(t, signAt(t, r, c.Now().Add(time.Millisecond))); kid != late.ID {
+		t.Fatalf("rotate --now from a clock 10 s behind: the ring signs with %s, want %s", kid, late.ID)
 	}
 }
 
