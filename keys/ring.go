@@ -497,7 +497,10 @@ func (r *Ring) Rotate(ctx context.Context, immediate bool) (latch.SigningKey, er
 }
 
 // rotation builds the rotation from snapshot s at now and the key it adds.
-func (r *Ring) rotation(s *snapshot, now time.Time, immediate bool) (latch.KeyRotation, latch.SigningKey, error) {
+// leaving, if not nil, is a key revoked together with the rotation.
+func (r *Ring) rotation(s *snapshot, now time.Time, immediate bool, leaving *key) (latch.KeyRotation, latch.SigningKey, error) {
+	// The stores keep microseconds; compare dates as they will be stored.
+	now = now.Truncate(time.Microsecond)
 	prev := s.newest()
 	supersede := false
 	if prev != nil && now.Before(prev.notBefore) {
@@ -521,7 +524,7 @@ func (r *Ring) rotation(s *snapshot, now time.Time, immediate bool) (latch.KeyRo
 	// key (another machine's, or one standing still) would leave it
 	// behind the key it replaces, never signing.
 	for _, k := range s.keys {
-		if k.revoked() || (supersede && k == prev) {
+		if k.revoked() || k == leaving || (supersede && k == prev) {
 			continue
 		}
 		if !notBefore.After(k.notBefore) {
@@ -547,7 +550,7 @@ func (r *Ring) rotation(s *snapshot, now time.Time, immediate bool) (latch.KeyRo
 }
 
 func (r *Ring) rotateLocked(ctx context.Context, immediate bool) (latch.SigningKey, error) {
-	rot, sk, err := r.rotation(r.snap.Load(), r.now(), immediate)
+	rot, sk, err := r.rotation(r.snap.Load(), r.now(), immediate, nil)
 	if err != nil {
 		return latch.SigningKey{}, err
 	}
@@ -614,7 +617,7 @@ func (r *Ring) Revoke(ctx context.Context, kid string) (Revoked, error) {
 		out := Revoked{Already: k.revoked(), Expiry: now.Add(r.cfg.retention() + revokeMargin)}
 		rev := latch.KeyRevocation{ID: kid, At: now, Expiry: out.Expiry}
 		if !k.revoked() && k == s.active(now) {
-			rot, sk, err := r.rotation(s, now, true)
+			rot, sk, err := r.rotation(s, now, true, k)
 			if err != nil {
 				return Revoked{}, err
 			}

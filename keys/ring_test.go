@@ -36,18 +36,24 @@ type memStore struct {
 	beforeRotate func()
 	rotations    int
 	version      int64
+	// micros makes the store keep dates in microseconds, as the real
+	// stores do.
+	micros bool
 	// feed holds the revocation entries RevokeKey wrote.
 	feed []latch.Revocation
+}
+
+// keyOrder orders keys as the stores do: by NotBefore, then CreatedAt, then
+// ID.
+func keyOrder(a, b latch.SigningKey) int {
+	return cmp.Or(a.NotBefore.Compare(b.NotBefore), a.CreatedAt.Compare(b.CreatedAt), strings.Compare(a.ID, b.ID))
 }
 
 func (m *memStore) Keys(ctx context.Context) ([]latch.SigningKey, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	out := slices.Clone(m.keys)
-	// As the stores order them: NotBefore, then CreatedAt, then ID.
-	slices.SortFunc(out, func(a, b latch.SigningKey) int {
-		return cmp.Or(a.NotBefore.Compare(b.NotBefore), a.CreatedAt.Compare(b.CreatedAt), strings.Compare(a.ID, b.ID))
-	})
+	slices.SortFunc(out, keyOrder)
 	return out, nil
 }
 
@@ -73,7 +79,7 @@ func (m *memStore) RotateKeys(ctx context.Context, r latch.KeyRotation) error {
 func (m *memStore) rotateLocked(r latch.KeyRotation) error {
 	newest := -1
 	for i, k := range m.keys {
-		if k.RevokedAt.IsZero() && (newest < 0 || !k.NotBefore.Before(m.keys[newest].NotBefore)) {
+		if k.RevokedAt.IsZero() && (newest < 0 || keyOrder(k, m.keys[newest]) > 0) {
 			newest = i
 		}
 		if k.ID == r.New.ID {
@@ -92,7 +98,13 @@ func (m *memStore) rotateLocked(r latch.KeyRotation) error {
 			m.keys[newest].RevokedAt = r.New.CreatedAt
 		}
 	}
-	m.keys = append(m.keys, r.New)
+	k := r.New
+	if m.micros {
+		for _, t := range []*time.Time{&k.CreatedAt, &k.NotBefore, &k.NotAfter, &k.RevokedAt} {
+			*t = t.Truncate(time.Microsecond)
+		}
+	}
+	m.keys = append(m.keys, k)
 	m.rotations++
 	return nil
 }
@@ -588,18 +600,23 @@ func TestRevokeActiveKey(t *testing.T) {
 func TestImmediateRotationsInOneInstant(t *testing.T) {
 	ctx := context.Background()
 	c, store := newClock(), &memStore{}
+	store.micros = true
+	c.Add(123 * time.Nanosecond) // a clock finer than the store
 	kek := mustKEK(t)
 	r := newTestRing(t, store, kek, Config{}, c)
 	res, err := r.Revoke(ctx, r.List()[0].ID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	sk, err := r.Rotate(ctx, true)
-	if err != nil {
-		t.Fatal(err)
+	var sk latch.SigningKey
+	for range 8 {
+		if sk, err = r.Rotate(ctx, true); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if kid := kidOf(t, signAt(t, r, c.Now().Add(time.Millisecond))); kid != sk.ID {
-		t.Fatalf("after two immediate rotations in one instant the ring signs with %s (the first: %s), want %s", kid, res.Rotated.ID, sk.ID)
+	c.Add(time.Millisecond) // the ring signs by its own clock
+	if kid := kidOf(t, signAt(t, r, c.Now())); kid != sk.ID {
+		t.Fatalf("after a revocation and 8 immediate rotations in one instant the ring signs with %s (the revocation's: %s), want the last %s", kid, res.Rotated.ID, sk.ID)
 	}
 	behind := &clock{t: c.Now().Add(-10 * time.Second)}
 	late, err := newTestRing(t, store, kek, Config{}, behind).Rotate(ctx, true)
@@ -609,7 +626,8 @@ func TestImmediateRotationsInOneInstant(t *testing.T) {
 	if err := r.Reload(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if kid := kidOf(t, signAt(t, r, c.Now().Add(time.Millisecond))); kid != late.ID {
+	c.Add(time.Millisecond)
+	if kid := kidOf(t, signAt(t, r, c.Now())); kid != late.ID {
 		t.Fatalf("rotate --now from a clock 10 s behind: the ring signs with %s, want %s", kid, late.ID)
 	}
 }
