@@ -69,6 +69,7 @@ func TestKeyRevocationReachesAnotherInstance(t *testing.T) {
 	b.in.Start(ctx)
 	t.Cleanup(func() { cancel(); b.in.Wait() })
 	a.addUser(adaEmail, adaPass)
+	a.addClients()
 
 	tok := b.login(adaEmail, adaPass).str("access_token")
 	stolen, _ := segment(t, tok, 0)["kid"].(string)
@@ -83,6 +84,18 @@ func TestKeyRevocationReachesAnotherInstance(t *testing.T) {
 	})
 	if b.jwksKids()[stolen] {
 		t.Fatal("the other instance still publishes the revoked key")
+	}
+	// The kid travels the revocation feed that remote verifiers follow.
+	feed := b.do("GET", "/v1/revocations?after=0", "", basic("svc", svcSecret)...)
+	entries, _ := feed.body["revocations"].([]any)
+	found := false
+	for _, e := range entries {
+		if m, _ := e.(map[string]any); m["kind"] == "kid" && m["value"] == stolen {
+			found = true
+		}
+	}
+	if feed.code != http.StatusOK || !found {
+		t.Fatalf("the revocation feed lacks a kid entry for %s: %d %s", stolen, feed.code, feed.raw)
 	}
 	fresh := b.login(adaEmail, adaPass).str("access_token")
 	if kid := segment(t, fresh, 0)["kid"]; kid != res.Rotated.ID {
