@@ -343,8 +343,9 @@ func (k RingKeys) Key(kid string) (verifier.Key, bool) {
 
 // Start runs the background work until ctx ends: following the durable
 // revocation feed (revocations made by other processes, such as the
-// command line), key rotation, erasing refresh-token successors whose
-// grace window has passed, and pruning.
+// command line), key rotation, reloading the key ring when another process
+// rotated or revoked a key, erasing refresh-token successors whose grace
+// window has passed, and pruning.
 func (in *Instance) Start(ctx context.Context) {
 	if in.Fanout != nil {
 		in.wg.Add(1)
