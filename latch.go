@@ -201,6 +201,11 @@ const (
 	// RevokeUser covers every access token whose sub is Value and whose iat
 	// is before Cutoff.
 	RevokeUser = revocation.User
+	// RevokeKey covers every access token whose JOSE header kid is Value:
+	// the signing key was revoked (a suspected compromise). The entry
+	// expires when every token the key signed has expired and every
+	// cached JWKS that listed it has been refetched.
+	RevokeKey RevocationKind = "kid"
 )
 
 // Event types recorded in the security log.
@@ -211,6 +216,7 @@ const (
 	EventSessionRevoked = "session_revoked"
 	EventLogoutAll      = "logout_all"
 	EventKeysRotated    = "keys_rotated"
+	EventKeyRevoked     = "key_revoked"
 	EventUserCreated    = "user_created"
 	EventClientCreated  = "client_created"
 	EventTokenRevoked   = "token_revoked"
@@ -252,15 +258,35 @@ type SigningKey struct {
 	// NotAfter is when the key leaves the JWKS; zero until a newer key
 	// replaces it.
 	NotAfter time.Time
+	// RevokedAt is when the key was revoked; zero for a key that was not.
+	// A revoked key never signs, is never published and is never trusted,
+	// whatever its other dates say.
+	RevokedAt time.Time
 }
 
 // KeyRotation adds a key to the ring. It succeeds only if Previous is still
-// the newest key (by NotBefore), so that of many instances only one rotates.
-// The previous key is scheduled for removal at PreviousNotAfter.
+// the newest key that is not revoked (by NotBefore), so that of many
+// instances only one rotates. The previous key is scheduled for removal at
+// PreviousNotAfter.
 type KeyRotation struct {
 	New              SigningKey
 	Previous         string // kid; empty for the first key of an empty ring
 	PreviousNotAfter time.Time
+	// SupersedePrevious marks Previous, a pending key that an immediate
+	// rotation replaces, revoked at New.CreatedAt so that it never signs.
+	// No revocation-feed entry is written: it never signed anything.
+	SupersedePrevious bool
+}
+
+// KeyRevocation revokes a signing key: it is marked revoked at At and a
+// RevokeKey entry expiring at Expiry is appended to the revocation feed.
+// If Rotation is set, it is applied first in the same transaction, so that
+// revoking the active key never leaves the ring without one.
+type KeyRevocation struct {
+	ID       string // kid
+	At       time.Time
+	Expiry   time.Time
+	Rotation *KeyRotation
 }
 
 // UserStore keeps accounts.
@@ -360,8 +386,19 @@ type KeyStore interface {
 	// Keys returns every stored key, oldest NotBefore first.
 	Keys(ctx context.Context) ([]SigningKey, error)
 	// RotateKeys applies r atomically; ErrConflict if r.Previous is not the
-	// newest key any more (or the ring is not empty when Previous is "").
+	// newest key that is not revoked any more (or such a key exists when
+	// Previous is ""). It moves KeyRingVersion.
 	RotateKeys(ctx context.Context, r KeyRotation) error
+	// RevokeKey applies r atomically: its rotation if any (failing like
+	// RotateKeys), then marks the key revoked at r.At (a key revoked
+	// already keeps its first RevokedAt) and appends a RevokeKey entry
+	// expiring at r.Expiry to the revocation feed. It moves KeyRingVersion.
+	// ErrNotFound if no key has the id.
+	RevokeKey(ctx context.Context, r KeyRevocation) error
+	// KeyRingVersion returns a number that changes whenever RotateKeys or
+	// RevokeKey commits, so that instances can notice a changed ring
+	// cheaply and reload it.
+	KeyRingVersion(ctx context.Context) (int64, error)
 }
 
 // Store is everything the auth server persists.

@@ -11,6 +11,7 @@ import (
 	"crypto/x509"
 	"encoding/base32"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -298,3 +299,11 @@ func (m *memKeyStore) RotateKeys(_ context.Context, r latch.KeyRotation) error {
 	m.keys = append(m.keys, r.New)
 	return nil
 }
+
+// RevokeKey is not used by the benchmarks.
+func (m *memKeyStore) RevokeKey(context.Context, latch.KeyRevocation) error {
+	return errors.New("memKeyStore: RevokeKey is not supported")
+}
+
+// KeyRingVersion is not used by the benchmarks.
+func (m *memKeyStore) KeyRingVersion(context.Context) (int64, error) { return 0, nil }

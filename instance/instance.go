@@ -42,7 +42,12 @@ import (
 const (
 	revocationPoll = 500 * time.Millisecond
 	keyTick        = time.Minute
-	pruneEvery     = time.Hour
+	// keyCheck is how often the store's key-ring version is compared with
+	// the loaded one (one cheap read), so that a rotation or a key
+	// revocation by another process applies within about a second even
+	// without Redis.
+	keyCheck   = time.Second
+	pruneEvery = time.Hour
 	// successorSweep is how often the sealed successors of sessions whose
 	// grace window has passed are erased; a successor outlives its window
 	// by at most this much.
@@ -75,6 +80,10 @@ type Instance struct {
 
 	mu          sync.Mutex
 	metricsAddr net.Addr
+
+	// keysChanged asks watchKeys to reload the ring now (a Redis poke, a
+	// key revocation on the feed).
+	keysChanged chan struct{}
 }
 
 // Options are the optional collaborators of an instance.
@@ -421,6 +430,7 @@ func wire(ctx context.Context, cfg config.Config, st latch.Store, opt Options) (
 	return &Instance{
 		Config: cfg, Store: st, Ring: ring, Revocations: revs, Verifier: v, Auth: svc, Server: srv,
 		Registry: reg, Fanout: fan, Demo: demo, KEKCreated: created, log: log, now: now,
+		keysChanged: make(chan struct{}, 1),
 	}, nil
 }
 
@@ -473,8 +483,9 @@ func (k RingKeys) Key(kid string) (verifier.Key, bool) {
 
 // Start runs the background work until ctx ends: following the durable
 // revocation feed (revocations made by other processes, such as the
-// command line), key rotation, erasing refresh-token successors whose
-// grace window has passed, and pruning.
+// command line), key rotation, reloading the key ring when another process
+// rotated or revoked a key, erasing refresh-token successors whose grace
+// window has passed, and pruning.
 func (in *Instance) Start(ctx context.Context) {
 	if in.Fanout != nil {
 		in.wg.Add(1)
@@ -483,16 +494,20 @@ func (in *Instance) Start(ctx context.Context) {
 			in.follow(ctx)
 		}()
 	}
-	in.wg.Add(4)
+	in.wg.Add(5)
 	go func() {
 		defer in.wg.Done()
-		in.Revocations.Follow(ctx, in.Store, revocationPoll, in.now, func(err error) {
+		in.Revocations.Follow(ctx, in.feed(), revocationPoll, in.now, func(err error) {
 			in.log.Warn("revocation sync failed", "err", err)
 		})
 	}()
 	go func() {
 		defer in.wg.Done()
 		every(ctx, keyTick, in.tickKeys)
+	}()
+	go func() {
+		defer in.wg.Done()
+		in.watchKeys(ctx)
 	}()
 	go func() {
 		defer in.wg.Done()
@@ -516,19 +531,13 @@ func (in *Instance) Start(ctx context.Context) {
 // pulled from the store at once, a changed key ring reloaded. Pokes are
 // coalesced, so a burst costs one catch-up and Redis is never blocked.
 func (in *Instance) follow(ctx context.Context) {
-	revs, ring := make(chan struct{}, 1), make(chan struct{}, 1)
-	poke := func(c chan struct{}) {
-		select {
-		case c <- struct{}{}:
-		default:
-		}
-	}
+	revs := make(chan struct{}, 1)
 	go in.Fanout.Subscribe(ctx, func(topic string) {
 		switch topic {
 		case redis.TopicRevocations:
 			poke(revs)
 		case redis.TopicKeys:
-			poke(ring)
+			poke(in.keysChanged)
 		}
 	})
 	for {
@@ -536,14 +545,89 @@ func (in *Instance) follow(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-revs:
-			if _, err := in.Revocations.Sync(ctx, in.Store, in.now()); err != nil {
+			if _, err := in.Revocations.Sync(ctx, in.feed(), in.now()); err != nil {
 				in.log.Warn("revocation sync after a poke failed; polling continues", "err", err)
 			}
-		case <-ring:
-			if err := in.Ring.Reload(ctx); err != nil {
-				in.log.Warn("key ring reload after a poke failed", "err", err)
-			}
 		}
+	}
+}
+
+// poke signals c without blocking; signals coalesce.
+func poke(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
+	}
+}
+
+// feed is the store's revocation feed as the instance follows it: a page
+// holding a key revocation (latch.RevokeKey) also reloads the key ring, so
+// that the revoked key stops being published and trusted at once.
+func (in *Instance) feed() revocation.Feed {
+	return keyFeed{RevocationStore: in.Store, changed: in.keysChanged}
+}
+
+// keyFeed passes a revocation feed through and signals changed when a page
+// holds a key revocation.
+type keyFeed struct {
+	latch.RevocationStore
+	changed chan struct{}
+}
+
+// RevocationsAfter implements revocation.Feed.
+func (f keyFeed) RevocationsAfter(ctx context.Context, after int64, now time.Time, limit int) ([]latch.Revocation, error) {
+	page, err := f.RevocationStore.RevocationsAfter(ctx, after, now, limit)
+	for _, r := range page {
+		if r.Kind == latch.RevokeKey {
+			poke(f.changed)
+			break
+		}
+	}
+	return page, err
+}
+
+// watchKeys reloads the key ring when asked to (keysChanged) and whenever
+// the store's key-ring version moves, which it checks every keyCheck: a
+// rotation or revocation made by the command line or another instance
+// applies here within about a second, Redis or not.
+func (in *Instance) watchKeys(ctx context.Context) {
+	loaded := int64(-1) // the version of the ring as loaded; -1: unknown
+	if v, err := in.Store.KeyRingVersion(ctx); err == nil {
+		// NewRing loaded the ring after this version at the latest.
+		loaded = v
+	}
+	t := time.NewTicker(keyCheck)
+	defer t.Stop()
+	for {
+		periodic := false
+		select {
+		case <-ctx.Done():
+			return
+		case <-in.keysChanged:
+		case <-t.C:
+			periodic = true
+		}
+		// Read the version before reloading: a change committed in
+		// between moves it again and is picked up at the next check.
+		v, err := in.Store.KeyRingVersion(ctx)
+		switch {
+		case err != nil && periodic:
+			in.log.Debug("reading the key-ring version failed", "err", err)
+			continue
+		case err != nil:
+			v = -1 // reload anyway; the next check reloads once more
+		case v == loaded && periodic:
+			continue
+		}
+		if err := in.Ring.Reload(ctx); err != nil {
+			in.log.Warn("key ring reload failed; retrying at the next check", "err", err)
+			loaded = -1
+			continue
+		}
+		if v != loaded {
+			in.log.Info("key ring reloaded", "version", v)
+		}
+		loaded = v
 	}
 }
 

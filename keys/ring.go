@@ -6,10 +6,14 @@
 // NotBefore and NotAfter: pending (published, not yet signing), active
 // (signing), retired (still published so that tokens it signed verify and
 // caches never miss) and removed (past NotAfter: neither published nor
-// usable). A new key is published JWKSMaxAge + 10 minutes before it signs;
+// usable); a revoked key is neither, from any state. A new key is published JWKSMaxAge + 10 minutes before it signs;
 // a replaced key stays published for TokenLifetime + JWKSMaxAge after its
 // successor activates. Rotation across instances is decided by the store's
 // conditional KeyStore.RotateKeys, so only one instance rotates.
+//
+// A key can also be revoked (Revoke, after a suspected compromise): from
+// then on the ring never signs with it, publishes it or trusts it, whatever
+// its dates say, and its kid travels the revocation feed to every verifier.
 //
 // Sign, PublicKey and JWKS read an immutable snapshot without locks and
 // resolve the active key against the clock at call time, so a pending key
@@ -47,6 +51,7 @@ const (
 	StateActive  = "active"  // the newest key past NotBefore: signs
 	StateRetired = "retired" // replaced, still published until NotAfter
 	StateRemoved = "removed" // past NotAfter: not published, not usable
+	StateRevoked = "revoked" // revoked: never signs, published or trusted
 )
 
 // TokenType is the JOSE "typ" header of the access tokens Sign makes
@@ -60,16 +65,24 @@ var (
 	// ErrNoSigningKey is returned by Sign when no key is active at the
 	// current time.
 	ErrNoSigningKey = errors.New("keys: no active signing key")
+	// ErrUnknownKey is returned by Revoke for a kid the ring does not hold.
+	ErrUnknownKey = errors.New("keys: no such key")
 )
+
+// revokeMargin is added to the lifetime of a key's revocation entry: an
+// instance may go on signing with a revoked key until it reloads its ring
+// (seconds), and clocks differ.
+const revokeMargin = time.Minute
 
 // Info describes a key of the ring at the time List was called.
 type Info struct {
 	ID        string // kid
 	Algorithm string // EdDSA, ES256 or RS256
-	State     string // StatePending, StateActive, StateRetired or StateRemoved
+	State     string // StatePending, StateActive, StateRetired, StateRemoved or StateRevoked
 	CreatedAt time.Time
 	NotBefore time.Time
 	NotAfter  time.Time // zero until a newer key replaces this one
+	RevokedAt time.Time // zero unless the key was revoked
 }
 
 // Ring is the signing-key ring of one server instance, backed by a
@@ -94,8 +107,10 @@ type key struct {
 	createdAt time.Time
 	notBefore time.Time
 	notAfter  time.Time
+	revokedAt time.Time // zero unless revoked
 
-	// The rest is nil for keys already removed when the snapshot was built.
+	// The rest is nil for keys already removed or revoked when the
+	// snapshot was built.
 	method jwt.SigningMethod
 	pub    crypto.PublicKey
 	// priv is set only for keys that were active or pending when the
@@ -117,12 +132,15 @@ type snapshot struct {
 	byID map[string]*key
 }
 
-// active returns the key that signs at now: the newest key whose NotBefore
-// has passed, unless it is past its NotAfter.
+// revoked reports whether k was revoked.
+func (k *key) revoked() bool { return !k.revokedAt.IsZero() }
+
+// active returns the key that signs at now: the newest key not revoked
+// whose NotBefore has passed, unless it is past its NotAfter.
 func (s *snapshot) active(now time.Time) *key {
 	for i := len(s.keys) - 1; i >= 0; i-- {
 		k := s.keys[i]
-		if now.Before(k.notBefore) {
+		if k.revoked() || now.Before(k.notBefore) {
 			continue
 		}
 		if k.removedAt(now) {
@@ -133,18 +151,22 @@ func (s *snapshot) active(now time.Time) *key {
 	return nil
 }
 
-// newest returns the newest key by NotBefore (the one a rotation must name
-// as Previous), or nil for an empty ring.
+// newest returns the newest key by NotBefore that is not revoked (the one
+// a rotation must name as Previous), or nil if there is none.
 func (s *snapshot) newest() *key {
-	if len(s.keys) == 0 {
-		return nil
+	for i := len(s.keys) - 1; i >= 0; i-- {
+		if !s.keys[i].revoked() {
+			return s.keys[i]
+		}
 	}
-	return s.keys[len(s.keys)-1]
+	return nil
 }
 
 // state returns the state of k at now, given the active key at now.
 func (s *snapshot) state(k, active *key, now time.Time) string {
 	switch {
+	case k.revoked():
+		return StateRevoked
 	case k.removedAt(now):
 		return StateRemoved
 	case now.Before(k.notBefore):
@@ -241,9 +263,9 @@ func (r *Ring) reloadLocked(ctx context.Context) error {
 func (r *Ring) build(stored []latch.SigningKey, old *snapshot, now time.Time) (*snapshot, error) {
 	stored = slices.Clone(stored)
 	slices.SortStableFunc(stored, func(a, b latch.SigningKey) int { return a.NotBefore.Compare(b.NotBefore) })
-	activeIdx := -1 // newest key past NotBefore
+	activeIdx := -1 // newest key not revoked past NotBefore
 	for i := len(stored) - 1; i >= 0; i-- {
-		if !now.Before(stored[i].NotBefore) {
+		if stored[i].RevokedAt.IsZero() && !now.Before(stored[i].NotBefore) {
 			activeIdx = i
 			break
 		}
@@ -254,8 +276,11 @@ func (r *Ring) build(stored []latch.SigningKey, old *snapshot, now time.Time) (*
 		if _, dup := s.byID[sk.ID]; dup {
 			return nil, fmt.Errorf("keys: key store holds key %s twice", sk.ID)
 		}
-		k := &key{id: sk.ID, alg: sk.Algorithm, createdAt: sk.CreatedAt, notBefore: sk.NotBefore, notAfter: sk.NotAfter}
-		if !k.removedAt(now) {
+		k := &key{id: sk.ID, alg: sk.Algorithm, createdAt: sk.CreatedAt, notBefore: sk.NotBefore, notAfter: sk.NotAfter,
+			revokedAt: sk.RevokedAt}
+		// A revoked key gets no crypto material at all: nothing can sign
+		// with it, publish it or trust it by mistake.
+		if !k.revoked() && !k.removedAt(now) {
 			needPriv := i >= activeIdx
 			var prev *key
 			if old != nil {
@@ -457,9 +482,11 @@ func (r *Ring) newSigningKey(alg string, createdAt, notBefore time.Time) (latch.
 // it replaces stays published until the new key's NotBefore +
 // TokenLifetime + JWKSMaxAge.
 //
-// If a key is already pending, Rotate adds none and returns an error
-// wrapping ErrRotationPending. If another instance rotated first, Rotate
-// reloads the ring and returns an error wrapping latch.ErrConflict.
+// If a key is already pending, a scheduled rotation (immediate false) adds
+// none and returns an error wrapping ErrRotationPending; an immediate one
+// supersedes the pending key, which is revoked without ever signing. If
+// another instance rotated first, Rotate reloads the ring and returns an
+// error wrapping latch.ErrConflict.
 func (r *Ring) Rotate(ctx context.Context, immediate bool) (latch.SigningKey, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -469,28 +496,44 @@ func (r *Ring) Rotate(ctx context.Context, immediate bool) (latch.SigningKey, er
 	return r.rotateLocked(ctx, immediate)
 }
 
-func (r *Ring) rotateLocked(ctx context.Context, immediate bool) (latch.SigningKey, error) {
-	s, now := r.snap.Load(), r.now()
+// rotation builds the rotation from snapshot s at now and the key it adds.
+// leaving, if not nil, is a key revoked together with the rotation.
+func (r *Ring) rotation(s *snapshot, now time.Time, immediate bool, leaving *key) (latch.KeyRotation, latch.SigningKey, error) {
+	// The stores keep microseconds; compare dates as they will be stored.
+	now = now.Truncate(time.Microsecond)
 	prev := s.newest()
+	supersede := false
 	if prev != nil && now.Before(prev.notBefore) {
-		if immediate {
-			// The store orders keys by NotBefore and lets a rotation
-			// set NotAfter only on the newest key, so a key active
-			// now cannot be put before a pending one.
-			return latch.SigningKey{}, fmt.Errorf("%w: key %s activates at %s (in %s); an immediate rotation cannot supersede a pending key, retry after it activates",
+		if !immediate {
+			return latch.KeyRotation{}, latch.SigningKey{}, fmt.Errorf("%w: key %s activates at %s (in %s)",
 				ErrRotationPending, prev.id, prev.notBefore.UTC().Format(time.RFC3339), prev.notBefore.Sub(now).Round(time.Second))
 		}
-		return latch.SigningKey{}, fmt.Errorf("%w: key %s activates at %s (in %s)",
-			ErrRotationPending, prev.id, prev.notBefore.UTC().Format(time.RFC3339), prev.notBefore.Sub(now).Round(time.Second))
+		// The pending key must never sign: the new one would otherwise
+		// hand over to it at its NotBefore. It is revoked in the same
+		// transaction, and the new key becomes the newest one not
+		// revoked, which the next rotation names as Previous.
+		supersede = true
 	}
 	notBefore := now.Add(r.cfg.PublishDelay())
 	if immediate || s.active(now) == nil {
 		// Nothing signs yet, so no cache can be surprised.
 		notBefore = now
 	}
+	// Keys are ordered by NotBefore, so the new key must come after every
+	// key that stays, or a clock behind the one that made the previous
+	// key (another machine's, or one standing still) would leave it
+	// behind the key it replaces, never signing.
+	for _, k := range s.keys {
+		if k.revoked() || k == leaving || (supersede && k == prev) {
+			continue
+		}
+		if !notBefore.After(k.notBefore) {
+			notBefore = k.notBefore.Add(time.Microsecond) // the stores keep microseconds
+		}
+	}
 	sk, err := r.newSigningKey(r.cfg.Algorithm, now, notBefore)
 	if err != nil {
-		return latch.SigningKey{}, err
+		return latch.KeyRotation{}, latch.SigningKey{}, err
 	}
 	rot := latch.KeyRotation{New: sk}
 	if prev != nil {
@@ -499,17 +542,21 @@ func (r *Ring) rotateLocked(ctx context.Context, immediate bool) (latch.SigningK
 		if !prev.notAfter.IsZero() && prev.notAfter.Before(rot.PreviousNotAfter) {
 			rot.PreviousNotAfter = prev.notAfter // never bring a key back
 		}
+		if supersede {
+			rot.SupersedePrevious, rot.PreviousNotAfter = true, now
+		}
+	}
+	return rot, sk, nil
+}
+
+func (r *Ring) rotateLocked(ctx context.Context, immediate bool) (latch.SigningKey, error) {
+	rot, sk, err := r.rotation(r.snap.Load(), r.now(), immediate, nil)
+	if err != nil {
+		return latch.SigningKey{}, err
 	}
 	if err := r.store.RotateKeys(ctx, rot); err != nil {
 		if errors.Is(err, latch.ErrConflict) {
-			if rerr := r.reloadLocked(ctx); rerr != nil {
-				return latch.SigningKey{}, fmt.Errorf("keys: another rotation won (%w); reloading: %v", err, rerr)
-			}
-			msg := "keys: another instance rotated the keys first"
-			if n := r.snap.Load().newest(); n != nil {
-				msg += fmt.Sprintf(": newest key %s signs from %s", n.id, n.notBefore.UTC().Format(time.RFC3339))
-			}
-			return latch.SigningKey{}, fmt.Errorf("%s: %w", msg, err)
+			return latch.SigningKey{}, r.conflictLocked(ctx, err)
 		}
 		return latch.SigningKey{}, fmt.Errorf("keys: storing rotation: %w", err)
 	}
@@ -517,6 +564,93 @@ func (r *Ring) rotateLocked(ctx context.Context, immediate bool) (latch.SigningK
 		return sk, fmt.Errorf("keys: rotated to %s but reloading failed: %w", sk.ID, err)
 	}
 	return sk, nil
+}
+
+// conflictLocked reloads the ring after another rotation won the race and
+// returns the error to report, wrapping err.
+func (r *Ring) conflictLocked(ctx context.Context, err error) error {
+	if rerr := r.reloadLocked(ctx); rerr != nil {
+		return fmt.Errorf("keys: another rotation won (%w); reloading: %v", err, rerr)
+	}
+	msg := "keys: another instance rotated the keys first"
+	if n := r.snap.Load().newest(); n != nil {
+		msg += fmt.Sprintf(": newest key %s signs from %s", n.id, n.notBefore.UTC().Format(time.RFC3339))
+	}
+	return fmt.Errorf("%s: %w", msg, err)
+}
+
+// Revoked describes what Revoke did.
+type Revoked struct {
+	// Key is the revoked key as the ring now lists it.
+	Key Info
+	// Already is true if the key had been revoked before; the revocation
+	// was announced on the feed again.
+	Already bool
+	// Rotated is the key that replaced the revoked one as the active key,
+	// signing at once; zero if the revoked key was not active.
+	Rotated latch.SigningKey
+	// Expiry is when the revocation entry leaves the feed: every token the
+	// key signed has expired and every cached JWKS was refetched by then.
+	Expiry time.Time
+}
+
+// Revoke revokes the key kid after a suspected compromise: from the moment
+// it returns, this ring never signs with it, publishes it or trusts it, and
+// the store holds a revocation-feed entry of kind latch.RevokeKey that
+// carries the kid to every other instance and remote verifier. If kid is
+// the active key, an immediate rotation is stored in the same transaction,
+// so signing continues with a fresh key (a pending key is superseded by
+// it). Revoking a key revoked before announces it again. An unknown kid
+// returns an error wrapping ErrUnknownKey.
+func (r *Ring) Revoke(ctx context.Context, kid string) (Revoked, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err := r.reloadLocked(ctx); err != nil {
+		return Revoked{}, err
+	}
+	for attempt := 1; ; attempt++ {
+		s, now := r.snap.Load(), r.now()
+		k := s.byID[kid]
+		if k == nil {
+			return Revoked{}, fmt.Errorf("%w: %q is not a kid of the ring (see latch keys list)", ErrUnknownKey, kid)
+		}
+		// The entry must outlive every token the key signed and every
+		// cached JWKS that listed it, whatever the configuration said
+		// when they were made: bound it by the longest lifetime and
+		// max-age the configuration accepts, not by today's values.
+		out := Revoked{Already: k.revoked(), Expiry: now.Add(maxTokenLifetime + maxJWKSMaxAge + revokeMargin)}
+		rev := latch.KeyRevocation{ID: kid, At: now, Expiry: out.Expiry}
+		if !k.revoked() && k == s.active(now) {
+			rot, sk, err := r.rotation(s, now, true, k)
+			if err != nil {
+				return Revoked{}, err
+			}
+			rev.Rotation, out.Rotated = &rot, sk
+		}
+		err := r.store.RevokeKey(ctx, rev)
+		switch {
+		case errors.Is(err, latch.ErrConflict) && rev.Rotation != nil && attempt < 3:
+			// Another instance rotated meanwhile: build the rotation
+			// again from the ring as it is now.
+			if err := r.reloadLocked(ctx); err != nil {
+				return Revoked{}, err
+			}
+			continue
+		case errors.Is(err, latch.ErrNotFound):
+			return Revoked{}, fmt.Errorf("%w: %q (pruned meanwhile?)", ErrUnknownKey, kid)
+		case err != nil:
+			return Revoked{}, fmt.Errorf("keys: revoking %s: %w", kid, err)
+		}
+		if err := r.reloadLocked(ctx); err != nil {
+			return out, fmt.Errorf("keys: revoked %s but reloading failed: %w", kid, err)
+		}
+		for _, info := range r.listLocked() {
+			if info.ID == kid {
+				out.Key = info
+			}
+		}
+		return out, nil
+	}
 }
 
 // Tick reloads the ring and rotates when due: when the newest key's
@@ -563,7 +697,10 @@ func (r *Ring) due() bool {
 }
 
 // List describes every stored key, oldest first, with its state now.
-func (r *Ring) List() []Info {
+func (r *Ring) List() []Info { return r.listLocked() }
+
+// listLocked is List; it needs no lock and is named for use under one.
+func (r *Ring) listLocked() []Info {
 	s, now := r.snap.Load(), r.now()
 	active := s.active(now)
 	out := make([]Info, 0, len(s.keys))
@@ -575,6 +712,7 @@ func (r *Ring) List() []Info {
 			CreatedAt: k.createdAt,
 			NotBefore: k.notBefore,
 			NotAfter:  k.notAfter,
+			RevokedAt: k.revokedAt,
 		})
 	}
 	return out
@@ -608,18 +746,18 @@ func (r *Ring) Sign(claims jwt.Claims) (string, error) {
 }
 
 // PublicKey returns the algorithm and public key of a published (pending,
-// active or retired) key, for verifying tokens; ok is false for an unknown
-// or removed kid. Each key is bound to exactly one algorithm.
+// active or retired) key, for verifying tokens; ok is false for an unknown,
+// removed or revoked kid. Each key is bound to exactly one algorithm.
 func (r *Ring) PublicKey(kid string) (alg string, pub crypto.PublicKey, ok bool) {
 	k := r.snap.Load().byID[kid]
-	if k == nil || k.pub == nil || (!k.notAfter.IsZero() && k.removedAt(r.now())) {
+	if k == nil || k.pub == nil || k.revoked() || k.removedAt(r.now()) {
 		return "", nil, false
 	}
 	return k.alg, k.pub, true
 }
 
 // JWKS returns the JSON Web Key Set of the published keys (pending, active
-// and retired), the active key first, each with kid, alg and use "sig" and
+// and retired; never a revoked one), the active key first, each with kid, alg and use "sig" and
 // no private members. The bytes are cached until the ring or a key's state
 // changes; callers must not modify them. Serve them with Cache-Control
 // max-age set to Config().JWKSMaxAge.
@@ -665,7 +803,7 @@ func buildJWKS(s *snapshot, now time.Time) *jwksCache {
 	}
 	for i := len(s.keys) - 1; i >= 0; i-- {
 		k := s.keys[i]
-		if k != active && k.jwk != nil && !k.removedAt(now) {
+		if k != active && k.jwk != nil && !k.revoked() && !k.removedAt(now) {
 			add(k)
 		}
 	}

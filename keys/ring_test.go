@@ -2,6 +2,7 @@ package keys
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto"
 	"crypto/ecdsa"
@@ -34,13 +35,25 @@ type memStore struct {
 	// outside the lock (to let another instance rotate first).
 	beforeRotate func()
 	rotations    int
+	version      int64
+	// micros makes the store keep dates in microseconds, as the real
+	// stores do.
+	micros bool
+	// feed holds the revocation entries RevokeKey wrote.
+	feed []latch.Revocation
+}
+
+// keyOrder orders keys as the stores do: by NotBefore, then CreatedAt, then
+// ID.
+func keyOrder(a, b latch.SigningKey) int {
+	return cmp.Or(a.NotBefore.Compare(b.NotBefore), a.CreatedAt.Compare(b.CreatedAt), strings.Compare(a.ID, b.ID))
 }
 
 func (m *memStore) Keys(ctx context.Context) ([]latch.SigningKey, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	out := slices.Clone(m.keys)
-	slices.SortStableFunc(out, func(a, b latch.SigningKey) int { return a.NotBefore.Compare(b.NotBefore) })
+	slices.SortFunc(out, keyOrder)
 	return out, nil
 }
 
@@ -54,9 +67,19 @@ func (m *memStore) RotateKeys(ctx context.Context, r latch.KeyRotation) error {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if err := m.rotateLocked(r); err != nil {
+		return err
+	}
+	m.version++
+	return nil
+}
+
+// rotateLocked applies r as the stores do: Previous must be the newest key
+// not revoked.
+func (m *memStore) rotateLocked(r latch.KeyRotation) error {
 	newest := -1
 	for i, k := range m.keys {
-		if newest < 0 || !k.NotBefore.Before(m.keys[newest].NotBefore) {
+		if k.RevokedAt.IsZero() && (newest < 0 || keyOrder(k, m.keys[newest]) > 0) {
 			newest = i
 		}
 		if k.ID == r.New.ID {
@@ -71,10 +94,51 @@ func (m *memStore) RotateKeys(ctx context.Context, r latch.KeyRotation) error {
 	}
 	if newest >= 0 {
 		m.keys[newest].NotAfter = r.PreviousNotAfter
+		if r.SupersedePrevious {
+			m.keys[newest].RevokedAt = r.New.CreatedAt
+		}
 	}
-	m.keys = append(m.keys, r.New)
+	k := r.New
+	if m.micros {
+		for _, t := range []*time.Time{&k.CreatedAt, &k.NotBefore, &k.NotAfter, &k.RevokedAt} {
+			*t = t.Truncate(time.Microsecond)
+		}
+	}
+	m.keys = append(m.keys, k)
 	m.rotations++
 	return nil
+}
+
+func (m *memStore) RevokeKey(ctx context.Context, r latch.KeyRevocation) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	i := slices.IndexFunc(m.keys, func(k latch.SigningKey) bool { return k.ID == r.ID })
+	if i < 0 {
+		return fmt.Errorf("memStore: revoke %s: %w", r.ID, latch.ErrNotFound)
+	}
+	saved := slices.Clone(m.keys)
+	if r.Rotation != nil {
+		if err := m.rotateLocked(*r.Rotation); err != nil {
+			m.keys = saved
+			return err
+		}
+	}
+	if m.keys[i].RevokedAt.IsZero() {
+		m.keys[i].RevokedAt = r.At
+	}
+	if m.keys[i].NotAfter.IsZero() {
+		m.keys[i].NotAfter = r.Expiry
+	}
+	m.feed = append(m.feed, latch.Revocation{Seq: int64(len(m.feed) + 1), Kind: latch.RevokeKey, Value: r.ID,
+		CreatedAt: r.At, ExpiresAt: r.Expiry})
+	m.version++
+	return nil
+}
+
+func (m *memStore) KeyRingVersion(ctx context.Context) (int64, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.version, nil
 }
 
 func (m *memStore) count() int {
@@ -391,11 +455,9 @@ func TestRotationPending(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, immediate := range []bool{false, true} {
-		_, err = r.Rotate(context.Background(), immediate)
-		if !errors.Is(err, ErrRotationPending) || !strings.Contains(err.Error(), sk.ID) || !strings.Contains(err.Error(), sk.NotBefore.UTC().Format(time.RFC3339)) {
-			t.Fatalf("Rotate(immediate=%v) with a pending key: %v", immediate, err)
-		}
+	_, err = r.Rotate(context.Background(), false)
+	if !errors.Is(err, ErrRotationPending) || !strings.Contains(err.Error(), sk.ID) || !strings.Contains(err.Error(), sk.NotBefore.UTC().Format(time.RFC3339)) {
+		t.Fatalf("scheduled Rotate with a pending key: %v", err)
 	}
 	if store.count() != 2 {
 		t.Fatalf("store has %d keys, want 2", store.count())
@@ -403,6 +465,247 @@ func TestRotationPending(t *testing.T) {
 	c.Set(sk.NotBefore)
 	if _, err := r.Rotate(context.Background(), false); err != nil {
 		t.Fatalf("Rotate after the pending key activated: %v", err)
+	}
+}
+
+// TestImmediateRotationSupersedesPending: rotate --now works while a
+// scheduled rotation is pending; the new key signs at once and the pending
+// key never signs, is not published and is not trusted, also after its
+// NotBefore and after a restart.
+func TestImmediateRotationSupersedesPending(t *testing.T) {
+	ctx := context.Background()
+	c, store := newClock(), &memStore{}
+	cfg, kek := Config{}.WithDefaults(), mustKEK(t)
+	r := newTestRing(t, store, kek, cfg, c)
+	first := r.List()[0].ID
+	c.Add(time.Hour)
+	pending, err := r.Rotate(ctx, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Add(time.Minute)
+	now, err := r.Rotate(ctx, true)
+	if err != nil {
+		t.Fatalf("immediate Rotate with a pending key: %v", err)
+	}
+	if !now.NotBefore.Equal(c.Now()) {
+		t.Fatalf("new key signs from %v, want now %v", now.NotBefore, c.Now())
+	}
+	if got := infoOf(r, pending.ID); got.State != StateRevoked || !got.RevokedAt.Equal(c.Now()) {
+		t.Fatalf("superseded pending key: %+v", got)
+	}
+	if len(store.feed) != 0 {
+		t.Fatalf("superseding wrote feed entries %v; the pending key never signed", store.feed)
+	}
+	// Past the superseded key's NotBefore, on this ring and on a new one.
+	c.Set(pending.NotBefore.Add(time.Second))
+	for i, ring := range []*Ring{r, newTestRing(t, store, kek, cfg, c)} {
+		if kid := kidOf(t, signAt(t, ring, c.Now())); kid != now.ID {
+			t.Fatalf("ring %d signs with %s, want the immediate key %s", i, kid, now.ID)
+		}
+		if _, ok := jwks(t, ring)[pending.ID]; ok {
+			t.Fatalf("ring %d publishes the superseded key", i)
+		}
+		if _, _, ok := ring.PublicKey(pending.ID); ok {
+			t.Fatalf("ring %d trusts the superseded key", i)
+		}
+		if _, ok := jwks(t, ring)[first]; !ok {
+			t.Fatalf("ring %d no longer publishes the retired first key", i)
+		}
+	}
+	// The next scheduled rotation follows the immediate key.
+	c.Set(now.NotBefore.Add(cfg.RotationPeriod))
+	if rotated, err := r.Tick(ctx); err != nil || !rotated {
+		t.Fatalf("Tick after the immediate key's period: %v, %v", rotated, err)
+	}
+}
+
+// TestRevokeActiveKey: revoking the active key rotates at once in the same
+// store call; the revoked key never signs, is not published and is not
+// trusted, and the feed holds a kid entry that outlives every token it
+// signed and every cached JWKS.
+func TestRevokeActiveKey(t *testing.T) {
+	ctx := context.Background()
+	c, store := newClock(), &memStore{}
+	cfg, kek := Config{}.WithDefaults(), mustKEK(t)
+	r := newTestRing(t, store, kek, cfg, c)
+	other := newTestRing(t, store, kek, cfg, c) // another instance
+	stolen := r.List()[0].ID
+	c.Add(time.Hour)
+	tok := signAt(t, r, c.Now())
+	if _, err := verify(other, tok, c.Now()); err != nil {
+		t.Fatal(err)
+	}
+	v0, _ := store.KeyRingVersion(ctx)
+	rotationsBefore := store.rotations
+
+	res, err := r.Revoke(ctx, stolen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Already || res.Rotated.ID == "" || !res.Rotated.NotBefore.Equal(c.Now()) || res.Key.State != StateRevoked {
+		t.Fatalf("Revoke = %+v", res)
+	}
+	if store.rotations != rotationsBefore+1 {
+		t.Fatalf("rotations %d → %d", rotationsBefore, store.rotations)
+	}
+	if v, _ := store.KeyRingVersion(ctx); v == v0 {
+		t.Fatal("RevokeKey did not move the ring version")
+	}
+	// Not today's lifetime and max-age: the longest the configuration
+	// accepts, since tokens and caches may predate a change of settings.
+	want := c.Now().Add(maxTokenLifetime + maxJWKSMaxAge)
+	if len(store.feed) != 1 || store.feed[0].Kind != latch.RevokeKey || store.feed[0].Value != stolen ||
+		store.feed[0].ExpiresAt.Before(want) {
+		t.Fatalf("feed %+v, want one kid entry for %s expiring at %v or later", store.feed, stolen, want)
+	}
+	if err := other.Reload(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for i, ring := range []*Ring{r, other} {
+		if kid := kidOf(t, signAt(t, ring, c.Now())); kid != res.Rotated.ID {
+			t.Fatalf("ring %d signs with %s, want %s", i, kid, res.Rotated.ID)
+		}
+		if _, err := verify(ring, tok, c.Now()); err == nil {
+			t.Fatalf("ring %d still verifies a token of the revoked key", i)
+		}
+		if _, ok := jwks(t, ring)[stolen]; ok {
+			t.Fatalf("ring %d publishes the revoked key", i)
+		}
+		if got := infoOf(ring, stolen); got.State != StateRevoked {
+			t.Fatalf("ring %d lists the revoked key as %s", i, got.State)
+		}
+	}
+	// Never again: not after a restart, nor once the keys' dates move on.
+	c.Add(cfg.RotationPeriod)
+	again := newTestRing(t, store, kek, cfg, c)
+	if _, _, ok := again.PublicKey(stolen); ok {
+		t.Fatal("a new ring trusts the revoked key")
+	}
+	if _, ok := jwks(t, again)[stolen]; ok {
+		t.Fatal("a new ring publishes the revoked key")
+	}
+
+	// Revoking again announces it again and rotates nothing.
+	res2, err := r.Revoke(ctx, stolen)
+	if err != nil || !res2.Already || res2.Rotated.ID != "" || len(store.feed) != 2 {
+		t.Fatalf("second Revoke = %+v, %v; feed %d entries", res2, err, len(store.feed))
+	}
+	if _, err := r.Revoke(ctx, "no-such-kid"); !errors.Is(err, ErrUnknownKey) {
+		t.Fatalf("Revoke(unknown) = %v, want ErrUnknownKey", err)
+	}
+}
+
+// TestImmediateRotationsInOneInstant: a revocation and rotate --now at the
+// same clock reading, or from a machine whose clock is behind, still hand
+// signing to the newest key.
+func TestImmediateRotationsInOneInstant(t *testing.T) {
+	ctx := context.Background()
+	c, store := newClock(), &memStore{}
+	store.micros = true
+	c.Add(123 * time.Nanosecond) // a clock finer than the store
+	kek := mustKEK(t)
+	r := newTestRing(t, store, kek, Config{}, c)
+	res, err := r.Revoke(ctx, r.List()[0].ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sk latch.SigningKey
+	for range 8 {
+		if sk, err = r.Rotate(ctx, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.Add(time.Millisecond) // the ring signs by its own clock
+	if kid := kidOf(t, signAt(t, r, c.Now())); kid != sk.ID {
+		t.Fatalf("after a revocation and 8 immediate rotations in one instant the ring signs with %s (the revocation's: %s), want the last %s", kid, res.Rotated.ID, sk.ID)
+	}
+	behind := &clock{t: c.Now().Add(-10 * time.Second)}
+	late, err := newTestRing(t, store, kek, Config{}, behind).Rotate(ctx, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Reload(ctx); err != nil {
+		t.Fatal(err)
+	}
+	c.Add(time.Millisecond)
+	if kid := kidOf(t, signAt(t, r, c.Now())); kid != late.ID {
+		t.Fatalf("rotate --now from a clock 10 s behind: the ring signs with %s, want %s", kid, late.ID)
+	}
+}
+
+// TestRevokeActiveKeyWithPending: the active key is revoked while a
+// scheduled successor is pending; a fresh key signs at once and the pending
+// one is superseded.
+func TestRevokeActiveKeyWithPending(t *testing.T) {
+	ctx := context.Background()
+	c, store := newClock(), &memStore{}
+	r := newTestRing(t, store, mustKEK(t), Config{}, c)
+	stolen := r.List()[0].ID
+	c.Add(time.Hour)
+	pending, err := r.Rotate(ctx, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := r.Revoke(ctx, stolen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Rotated.ID == "" || kidOf(t, signAt(t, r, c.Now())) != res.Rotated.ID {
+		t.Fatalf("Revoke = %+v; not signing with the new key", res)
+	}
+	c.Set(pending.NotBefore)
+	if kid := kidOf(t, signAt(t, r, c.Now())); kid != res.Rotated.ID {
+		t.Fatalf("the superseded pending key %s took over: signs with %s", pending.ID, kid)
+	}
+	if got := infoOf(r, pending.ID).State; got != StateRevoked {
+		t.Fatalf("pending key is %s, want revoked", got)
+	}
+}
+
+// TestRevokeRetiredAndPendingKeys: revoking a key that does not sign
+// rotates nothing and stops trusting it at once, although its dates would
+// keep it published.
+func TestRevokeRetiredAndPendingKeys(t *testing.T) {
+	ctx := context.Background()
+	c, store := newClock(), &memStore{}
+	r := newTestRing(t, store, mustKEK(t), Config{}, c)
+	retired := r.List()[0].ID
+	c.Add(time.Hour)
+	tok := signAt(t, r, c.Now())
+	active, err := r.Rotate(ctx, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pending, err := r.Rotate(ctx, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := verify(r, tok, c.Now()); err != nil {
+		t.Fatalf("retired key before Revoke: %v", err)
+	}
+	for _, kid := range []string{retired, pending.ID} {
+		res, err := r.Revoke(ctx, kid)
+		if err != nil || res.Rotated.ID != "" {
+			t.Fatalf("Revoke(%s) = %+v, %v; want no rotation", kid, res, err)
+		}
+		if _, _, ok := r.PublicKey(kid); ok {
+			t.Fatalf("revoked key %s still trusted", kid)
+		}
+		if _, ok := jwks(t, r)[kid]; ok {
+			t.Fatalf("revoked key %s still published", kid)
+		}
+	}
+	if _, err := verify(r, tok, c.Now()); err == nil {
+		t.Fatal("token of the revoked retired key verifies")
+	}
+	c.Set(pending.NotBefore)
+	if kid := kidOf(t, signAt(t, r, c.Now())); kid != active.ID {
+		t.Fatalf("signs with %s after the revoked pending key's NotBefore, want %s", kid, active.ID)
+	}
+	// The ring can rotate on: the revoked pending key is not its newest.
+	if _, err := r.Rotate(ctx, false); err != nil {
+		t.Fatalf("Rotate after revoking the pending key: %v", err)
 	}
 }
 

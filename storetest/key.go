@@ -107,3 +107,165 @@ func testKeysConcurrent(t *testing.T, s latch.Store) {
 		t.Errorf("ring has %d keys after concurrent rotations, want 2", len(keys))
 	}
 }
+
+func mustVersion(t *testing.T, s latch.Store) int64 {
+	t.Helper()
+	v, err := s.KeyRingVersion(t.Context())
+	if err != nil {
+		t.Fatalf("KeyRingVersion: %v", err)
+	}
+	return v
+}
+
+// keyByID returns the stored key with the id, failing t if there is none.
+func keyByID(t *testing.T, s latch.Store, id string) latch.SigningKey {
+	t.Helper()
+	for _, k := range mustKeys(t, s) {
+		if k.ID == id {
+			return k
+		}
+	}
+	t.Fatalf("no stored key %s", id)
+	return latch.SigningKey{}
+}
+
+// kidEntries returns the feed's RevokeKey entries live at base.
+func kidEntries(t *testing.T, s latch.Store) []latch.Revocation {
+	t.Helper()
+	all, err := s.RevocationsAfter(t.Context(), 0, base, 1000)
+	if err != nil {
+		t.Fatalf("RevocationsAfter: %v", err)
+	}
+	var out []latch.Revocation
+	for _, r := range all {
+		if r.Kind == latch.RevokeKey {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// testKeyRevocation: RevokeKey marks a key revoked and writes its feed
+// entry in one transaction, optionally with a rotation; revoked keys are
+// not the newest key for RotateKeys; superseding marks a pending key
+// revoked without a feed entry; every change moves KeyRingVersion.
+func testKeyRevocation(t *testing.T, s latch.Store) {
+	ctx := t.Context()
+	v := mustVersion(t, s)
+	moved := func(what string) {
+		t.Helper()
+		if nv := mustVersion(t, s); nv == v {
+			t.Errorf("%s did not move KeyRingVersion (%d)", what, v)
+		} else {
+			v = nv
+		}
+	}
+	unchanged := func(what string) {
+		t.Helper()
+		if nv := mustVersion(t, s); nv != v {
+			t.Errorf("%s moved KeyRingVersion %d → %d", what, v, nv)
+		}
+	}
+	if err := s.RotateKeys(ctx, latch.KeyRotation{New: key("k1", base)}); err != nil {
+		t.Fatal(err)
+	}
+	moved("first RotateKeys")
+	if err := s.RotateKeys(ctx, latch.KeyRotation{New: key("k2", base.Add(24*time.Hour)), Previous: "k1",
+		PreviousNotAfter: base.Add(48 * time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	moved("second RotateKeys")
+
+	at, expiry := base.Add(time.Hour), base.Add(10*time.Hour)
+	err := s.RevokeKey(ctx, latch.KeyRevocation{ID: "unknown", At: at, Expiry: expiry})
+	wantErr(t, "RevokeKey(unknown)", err, latch.ErrNotFound)
+	unchanged("RevokeKey(unknown)")
+	if got := kidEntries(t, s); len(got) != 0 {
+		t.Fatalf("RevokeKey(unknown) wrote feed entries %+v", got)
+	}
+
+	// Revoking the pending k2: it gets RevokedAt, a NotAfter (so that
+	// Prune deletes it eventually) and a feed entry.
+	if err := s.RevokeKey(ctx, latch.KeyRevocation{ID: "k2", At: at, Expiry: expiry}); err != nil {
+		t.Fatalf("RevokeKey(k2): %v", err)
+	}
+	moved("RevokeKey(k2)")
+	k2 := keyByID(t, s, "k2")
+	if !k2.RevokedAt.Equal(at) || !k2.NotAfter.Equal(expiry) {
+		t.Errorf("revoked k2: RevokedAt %v NotAfter %v, want %v and %v", k2.RevokedAt, k2.NotAfter, at, expiry)
+	}
+	entries := kidEntries(t, s)
+	if len(entries) != 1 || entries[0].Value != "k2" || !entries[0].ExpiresAt.Equal(expiry) || !entries[0].CreatedAt.Equal(at) {
+		t.Fatalf("feed after RevokeKey(k2): %+v", entries)
+	}
+
+	// A revoked key is not the newest key any more: k1 is.
+	err = s.RotateKeys(ctx, latch.KeyRotation{New: key("kx", base.Add(time.Hour)), Previous: "k2"})
+	wantErr(t, "RotateKeys(Previous revoked k2)", err, latch.ErrConflict)
+	unchanged("a failed RotateKeys")
+	k3 := key("k3", base.Add(2*time.Hour))
+	if err := s.RotateKeys(ctx, latch.KeyRotation{New: k3, Previous: "k1", PreviousNotAfter: base.Add(30 * time.Hour)}); err != nil {
+		t.Fatalf("RotateKeys(Previous k1 past a revoked k2): %v", err)
+	}
+	moved("RotateKeys past a revoked key")
+
+	// A revocation whose rotation conflicts changes nothing.
+	bad := latch.KeyRotation{New: key("k4", base.Add(3*time.Hour)), Previous: "k1", PreviousNotAfter: base.Add(40 * time.Hour)}
+	err = s.RevokeKey(ctx, latch.KeyRevocation{ID: "k3", At: at, Expiry: expiry, Rotation: &bad})
+	wantErr(t, "RevokeKey with a stale rotation", err, latch.ErrConflict)
+	unchanged("a failed RevokeKey")
+	if k := keyByID(t, s, "k3"); !k.RevokedAt.IsZero() || len(mustKeys(t, s)) != 3 || len(kidEntries(t, s)) != 1 {
+		t.Fatalf("a failed RevokeKey changed the store: k3 %+v, %d keys", k, len(mustKeys(t, s)))
+	}
+
+	// Revoking the active key together with its rotation.
+	k4 := key("k4", base.Add(3*time.Hour))
+	rot := latch.KeyRotation{New: k4, Previous: "k3", PreviousNotAfter: base.Add(5 * time.Hour)}
+	if err := s.RevokeKey(ctx, latch.KeyRevocation{ID: "k3", At: at, Expiry: expiry, Rotation: &rot}); err != nil {
+		t.Fatalf("RevokeKey(k3) with a rotation: %v", err)
+	}
+	moved("RevokeKey with a rotation")
+	if k := keyByID(t, s, "k3"); !k.RevokedAt.Equal(at) || !k.NotAfter.Equal(rot.PreviousNotAfter) {
+		t.Errorf("k3 after RevokeKey with rotation: RevokedAt %v NotAfter %v, want %v and %v", k.RevokedAt, k.NotAfter, at, rot.PreviousNotAfter)
+	}
+	checkEqual(t, "k4", keyByID(t, s, "k4"), k4)
+
+	// Revoking again keeps the first RevokedAt and announces it again.
+	later := at.Add(time.Hour)
+	if err := s.RevokeKey(ctx, latch.KeyRevocation{ID: "k3", At: later, Expiry: expiry.Add(time.Hour)}); err != nil {
+		t.Fatalf("RevokeKey(k3) again: %v", err)
+	}
+	if k := keyByID(t, s, "k3"); !k.RevokedAt.Equal(at) {
+		t.Errorf("revoking again moved RevokedAt to %v, want %v", k.RevokedAt, at)
+	}
+	if got := kidEntries(t, s); len(got) != 3 || got[2].Value != "k3" || !got[2].ExpiresAt.Equal(expiry.Add(time.Hour)) {
+		t.Errorf("feed after revoking k3 twice: %+v", got)
+	}
+
+	// An immediate rotation supersedes a pending key: revoked at the new
+	// key's CreatedAt, without a feed entry.
+	k5 := key("k5", base.Add(100*time.Hour))
+	if err := s.RotateKeys(ctx, latch.KeyRotation{New: k5, Previous: "k4", PreviousNotAfter: base.Add(200 * time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	k6 := key("k6", base.Add(4*time.Hour))
+	k6.CreatedAt = base.Add(4 * time.Hour)
+	if err := s.RotateKeys(ctx, latch.KeyRotation{New: k6, Previous: "k5", PreviousNotAfter: k6.CreatedAt,
+		SupersedePrevious: true}); err != nil {
+		t.Fatalf("RotateKeys superseding k5: %v", err)
+	}
+	if k := keyByID(t, s, "k5"); !k.RevokedAt.Equal(k6.CreatedAt) || !k.NotAfter.Equal(k6.CreatedAt) {
+		t.Errorf("superseded k5: RevokedAt %v NotAfter %v, want both %v", k.RevokedAt, k.NotAfter, k6.CreatedAt)
+	}
+	if got := kidEntries(t, s); len(got) != 3 {
+		t.Errorf("superseding wrote a feed entry: %+v", got)
+	}
+	// k6 is now the newest key not revoked, although k5 has a later
+	// NotBefore.
+	err = s.RotateKeys(ctx, latch.KeyRotation{New: key("k7", base.Add(5*time.Hour)), Previous: "k5"})
+	wantErr(t, "RotateKeys(Previous superseded k5)", err, latch.ErrConflict)
+	if err := s.RotateKeys(ctx, latch.KeyRotation{New: key("k7", base.Add(5*time.Hour)), Previous: "k6",
+		PreviousNotAfter: base.Add(50 * time.Hour)}); err != nil {
+		t.Fatalf("RotateKeys(Previous k6): %v", err)
+	}
+}

@@ -65,6 +65,7 @@ func Run(t *testing.T, open func(t *testing.T) latch.Store) {
 		{"Events", testEvents},
 		{"Keys", testKeys},
 		{"KeysConcurrent", testKeysConcurrent},
+		{"KeyRevocation", testKeyRevocation},
 		{"Prune", testPrune},
 		{"Ping", testPing},
 	}

@@ -25,6 +25,7 @@ import (
 	"github.com/latchauth/latch/keys"
 	"github.com/latchauth/latch/password"
 	"github.com/latchauth/latch/postgres"
+	"github.com/latchauth/latch/redis"
 )
 
 // configFlags are the flags every command that touches the data directory
@@ -340,7 +341,7 @@ secret) has none: --public. A browser app is a public client with
 }
 
 func (e *cliEnv) keysCmd() *cobra.Command {
-	cmd := &cobra.Command{Use: "keys", Short: "Inspect and rotate the signing-key ring", Args: cobra.NoArgs}
+	cmd := &cobra.Command{Use: "keys", Short: "Inspect, rotate and revoke the signing-key ring", Args: cobra.NoArgs}
 
 	var lf configFlags
 	list := &cobra.Command{
@@ -367,8 +368,11 @@ func (e *cliEnv) keysCmd() *cobra.Command {
 		Long: `Start a key rotation now. The new key is published in the JWKS at once and
 starts signing after keys.jwks_max_age + 10 minutes, so that every verifier's
 cache holds it first; the previous key stays published until every token it
-signed has expired. With --now the new key signs immediately (use after a
-suspected key compromise; verifiers fetch unknown kids on demand).`,
+signed has expired. With --now the new key signs immediately, even while a
+scheduled rotation is pending (the pending key is then revoked unused), and
+running instances switch to it within a second or two (verifiers fetch
+unknown kids on demand). After a suspected key compromise use
+latch keys revoke KID instead: it also stops trusting the old key.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ring, st, err := e.openRing(cmd, &rf)
@@ -380,6 +384,7 @@ suspected key compromise; verifiers fetch unknown kids on demand).`,
 			if err != nil {
 				return err
 			}
+			e.announce(cmd, &rf, redis.TopicKeys)
 			ev := &latch.Event{Type: latch.EventKeysRotated, At: time.Now().UTC(), UserAgent: "latch-cli",
 				Detail: map[string]string{"kid": k.ID, "algorithm": k.Algorithm, "immediate": fmt.Sprint(now)}}
 			if err := st.AddEvent(cmd.Context(), ev); err != nil {
@@ -392,8 +397,79 @@ suspected key compromise; verifiers fetch unknown kids on demand).`,
 	}
 	rf.register(rotate.Flags(), false)
 	rotate.Flags().BoolVar(&now, "now", false, "make the new key sign immediately")
-	cmd.AddCommand(list, rotate)
+
+	var vf configFlags
+	revoke := &cobra.Command{
+		Use:   "revoke KID",
+		Short: "Revoke a signing key after a suspected compromise: stop signing with, publishing and trusting it",
+		Long: `Revoke the signing key KID (see latch keys list), for example after its
+private key or the key-encryption key may have leaked. From then on no
+instance signs with it, publishes it in the JWKS or accepts a token it
+signed, and remote verifiers following the revocation feed refuse such
+tokens too: running instances apply it within a second or two, at once
+with Redis. If KID is the active key, a new key replaces it immediately, so
+signing goes on; users keep their sessions and get tokens of the new key at
+their next refresh. Revoking a key twice announces it again.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ring, st, err := e.openRing(cmd, &vf)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			res, err := ring.Revoke(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			e.announce(cmd, &vf, redis.TopicKeys, redis.TopicRevocations)
+			detail := map[string]string{"kid": res.Key.ID, "algorithm": res.Key.Algorithm}
+			if res.Rotated.ID != "" {
+				detail["replaced_by"] = res.Rotated.ID
+			}
+			ev := &latch.Event{Type: latch.EventKeyRevoked, At: time.Now().UTC(), UserAgent: "latch-cli", Detail: detail}
+			if err := st.AddEvent(cmd.Context(), ev); err != nil {
+				fmt.Fprintf(e.stderr, "warning: recording the revocation in the security log failed: %v\n", err)
+			}
+			if res.Already {
+				fmt.Fprintf(e.stdout, "key %s was revoked already (at %s); announced again\n", res.Key.ID, res.Key.RevokedAt.Local().Format(time.RFC3339))
+			} else {
+				fmt.Fprintf(e.stdout, "revoked %s key %s: no token it signed is accepted any more\n", res.Key.Algorithm, res.Key.ID)
+			}
+			if res.Rotated.ID != "" {
+				fmt.Fprintf(e.stdout, "new %s key %s signs from now\n", res.Rotated.Algorithm, res.Rotated.ID)
+			}
+			fmt.Fprintf(e.stdout, "remote verifiers refuse its tokens through the revocation feed until %s\n", res.Expiry.Local().Format(time.RFC3339))
+			e.printKeys(ring.List())
+			return nil
+		},
+	}
+	vf.register(revoke.Flags(), false)
+	cmd.AddCommand(list, rotate, revoke)
 	return cmd
+}
+
+// announce pokes the running instances through Redis, when one is
+// configured, so that they apply a change of the key ring or the feed at
+// once instead of at their next check (about a second later). A failure
+// only warns: the instances find the change in the store anyway.
+func (e *cliEnv) announce(cmd *cobra.Command, f *configFlags, topics ...string) {
+	cfg, err := f.load(cmd, e.environ)
+	if err != nil || cfg.Redis == "" {
+		return
+	}
+	ctx, cancel := context.WithTimeout(cmd.Context(), 2*time.Second)
+	defer cancel()
+	fan, err := redis.Open(ctx, cfg.Redis, redis.Options{Prefix: cfg.RedisPrefix, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		fmt.Fprintf(e.stderr, "warning: could not tell the instances through Redis (%v); they apply the change within a second or two anyway\n", err)
+		return
+	}
+	defer fan.Close()
+	for _, topic := range topics {
+		if err := fan.Publish(ctx, topic); err != nil {
+			fmt.Fprintf(e.stderr, "warning: %v; the instances apply the change within a second or two anyway\n", err)
+		}
+	}
 }
 
 // openRing opens the store and the key ring of an existing deployment;

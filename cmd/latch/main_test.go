@@ -21,9 +21,11 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/spf13/cobra"
 
+	"github.com/latchauth/latch"
 	"github.com/latchauth/latch/config"
 	"github.com/latchauth/latch/instance"
 	"github.com/latchauth/latch/internal/testenv"
+	"github.com/latchauth/latch/sqlite"
 )
 
 // run executes the latch command line in-process.
@@ -114,6 +116,101 @@ func TestKeysListAndRotate(t *testing.T) {
 	out, _, err = run(t, "", nil, "keys", "list", "--data-dir", dir2)
 	if err != nil || strings.Count(out, "\n") != 3 || !strings.Contains(out, "retired") || !strings.Contains(out, "ES256") {
 		t.Fatalf("keys list after rotate --now: %q %v", out, err)
+	}
+}
+
+// keyRows parses the table of latch keys list into kid → state.
+func keyRows(t *testing.T, out string) map[string]string {
+	t.Helper()
+	rows := map[string]string{}
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 3 || f[0] == "KID" || strings.HasPrefix(line, "new ") || strings.HasPrefix(line, "revoked ") ||
+			strings.HasPrefix(line, "remote ") || strings.HasPrefix(line, "key ") {
+			continue
+		}
+		rows[f[0]] = f[2]
+	}
+	return rows
+}
+
+// onlyKid returns the one kid of rows in state.
+func onlyKid(t *testing.T, rows map[string]string, state string) string {
+	t.Helper()
+	var kids []string
+	for kid, s := range rows {
+		if s == state {
+			kids = append(kids, kid)
+		}
+	}
+	if len(kids) != 1 {
+		t.Fatalf("want one %s key, have %v", state, rows)
+	}
+	return kids[0]
+}
+
+func TestKeysRevoke(t *testing.T) {
+	dir := t.TempDir()
+	out, _, err := run(t, "", nil, "keys", "list", "--data-dir", dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stolen := onlyKid(t, keyRows(t, out), "active")
+
+	out, _, err = run(t, "", nil, "keys", "revoke", stolen, "--data-dir", dir)
+	if err != nil || !strings.Contains(out, "revoked EdDSA key "+stolen) || !strings.Contains(out, "signs from now") {
+		t.Fatalf("keys revoke of the active key: %q %v", out, err)
+	}
+	rows := keyRows(t, out)
+	if rows[stolen] != "revoked" || len(rows) != 2 {
+		t.Fatalf("after revoke: %v", rows)
+	}
+	fresh := onlyKid(t, rows, "active")
+
+	// The revocation is on the feed, and in the security log.
+	st, err := sqlite.Open(t.Context(), filepath.Join(dir, "latch.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	feed, err := st.RevocationsAfter(t.Context(), 0, time.Now(), 100)
+	if err != nil || len(feed) != 1 || feed[0].Kind != latch.RevokeKey || feed[0].Value != stolen ||
+		feed[0].ExpiresAt.Before(time.Now().Add(10*time.Minute)) {
+		t.Fatalf("feed after revoke: %+v %v", feed, err)
+	}
+
+	out, _, err = run(t, "", nil, "keys", "revoke", stolen, "--data-dir", dir)
+	if err != nil || !strings.Contains(out, "revoked already") || onlyKid(t, keyRows(t, out), "active") != fresh {
+		t.Fatalf("revoking again: %q %v", out, err)
+	}
+	if _, _, err := run(t, "", nil, "keys", "revoke", "not-a-kid", "--data-dir", dir); err == nil || !strings.Contains(err.Error(), "no such key") {
+		t.Fatalf("revoke of an unknown kid: %v", err)
+	}
+	if _, _, err := run(t, "", nil, "keys", "revoke", "--data-dir", dir); err == nil {
+		t.Fatal("revoke without a kid succeeded")
+	}
+}
+
+// TestKeysRotateNowWithPending: rotate --now works while a scheduled
+// rotation is pending, and the pending key never signs.
+func TestKeysRotateNowWithPending(t *testing.T) {
+	dir := t.TempDir()
+	out, _, err := run(t, "", nil, "keys", "rotate", "--data-dir", dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pending := onlyKid(t, keyRows(t, out), "pending")
+	out, _, err = run(t, "", nil, "keys", "rotate", "--now", "--data-dir", dir)
+	if err != nil {
+		t.Fatalf("rotate --now with a pending key: %q %v", out, err)
+	}
+	rows := keyRows(t, out)
+	if rows[pending] != "revoked" || len(rows) != 3 {
+		t.Fatalf("after rotate --now: %v (pending %s)", rows, pending)
+	}
+	active := onlyKid(t, rows, "active")
+	if !strings.Contains(out, "new EdDSA key "+active) {
+		t.Fatalf("rotate --now output: %q", out)
 	}
 }
 
