@@ -80,6 +80,9 @@ type Options struct {
 	// Demo seeds a demo user and the demo browser client and serves the
 	// demo page (latch serve --demo).
 	Demo bool
+	// Store, if not nil, is used instead of opening the store cfg names;
+	// Close closes it. Tests wrap a store to break it.
+	Store latch.Store
 }
 
 // Demo is what --demo seeded.
@@ -179,9 +182,12 @@ func Open(ctx context.Context, cfg config.Config, opt Options) (*Instance, error
 	if opt.Now == nil {
 		opt.Now = time.Now
 	}
-	st, err := OpenStore(ctx, cfg)
-	if err != nil {
-		return nil, err
+	st := opt.Store
+	if st == nil {
+		var err error
+		if st, err = OpenStore(ctx, cfg); err != nil {
+			return nil, err
+		}
 	}
 	if info, err := os.Stat(cfg.DataDir); err == nil && info.Mode().Perm()&0o077 != 0 {
 		opt.Log.Warn("the data directory is accessible to other users; run chmod 700 on it",

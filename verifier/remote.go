@@ -87,12 +87,14 @@ type RemoteConfig struct {
 // context that lives as long as the resource server, not one with a
 // deadline for the start.
 //
-// Fail-safe policy: the revocation set's LastSync advances with every
-// page, stream event and heartbeat (and a page request every few seconds
-// while the stream is quiet). When the feed has been unreachable for more
-// than MaxStale (default 10 s), tokens are refused with ErrStale (401
-// invalid_token through Middleware), or with FailOpen accepted and
-// counted.
+// Fail-safe policy: the revocation set's LastSync is what the server
+// vouches for: each page and each stream heartbeat (every 5 s) carries
+// the age of the server's own revocation data, and LastSync becomes the
+// local time minus that age (a page is requested when the stream has not
+// vouched for a few seconds). When the data is older than MaxStale
+// (default 10 s), because the feed is unreachable or its server cannot
+// read its own store, tokens are refused with ErrStale (401 invalid_token
+// through Middleware), or with FailOpen accepted and counted.
 func NewRemote(ctx context.Context, cfg RemoteConfig) (*Verifier, error) {
 	switch {
 	case strings.TrimSpace(cfg.Issuer) == "":

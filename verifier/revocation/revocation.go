@@ -1,24 +1,27 @@
 // Package revocation keeps the in-memory revocation set that every verifier
 // consults on every request.
 //
-// A [Set] holds three kinds of entries (see [Kind]): revoked
-// access tokens by jti, revoked sessions by sid, and per-user cutoffs ("every
-// token of this user issued before T"). Lookups never do I/O: the set is
-// filled from a durable, ordered feed ([Feed], satisfied by
-// a Latch store) by [Set.Sync], typically in a background loop run
-// by [Set.Follow].
+// A [Set] holds four kinds of entries (see [Kind]): revoked
+// access tokens by jti, revoked sessions by sid, per-user cutoffs ("every
+// token of this user issued before T") and revoked signing keys by kid.
+// Lookups never do I/O: the set is filled from a durable, ordered feed
+// ([Feed], satisfied by a Latch store) by [Set.Sync], typically in a
+// background loop run by [Set.Follow], or from a Latch server's feed by
+// [Remote].
 //
-// Reads are lock-free: the set is an immutable snapshot behind an atomic
-// pointer, replaced (copy on write) when entries are added or pruned. Writes
-// are rare (a sync every few seconds) and the set is small because every
-// entry expires once no token it covers can still be valid.
+// The set is split into shards by a hash of the value, each a few maps
+// behind its own RWMutex: an addition costs one map insertion in one
+// shard (O(1), whatever the size of the set), and a lookup takes one
+// shard's read lock, which readers share, for a map lookup. Writers
+// (a sync every few hundred milliseconds) block only the readers of the
+// shard they touch, for the time of one insertion.
 package revocation
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
+	"hash/maphash"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -35,11 +38,6 @@ type Feed interface {
 	RevocationsAfter(ctx context.Context, after int64, now time.Time, limit int) ([]Entry, error)
 }
 
-// entry is what the set remembers of a jti or sid entry.
-type entry struct {
-	expires time.Time // zero: never
-}
-
 // cutoff is what the set remembers of a user entry.
 type cutoff struct {
 	sec     int64     // cutoff truncated to whole seconds, as Unix time
@@ -47,47 +45,55 @@ type cutoff struct {
 	expires time.Time // zero: never
 }
 
-// snapshot is an immutable state of the set. Readers load it atomically
-// and never lock; writers build a new one under Set.mu.
-type snapshot struct {
-	jti    map[string]entry
-	sid    map[string]entry
-	user   map[string]cutoff
-	cursor int64
-}
+// nShards is the number of shards; a power of two.
+const nShards = 64
 
-func (s *snapshot) len() int { return len(s.jti) + len(s.sid) + len(s.user) }
+// shard holds the entries whose value hashes to it. Maps are created on
+// first use. The expiry of a jti, sid or kid entry is its value (zero:
+// never).
+type shard struct {
+	mu   sync.RWMutex
+	jti  map[string]time.Time
+	sid  map[string]time.Time
+	kid  map[string]time.Time
+	user map[string]cutoff
+	_    [64]byte // keeps hot locks of neighbouring shards off one cache line
+}
 
 // Set is an in-memory revocation set. It is safe for concurrent use; its
 // zero value is not usable, create one with [NewSet].
 type Set struct {
-	snap    atomic.Pointer[snapshot]
+	seed   maphash.Seed
+	shards [nShards]shard
+	n      atomic.Int64 // entries in all shards
+	cursor atomic.Int64
+
 	mu      sync.Mutex    // serialises writers (Add, Prune)
 	changed chan struct{} // closed, under mu, when the cursor moves
 
 	syncMu   sync.Mutex // serialises Sync calls
-	lastSync atomic.Pointer[time.Time]
+	lastSync atomic.Int64 // UnixNano of LastSync; 0: never
 	pageSize int
 }
 
 // NewSet returns an empty set with Cursor 0.
 func NewSet() *Set {
-	s := &Set{pageSize: DefaultPageSize, changed: make(chan struct{})}
-	s.snap.Store(&snapshot{
-		jti:  map[string]entry{},
-		sid:  map[string]entry{},
-		user: map[string]cutoff{},
-	})
-	return s
+	return &Set{seed: maphash.MakeSeed(), pageSize: DefaultPageSize, changed: make(chan struct{})}
+}
+
+func (s *Set) shard(v string) *shard {
+	return &s.shards[maphash.String(s.seed, v)&(nShards-1)]
 }
 
 // Add applies entries to the set. It is idempotent: applying an entry again
 // changes nothing. Entries of kind [Token] are keyed by jti,
-// [Session] by sid and [User] by user id; for a user
+// [Session] by sid, [Key] by kid and [User] by user id; for a user
 // the latest Cutoff wins. When the same value is listed more than once the
 // latest ExpiresAt is kept (a zero ExpiresAt means the entry never expires).
 // Entries with an empty Value or an unknown Kind cover no token and are
 // skipped, but their Seq still advances the cursor.
+//
+// Each entry costs O(1): one insertion into one shard.
 //
 // Cursor moves to the highest Seq seen. Sync asks the feed for entries after
 // the cursor, so entries pushed through another channel (e.g. pub/sub fan-out)
@@ -99,61 +105,66 @@ func (s *Set) Add(entries ...Entry) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	old := s.snap.Load()
-	next := &snapshot{jti: old.jti, sid: old.sid, user: old.user, cursor: old.cursor}
-	var cloned [3]bool // copy a map only when it is about to change
+	old := s.cursor.Load()
+	cur := old
 	for _, e := range entries {
-		if e.Seq > next.cursor {
-			next.cursor = e.Seq
-		}
-		if e.Value == "" {
-			continue
-		}
-		switch e.Kind {
-		case Token, Session:
-			m, i := next.jti, 0
-			if e.Kind == Session {
-				m, i = next.sid, 1
-			}
-			cur, ok := m[e.Value]
-			if ok && !laterExpiry(e.ExpiresAt, cur.expires) {
-				continue
-			}
-			if !cloned[i] {
-				m = maps.Clone(m)
-				if i == 0 {
-					next.jti = m
-				} else {
-					next.sid = m
-				}
-				cloned[i] = true
-			}
-			m[e.Value] = entry{expires: e.ExpiresAt}
-		case User:
-			c := cutoff{sec: e.Cutoff.Unix(), at: e.Cutoff, expires: e.ExpiresAt}
-			if cur, ok := next.user[e.Value]; ok {
-				if cur.at.After(c.at) {
-					c.at, c.sec = cur.at, cur.sec
-				}
-				if !laterExpiry(c.expires, cur.expires) {
-					c.expires = cur.expires
-				}
-				if c == cur {
-					continue
-				}
-			}
-			if !cloned[2] {
-				next.user = maps.Clone(next.user)
-				cloned[2] = true
-			}
-			next.user[e.Value] = c
+		cur = max(cur, e.Seq)
+		if e.Value != "" {
+			s.add(e)
 		}
 	}
-	s.snap.Store(next)
-	if next.cursor != old.cursor {
+	if cur != old {
+		s.cursor.Store(cur)
 		close(s.changed)
 		s.changed = make(chan struct{})
 	}
+}
+
+// add inserts one entry into its shard.
+func (s *Set) add(e Entry) {
+	sh := s.shard(e.Value)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	var m *map[string]time.Time
+	switch e.Kind {
+	case Token:
+		m = &sh.jti
+	case Session:
+		m = &sh.sid
+	case Key:
+		m = &sh.kid
+	case User:
+		c := cutoff{sec: e.Cutoff.Unix(), at: e.Cutoff, expires: e.ExpiresAt}
+		cur, ok := sh.user[e.Value]
+		if ok {
+			if cur.at.After(c.at) {
+				c.at, c.sec = cur.at, cur.sec
+			}
+			if !laterExpiry(c.expires, cur.expires) {
+				c.expires = cur.expires
+			}
+		} else {
+			if sh.user == nil {
+				sh.user = map[string]cutoff{}
+			}
+			s.n.Add(1)
+		}
+		sh.user[e.Value] = c
+		return
+	default:
+		return
+	}
+	cur, ok := (*m)[e.Value]
+	if ok && !laterExpiry(e.ExpiresAt, cur) {
+		return
+	}
+	if *m == nil {
+		*m = map[string]time.Time{}
+	}
+	if !ok {
+		s.n.Add(1)
+	}
+	(*m)[e.Value] = e.ExpiresAt
 }
 
 // Changed returns a channel that is closed when the cursor next moves, so
@@ -192,102 +203,115 @@ func laterExpiry(a, b time.Time) bool {
 // Entries past their ExpiresAt that were not pruned yet still match; that is
 // harmless, since no token they cover can still be valid.
 //
-// Revoked does not lock or allocate.
+// Revoked takes a shared read lock on up to three shards and does not
+// allocate.
 func (s *Set) Revoked(jti, sid, sub string, iat time.Time) bool {
-	snap := s.snap.Load()
-	if jti != "" && len(snap.jti) != 0 {
-		if _, ok := snap.jti[jti]; ok {
-			return true
-		}
+	if s.n.Load() == 0 {
+		return false
 	}
-	if sid != "" && len(snap.sid) != 0 {
-		if _, ok := snap.sid[sid]; ok {
-			return true
-		}
+	if jti != "" && s.listed(jti, Token) {
+		return true
 	}
-	if sub != "" && len(snap.user) != 0 {
-		if c, ok := snap.user[sub]; ok && iat.Unix() < c.sec {
+	if sid != "" && s.listed(sid, Session) {
+		return true
+	}
+	if sub != "" {
+		sh := s.shard(sub)
+		sh.mu.RLock()
+		c, ok := sh.user[sub]
+		sh.mu.RUnlock()
+		if ok && iat.Unix() < c.sec {
 			return true
 		}
 	}
 	return false
 }
 
+// KeyRevoked reports whether the signing key named kid is revoked: a token
+// whose header names it must be refused, whatever its claims. An empty kid
+// matches nothing. It does not allocate.
+func (s *Set) KeyRevoked(kid string) bool {
+	return kid != "" && s.n.Load() != 0 && s.listed(kid, Key)
+}
+
+// listed reports whether v is listed as a jti, sid or kid.
+func (s *Set) listed(v string, k Kind) bool {
+	sh := s.shard(v)
+	sh.mu.RLock()
+	defer sh.mu.RUnlock()
+	var ok bool
+	switch k {
+	case Token:
+		_, ok = sh.jti[v]
+	case Session:
+		_, ok = sh.sid[v]
+	case Key:
+		_, ok = sh.kid[v]
+	}
+	return ok
+}
+
 // Prune removes the entries whose ExpiresAt is at or before now and returns
-// how many it removed. Entries with a zero ExpiresAt are kept.
+// how many it removed. Entries with a zero ExpiresAt are kept. It locks one
+// shard at a time.
 func (s *Set) Prune(now time.Time) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	old := s.snap.Load()
 	expired := func(t time.Time) bool { return !t.IsZero() && !t.After(now) }
 	n := 0
-	next := &snapshot{jti: old.jti, sid: old.sid, user: old.user, cursor: old.cursor}
-	pruneEntries := func(m map[string]entry) map[string]entry {
-		count := 0
-		for _, e := range m {
-			if expired(e.expires) {
-				count++
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.Lock()
+		for _, m := range []map[string]time.Time{sh.jti, sh.sid, sh.kid} {
+			for k, exp := range m {
+				if expired(exp) {
+					delete(m, k)
+					n++
+				}
 			}
 		}
-		if count == 0 {
-			return m
-		}
-		n += count
-		out := make(map[string]entry, len(m)-count)
-		for k, e := range m {
-			if !expired(e.expires) {
-				out[k] = e
+		for k, c := range sh.user {
+			if expired(c.expires) {
+				delete(sh.user, k)
+				n++
 			}
 		}
-		return out
+		sh.mu.Unlock()
 	}
-	next.jti = pruneEntries(old.jti)
-	next.sid = pruneEntries(old.sid)
-	count := 0
-	for _, c := range old.user {
-		if expired(c.expires) {
-			count++
-		}
-	}
-	if count > 0 {
-		n += count
-		out := make(map[string]cutoff, len(old.user)-count)
-		for k, c := range old.user {
-			if !expired(c.expires) {
-				out[k] = c
-			}
-		}
-		next.user = out
-	}
-	if n > 0 {
-		s.snap.Store(next)
-	}
+	s.n.Add(int64(-n))
 	return n
 }
 
 // Cursor returns the highest Seq the set has seen, 0 if none.
-func (s *Set) Cursor() int64 { return s.snap.Load().cursor }
+func (s *Set) Cursor() int64 { return s.cursor.Load() }
 
 // Len returns the number of entries in the set: listed jtis, listed sids and
-// users with a cutoff.
-func (s *Set) Len() int { return s.snap.Load().len() }
+// users with a cutoff, listed kids.
+func (s *Set) Len() int { return int(s.n.Load()) }
 
 // LastSync returns the now of the last Sync that completed without error, or
 // the zero time if none did. A fail-closed policy can compare it with the
 // clock to refuse tokens when the set is too stale.
 func (s *Set) LastSync() time.Time {
-	if t := s.lastSync.Load(); t != nil {
-		return *t
+	ns := s.lastSync.Load()
+	if ns == 0 {
+		return time.Time{}
 	}
-	return time.Time{}
+	return time.Unix(0, ns)
 }
 
-// MarkSynced records now as LastSync without fetching anything: a live
-// feed that proves nothing was missed (a stream heartbeat, an empty page)
-// makes the set as fresh as a Sync would.
-func (s *Set) MarkSynced(now time.Time) {
-	t := now
-	s.lastSync.Store(&t)
+// MarkSynced records that the set was known to be complete at t, without
+// fetching anything: a feed that vouches for its own freshness (a stream
+// heartbeat, the last page of a catch-up) makes the set as fresh as the
+// feed's source was. LastSync never moves back: an older t is ignored.
+func (s *Set) MarkSynced(t time.Time) {
+	ns := t.UnixNano()
+	for {
+		old := s.lastSync.Load()
+		if old >= ns || s.lastSync.CompareAndSwap(old, ns) {
+			return
+		}
+	}
 }
 
 // errNoProgress is returned when a feed returns entries that do not move the
@@ -321,8 +345,7 @@ func (s *Set) Sync(ctx context.Context, f Feed, now time.Time) (int, error) {
 			return total, errNoProgress
 		}
 	}
-	t := now
-	s.lastSync.Store(&t)
+	s.MarkSynced(now)
 	return total, nil
 }
 

@@ -1,0 +1,115 @@
+package instance_test
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/latchauth/latch"
+	"github.com/latchauth/latch/instance"
+	"github.com/latchauth/latch/verifier"
+)
+
+// breakableStore is a store whose revocation feed can be made unreachable.
+type breakableStore struct {
+	latch.Store
+	down atomic.Bool
+}
+
+var errStoreDown = errors.New("store unreachable (test)")
+
+func (b *breakableStore) RevocationsAfter(ctx context.Context, after int64, now time.Time, limit int) ([]latch.Revocation, error) {
+	if b.down.Load() {
+		return nil, errStoreDown
+	}
+	return b.Store.RevocationsAfter(ctx, after, now, limit)
+}
+
+// TestStaleSourceMakesFollowersStale is the scenario of issue 8 item 1:
+// a remote verifier follows the stream of instance A; A loses its store;
+// a token is revoked through instance B, which shares the store. A's
+// stream stays open and keeps sending heartbeats, but they carry the age
+// of A's own data, so the verifier (default fail-closed policy) refuses
+// the token within MaxStale instead of accepting it as long as the
+// stream lives. Once A reads its store again, the token is revoked.
+func TestStaleSourceMakesFollowersStale(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "latch-data")
+	b := start(t, dir, nil)
+	b.addClients()
+	b.addUser(adaEmail, adaPass)
+
+	// Instance A on the same data, on the real clock, with its follower
+	// running, behind its own HTTP server.
+	cfg := testConfig(t, dir, nil)
+	st, err := instance.OpenStore(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bs := &breakableStore{Store: st}
+	logs := &syncBuffer{}
+	in, err := instance.Open(t.Context(), cfg, instance.Options{
+		Store: bs,
+		Log:   slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	in.Start(ctx)
+	srv := httptest.NewServer(in.Server)
+	t.Cleanup(func() {
+		in.Server.CloseStreams()
+		srv.Close()
+		cancel()
+		in.Wait()
+		in.Close()
+		if t.Failed() {
+			t.Logf("instance A log:\n%s", logs.String())
+		}
+	})
+	a := &harness{t: t, dir: dir, cfg: cfg, in: in, srv: srv, logs: logs}
+
+	v := remoteVerifier(t, a, srv.URL, nil) // MaxStale: the default, 10 s
+	tok := b.login(adaEmail, adaPass).str("access_token")
+	if _, err := v.Verify(tok); err != nil {
+		t.Fatalf("fresh token: %v", err)
+	}
+
+	bs.down.Store(true)
+	down := time.Now()
+	expect(t, "logout through B", b.do("POST", "/v1/auth/logout", "", bearer(tok)...), http.StatusNoContent, "")
+	for {
+		_, err := v.Verify(tok)
+		if errors.Is(err, verifier.ErrStale) || errors.Is(err, verifier.ErrRevoked) {
+			t.Logf("refused %v after A lost its store: %v", time.Since(down).Round(time.Millisecond), err)
+			break
+		}
+		if err != nil {
+			t.Fatalf("while A's store is down: %v", err)
+		}
+		if time.Since(down) > verifier.DefaultMaxStale+2*time.Second {
+			t.Fatalf("the verifier still accepts a token revoked %v ago through another instance (MaxStale %v): A's heartbeats vouch for data it does not have",
+				time.Since(down).Round(time.Millisecond), verifier.DefaultMaxStale)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	bs.down.Store(false)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		_, err := v.Verify(tok)
+		if errors.Is(err, verifier.ErrRevoked) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("A's store is back, but the verifier says %v, want ErrRevoked", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
