@@ -2,11 +2,14 @@ package instance_test
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -14,6 +17,7 @@ import (
 	"github.com/latchauth/latch"
 	"github.com/latchauth/latch/instance"
 	"github.com/latchauth/latch/verifier"
+	"github.com/latchauth/latch/verifier/revocation"
 )
 
 // breakableStore is a store whose revocation feed can be made unreachable.
@@ -112,4 +116,25 @@ func TestStaleSourceMakesFollowersStale(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// TestKeyRevokedOnServer: a kid entry in the server's revocation set
+// makes the server's own verifier refuse a valid token signed with that
+// key (the entry `latch keys revoke` writes).
+func TestKeyRevokedOnServer(t *testing.T) {
+	h := start(t, "", nil)
+	h.addUser(adaEmail, adaPass)
+	tok := h.login(adaEmail, adaPass).str("access_token")
+	expect(t, "/v1/me before", h.do("GET", "/v1/me", "", bearer(tok)...), http.StatusOK, "")
+	hdr, _, _ := strings.Cut(tok, ".")
+	raw, err := base64.RawURLEncoding.DecodeString(hdr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var head struct{ Kid string }
+	if err := json.Unmarshal(raw, &head); err != nil || head.Kid == "" {
+		t.Fatalf("token header %s: %v", raw, err)
+	}
+	h.in.Revocations.Add(latch.Revocation{Seq: h.in.Revocations.Cursor() + 1, Kind: revocation.Key, Value: head.Kid, ExpiresAt: time.Now().Add(time.Hour)})
+	expect(t, "/v1/me with a revoked key", h.do("GET", "/v1/me", "", bearer(tok)...), http.StatusUnauthorized, "invalid_token")
 }

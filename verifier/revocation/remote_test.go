@@ -58,8 +58,8 @@ type fakeFeed struct {
 	age        atomic.Int64 // age_ms of pages and heartbeats
 	comments   atomic.Bool  // heartbeats are bare comments, vouching for nothing
 	beats      atomic.Int32 // heartbeats sent
-	rawStream  string // if set, written verbatim after the greeting, then the stream stays open
-	rawPage    string // if set, the page body
+	rawStream  string       // if set, written verbatim after the greeting, then the stream stays open
+	rawPage    string       // if set, the page body
 }
 
 func newFakeFeed(t *testing.T, heartbeat time.Duration) *fakeFeed {

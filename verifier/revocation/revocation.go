@@ -71,7 +71,7 @@ type Set struct {
 	mu      sync.Mutex    // serialises writers (Add, Prune)
 	changed chan struct{} // closed, under mu, when the cursor moves
 
-	syncMu   sync.Mutex // serialises Sync calls
+	syncMu   sync.Mutex   // serialises Sync calls
 	lastSync atomic.Int64 // UnixNano of LastSync; 0: never
 	pageSize int
 }

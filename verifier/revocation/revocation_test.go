@@ -543,3 +543,21 @@ func TestChanged(t *testing.T) {
 	default:
 	}
 }
+
+func TestKeyKind(t *testing.T) {
+	s := NewSet()
+	s.Add(Entry{Seq: 1, Kind: Key, Value: "kid-1", ExpiresAt: t0.Add(time.Minute)},
+		Entry{Seq: 2, Kind: Session, Value: "kid-2", ExpiresAt: t0.Add(time.Hour)})
+	if !s.KeyRevoked("kid-1") {
+		t.Fatal("listed kid not revoked")
+	}
+	if s.KeyRevoked("kid-2") || s.KeyRevoked("") || s.KeyRevoked("other") {
+		t.Fatal("a kid that is not listed as a key is revoked")
+	}
+	if s.Revoked("kid-1", "", "kid-1", t0) {
+		t.Fatal("a kid entry revokes by jti or user")
+	}
+	if n := s.Prune(t0.Add(time.Minute)); n != 1 || s.KeyRevoked("kid-1") || s.Len() != 1 {
+		t.Fatalf("Prune removed %d, KeyRevoked %v, Len %d", n, s.KeyRevoked("kid-1"), s.Len())
+	}
+}
