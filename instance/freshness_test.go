@@ -138,3 +138,57 @@ func TestKeyRevokedOnServer(t *testing.T) {
 	h.in.Revocations.Add(latch.Revocation{Seq: h.in.Revocations.Cursor() + 1, Kind: revocation.Key, Value: head.Kid, ExpiresAt: time.Now().Add(time.Hour)})
 	expect(t, "/v1/me with a revoked key", h.do("GET", "/v1/me", "", bearer(tok)...), http.StatusUnauthorized, "invalid_token")
 }
+
+// TestRevocationStreamsPerClient: one client holds at most
+// revocation.max_streams_per_client streams (4 by default); the next gets
+// 429, and a closed stream frees its slot.
+func TestRevocationStreamsPerClient(t *testing.T) {
+	h := start(t, "", nil)
+	h.addClients()
+	svc := basic("svc", svcSecret)
+	open := func() *http.Response {
+		req, _ := http.NewRequestWithContext(t.Context(), "GET", h.srv.URL+"/v1/revocations/stream", nil)
+		req.Header.Set(svc[0], svc[1])
+		res, err := h.srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	var streams []*http.Response
+	for i := range h.cfg.Revocation.MaxStreamsPerClient {
+		res := open()
+		if res.StatusCode != http.StatusOK {
+			t.Fatalf("stream %d: %d", i+1, res.StatusCode)
+		}
+		streams = append(streams, res)
+	}
+	if n := len(streams); n != 4 {
+		t.Fatalf("default max_streams_per_client = %d, want 4", n)
+	}
+	res := open()
+	body := make([]byte, 512)
+	n, _ := res.Body.Read(body)
+	res.Body.Close()
+	if res.StatusCode != http.StatusTooManyRequests || !strings.Contains(string(body[:n]), "too_many_streams") || res.Header.Get("Retry-After") == "" {
+		t.Fatalf("stream beyond the bound: %d %s %v", res.StatusCode, body[:n], res.Header)
+	}
+	// Pages are not bounded by it.
+	expect(t, "a page meanwhile", h.do("GET", "/v1/revocations", "", svc...), http.StatusOK, "")
+	streams[0].Body.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		res := open()
+		res.Body.Close()
+		if res.StatusCode == http.StatusOK {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("a closed stream did not free its slot: %d", res.StatusCode)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for _, s := range streams[1:] {
+		s.Body.Close()
+	}
+}

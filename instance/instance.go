@@ -295,6 +295,7 @@ func wire(ctx context.Context, cfg config.Config, st latch.Store, opt Options) (
 		Issuer: cfg.Issuer, Algorithm: cfg.Tokens.Algorithm,
 		TrustedProxies: proxies, JWKSMaxAge: cfg.Keys.JWKSMaxAge.D(),
 		Cookies: cookies, AllowedOrigins: cfg.CORS.AllowedOrigins,
+		MaxStreamsPerClient: cfg.Revocation.MaxStreamsPerClient,
 	}, server.Deps{
 		Auth: svc, Verifier: v, JWKS: ring.JWKS, Registry: reg, Log: log,
 		Checks: checks(st, fan),

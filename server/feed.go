@@ -6,14 +6,18 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
+	"github.com/latchauth/latch"
 	"github.com/latchauth/latch/verifier/revocation"
 )
 
 // Revocation feed for remote verifiers: GET /v1/revocations pages through
 // the live entries after a cursor; GET /v1/revocations/stream pushes new
-// ones as Server-Sent Events. Both need a confidential client.
+// ones as Server-Sent Events. Both need a confidential client with the
+// read-revocations permission; one client holds a bounded number of
+// streams at once.
 
 const (
 	feedPageDefault = 1000
@@ -24,33 +28,83 @@ const (
 	streamHeartbeat = 5 * time.Second
 )
 
-// feedClient authenticates a revocation-feed reader: a confidential client
-// by HTTP Basic, or by an access token it obtained for itself with the
-// client_credentials grant.
-func (s *Server) feedClient(w http.ResponseWriter, r *http.Request) bool {
-	if _, _, ok := r.BasicAuth(); ok {
-		c, ok := s.authenticateClient(w, r, nil)
-		if ok && c.Public() {
-			s.invalidClient(w, true)
-			return false
+// DefaultMaxStreamsPerClient is Config.MaxStreamsPerClient when unset: a
+// verifier holds one stream, so a few leave room for restarts and a
+// rolling deploy, and no client can pin the server's connections.
+const DefaultMaxStreamsPerClient = 4
+
+// feedClient authenticates a revocation-feed reader and checks its
+// permission: a confidential client holding
+// latch.PermissionReadRevocations, by HTTP Basic or by an access token it
+// obtained for itself with the client_credentials grant.
+func (s *Server) feedClient(w http.ResponseWriter, r *http.Request) (*latch.Client, bool) {
+	var c *latch.Client
+	_, _, basic := r.BasicAuth()
+	if basic {
+		var ok bool
+		if c, ok = s.authenticateClient(w, r, nil); !ok {
+			return nil, false
 		}
-		return ok
+		if c.Public() {
+			s.invalidClient(w, true)
+			return nil, false
+		}
+	} else {
+		claims, ok := s.authenticate(w, r)
+		if !ok {
+			return nil, false
+		}
+		if claims.SessionID != "" || claims.Subject != claims.ClientID {
+			w.Header().Set("WWW-Authenticate", `Bearer error="insufficient_scope", error_description="a client's own token is required"`)
+			writeError(w, http.StatusForbidden, "insufficient_scope", "the revocation feed is for confidential clients; use a client_credentials token")
+			return nil, false
+		}
+		var err error
+		c, err = s.auth.Client(r.Context(), claims.ClientID)
+		if err != nil || c.Public() {
+			writeError(w, http.StatusForbidden, "insufficient_scope", "the revocation feed is for confidential clients")
+			return nil, false
+		}
 	}
-	claims, ok := s.authenticate(w, r)
-	if !ok {
+	if !c.Can(latch.PermissionReadRevocations) {
+		if !basic {
+			w.Header().Set("WWW-Authenticate", `Bearer error="insufficient_scope", error_description="the client lacks the read-revocations permission"`)
+		}
+		writeError(w, http.StatusForbidden, "insufficient_scope",
+			"this client may not read the revocation feed: register it with `latch client add --can read-revocations`")
+		return nil, false
+	}
+	return c, true
+}
+
+// streamCounter counts the open revocation streams of each client. Its
+// zero value is ready to use.
+type streamCounter struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+// acquire takes one of limit stream slots of client id, and reports
+// whether it got one; release gives it back.
+func (c *streamCounter) acquire(id string, limit int) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.n[id] >= limit {
 		return false
 	}
-	if claims.SessionID != "" || claims.Subject != claims.ClientID {
-		w.Header().Set("WWW-Authenticate", `Bearer error="insufficient_scope", error_description="a client's own token is required"`)
-		writeError(w, http.StatusForbidden, "insufficient_scope", "the revocation feed is for confidential clients; use a client_credentials token")
-		return false
+	if c.n == nil {
+		c.n = map[string]int{}
 	}
-	c, err := s.auth.Client(r.Context(), claims.ClientID)
-	if err != nil || c.Public() {
-		writeError(w, http.StatusForbidden, "insufficient_scope", "the revocation feed is for confidential clients")
-		return false
-	}
+	c.n[id]++
 	return true
+}
+
+func (c *streamCounter) release(id string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.n[id]--; c.n[id] <= 0 {
+		delete(c.n, id)
+	}
 }
 
 // cursor reads the after parameter (or the SSE Last-Event-ID header).
@@ -71,7 +125,7 @@ func cursor(r *http.Request) (int64, error) {
 
 // revocations answers one page of the feed.
 func (s *Server) revocations(w http.ResponseWriter, r *http.Request) {
-	if !s.feedClient(w, r) {
+	if _, ok := s.feedClient(w, r); !ok {
 		return
 	}
 	after, err := cursor(r)
@@ -117,7 +171,8 @@ func (s *Server) revocations(w http.ResponseWriter, r *http.Request) {
 // live entry after the cursor, then new ones as they come, each with its
 // seq as the event id so a reconnecting client resumes with Last-Event-ID.
 func (s *Server) revocationStream(w http.ResponseWriter, r *http.Request) {
-	if !s.feedClient(w, r) {
+	c, ok := s.feedClient(w, r)
+	if !ok {
 		return
 	}
 	after, err := cursor(r)
@@ -125,6 +180,17 @@ func (s *Server) revocationStream(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "invalid_request", err.Error())
 		return
 	}
+	limit := s.cfg.MaxStreamsPerClient
+	if limit <= 0 {
+		limit = DefaultMaxStreamsPerClient
+	}
+	if !s.feedStreams.acquire(c.ID, limit) {
+		w.Header().Set("Retry-After", "30")
+		writeError(w, http.StatusTooManyRequests, "too_many_streams",
+			fmt.Sprintf("this client already holds %d revocation streams (revocation.max_streams_per_client); page GET /v1/revocations meanwhile", limit))
+		return
+	}
+	defer s.feedStreams.release(c.ID)
 	rc := http.NewResponseController(w)
 	_ = rc.SetWriteDeadline(time.Time{}) // a stream outlives the server's write timeout
 	h := w.Header()

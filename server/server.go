@@ -48,6 +48,9 @@ type Config struct {
 	// AllowedOrigins may call the API from a browser with credentials
 	// (CORS), and pass the Origin check of cookie-authenticated requests.
 	AllowedOrigins []string
+	// MaxStreamsPerClient bounds the revocation streams one client may
+	// hold open at once; 0 means DefaultMaxStreamsPerClient.
+	MaxStreamsPerClient int
 }
 
 // Deps are the collaborators of a Server.
@@ -99,6 +102,7 @@ type Server struct {
 	now           func() time.Time
 	streams       context.Context // cancelled by CloseStreams
 	closeStreams  context.CancelFunc
+	feedStreams   streamCounter // open revocation streams per client
 	verifyLatency prometheus.Histogram
 	requests      *prometheus.CounterVec
 }

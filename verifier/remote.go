@@ -32,8 +32,8 @@ type RemoteConfig struct {
 	// RevocationsURL + "/v1/revocations"). Empty means Issuer.
 	RevocationsURL string
 	// ClientID and ClientSecret are a confidential client of the Latch
-	// server (`latch client add --id api --generate-secret`); the feed is
-	// only served to confidential clients. Required.
+	// server allowed to read the revocation feed (`latch client add --id
+	// api --generate-secret --can read-revocations`). Required.
 	ClientID     string
 	ClientSecret string
 	// Leeway is Config.Leeway.
@@ -191,7 +191,7 @@ wait:
 		case <-tick.C:
 			var se *revocation.StatusError
 			if errors.As(rem.Err(), &se) && (se.Code == http.StatusUnauthorized || se.Code == http.StatusForbidden || se.Code == http.StatusNotFound || se.Code == http.StatusBadRequest) {
-				return nil, fmt.Errorf("verifier: the revocation feed at %s refused us: %w (check ClientID and ClientSecret: a confidential client is required)", revURL, se)
+				return nil, fmt.Errorf("verifier: the revocation feed at %s refused us: %w (check ClientID and ClientSecret: a confidential client with the read-revocations permission is required)", revURL, se)
 			}
 		}
 	}
