@@ -9,19 +9,17 @@
 // background loop run by [Set.Follow], or from a Latch server's feed by
 // [Remote].
 //
-// The set is split into shards by a hash of the value, each a few maps
-// behind its own RWMutex: an addition costs one map insertion in one
-// shard (O(1), whatever the size of the set), and a lookup takes one
-// shard's read lock, which readers share, for a map lookup. Writers
-// (a sync every few hundred milliseconds) block only the readers of the
-// shard they touch, for the time of one insertion.
+// Each kind of entry lives in a concurrent hash-trie map (sync.Map, a
+// HashTrieMap since Go 1.24): a lookup is lock-free and does not
+// allocate, an addition costs O(log n) in the size of the set and copies
+// nothing else, and writers (a sync every few hundred milliseconds) never
+// block readers. The maps take about twice the memory of plain maps.
 package revocation
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/maphash"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -38,38 +36,26 @@ type Feed interface {
 	RevocationsAfter(ctx context.Context, after int64, now time.Time, limit int) ([]Entry, error)
 }
 
-// cutoff is what the set remembers of a user entry.
+// cutoff is what the set remembers of a user entry. Stored values are
+// never modified: an update stores a new one.
 type cutoff struct {
 	sec     int64     // cutoff truncated to whole seconds, as Unix time
 	at      time.Time // the cutoff as received (latest wins)
 	expires time.Time // zero: never
 }
 
-// nShards is the number of shards; a power of two.
-const nShards = 64
-
-// shard holds the entries whose value hashes to it. Maps are created on
-// first use. The expiry of a jti, sid or kid entry is its value (zero:
-// never).
-type shard struct {
-	mu   sync.RWMutex
-	jti  map[string]time.Time
-	sid  map[string]time.Time
-	kid  map[string]time.Time
-	user map[string]cutoff
-	_    [64]byte // keeps hot locks of neighbouring shards off one cache line
-}
-
 // Set is an in-memory revocation set. It is safe for concurrent use; its
 // zero value is not usable, create one with [NewSet].
 type Set struct {
-	seed   maphash.Seed
-	shards [nShards]shard
-	n      atomic.Int64 // entries in all shards
-	cursor atomic.Int64
+	// jti, sid and kid map a value to its expiry (time.Time, zero:
+	// never); user maps a user id to a *cutoff.
+	jti, sid, kid, user sync.Map
+	n                   atomic.Int64 // entries in all maps
+	cursor              atomic.Int64
 
 	mu      sync.Mutex    // serialises writers (Add, Prune)
 	changed chan struct{} // closed, under mu, when the cursor moves
+	next    time.Time     // under mu: no entry expires before; zero: none expires
 
 	syncMu   sync.Mutex   // serialises Sync calls
 	lastSync atomic.Int64 // UnixNano of LastSync; 0: never
@@ -78,11 +64,7 @@ type Set struct {
 
 // NewSet returns an empty set with Cursor 0.
 func NewSet() *Set {
-	return &Set{seed: maphash.MakeSeed(), pageSize: DefaultPageSize, changed: make(chan struct{})}
-}
-
-func (s *Set) shard(v string) *shard {
-	return &s.shards[maphash.String(s.seed, v)&(nShards-1)]
+	return &Set{pageSize: DefaultPageSize, changed: make(chan struct{})}
 }
 
 // Add applies entries to the set. It is idempotent: applying an entry again
@@ -93,7 +75,8 @@ func (s *Set) shard(v string) *shard {
 // Entries with an empty Value or an unknown Kind cover no token and are
 // skipped, but their Seq still advances the cursor.
 //
-// Each entry costs O(1): one insertion into one shard.
+// Each entry costs O(log n): one insertion into one map; nothing else is
+// copied.
 //
 // Cursor moves to the highest Seq seen. Sync asks the feed for entries after
 // the cursor, so entries pushed through another channel (e.g. pub/sub fan-out)
@@ -120,51 +103,54 @@ func (s *Set) Add(entries ...Entry) {
 	}
 }
 
-// add inserts one entry into its shard.
+// add inserts one entry; s.mu is held.
 func (s *Set) add(e Entry) {
-	sh := s.shard(e.Value)
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	var m *map[string]time.Time
+	var m *sync.Map
 	switch e.Kind {
 	case Token:
-		m = &sh.jti
+		m = &s.jti
 	case Session:
-		m = &sh.sid
+		m = &s.sid
 	case Key:
-		m = &sh.kid
+		m = &s.kid
 	case User:
-		c := cutoff{sec: e.Cutoff.Unix(), at: e.Cutoff, expires: e.ExpiresAt}
-		cur, ok := sh.user[e.Value]
-		if ok {
+		c := &cutoff{sec: e.Cutoff.Unix(), at: e.Cutoff, expires: e.ExpiresAt}
+		if v, ok := s.user.Load(e.Value); ok {
+			cur := v.(*cutoff)
 			if cur.at.After(c.at) {
 				c.at, c.sec = cur.at, cur.sec
 			}
 			if !laterExpiry(c.expires, cur.expires) {
 				c.expires = cur.expires
 			}
-		} else {
-			if sh.user == nil {
-				sh.user = map[string]cutoff{}
+			if *c == *cur {
+				return
 			}
+		} else {
 			s.n.Add(1)
 		}
-		sh.user[e.Value] = c
+		s.user.Store(e.Value, c)
+		s.due(c.expires)
 		return
 	default:
 		return
 	}
-	cur, ok := (*m)[e.Value]
-	if ok && !laterExpiry(e.ExpiresAt, cur) {
-		return
-	}
-	if *m == nil {
-		*m = map[string]time.Time{}
-	}
-	if !ok {
+	if v, ok := m.Load(e.Value); ok {
+		if !laterExpiry(e.ExpiresAt, v.(time.Time)) {
+			return
+		}
+	} else {
 		s.n.Add(1)
 	}
-	(*m)[e.Value] = e.ExpiresAt
+	m.Store(e.Value, e.ExpiresAt)
+	s.due(e.ExpiresAt)
+}
+
+// due lowers s.next to exp if exp comes first; s.mu is held.
+func (s *Set) due(exp time.Time) {
+	if !exp.IsZero() && (s.next.IsZero() || exp.Before(s.next)) {
+		s.next = exp
+	}
 }
 
 // Changed returns a channel that is closed when the cursor next moves, so
@@ -203,24 +189,23 @@ func laterExpiry(a, b time.Time) bool {
 // Entries past their ExpiresAt that were not pruned yet still match; that is
 // harmless, since no token they cover can still be valid.
 //
-// Revoked takes a shared read lock on up to three shards and does not
-// allocate.
+// Revoked is lock-free and does not allocate.
 func (s *Set) Revoked(jti, sid, sub string, iat time.Time) bool {
 	if s.n.Load() == 0 {
 		return false
 	}
-	if jti != "" && s.listed(jti, Token) {
-		return true
+	if jti != "" {
+		if _, ok := s.jti.Load(jti); ok {
+			return true
+		}
 	}
-	if sid != "" && s.listed(sid, Session) {
-		return true
+	if sid != "" {
+		if _, ok := s.sid.Load(sid); ok {
+			return true
+		}
 	}
 	if sub != "" {
-		sh := s.shard(sub)
-		sh.mu.RLock()
-		c, ok := sh.user[sub]
-		sh.mu.RUnlock()
-		if ok && iat.Unix() < c.sec {
+		if v, ok := s.user.Load(sub); ok && iat.Unix() < v.(*cutoff).sec {
 			return true
 		}
 	}
@@ -229,55 +214,49 @@ func (s *Set) Revoked(jti, sid, sub string, iat time.Time) bool {
 
 // KeyRevoked reports whether the signing key named kid is revoked: a token
 // whose header names it must be refused, whatever its claims. An empty kid
-// matches nothing. It does not allocate.
+// matches nothing. It is lock-free and does not allocate.
 func (s *Set) KeyRevoked(kid string) bool {
-	return kid != "" && s.n.Load() != 0 && s.listed(kid, Key)
-}
-
-// listed reports whether v is listed as a jti, sid or kid.
-func (s *Set) listed(v string, k Kind) bool {
-	sh := s.shard(v)
-	sh.mu.RLock()
-	defer sh.mu.RUnlock()
-	var ok bool
-	switch k {
-	case Token:
-		_, ok = sh.jti[v]
-	case Session:
-		_, ok = sh.sid[v]
-	case Key:
-		_, ok = sh.kid[v]
+	if kid == "" || s.n.Load() == 0 {
+		return false
 	}
+	_, ok := s.kid.Load(kid)
 	return ok
 }
 
 // Prune removes the entries whose ExpiresAt is at or before now and returns
-// how many it removed. Entries with a zero ExpiresAt are kept. It locks one
-// shard at a time.
+// how many it removed. Entries with a zero ExpiresAt are kept. It costs
+// nothing until the earliest expiry in the set has passed, then scans the
+// set once; lookups go on meanwhile.
 func (s *Set) Prune(now time.Time) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	expired := func(t time.Time) bool { return !t.IsZero() && !t.After(now) }
-	n := 0
-	for i := range s.shards {
-		sh := &s.shards[i]
-		sh.mu.Lock()
-		for _, m := range []map[string]time.Time{sh.jti, sh.sid, sh.kid} {
-			for k, exp := range m {
-				if expired(exp) {
-					delete(m, k)
-					n++
-				}
-			}
-		}
-		for k, c := range sh.user {
-			if expired(c.expires) {
-				delete(sh.user, k)
-				n++
-			}
-		}
-		sh.mu.Unlock()
+	if s.next.IsZero() || s.next.After(now) {
+		return 0
 	}
+	s.next = time.Time{}
+	n := 0
+	keep := func(exp time.Time) bool {
+		if exp.IsZero() || exp.After(now) {
+			s.due(exp)
+			return true
+		}
+		n++
+		return false
+	}
+	for _, m := range []*sync.Map{&s.jti, &s.sid, &s.kid} {
+		m.Range(func(k, v any) bool {
+			if !keep(v.(time.Time)) {
+				m.Delete(k)
+			}
+			return true
+		})
+	}
+	s.user.Range(func(k, v any) bool {
+		if !keep(v.(*cutoff).expires) {
+			s.user.Delete(k)
+		}
+		return true
+	})
 	s.n.Add(int64(-n))
 	return n
 }
