@@ -192,3 +192,19 @@ func TestRevocationStreamsPerClient(t *testing.T) {
 		s.Body.Close()
 	}
 }
+
+// TestNewRemoteWithoutPermission: a verifier whose client lacks
+// read-revocations fails at start, and says why.
+func TestNewRemoteWithoutPermission(t *testing.T) {
+	h := start(t, "", nil)
+	h.addClients()
+	_, err := verifier.NewRemote(t.Context(), verifier.RemoteConfig{
+		Issuer: h.cfg.Issuer, Audience: h.cfg.Audience,
+		JWKSURL: h.srv.URL + "/.well-known/jwks.json", RevocationsURL: h.srv.URL,
+		ClientID: "other", ClientSecret: svcSecret + "-other",
+		Logger: slog.New(slog.DiscardHandler),
+	})
+	if err == nil || !strings.Contains(err.Error(), "403") || !strings.Contains(err.Error(), "read-revocations") {
+		t.Fatalf("NewRemote with a client lacking the permission: %v", err)
+	}
+}
