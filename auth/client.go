@@ -75,8 +75,8 @@ type NewClient struct {
 	Permissions []string
 }
 
-// Permissions lists every permission a client can be granted.
-var Permissions = []string{latch.PermissionReadRevocations}
+// permissions lists every permission a client can be granted.
+var permissions = []string{latch.PermissionReadRevocations}
 
 // validClientID: 1 to 128 characters of A-Z a-z 0-9 . _ - :
 func validClientID(id string) bool {
@@ -135,8 +135,8 @@ func (s *Service) CreateClient(ctx context.Context, n NewClient) (*latch.Client,
 	}
 	for _, p := range n.Permissions {
 		switch {
-		case !slices.Contains(Permissions, p):
-			return nil, fmt.Errorf("permission %q is not one of %s", p, strings.Join(Permissions, ", "))
+		case !slices.Contains(permissions, p):
+			return nil, fmt.Errorf("permission %q is not one of %s", p, strings.Join(permissions, ", "))
 		case n.Public:
 			return nil, fmt.Errorf("permission %q is for confidential clients; a public client cannot keep the secret that proves it", p)
 		}
