@@ -648,3 +648,16 @@ func TestRemoteRejectsBadURLs(t *testing.T) {
 func contextWithCancel(t *testing.T) (context.Context, context.CancelFunc) {
 	return context.WithCancel(context.Background())
 }
+
+// TestRemoteHeartbeatAheadProvesNothing: a heartbeat vouching for entries
+// the follower has not received does not make its set fresh.
+func TestRemoteHeartbeatAheadProvesNothing(t *testing.T) {
+	f := newFakeFeed(t, time.Hour)
+	f.rawStream = "event: sync\ndata: {\"cursor\":99,\"age_ms\":0}\n\n"
+	set, rem, logs := run(t, f, false)
+	a := set.LastSync()
+	eventually(t, 2*time.Second, "heartbeat read", func() bool { return strings.Contains(logs.String(), "heartbeat ahead") })
+	if b := set.LastSync(); !b.Equal(a) || !rem.Streaming() {
+		t.Fatalf("a heartbeat ahead of the entries moved LastSync from %v to %v", a, b)
+	}
+}
