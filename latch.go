@@ -11,6 +11,7 @@ package latch
 import (
 	"context"
 	"errors"
+	"slices"
 	"time"
 
 	"github.com/latchauth/latch/verifier/revocation"
@@ -53,8 +54,25 @@ type Client struct {
 	// tokens in HttpOnly cookies) or DeliveryMemory (the access token in
 	// the body for JavaScript memory, the refresh token in an HttpOnly
 	// cookie). Empty means DeliveryBearer.
-	Delivery  string
-	CreatedAt time.Time
+	Delivery string
+	// Permissions are what the client may do beyond the OAuth grants, in
+	// ascending order (see PermissionReadRevocations).
+	Permissions []string
+	CreatedAt   time.Time
+}
+
+// Permissions of a client.
+const (
+	// PermissionReadRevocations lets a confidential client read the
+	// revocation feed (GET /v1/revocations and its stream): every revoked
+	// session, token, user and key, which remote verifiers need and other
+	// clients must not see.
+	PermissionReadRevocations = "read-revocations"
+)
+
+// Can reports whether the client holds the permission.
+func (c *Client) Can(permission string) bool {
+	return slices.Contains(c.Permissions, permission)
 }
 
 // Delivery modes of a client.
@@ -205,7 +223,7 @@ const (
 	// the signing key was revoked (a suspected compromise). The entry
 	// expires when every token the key signed has expired and every
 	// cached JWKS that listed it has been refetched.
-	RevokeKey RevocationKind = "kid"
+	RevokeKey = revocation.Key
 )
 
 // Event types recorded in the security log.

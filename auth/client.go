@@ -69,7 +69,14 @@ type NewClient struct {
 	// Delivery: latch.DeliveryBearer (default), or for a public browser
 	// client latch.DeliveryCookie or latch.DeliveryMemory.
 	Delivery string
+	// Permissions granted beyond the OAuth grants, for a confidential
+	// client only: latch.PermissionReadRevocations lets it read the
+	// revocation feed (a remote verifier's client needs it).
+	Permissions []string
 }
+
+// permissions lists every permission a client can be granted.
+var permissions = []string{latch.PermissionReadRevocations}
 
 // validClientID: 1 to 128 characters of A-Z a-z 0-9 . _ - :
 func validClientID(id string) bool {
@@ -129,8 +136,19 @@ func (s *Service) CreateClient(ctx context.Context, n NewClient) (*latch.Client,
 			return nil, fmt.Errorf("scope %q is not a valid scope token", sc)
 		}
 	}
+	for _, p := range n.Permissions {
+		switch {
+		case !slices.Contains(permissions, p):
+			return nil, fmt.Errorf("permission %q is not one of %s", p, strings.Join(permissions, ", "))
+		case n.Public:
+			return nil, fmt.Errorf("permission %q is for confidential clients; a public client cannot keep the secret that proves it", p)
+		}
+	}
 	c := &latch.Client{ID: n.ID, Scopes: slices.Compact(slices.Sorted(slices.Values(n.Scopes))), Audience: n.Audience,
 		Delivery: n.Delivery, CreatedAt: s.clock()}
+	if len(n.Permissions) > 0 {
+		c.Permissions = slices.Compact(slices.Sorted(slices.Values(n.Permissions)))
+	}
 	if !n.Public {
 		c.SecretHash = hashClientSecret(n.Secret)
 	}

@@ -68,6 +68,9 @@ type Config struct {
 	Revocation struct {
 		MaxStale Duration `yaml:"max_stale" doc:"revocation data older than this (store unreachable) triggers the fail-safe policy; 0 turns the policy off"`
 		FailOpen bool     `yaml:"fail_open" doc:"past max_stale, accept tokens (counted in latch_stale_accepted_total) instead of rejecting them"`
+		// MaxStreamsPerClient bounds the revocation streams one client
+		// holds open at once.
+		MaxStreamsPerClient int `yaml:"max_streams_per_client" doc:"revocation feed streams one client may hold open at once; more get 429"`
 	} `yaml:"revocation"`
 	Password struct {
 		MaxConcurrent int      `yaml:"max_concurrent" doc:"password hashes computed at once; 0 means one per CPU"`
@@ -159,6 +162,7 @@ func Defaults() Config {
 	c.Keys.JWKSMaxAge = Duration(15 * time.Minute)
 	c.Password.MaxWait = Duration(2 * time.Second)
 	c.Revocation.MaxStale = Duration(time.Minute)
+	c.Revocation.MaxStreamsPerClient = 4
 	c.Login.RatePerIP = 30
 	c.Login.MaxFailures = 10
 	c.Login.Lockout = Duration(15 * time.Minute)
@@ -600,6 +604,9 @@ func (c *Config) validate(origins map[string]origin) error {
 	}
 	if c.Revocation.MaxStale != 0 && (c.Revocation.MaxStale.D() < 5*time.Second || c.Revocation.MaxStale.D() > time.Hour) {
 		bad("revocation.max_stale", "%s must be 0 (policy off) or between 5s and 1h", show("revocation.max_stale", c.Revocation.MaxStale))
+	}
+	if c.Revocation.MaxStreamsPerClient < 1 || c.Revocation.MaxStreamsPerClient > 1000 {
+		bad("revocation.max_streams_per_client", "%d must be between 1 and 1000", c.Revocation.MaxStreamsPerClient)
 	}
 	if c.Login.RatePerIP < 0 || c.Login.RatePerIP > 100000 {
 		bad("login.rate_per_ip", "%s must be between 0 (off) and 100000", show("login.rate_per_ip", c.Login.RatePerIP))

@@ -97,6 +97,9 @@ type Options struct {
 	// demo page (latch serve --demo). The configured data directory and
 	// store are never opened.
 	Demo bool
+	// Store, if not nil, is used instead of opening the store cfg names;
+	// Close closes it. Tests wrap a store to break it.
+	Store latch.Store
 }
 
 // Demo is what --demo seeded.
@@ -294,9 +297,12 @@ func Open(ctx context.Context, cfg config.Config, opt Options) (*Instance, error
 }
 
 func open(ctx context.Context, cfg config.Config, opt Options) (*Instance, error) {
-	st, err := OpenStore(ctx, cfg)
-	if err != nil {
-		return nil, err
+	st := opt.Store
+	if st == nil {
+		var err error
+		if st, err = OpenStore(ctx, cfg); err != nil {
+			return nil, err
+		}
 	}
 	if info, err := os.Stat(cfg.DataDir); err == nil && info.Mode().Perm()&0o077 != 0 {
 		opt.Log.Warn("the data directory is accessible to other users; run chmod 700 on it",
@@ -421,6 +427,7 @@ func wire(ctx context.Context, cfg config.Config, st latch.Store, opt Options) (
 		TrustedProxies: proxies, JWKSMaxAge: cfg.Keys.JWKSMaxAge.D(),
 		Cookies: cookies, AllowedOrigins: cfg.CORS.AllowedOrigins,
 		MetricsElsewhere: cfg.Metrics.Addr != "", MetricsToken: cfg.Metrics.Token,
+		MaxStreamsPerClient: cfg.Revocation.MaxStreamsPerClient,
 	}, server.Deps{
 		Auth: svc, Verifier: v, JWKS: ring.JWKS, Registry: reg, Log: log,
 		Checks: checks(st, fan),

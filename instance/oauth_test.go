@@ -13,16 +13,19 @@ import (
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
 
+	"github.com/latchauth/latch"
 	"github.com/latchauth/latch/auth"
 )
 
 const svcSecret = "svc-CN2JWBXsn7n4znjKbtgiBV2HdUu4w9mhcwvPhq05dFQ" // random: weak secrets are refused
 
-// addClients registers a confidential service client and a public app.
+// addClients registers a confidential service client that may read the
+// revocation feed (svc), one that may not (other), and a public app.
 func (h *harness) addClients() {
 	h.t.Helper()
 	ctx := context.Background()
-	if _, err := h.in.Auth.CreateClient(ctx, auth.NewClient{ID: "svc", Secret: svcSecret, Scopes: []string{"read", "write"}}); err != nil {
+	if _, err := h.in.Auth.CreateClient(ctx, auth.NewClient{ID: "svc", Secret: svcSecret, Scopes: []string{"read", "write"},
+		Permissions: []string{latch.PermissionReadRevocations}}); err != nil {
 		h.t.Fatal(err)
 	}
 	if _, err := h.in.Auth.CreateClient(ctx, auth.NewClient{ID: "other", Secret: svcSecret + "-other"}); err != nil {
@@ -292,6 +295,18 @@ func TestRevocationFeed(t *testing.T) {
 	expect(t, "wrong secret", h.do("GET", "/v1/revocations", "", basic("svc", "nope")...), 401, "invalid_client")
 	expect(t, "public client", h.do("GET", "/v1/revocations", "", basic("app", "")...), 401, "invalid_client")
 	expect(t, "a user's token", h.do("GET", "/v1/revocations", "", bearer(u.str("access_token"))...), 403, "insufficient_scope")
+	// A confidential client without the read-revocations permission, by
+	// Basic and by its own client_credentials token, on pages and stream.
+	other := basic("other", svcSecret+"-other")
+	expect(t, "no permission", h.do("GET", "/v1/revocations", "", other...), 403, "insufficient_scope")
+	expect(t, "no permission, stream", h.do("GET", "/v1/revocations/stream", "", other...), 403, "insufficient_scope")
+	otherTok := h.form("/oauth2/token", url.Values{"grant_type": {"client_credentials"}}, other...)
+	expect(t, "other's token", otherTok, 200, "")
+	r := h.do("GET", "/v1/revocations", "", bearer(otherTok.str("access_token"))...)
+	expect(t, "no permission, bearer", r, 403, "insufficient_scope")
+	if !strings.Contains(r.header.Get("WWW-Authenticate"), "insufficient_scope") {
+		t.Fatalf("WWW-Authenticate = %q", r.header.Get("WWW-Authenticate"))
+	}
 	expect(t, "bad cursor", h.do("GET", "/v1/revocations?after=-1", "", svc...), 400, "invalid_request")
 	expect(t, "bad limit", h.do("GET", "/v1/revocations?limit=0", "", svc...), 400, "invalid_request")
 
@@ -355,7 +370,9 @@ func TestRevocationFeed(t *testing.T) {
 			if err := json.Unmarshal([]byte(d), &e); err != nil {
 				t.Fatalf("event %q: %v", d, err)
 			}
-			got[e.Kind] = true
+			if e.Kind != "" { // not a sync heartbeat
+				got[e.Kind] = true
+			}
 		case <-timeout:
 			t.Fatalf("stream delivered %v within 2 s, want the user and sid entries", got)
 		}

@@ -9,18 +9,21 @@ import (
 )
 
 // clientColumns lists the columns that scanClient reads, in order.
-const clientColumns = "id, secret_hash, scopes, audience, delivery, created_at"
+const clientColumns = "id, secret_hash, scopes, audience, delivery, permissions, created_at"
 
 // CreateClient stores c. It returns an error matching latch.ErrConflict if
 // the id is taken. Scopes are stored as a text array, in order.
 func (s *Store) CreateClient(ctx context.Context, c *latch.Client) error {
-	scopes := c.Scopes
+	scopes, perms := c.Scopes, c.Permissions
 	if scopes == nil {
 		scopes = []string{} // nil would be NULL
 	}
+	if perms == nil {
+		perms = []string{}
+	}
 	_, err := s.pool.Exec(ctx,
-		"INSERT INTO clients ("+clientColumns+") VALUES ($1, $2, $3, $4, $5, $6)",
-		c.ID, c.SecretHash, scopes, c.Audience, delivery(c.Delivery), ts(c.CreatedAt))
+		"INSERT INTO clients ("+clientColumns+") VALUES ($1, $2, $3, $4, $5, $6, $7)",
+		c.ID, c.SecretHash, scopes, c.Audience, delivery(c.Delivery), perms, ts(c.CreatedAt))
 	if err != nil {
 		return fmt.Errorf("postgres: create client %s: %w", c.ID, translate(err))
 	}
@@ -58,14 +61,18 @@ func (s *Store) Clients(ctx context.Context) ([]*latch.Client, error) {
 	return out, nil
 }
 
-// scanClient scans a row of clientColumns. No scopes come back as nil.
+// scanClient scans a row of clientColumns. No scopes (permissions) come
+// back as nil.
 func scanClient(row pgx.Row) (*latch.Client, error) {
 	var c latch.Client
-	if err := row.Scan(&c.ID, &c.SecretHash, &c.Scopes, &c.Audience, &c.Delivery, (*nullTime)(&c.CreatedAt)); err != nil {
+	if err := row.Scan(&c.ID, &c.SecretHash, &c.Scopes, &c.Audience, &c.Delivery, &c.Permissions, (*nullTime)(&c.CreatedAt)); err != nil {
 		return nil, err
 	}
 	if len(c.Scopes) == 0 {
 		c.Scopes = nil
+	}
+	if len(c.Permissions) == 0 {
+		c.Permissions = nil
 	}
 	return &c, nil
 }

@@ -827,3 +827,31 @@ func TestClose(t *testing.T) {
 		t.Error("Ping after Close succeeded")
 	}
 }
+
+// TestMigrationGrantsFeedToExistingClients: upgrading to migration 0005
+// keeps every existing confidential client able to read the revocation
+// feed (as before), and gives public clients nothing.
+func TestMigrationGrantsFeedToExistingClients(t *testing.T) {
+	url := newSchema(t)
+	s := open(t, url)
+	// Back to the schema before 0005, with clients registered then.
+	for _, q := range []string{
+		"ALTER TABLE clients DROP COLUMN permissions",
+		"DELETE FROM schema_migrations WHERE version >= 5",
+		"INSERT INTO clients (id, secret_hash, scopes, audience, delivery, created_at) VALUES ('svc', 'sha256:x', '{}', '', 'bearer', now()), ('app', '', '{}', '', 'cookie', now())",
+	} {
+		if _, err := s.pool.Exec(t.Context(), q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	s.Close()
+	s = open(t, url)
+	svc, err := s.Client(t.Context(), "svc")
+	if err != nil || !svc.Can(latch.PermissionReadRevocations) {
+		t.Fatalf("existing confidential client after the upgrade: %+v, %v; want read-revocations", svc, err)
+	}
+	app, err := s.Client(t.Context(), "app")
+	if err != nil || app.Permissions != nil {
+		t.Fatalf("existing public client after the upgrade: %+v, %v; want no permission", app, err)
+	}
+}

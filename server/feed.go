@@ -2,73 +2,109 @@ package server
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/latchauth/latch"
+	"github.com/latchauth/latch/verifier/revocation"
 )
 
 // Revocation feed for remote verifiers: GET /v1/revocations pages through
 // the live entries after a cursor; GET /v1/revocations/stream pushes new
-// ones as Server-Sent Events. Both need a confidential client.
+// ones as Server-Sent Events. Both need a confidential client with the
+// read-revocations permission; one client holds a bounded number of
+// streams at once.
 
 const (
 	feedPageDefault = 1000
 	feedPageMax     = 5000
-	// streamHeartbeat keeps idle connections (and proxies) alive, and
-	// tells a remote verifier that its data is still current.
+	// streamHeartbeat is how often a stream sends a sync heartbeat: it
+	// keeps idle connections (and proxies) alive, and tells a remote
+	// verifier how fresh this server's own revocation data is.
 	streamHeartbeat = 5 * time.Second
 )
 
-// RevocationJSON is one entry of the feed as remote verifiers see it.
-type RevocationJSON struct {
-	Seq       int64      `json:"seq"`
-	Kind      string     `json:"kind"`
-	Value     string     `json:"value"`
-	Cutoff    *time.Time `json:"cutoff,omitempty"`
-	ExpiresAt time.Time  `json:"expires_at"`
-}
+// DefaultMaxStreamsPerClient is Config.MaxStreamsPerClient when unset: a
+// verifier holds one stream, so a few leave room for restarts and a
+// rolling deploy, and no client can pin the server's connections.
+const DefaultMaxStreamsPerClient = 4
 
-func revocationJSON(r latch.Revocation) RevocationJSON {
-	out := RevocationJSON{Seq: r.Seq, Kind: string(r.Kind), Value: r.Value, ExpiresAt: r.ExpiresAt.UTC()}
-	if r.Kind == latch.RevokeUser {
-		c := r.Cutoff.UTC()
-		out.Cutoff = &c
-	}
-	return out
-}
-
-// feedClient authenticates a revocation-feed reader: a confidential client
-// by HTTP Basic, or by an access token it obtained for itself with the
-// client_credentials grant.
-func (s *Server) feedClient(w http.ResponseWriter, r *http.Request) bool {
-	if _, _, ok := r.BasicAuth(); ok {
-		c, ok := s.authenticateClient(w, r, nil)
-		if ok && c.Public() {
-			s.invalidClient(w, true)
-			return false
+// feedClient authenticates a revocation-feed reader and checks its
+// permission: a confidential client holding
+// latch.PermissionReadRevocations, by HTTP Basic or by an access token it
+// obtained for itself with the client_credentials grant.
+func (s *Server) feedClient(w http.ResponseWriter, r *http.Request) (*latch.Client, bool) {
+	var c *latch.Client
+	_, _, basic := r.BasicAuth()
+	if basic {
+		var ok bool
+		if c, ok = s.authenticateClient(w, r, nil); !ok {
+			return nil, false
 		}
-		return ok
+		if c.Public() {
+			s.invalidClient(w, true)
+			return nil, false
+		}
+	} else {
+		claims, ok := s.authenticate(w, r)
+		if !ok {
+			return nil, false
+		}
+		if claims.SessionID != "" || claims.Subject != claims.ClientID {
+			w.Header().Set("WWW-Authenticate", `Bearer error="insufficient_scope", error_description="a client's own token is required"`)
+			writeError(w, http.StatusForbidden, "insufficient_scope", "the revocation feed is for confidential clients; use a client_credentials token")
+			return nil, false
+		}
+		var err error
+		c, err = s.auth.Client(r.Context(), claims.ClientID)
+		if err != nil || c.Public() {
+			writeError(w, http.StatusForbidden, "insufficient_scope", "the revocation feed is for confidential clients")
+			return nil, false
+		}
 	}
-	claims, ok := s.authenticate(w, r)
-	if !ok {
+	if !c.Can(latch.PermissionReadRevocations) {
+		if !basic {
+			w.Header().Set("WWW-Authenticate", `Bearer error="insufficient_scope", error_description="the client lacks the read-revocations permission"`)
+		}
+		writeError(w, http.StatusForbidden, "insufficient_scope",
+			"this client may not read the revocation feed: register it with `latch client add --can read-revocations`")
+		return nil, false
+	}
+	return c, true
+}
+
+// streamCounter counts the open revocation streams of each client. Its
+// zero value is ready to use.
+type streamCounter struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+// acquire takes one of limit stream slots of client id, and reports
+// whether it got one; release gives it back.
+func (c *streamCounter) acquire(id string, limit int) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.n[id] >= limit {
 		return false
 	}
-	if claims.SessionID != "" || claims.Subject != claims.ClientID {
-		w.Header().Set("WWW-Authenticate", `Bearer error="insufficient_scope", error_description="a client's own token is required"`)
-		writeError(w, http.StatusForbidden, "insufficient_scope", "the revocation feed is for confidential clients; use a client_credentials token")
-		return false
+	if c.n == nil {
+		c.n = map[string]int{}
 	}
-	c, err := s.auth.Client(r.Context(), claims.ClientID)
-	if err != nil || c.Public() {
-		writeError(w, http.StatusForbidden, "insufficient_scope", "the revocation feed is for confidential clients")
-		return false
-	}
+	c.n[id]++
 	return true
+}
+
+func (c *streamCounter) release(id string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.n[id]--; c.n[id] <= 0 {
+		delete(c.n, id)
+	}
 }
 
 // cursor reads the after parameter (or the SSE Last-Event-ID header).
@@ -89,7 +125,7 @@ func cursor(r *http.Request) (int64, error) {
 
 // revocations answers one page of the feed.
 func (s *Server) revocations(w http.ResponseWriter, r *http.Request) {
-	if !s.feedClient(w, r) {
+	if _, ok := s.feedClient(w, r); !ok {
 		return
 	}
 	after, err := cursor(r)
@@ -106,27 +142,37 @@ func (s *Server) revocations(w http.ResponseWriter, r *http.Request) {
 		}
 		limit = n
 	}
-	list, err := s.store.RevocationsAfter(r.Context(), after, s.now(), limit)
+	start := s.now()
+	list, err := s.store.RevocationsAfter(r.Context(), after, start, limit)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	out := make([]RevocationJSON, 0, len(list))
 	next := after
-	for _, e := range list {
-		out = append(out, revocationJSON(e))
-		next = e.Seq
+	if len(list) > 0 {
+		next = list[len(list)-1].Seq
 	}
-	// The cursor never moves back, and an empty page keeps it where the
-	// reader is; more means another page is waiting.
-	writeJSON(w, http.StatusOK, map[string]any{"revocations": out, "cursor": next, "more": len(list) == limit})
+	// The page is read from the store now: its age is the time the read
+	// took. The cursor never moves back, and an empty page keeps it where
+	// the reader is; more means another page is waiting.
+	b, err := revocation.MarshalPage(list, next, len(list) == limit, s.now().Sub(start))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(b)
 }
 
 // revocationStream pushes feed entries as Server-Sent Events: first every
 // live entry after the cursor, then new ones as they come, each with its
 // seq as the event id so a reconnecting client resumes with Last-Event-ID.
 func (s *Server) revocationStream(w http.ResponseWriter, r *http.Request) {
-	if !s.feedClient(w, r) {
+	c, ok := s.feedClient(w, r)
+	if !ok {
 		return
 	}
 	after, err := cursor(r)
@@ -134,6 +180,17 @@ func (s *Server) revocationStream(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "invalid_request", err.Error())
 		return
 	}
+	limit := s.cfg.MaxStreamsPerClient
+	if limit <= 0 {
+		limit = DefaultMaxStreamsPerClient
+	}
+	if !s.feedStreams.acquire(c.ID, limit) {
+		w.Header().Set("Retry-After", "30")
+		writeError(w, http.StatusTooManyRequests, "too_many_streams",
+			fmt.Sprintf("this client already holds %d revocation streams (revocation.max_streams_per_client); page GET /v1/revocations meanwhile", limit))
+		return
+	}
+	defer s.feedStreams.release(c.ID)
 	rc := http.NewResponseController(w)
 	_ = rc.SetWriteDeadline(time.Time{}) // a stream outlives the server's write timeout
 	h := w.Header()
@@ -153,44 +210,91 @@ func (s *Server) revocationStream(w http.ResponseWriter, r *http.Request) {
 
 	beat := time.NewTicker(streamHeartbeat)
 	defer beat.Stop()
-	seen := int64(-1) // the set's cursor at the last look; -1 forces a first query
+	var (
+		seen    = int64(-1) // the set's cursor at the last complete read; -1 forces one
+		vouched time.Time   // when this stream last read the store completely; zero: never
+		pending = true      // a heartbeat is due
+		buf     []byte
+	)
 	for {
 		// The set wakes the stream when its cursor moves: entries revoked
 		// here, and those the follower or a Redis poke pulled in.
 		changed := s.revs.Changed()
 		if c := s.revs.Cursor(); c != seen {
-			seen = c
+			start := s.now()
+			ok := true
 			for {
-				list, err := s.store.RevocationsAfter(ctx, after, s.now(), feedPageDefault)
+				list, err := s.store.RevocationsAfter(ctx, after, start, feedPageDefault)
 				if err != nil {
-					if ctx.Err() == nil {
-						s.log.Warn("revocation stream: reading the feed failed", "err", err)
+					if ctx.Err() != nil {
+						return
 					}
-					return // the client reconnects with Last-Event-ID
+					// Keep the stream: its heartbeats now say how long
+					// this server has been behind, so followers go stale
+					// (and look for a fresher source) instead of trusting it.
+					s.log.Warn("revocation stream: reading the feed failed", "err", err)
+					ok = false
+					break
 				}
+				buf = buf[:0]
 				for _, e := range list {
-					b, _ := json.Marshal(revocationJSON(e))
-					fmt.Fprintf(w, "id: %d\nevent: revocation\ndata: %s\n\n", e.Seq, b)
+					buf, _ = revocation.AppendEvent(buf, e)
 					after = e.Seq
 				}
 				if len(list) > 0 {
-					if err := rc.Flush(); err != nil {
+					if _, err := w.Write(buf); err != nil || rc.Flush() != nil {
 						return
 					}
+					pending = true
 				}
 				if len(list) < feedPageDefault {
 					break
 				}
 			}
+			if ok {
+				seen, vouched = c, start
+			}
+		}
+		if pending {
+			if !s.heartbeat(w, rc, after, seen, vouched) {
+				return
+			}
+			pending = false
 		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-changed:
 		case <-beat.C:
-			if _, err := w.Write([]byte(": ping\n\n")); err != nil || rc.Flush() != nil {
-				return
+			pending = true
+			if s.now().Sub(s.freshness(seen, vouched)) > streamHeartbeat {
+				seen = -1 // stale: read the store ourselves before vouching
 			}
 		}
 	}
+}
+
+// freshness is when the data this stream has sent was last known
+// complete: its own last complete read of the store, or the set's last
+// sync if the set holds nothing the stream has not sent (the set's cursor
+// is still the one the stream read up to). Zero if never.
+func (s *Server) freshness(seen int64, vouched time.Time) time.Time {
+	last := s.revs.LastSync() // before the cursor: a sync stores its time after its entries
+	if seen >= 0 && s.revs.Cursor() == seen && last.After(vouched) {
+		return last
+	}
+	return vouched
+}
+
+// heartbeat sends a sync heartbeat vouching for the entries up to after,
+// with the age of this server's data; a comment when it never had any.
+func (s *Server) heartbeat(w http.ResponseWriter, rc *http.ResponseController, after, seen int64, vouched time.Time) bool {
+	var b []byte
+	if at := s.freshness(seen, vouched); at.IsZero() {
+		b = []byte(": ping\n\n") // alive, but vouching for nothing
+	} else {
+		b = revocation.AppendHeartbeat(nil, revocation.Heartbeat{Cursor: after, Age: s.now().Sub(at)})
+	}
+	_, err := w.Write(b)
+	return err == nil && rc.Flush() == nil
 }

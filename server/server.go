@@ -57,6 +57,9 @@ type Config struct {
 	// MetricsToken, if not empty, is required as a Bearer token to read
 	// /metrics.
 	MetricsToken string
+	// MaxStreamsPerClient bounds the revocation streams one client may
+	// hold open at once; 0 means DefaultMaxStreamsPerClient.
+	MaxStreamsPerClient int
 }
 
 // HSTS is the Strict-Transport-Security header of every response when the
@@ -114,6 +117,7 @@ type Server struct {
 	now           func() time.Time
 	streams       context.Context // cancelled by CloseStreams
 	closeStreams  context.CancelFunc
+	feedStreams   streamCounter // open revocation streams per client
 	verifyLatency prometheus.Histogram
 	requests      *prometheus.CounterVec
 }

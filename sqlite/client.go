@@ -12,8 +12,8 @@ import (
 // the id is taken.
 func (s *Store) CreateClient(ctx context.Context, c *latch.Client) error {
 	_, err := s.w.ExecContext(ctx,
-		"INSERT INTO clients (id, secret_hash, scopes, audience, delivery, created_at) VALUES (?, ?, ?, ?, ?, ?)",
-		c.ID, c.SecretHash, strings.Join(c.Scopes, " "), c.Audience, delivery(c.Delivery), micros(c.CreatedAt))
+		"INSERT INTO clients (id, secret_hash, scopes, audience, delivery, permissions, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+		c.ID, c.SecretHash, strings.Join(c.Scopes, " "), c.Audience, delivery(c.Delivery), strings.Join(c.Permissions, " "), micros(c.CreatedAt))
 	if err != nil {
 		return fmt.Errorf("sqlite: create client %s: %w", c.ID, translate(err))
 	}
@@ -24,7 +24,7 @@ func (s *Store) CreateClient(ctx context.Context, c *latch.Client) error {
 // latch.ErrNotFound.
 func (s *Store) Client(ctx context.Context, id string) (*latch.Client, error) {
 	c, err := scanClient(s.db.QueryRowContext(ctx,
-		"SELECT id, secret_hash, scopes, audience, delivery, created_at FROM clients WHERE id = ?", id))
+		"SELECT id, secret_hash, scopes, audience, delivery, permissions, created_at FROM clients WHERE id = ?", id))
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: client %s: %w", id, translate(err))
 	}
@@ -33,7 +33,7 @@ func (s *Store) Client(ctx context.Context, id string) (*latch.Client, error) {
 
 // Clients returns every client ordered by id.
 func (s *Store) Clients(ctx context.Context) ([]*latch.Client, error) {
-	rows, err := s.db.QueryContext(ctx, "SELECT id, secret_hash, scopes, audience, delivery, created_at FROM clients ORDER BY id")
+	rows, err := s.db.QueryContext(ctx, "SELECT id, secret_hash, scopes, audience, delivery, permissions, created_at FROM clients ORDER BY id")
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: clients: %w", err)
 	}
@@ -54,11 +54,14 @@ func (s *Store) Clients(ctx context.Context) ([]*latch.Client, error) {
 
 func scanClient(row interface{ Scan(...any) error }) (*latch.Client, error) {
 	var c latch.Client
-	var scopes string
-	if err := row.Scan(&c.ID, &c.SecretHash, &scopes, &c.Audience, &c.Delivery, scanTime(&c.CreatedAt)); err != nil {
+	var scopes, perms string
+	if err := row.Scan(&c.ID, &c.SecretHash, &scopes, &c.Audience, &c.Delivery, &perms, scanTime(&c.CreatedAt)); err != nil {
 		return nil, err
 	}
 	c.Scopes = strings.Fields(scopes)
+	if perms != "" {
+		c.Permissions = strings.Fields(perms)
+	}
 	return &c, nil
 }
 

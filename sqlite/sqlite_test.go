@@ -367,3 +367,38 @@ func TestOpenCanceled(t *testing.T) {
 		t.Error("Open with a canceled context succeeded")
 	}
 }
+
+// TestMigrationGrantsFeedToExistingClients: upgrading to migration 0005
+// keeps every existing confidential client able to read the revocation
+// feed (as before), and gives public clients nothing.
+func TestMigrationGrantsFeedToExistingClients(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "latch.db")
+	s, err := Open(t.Context(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Back to the schema before 0005, with clients registered then.
+	for _, q := range []string{
+		"ALTER TABLE clients DROP COLUMN permissions",
+		"DELETE FROM schema_migrations WHERE version >= 5",
+		"INSERT INTO clients (id, secret_hash, scopes, audience, delivery, created_at) VALUES ('svc', 'sha256:x', '', '', 'bearer', 0), ('app', '', '', '', 'cookie', 0)",
+	} {
+		if _, err := s.db.ExecContext(t.Context(), q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	s.Close()
+	s, err = Open(t.Context(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	svc, err := s.Client(t.Context(), "svc")
+	if err != nil || !svc.Can(latch.PermissionReadRevocations) {
+		t.Fatalf("existing confidential client after the upgrade: %+v, %v; want read-revocations", svc, err)
+	}
+	app, err := s.Client(t.Context(), "app")
+	if err != nil || app.Permissions != nil {
+		t.Fatalf("existing public client after the upgrade: %+v, %v; want no permission", app, err)
+	}
+}

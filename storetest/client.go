@@ -9,7 +9,8 @@ import (
 
 func testClients(t *testing.T, s latch.Store) {
 	ctx := t.Context()
-	svc := &latch.Client{ID: "svc", SecretHash: "sha256:abc", Scopes: []string{"read", "write"}, Audience: "https://api.example", Delivery: latch.DeliveryBearer, CreatedAt: base}
+	svc := &latch.Client{ID: "svc", SecretHash: "sha256:abc", Scopes: []string{"read", "write"}, Audience: "https://api.example", Delivery: latch.DeliveryBearer,
+		Permissions: []string{latch.PermissionReadRevocations}, CreatedAt: base}
 	app := &latch.Client{ID: "app", Delivery: latch.DeliveryCookie, CreatedAt: base.Add(1)}
 	legacy := &latch.Client{ID: "legacy", CreatedAt: base}
 	for _, c := range []*latch.Client{svc, app, legacy} {
@@ -28,11 +29,14 @@ func testClients(t *testing.T, s latch.Store) {
 	if got.Public() {
 		t.Error("a client with a secret reports Public")
 	}
+	if !got.Can(latch.PermissionReadRevocations) {
+		t.Errorf("Client(svc).Permissions = %v: the permission was not kept", got.Permissions)
+	}
 	got, err = s.Client(ctx, "app")
 	if err != nil {
 		t.Fatalf("Client: %v", err)
 	}
-	if !got.Public() || len(got.Scopes) != 0 || got.Delivery != latch.DeliveryCookie {
+	if !got.Public() || len(got.Scopes) != 0 || got.Delivery != latch.DeliveryCookie || got.Permissions != nil || got.Can(latch.PermissionReadRevocations) {
 		t.Errorf("public client = %+v", got)
 	}
 	if got, err := s.Client(ctx, "legacy"); err != nil || got.Delivery != latch.DeliveryBearer {

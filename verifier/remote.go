@@ -32,8 +32,8 @@ type RemoteConfig struct {
 	// RevocationsURL + "/v1/revocations"). Empty means Issuer.
 	RevocationsURL string
 	// ClientID and ClientSecret are a confidential client of the Latch
-	// server (`latch client add --id api --generate-secret`); the feed is
-	// only served to confidential clients. Required.
+	// server allowed to read the revocation feed (`latch client add --id
+	// api --generate-secret --can read-revocations`). Required.
 	ClientID     string
 	ClientSecret string
 	// Leeway is Config.Leeway.
@@ -87,12 +87,14 @@ type RemoteConfig struct {
 // context that lives as long as the resource server, not one with a
 // deadline for the start.
 //
-// Fail-safe policy: the revocation set's LastSync advances with every
-// page, stream event and heartbeat (and a page request every few seconds
-// while the stream is quiet). When the feed has been unreachable for more
-// than MaxStale (default 10 s), tokens are refused with ErrStale (401
-// invalid_token through Middleware), or with FailOpen accepted and
-// counted.
+// Fail-safe policy: the revocation set's LastSync is what the server
+// vouches for: each page and each stream heartbeat (every 5 s) carries
+// the age of the server's own revocation data, and LastSync becomes the
+// local time minus that age (a page is requested when the stream has not
+// vouched for a few seconds). When the data is older than MaxStale
+// (default 10 s), because the feed is unreachable or its server cannot
+// read its own store, tokens are refused with ErrStale (401 invalid_token
+// through Middleware), or with FailOpen accepted and counted.
 func NewRemote(ctx context.Context, cfg RemoteConfig) (*Verifier, error) {
 	switch {
 	case strings.TrimSpace(cfg.Issuer) == "":
@@ -189,7 +191,7 @@ wait:
 		case <-tick.C:
 			var se *revocation.StatusError
 			if errors.As(rem.Err(), &se) && (se.Code == http.StatusUnauthorized || se.Code == http.StatusForbidden || se.Code == http.StatusNotFound || se.Code == http.StatusBadRequest) {
-				return nil, fmt.Errorf("verifier: the revocation feed at %s refused us: %w (check ClientID and ClientSecret: a confidential client is required)", revURL, se)
+				return nil, fmt.Errorf("verifier: the revocation feed at %s refused us: %w (check ClientID and ClientSecret: a confidential client with the read-revocations permission is required)", revURL, se)
 			}
 		}
 	}

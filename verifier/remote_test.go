@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
+
+	"github.com/latchauth/latch/verifier/revocation"
 )
 
 // fakeFreshness is a settable Freshness.
@@ -202,6 +204,7 @@ func newFakeLatch(t *testing.T) *fakeLatch {
 					after++
 					fmt.Fprintf(w, "id: %d\nevent: revocation\ndata: %s\n\n", after, e)
 				}
+				w.Write(revocation.AppendHeartbeat(nil, revocation.Heartbeat{Cursor: int64(after)})) // fresh: age 0
 				w.(http.Flusher).Flush()
 				select {
 				case <-r.Context().Done():
@@ -303,8 +306,8 @@ func TestNewRemote(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	// The data may be up to KeepFresh (MaxStale/2 = 150 ms) old when the
-	// feed stops, so the refusal comes between 150 and 300 ms later.
+	// The stream vouched for fresh data every 10 ms until the feed
+	// stopped, so the refusal comes about MaxStale (300 ms) later.
 	if d := time.Since(down); d < 100*time.Millisecond {
 		t.Fatalf("refused after %v, well before MaxStale", d)
 	}

@@ -116,6 +116,15 @@ type Revocations interface {
 	Revoked(jti, sid, sub string, iat time.Time) bool
 }
 
+// KeyRevocations is implemented by a [Revocations] that also lists revoked
+// signing keys (*revocation.Set does). Verify refuses, with ErrRevoked, a
+// token whose header names a revoked key, on cache hits too, whether or
+// not the key set still holds the key.
+type KeyRevocations interface {
+	// KeyRevoked reports whether the signing key named kid is revoked.
+	KeyRevoked(kid string) bool
+}
+
 // Claims are the claims of a Latch access token (RFC 9068). The Claims
 // returned by Verify are the caller's to keep, but Audience and the
 // *jwt.NumericDate fields may be shared with other callers (through the
@@ -310,7 +319,7 @@ func (v *Verifier) Verify(token string) (*Claims, error) {
 		if e := v.cache.get(token); e != nil {
 			if v.stillValid(e) {
 				c := e.claims
-				if v.revoked(&c) {
+				if v.revoked(&c, e.kid) {
 					return nil, errRevoked
 				}
 				if v.fresh != nil && !v.freshEnough() {
@@ -327,7 +336,7 @@ func (v *Verifier) Verify(token string) (*Claims, error) {
 	if err != nil {
 		return nil, err
 	}
-	if v.revoked(c) {
+	if v.revoked(c, e.kid) {
 		return nil, errRevoked
 	}
 	if v.fresh != nil && !v.freshEnough() {
@@ -361,8 +370,16 @@ func (v *Verifier) freshEnough() bool {
 // revocation data under Config.FailOpen. Export it as a warning metric.
 func (v *Verifier) StaleAccepted() uint64 { return v.staleAccepted.Load() }
 
-func (v *Verifier) revoked(c *Claims) bool {
-	return v.rev != nil && v.rev.Revoked(c.ID, c.SessionID, c.Subject, c.IssuedAt.Time)
+// revoked reports whether the token with claims c, signed with the key
+// named kid, is revoked: by its claims, or because its key is.
+func (v *Verifier) revoked(c *Claims, kid string) bool {
+	if v.rev == nil {
+		return false
+	}
+	if kr, ok := v.rev.(KeyRevocations); ok && kr.KeyRevoked(kid) {
+		return true
+	}
+	return v.rev.Revoked(c.ID, c.SessionID, c.Subject, c.IssuedAt.Time)
 }
 
 // stillValid re-checks, for a cache hit, what can change after a token was

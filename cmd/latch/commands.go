@@ -224,8 +224,9 @@ func (e *cliEnv) clientCmd() *cobra.Command {
 	var af configFlags
 	var id, scopes, audience, delivery string
 	var fromStdin, generate, public bool
+	var can []string
 	add := &cobra.Command{
-		Use:   "add --id ID (--secret-stdin | --generate-secret | --public) [--scopes \"a b\"] [--audience AUD]",
+		Use:   "add --id ID (--secret-stdin | --generate-secret | --public) [--scopes \"a b\"] [--audience AUD] [--can read-revocations]",
 		Short: "Register a client",
 		Long: `Register a client. A confidential client (a server) authenticates with a secret
 of at least 32 characters and 128 bits of estimated entropy (patterns such as
@@ -234,7 +235,12 @@ let Latch generate and print one with --generate-secret (shown once; only its
 hash is stored). A public client (a first-party app that cannot keep a
 secret) has none: --public. A browser app is a public client with
 --delivery cookie (tokens only in HttpOnly cookies) or --delivery memory
-(access token for JavaScript memory, refresh token in an HttpOnly cookie).`,
+(access token for JavaScript memory, refresh token in an HttpOnly cookie).
+
+--can grants a confidential client a permission beyond the OAuth grants:
+--can read-revocations lets it read the revocation feed, as the client of a
+remote verifier (verifier.NewRemote) must. The feed lists every revoked
+session and user, so grant it only to the services that verify tokens.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			n := 0
@@ -246,7 +252,7 @@ secret) has none: --public. A browser app is a public client with
 			if id == "" || n != 1 {
 				return fmt.Errorf("%w: --id and exactly one of --secret-stdin, --generate-secret, --public are required", errUsage)
 			}
-			nc := auth.NewClient{ID: id, Public: public, Scopes: strings.Fields(scopes), Audience: audience, Delivery: delivery}
+			nc := auth.NewClient{ID: id, Public: public, Scopes: strings.Fields(scopes), Audience: audience, Delivery: delivery, Permissions: can}
 			switch {
 			case fromStdin:
 				secret, err := readSecret(e.stdin)
@@ -291,6 +297,7 @@ secret) has none: --public. A browser app is a public client with
 	add.Flags().BoolVar(&public, "public", false, "a public client, without a secret")
 	add.Flags().StringVar(&scopes, "scopes", "", "space-separated scopes the client may be granted")
 	add.Flags().StringVar(&audience, "audience", "", "aud of the client's access tokens (default: the server's audience)")
+	add.Flags().StringSliceVar(&can, "can", nil, "grant a permission (repeatable or comma-separated): read-revocations (read the revocation feed, for a remote verifier)")
 	add.Flags().StringVar(&delivery, "delivery", "bearer", "how a public client's sessions receive tokens: bearer (apps), cookie or memory (browsers)")
 
 	var lf configFlags

@@ -150,7 +150,7 @@ func onlyKid(t *testing.T, rows map[string]string, state string) string {
 }
 
 func TestKeysRevoke(t *testing.T) {
-	dir := t.TempDir()
+	dir := newDeployment(t, nil)
 	out, _, err := run(t, "", nil, "keys", "list", "--data-dir", dir)
 	if err != nil {
 		t.Fatal(err)
@@ -194,7 +194,7 @@ func TestKeysRevoke(t *testing.T) {
 // TestKeysRotateNowWithPending: rotate --now works while a scheduled
 // rotation is pending, and the pending key never signs.
 func TestKeysRotateNowWithPending(t *testing.T) {
-	dir := t.TempDir()
+	dir := newDeployment(t, nil)
 	out, _, err := run(t, "", nil, "keys", "rotate", "--data-dir", dir)
 	if err != nil {
 		t.Fatal(err)

@@ -14,6 +14,9 @@ const (
 	// User covers every access token whose sub is Value and whose iat is
 	// before Cutoff.
 	User Kind = "user"
+	// Key covers every token signed with the key whose kid is Value: the
+	// key was revoked (stolen, or otherwise no longer to be trusted).
+	Key Kind = "kid"
 )
 
 // Entry is one entry of the revocation set. Each entry expires when no

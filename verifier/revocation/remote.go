@@ -24,11 +24,11 @@ import (
 // Defaults of RemoteOptions.
 const (
 	DefaultRemotePollInterval = time.Second      // polling while the stream is down
-	DefaultRemoteKeepFresh    = 5 * time.Second  // longest quiet time on the stream before a proving poll
+	DefaultRemoteKeepFresh    = 5 * time.Second  // oldest vouched freshness before a proving poll
 	DefaultRemoteMaxBackoff   = 30 * time.Second // ceiling of the delay between stream attempts
 	DefaultRemotePruneEvery   = 30 * time.Second // how often expired entries are dropped
 	DefaultRemoteTimeout      = 10 * time.Second // bound on one page request and on opening the stream
-	DefaultRemoteStreamIdle   = 45 * time.Second // silence after which a stream is presumed dead (9 of the server's 5 s heartbeats)
+	DefaultRemoteStreamIdle   = 15 * time.Second // silence after which a stream is presumed dead (3 heartbeats)
 	DefaultRemotePageSize     = 1000
 
 	// maxLine bounds one line of the event stream; a longer line breaks
@@ -56,11 +56,12 @@ type RemoteOptions struct {
 	// PollInterval is the interval between page requests while the stream
 	// is down. 0 means DefaultRemotePollInterval (1 s).
 	PollInterval time.Duration
-	// KeepFresh is the longest the stream may stay quiet before Remote asks
-	// for a page to prove the set is current (the server sends a heartbeat
-	// every 5 s; a page also proves the server's own data). Keep it below
-	// half the verifier's MaxStale. 0 means DefaultRemoteKeepFresh
-	// (5 s).
+	// KeepFresh is how old the freshness vouched for by the stream (its
+	// heartbeats come every 5 s, each with the age of the server's own
+	// data) may get before Remote asks for a page to prove the set is
+	// current: when the heartbeats stop, or say the server itself is
+	// behind. Keep it below half the verifier's MaxStale. 0 means
+	// DefaultRemoteKeepFresh (5 s).
 	KeepFresh time.Duration
 	// MaxBackoff caps the delay between attempts to open the stream after
 	// failures (1 s, doubling, with jitter). 0 means
@@ -74,7 +75,7 @@ type RemoteOptions struct {
 	Timeout time.Duration
 	// StreamIdle is how long the stream may send nothing at all (not even
 	// a heartbeat) before it is presumed dead and reopened. 0 means
-	// DefaultRemoteStreamIdle (45 s, nine of the server's 5 s heartbeats).
+	// DefaultRemoteStreamIdle (15 s, three heartbeats).
 	StreamIdle time.Duration
 	// PageSize is the limit asked of each page (1 to 5000). 0 means
 	// DefaultRemotePageSize (1000).
@@ -110,7 +111,7 @@ type Remote struct {
 	catchMu   sync.Mutex // one catch-up at a time
 	readyOnce sync.Once
 	streaming atomic.Bool
-	lastFresh atomic.Int64 // real-clock UnixNano of the last proof of freshness
+	lastFresh atomic.Int64 // real-clock UnixNano of the freshness last vouched for
 
 	mu           sync.Mutex
 	lastErr      error
@@ -237,10 +238,19 @@ func (e *StatusError) Error() string {
 // retry field sets the first delay). While the stream is connected but
 // quiet, it asks for a page every KeepFresh.
 //
-// The set's LastSync advances (to Now) after every complete catch-up
-// (the last page of one), every batch of stream events, every stream
-// heartbeat, and every proving page: a fail-closed verifier compares it
-// with its clock. Expired entries are pruned every PruneEvery.
+// Freshness is end to end: the set's LastSync becomes what the server
+// vouches for, never more. The last page of a catch-up and every sync
+// heartbeat of the stream (every 5 s, and after each burst of entries)
+// carry the age of the server's own data (see [Heartbeat]); LastSync
+// becomes Now minus that age (for a page, Now when the request was sent),
+// and never moves back. A server that cannot read its own store sends
+// growing ages (or fails the page), so a fail-closed verifier comparing
+// LastSync with its clock refuses tokens once the age passes its
+// MaxStale, even while the stream stays open. Stream comments and
+// entries only prove the connection is alive. The age does not count the
+// time a heartbeat spends in transit (no clock is shared to measure it);
+// StreamIdle bounds how long a silent connection is trusted.
+// Expired entries are pruned every PruneEvery.
 func (r *Remote) Run(ctx context.Context, set *Set) error {
 	if r.berr != nil {
 		return r.berr
@@ -341,12 +351,12 @@ func (r *Remote) pruneLoop(ctx context.Context) {
 	}
 }
 
-// keepFreshLoop proves freshness with a page request when the stream has
-// been quiet for KeepFresh/2 (checked every KeepFresh/2, so the proof is
-// at most about KeepFresh old). While the stream is down, Run polls.
+// keepFreshLoop proves freshness with a page request when what the
+// stream vouched for is older than KeepFresh (checked every KeepFresh/4,
+// so the proof is at most about 1.25 KeepFresh old). While the stream is
+// down, Run polls.
 func (r *Remote) keepFreshLoop(ctx context.Context) {
-	half := r.opts.KeepFresh / 2
-	t := time.NewTicker(half)
+	t := time.NewTicker(r.opts.KeepFresh / 4)
 	defer t.Stop()
 	for {
 		select {
@@ -354,7 +364,7 @@ func (r *Remote) keepFreshLoop(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		if !r.streaming.Load() || time.Since(time.Unix(0, r.lastFresh.Load())) < half {
+		if !r.streaming.Load() || time.Since(time.Unix(0, r.lastFresh.Load())) < r.opts.KeepFresh {
 			continue
 		}
 		if err := r.catchUp(ctx); err != nil && ctx.Err() == nil {
@@ -363,10 +373,18 @@ func (r *Remote) keepFreshLoop(ctx context.Context) {
 	}
 }
 
-// markFresh records that the set is known to be current now.
-func (r *Remote) markFresh() {
-	r.lastFresh.Store(time.Now().UnixNano())
-	r.set.MarkSynced(r.now())
+// markFresh records that the set was known to be current age before
+// real (on the real clock) and now (on the Now clock): the source's
+// freshness, never more.
+func (r *Remote) markFresh(real, now time.Time, age time.Duration) {
+	ns := real.Add(-age).UnixNano()
+	for {
+		old := r.lastFresh.Load()
+		if old >= ns || r.lastFresh.CompareAndSwap(old, ns) {
+			break
+		}
+	}
+	r.set.MarkSynced(now.Add(-age))
 	r.readyOnce.Do(func() { close(r.ready) })
 }
 
@@ -430,6 +448,7 @@ func (r *Remote) catchUp(ctx context.Context) error {
 	defer r.catchMu.Unlock()
 	after := r.set.Cursor()
 	for {
+		real, now := time.Now(), r.now() // before the request: never fresher than the server's answer
 		page, err := r.page(ctx, after)
 		if err != nil {
 			r.setErr(err)
@@ -438,7 +457,9 @@ func (r *Remote) catchUp(ctx context.Context) error {
 		r.apply(page.entries)
 		next := max(after, page.cursor, r.set.Cursor())
 		if !page.more {
-			break
+			r.setErr(nil)
+			r.markFresh(real, now, page.age)
+			return nil
 		}
 		if next <= after {
 			err := fmt.Errorf("revocation feed: page after %d says more but does not move the cursor", after)
@@ -447,15 +468,13 @@ func (r *Remote) catchUp(ctx context.Context) error {
 		}
 		after = next
 	}
-	r.setErr(nil)
-	r.markFresh()
-	return nil
 }
 
 type page struct {
 	entries []Entry
 	cursor  int64
 	more    bool
+	age     time.Duration
 }
 
 func (r *Remote) newRequest(ctx context.Context, path string, after int64, extra url.Values) (*http.Request, error) {
@@ -481,7 +500,7 @@ func (r *Remote) newRequest(ctx context.Context, path string, after int64, extra
 func (r *Remote) page(ctx context.Context, after int64) (*page, error) {
 	ctx, cancel := context.WithTimeout(ctx, r.opts.Timeout)
 	defer cancel()
-	req, err := r.newRequest(ctx, "/v1/revocations", after, url.Values{"limit": {strconv.Itoa(r.opts.PageSize)}})
+	req, err := r.newRequest(ctx, PagePath, after, url.Values{"limit": {strconv.Itoa(r.opts.PageSize)}})
 	if err != nil {
 		return nil, err
 	}
@@ -504,22 +523,14 @@ func (r *Remote) page(ctx context.Context, after int64) (*page, error) {
 	if len(body) > maxPageBytes {
 		return nil, fmt.Errorf("revocation feed: page larger than %d bytes", maxPageBytes)
 	}
-	var doc struct {
-		Revocations []json.RawMessage `json:"revocations"`
-		Cursor      *int64            `json:"cursor"`
-		More        bool              `json:"more"`
+	doc, err := ParsePage(body)
+	if err != nil {
+		return nil, fmt.Errorf("revocation feed: %w", err)
 	}
-	if err := json.Unmarshal(body, &doc); err != nil {
-		return nil, fmt.Errorf("revocation feed: page is not valid JSON: %w", err)
-	}
-	if doc.Cursor == nil || doc.Revocations == nil {
-		return nil, errors.New("revocation feed: page lacks revocations or cursor")
-	}
-	p := &page{cursor: *doc.Cursor, more: doc.More, entries: make([]Entry, 0, len(doc.Revocations))}
+	p := &page{cursor: doc.Cursor, more: doc.More, age: doc.Age, entries: make([]Entry, 0, len(doc.Entries))}
 	last := after
-	for _, raw := range doc.Revocations {
-		e, err := parseEntry(raw)
-		if err != nil {
+	for i, e := range doc.Entries {
+		if err := doc.Errs[i]; err != nil {
 			r.log.Warn("revocation feed: skipping a bad entry", "err", err, "after", last)
 			if e.Seq > last {
 				last = e.Seq
@@ -560,49 +571,6 @@ func isToken(s string) bool {
 	return true
 }
 
-// wireEntry is one entry as the feed sends it.
-type wireEntry struct {
-	Seq       *int64     `json:"seq"`
-	Kind      string     `json:"kind"`
-	Value     string     `json:"value"`
-	Cutoff    *time.Time `json:"cutoff"`
-	ExpiresAt *time.Time `json:"expires_at"`
-}
-
-// parseEntry decodes one feed entry. On error the returned entry carries
-// the Seq if it could be read (0 otherwise).
-func parseEntry(raw []byte) (Entry, error) {
-	var w wireEntry
-	if err := json.Unmarshal(raw, &w); err != nil {
-		var s struct{ Seq int64 }
-		_ = json.Unmarshal(raw, &s)
-		return Entry{Seq: max(s.Seq, 0)}, fmt.Errorf("entry is not valid JSON: %w", err)
-	}
-	if w.Seq == nil || *w.Seq <= 0 {
-		return Entry{}, errors.New("entry has no positive seq")
-	}
-	e := Entry{Seq: *w.Seq, Kind: Kind(w.Kind), Value: w.Value}
-	switch {
-	case w.ExpiresAt == nil:
-		return Entry{Seq: e.Seq}, errors.New("entry has no expires_at")
-	case w.Value == "":
-		return Entry{Seq: e.Seq}, errors.New("entry has no value")
-	}
-	e.ExpiresAt = *w.ExpiresAt
-	switch e.Kind {
-	case Token, Session:
-	case User:
-		if w.Cutoff == nil || w.Cutoff.IsZero() {
-			return Entry{Seq: e.Seq}, errors.New("user entry has no cutoff")
-		}
-		e.Cutoff = *w.Cutoff
-	default:
-		// A kind this version does not know: its seq still counts.
-		return Entry{Seq: e.Seq}, fmt.Errorf("entry of unknown kind %.20q", w.Kind)
-	}
-	return e, nil
-}
-
 // stream reads the event stream from the cursor until it fails or ctx is
 // done. connected reports whether the server accepted it; retry is the
 // server's retry advice, 0 if none.
@@ -610,7 +578,7 @@ func (r *Remote) stream(ctx context.Context) (connected bool, retry time.Duratio
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	after := r.set.Cursor()
-	req, err := r.newRequest(ctx, "/v1/revocations/stream", after, nil)
+	req, err := r.newRequest(ctx, StreamPath, after, nil)
 	if err != nil {
 		return false, 0, err
 	}
@@ -661,7 +629,6 @@ func (r *Remote) stream(ctx context.Context) (connected bool, retry time.Duratio
 		r.apply(batch)
 		batch = batch[:0]
 		r.setErr(nil)
-		r.markFresh()
 	}
 	for {
 		line, err := br.ReadSlice('\n')
@@ -685,8 +652,21 @@ func (r *Remote) stream(ctx context.Context) (connected bool, retry time.Duratio
 		idle.Reset(r.opts.StreamIdle)
 		line = bytes.TrimSuffix(bytes.TrimSuffix(line, []byte{'\n'}), []byte{'\r'})
 		if len(line) == 0 { // dispatch
-			if event == "revocation" && data != nil {
-				e, perr := parseEntry(data)
+			if event == EventSync && data != nil {
+				flush()
+				switch h, herr := ParseHeartbeat(data); {
+				case herr != nil:
+					r.log.Warn("revocation stream: skipping a bad heartbeat", "err", herr)
+				case r.set.Cursor() < h.Cursor:
+					// The server vouches for entries we do not hold: prove
+					// nothing, and let a page catch up.
+					r.log.Warn("revocation stream: heartbeat ahead of the entries received", "cursor", r.set.Cursor(), "heartbeat_cursor", h.Cursor)
+				default:
+					r.markFresh(time.Now(), r.now(), h.Age)
+				}
+			}
+			if event == EventRevocation && data != nil {
+				e, perr := ParseEntry(data)
 				switch {
 				case perr != nil:
 					r.log.Warn("revocation stream: skipping a bad event", "err", perr, "id", truncate(id))
@@ -710,8 +690,7 @@ func (r *Remote) stream(ctx context.Context) (connected bool, retry time.Duratio
 			}
 			continue
 		}
-		if line[0] == ':' { // comment: the greeting or a heartbeat proves the stream is alive
-			flush()
+		if line[0] == ':' { // comment: the greeting or a keep-alive; proves the connection only
 			continue
 		}
 		field, value, _ := bytes.Cut(line, []byte{':'})

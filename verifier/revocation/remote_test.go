@@ -55,8 +55,11 @@ type fakeFeed struct {
 	pageFail   atomic.Bool  // pages answer 503
 	dropAfter  atomic.Int32 // >0: a stream closes after sending that many events
 	heartbeat  time.Duration
-	rawStream  string // if set, written verbatim after the greeting, then the stream stays open
-	rawPage    string // if set, the page body
+	age        atomic.Int64 // age_ms of pages and heartbeats
+	comments   atomic.Bool  // heartbeats are bare comments, vouching for nothing
+	beats      atomic.Int32 // heartbeats sent
+	rawStream  string       // if set, written verbatim after the greeting, then the stream stays open
+	rawPage    string       // if set, the page body
 }
 
 func newFakeFeed(t *testing.T, heartbeat time.Duration) *fakeFeed {
@@ -168,7 +171,7 @@ func (f *fakeFeed) page(w http.ResponseWriter, r *http.Request) {
 	if list == nil {
 		list = []wire{}
 	}
-	json.NewEncoder(w).Encode(map[string]any{"revocations": list, "cursor": cursor, "more": len(list) == limit})
+	json.NewEncoder(w).Encode(map[string]any{"revocations": list, "cursor": cursor, "more": len(list) == limit, "age_ms": f.age.Load()})
 }
 
 func (f *fakeFeed) stream(w http.ResponseWriter, r *http.Request) {
@@ -225,8 +228,13 @@ func (f *fakeFeed) stream(w http.ResponseWriter, r *http.Request) {
 			return
 		case <-news:
 		case <-beat.C:
-			w.Write([]byte(": ping\n\n"))
+			if f.comments.Load() {
+				w.Write([]byte(": ping\n\n"))
+			} else {
+				w.Write(revocation.AppendHeartbeat(nil, revocation.Heartbeat{Cursor: after, Age: time.Duration(f.age.Load()) * time.Millisecond}))
+			}
 			w.(http.Flusher).Flush()
+			f.beats.Add(1)
 		}
 	}
 }
@@ -462,6 +470,38 @@ func TestRemoteHeartbeatFreshness(t *testing.T) {
 	}
 }
 
+// TestRemoteFreshnessIsVouched: the set is exactly as fresh as the feed
+// says its source is (the age of pages and heartbeats), never more.
+func TestRemoteFreshnessIsVouched(t *testing.T) {
+	f := newFakeFeed(t, 20*time.Millisecond)
+	f.age.Store(time.Hour.Milliseconds()) // the source has been unable to sync for an hour
+	set, rem, _ := run(t, f, false)
+	eventually(t, 2*time.Second, "stream connected", rem.Streaming)
+	n := f.beats.Load()
+	eventually(t, 2*time.Second, "heartbeats", func() bool { return f.beats.Load() > n+3 })
+	if age := time.Since(set.LastSync()); age < time.Hour {
+		t.Fatalf("LastSync is %v old, fresher than the hour the source vouches for", age)
+	}
+	f.age.Store(0)
+	eventually(t, 2*time.Second, "fresh once the source is", func() bool { return time.Since(set.LastSync()) < time.Second })
+}
+
+// TestRemoteCommentsProveNothing: keep-alive comments (what servers sent
+// before heartbeats carried an age) keep the stream open but never make
+// the set look fresh.
+func TestRemoteCommentsProveNothing(t *testing.T) {
+	f := newFakeFeed(t, 20*time.Millisecond)
+	f.comments.Store(true)
+	set, rem, _ := run(t, f, false)
+	eventually(t, 2*time.Second, "stream connected", rem.Streaming)
+	a := set.LastSync()
+	n := f.beats.Load()
+	eventually(t, 2*time.Second, "comments", func() bool { return f.beats.Load() > n+3 })
+	if b := set.LastSync(); !b.Equal(a) || !rem.Streaming() {
+		t.Fatalf("comments moved LastSync from %v to %v (streaming %v)", a, b, rem.Streaming())
+	}
+}
+
 func TestRemoteKeepFreshPollsQuietStream(t *testing.T) {
 	f := newFakeFeed(t, time.Hour) // no heartbeats
 	set, rem, _ := run(t, f, false, func(o *revocation.RemoteOptions) { o.KeepFresh = 60 * time.Millisecond })
@@ -607,4 +647,17 @@ func TestRemoteRejectsBadURLs(t *testing.T) {
 
 func contextWithCancel(t *testing.T) (context.Context, context.CancelFunc) {
 	return context.WithCancel(context.Background())
+}
+
+// TestRemoteHeartbeatAheadProvesNothing: a heartbeat vouching for entries
+// the follower has not received does not make its set fresh.
+func TestRemoteHeartbeatAheadProvesNothing(t *testing.T) {
+	f := newFakeFeed(t, time.Hour)
+	f.rawStream = "event: sync\ndata: {\"cursor\":99,\"age_ms\":0}\n\n"
+	set, rem, logs := run(t, f, false)
+	a := set.LastSync()
+	eventually(t, 2*time.Second, "heartbeat read", func() bool { return strings.Contains(logs.String(), "heartbeat ahead") })
+	if b := set.LastSync(); !b.Equal(a) || !rem.Streaming() {
+		t.Fatalf("a heartbeat ahead of the entries moved LastSync from %v to %v", a, b)
+	}
 }

@@ -445,8 +445,8 @@ func TestConcurrent(t *testing.T) {
 	}
 }
 
-// rwSet is the alternative design (RWMutex over maps) kept here only to
-// benchmark against the copy-on-write snapshot.
+// rwSet is the simplest design (one RWMutex over maps) kept here only to
+// benchmark against the Set.
 type rwSet struct {
 	mu   sync.RWMutex
 	jti  map[string]struct{}
@@ -495,7 +495,7 @@ func BenchmarkRevoked(b *testing.B) {
 	impls := []struct {
 		name string
 		set  revokedChecker
-	}{{"cow", s}, {"rwmutex", rw}}
+	}{{"set", s}, {"rwmutex", rw}}
 	lookups := []struct {
 		name          string
 		jti, sid, sub string
@@ -541,5 +541,59 @@ func TestChanged(t *testing.T) {
 	case <-next:
 		t.Fatal("closed although the cursor did not move")
 	default:
+	}
+}
+
+func TestKeyKind(t *testing.T) {
+	s := NewSet()
+	s.Add(Entry{Seq: 1, Kind: Key, Value: "kid-1", ExpiresAt: t0.Add(time.Minute)},
+		Entry{Seq: 2, Kind: Session, Value: "kid-2", ExpiresAt: t0.Add(time.Hour)})
+	if !s.KeyRevoked("kid-1") {
+		t.Fatal("listed kid not revoked")
+	}
+	if s.KeyRevoked("kid-2") || s.KeyRevoked("") || s.KeyRevoked("other") {
+		t.Fatal("a kid that is not listed as a key is revoked")
+	}
+	if s.Revoked("kid-1", "", "kid-1", t0) {
+		t.Fatal("a kid entry revokes by jti or user")
+	}
+	if n := s.Prune(t0.Add(time.Minute)); n != 1 || s.KeyRevoked("kid-1") || s.Len() != 1 {
+		t.Fatalf("Prune removed %d, KeyRevoked %v, Len %d", n, s.KeyRevoked("kid-1"), s.Len())
+	}
+}
+
+// TestLookupsDoNotAllocate: Revoked and KeyRevoked run on every request.
+func TestLookupsDoNotAllocate(t *testing.T) {
+	s := NewSet()
+	s.Add(fill(3000, 0)...)
+	s.Add(Entry{Seq: 5000, Kind: Key, Value: "kid-1"})
+	hitSid, hitUser := fmt.Sprintf("%s-%016x", Session, 1), fmt.Sprintf("%s-%016x", User, 2)
+	if n := testing.AllocsPerRun(100, func() {
+		if s.Revoked("nope", "nope", "nope", t0) || !s.Revoked("nope", hitSid, "", t0) || !s.Revoked("", "", hitUser, t0.Add(-time.Hour)) ||
+			!s.KeyRevoked("kid-1") || s.KeyRevoked("kid-2") {
+			panic("wrong answer")
+		}
+	}); n != 0 {
+		t.Fatalf("lookups allocate %v times", n)
+	}
+}
+
+// TestPruneKeepsTrackOfNextExpiry: Prune skips work until the earliest
+// expiry, and still finds every later one.
+func TestPruneKeepsTrackOfNextExpiry(t *testing.T) {
+	s := NewSet()
+	for i := range 10 {
+		s.Add(Entry{Seq: int64(i + 1), Kind: Session, Value: fmt.Sprint("s", i), ExpiresAt: t0.Add(time.Duration(i+1) * time.Minute)})
+	}
+	s.Add(Entry{Seq: 11, Kind: User, Value: "u", Cutoff: t0, ExpiresAt: t0.Add(90 * time.Second)},
+		Entry{Seq: 12, Kind: Token, Value: "forever"})
+	for i, want := range []int{0, 1, 2, 0, 1} { // at t0, +1m, +2m, +2m30s, +3m
+		now := []time.Time{t0, t0.Add(time.Minute), t0.Add(2 * time.Minute), t0.Add(150 * time.Second), t0.Add(3 * time.Minute)}[i]
+		if n := s.Prune(now); n != want {
+			t.Fatalf("Prune(%v) = %d, want %d", now.Sub(t0), n, want)
+		}
+	}
+	if s.Len() != 8 || !s.Revoked("forever", "", "", t0) || s.Revoked("", "s2", "", t0) || !s.Revoked("", "s3", "", t0) {
+		t.Fatalf("after pruning: Len %d", s.Len())
 	}
 }

@@ -1,0 +1,210 @@
+package instance_test
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/latchauth/latch"
+	"github.com/latchauth/latch/instance"
+	"github.com/latchauth/latch/verifier"
+	"github.com/latchauth/latch/verifier/revocation"
+)
+
+// breakableStore is a store whose revocation feed can be made unreachable.
+type breakableStore struct {
+	latch.Store
+	down atomic.Bool
+}
+
+var errStoreDown = errors.New("store unreachable (test)")
+
+func (b *breakableStore) RevocationsAfter(ctx context.Context, after int64, now time.Time, limit int) ([]latch.Revocation, error) {
+	if b.down.Load() {
+		return nil, errStoreDown
+	}
+	return b.Store.RevocationsAfter(ctx, after, now, limit)
+}
+
+// TestStaleSourceMakesFollowersStale is the scenario of issue 8 item 1:
+// a remote verifier follows the stream of instance A; A loses its store;
+// a token is revoked through instance B, which shares the store. A's
+// stream stays open and keeps sending heartbeats, but they carry the age
+// of A's own data, so the verifier (default fail-closed policy) refuses
+// the token within MaxStale instead of accepting it as long as the
+// stream lives. Once A reads its store again, the token is revoked.
+func TestStaleSourceMakesFollowersStale(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "latch-data")
+	b := start(t, dir, nil)
+	b.addClients()
+	b.addUser(adaEmail, adaPass)
+
+	// Instance A on the same data, on the real clock, with its follower
+	// running, behind its own HTTP server.
+	cfg := testConfig(t, dir, nil)
+	st, err := instance.OpenStore(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bs := &breakableStore{Store: st}
+	logs := &syncBuffer{}
+	in, err := instance.Open(t.Context(), cfg, instance.Options{
+		Store: bs,
+		Log:   slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	in.Start(ctx)
+	srv := httptest.NewServer(in.Server)
+	t.Cleanup(func() {
+		in.Server.CloseStreams()
+		srv.Close()
+		cancel()
+		in.Wait()
+		in.Close()
+		if t.Failed() {
+			t.Logf("instance A log:\n%s", logs.String())
+		}
+	})
+	a := &harness{t: t, dir: dir, cfg: cfg, in: in, srv: srv, logs: logs}
+
+	v := remoteVerifier(t, a, srv.URL, nil) // MaxStale: the default, 10 s
+	tok := b.login(adaEmail, adaPass).str("access_token")
+	if _, err := v.Verify(tok); err != nil {
+		t.Fatalf("fresh token: %v", err)
+	}
+
+	bs.down.Store(true)
+	down := time.Now()
+	expect(t, "logout through B", b.do("POST", "/v1/auth/logout", "", bearer(tok)...), http.StatusNoContent, "")
+	for {
+		_, err := v.Verify(tok)
+		if errors.Is(err, verifier.ErrStale) || errors.Is(err, verifier.ErrRevoked) {
+			t.Logf("refused %v after A lost its store: %v", time.Since(down).Round(time.Millisecond), err)
+			break
+		}
+		if err != nil {
+			t.Fatalf("while A's store is down: %v", err)
+		}
+		if time.Since(down) > verifier.DefaultMaxStale+2*time.Second {
+			t.Fatalf("the verifier still accepts a token revoked %v ago through another instance (MaxStale %v): A's heartbeats vouch for data it does not have",
+				time.Since(down).Round(time.Millisecond), verifier.DefaultMaxStale)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	bs.down.Store(false)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		_, err := v.Verify(tok)
+		if errors.Is(err, verifier.ErrRevoked) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("A's store is back, but the verifier says %v, want ErrRevoked", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestKeyRevokedOnServer: a kid entry in the server's revocation set
+// makes the server's own verifier refuse a valid token signed with that
+// key (the entry `latch keys revoke` writes).
+func TestKeyRevokedOnServer(t *testing.T) {
+	h := start(t, "", nil)
+	h.addUser(adaEmail, adaPass)
+	tok := h.login(adaEmail, adaPass).str("access_token")
+	expect(t, "/v1/me before", h.do("GET", "/v1/me", "", bearer(tok)...), http.StatusOK, "")
+	hdr, _, _ := strings.Cut(tok, ".")
+	raw, err := base64.RawURLEncoding.DecodeString(hdr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var head struct{ Kid string }
+	if err := json.Unmarshal(raw, &head); err != nil || head.Kid == "" {
+		t.Fatalf("token header %s: %v", raw, err)
+	}
+	h.in.Revocations.Add(latch.Revocation{Seq: h.in.Revocations.Cursor() + 1, Kind: revocation.Key, Value: head.Kid, ExpiresAt: time.Now().Add(time.Hour)})
+	expect(t, "/v1/me with a revoked key", h.do("GET", "/v1/me", "", bearer(tok)...), http.StatusUnauthorized, "invalid_token")
+}
+
+// TestRevocationStreamsPerClient: one client holds at most
+// revocation.max_streams_per_client streams (4 by default); the next gets
+// 429, and a closed stream frees its slot.
+func TestRevocationStreamsPerClient(t *testing.T) {
+	h := start(t, "", nil)
+	h.addClients()
+	svc := basic("svc", svcSecret)
+	open := func() *http.Response {
+		req, _ := http.NewRequestWithContext(t.Context(), "GET", h.srv.URL+"/v1/revocations/stream", nil)
+		req.Header.Set(svc[0], svc[1])
+		res, err := h.srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	var streams []*http.Response
+	for i := range h.cfg.Revocation.MaxStreamsPerClient {
+		res := open()
+		if res.StatusCode != http.StatusOK {
+			t.Fatalf("stream %d: %d", i+1, res.StatusCode)
+		}
+		streams = append(streams, res)
+	}
+	if n := len(streams); n != 4 {
+		t.Fatalf("default max_streams_per_client = %d, want 4", n)
+	}
+	res := open()
+	body := make([]byte, 512)
+	n, _ := res.Body.Read(body)
+	res.Body.Close()
+	if res.StatusCode != http.StatusTooManyRequests || !strings.Contains(string(body[:n]), "too_many_streams") || res.Header.Get("Retry-After") == "" {
+		t.Fatalf("stream beyond the bound: %d %s %v", res.StatusCode, body[:n], res.Header)
+	}
+	// Pages are not bounded by it.
+	expect(t, "a page meanwhile", h.do("GET", "/v1/revocations", "", svc...), http.StatusOK, "")
+	streams[0].Body.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		res := open()
+		res.Body.Close()
+		if res.StatusCode == http.StatusOK {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("a closed stream did not free its slot: %d", res.StatusCode)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for _, s := range streams[1:] {
+		s.Body.Close()
+	}
+}
+
+// TestNewRemoteWithoutPermission: a verifier whose client lacks
+// read-revocations fails at start, and says why.
+func TestNewRemoteWithoutPermission(t *testing.T) {
+	h := start(t, "", nil)
+	h.addClients()
+	_, err := verifier.NewRemote(t.Context(), verifier.RemoteConfig{
+		Issuer: h.cfg.Issuer, Audience: h.cfg.Audience,
+		JWKSURL: h.srv.URL + "/.well-known/jwks.json", RevocationsURL: h.srv.URL,
+		ClientID: "other", ClientSecret: svcSecret + "-other",
+		Logger: slog.New(slog.DiscardHandler),
+	})
+	if err == nil || !strings.Contains(err.Error(), "403") || !strings.Contains(err.Error(), "read-revocations") {
+		t.Fatalf("NewRemote with a client lacking the permission: %v", err)
+	}
+}
