@@ -837,6 +837,9 @@ func TestMigrationGrantsFeedToExistingClients(t *testing.T) {
 	// Back to the schema before 0005, with clients registered then.
 	for _, q := range []string{
 		"ALTER TABLE clients DROP COLUMN permissions",
+		// 0006 goes too, so that it applies again after 0005.
+		"ALTER TABLE signing_keys DROP COLUMN revoked_at",
+		"DROP TABLE key_ring_version",
 		"DELETE FROM schema_migrations WHERE version >= 5",
 		"INSERT INTO clients (id, secret_hash, scopes, audience, delivery, created_at) VALUES ('svc', 'sha256:x', '{}', '', 'bearer', now()), ('app', '', '{}', '', 'cookie', now())",
 	} {
