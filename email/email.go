@@ -229,6 +229,12 @@ func normalizeDomain(domain string) (string, error) {
 	if err != nil {
 		return "", invalid(ErrDomain, "%q: %v", domain, err)
 	}
+	if strings.HasSuffix(ascii, ".") {
+		// UTS 46 takes the DNS root label ("example.com." or with an
+		// ideographic full stop); RFC 5321 does not, and kept it would
+		// be a second account that looks like the first.
+		return "", invalid(ErrDomain, "%q ends with a dot", domain)
+	}
 	if !strings.Contains(ascii, ".") {
 		return "", invalid(ErrDomain, "%q has a single label", domain)
 	}
