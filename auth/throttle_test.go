@@ -1,6 +1,11 @@
 package auth
 
-import "testing"
+import (
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+)
 
 // TestAddressKey: the per-address budget is kept per IPv4 address and per
 // IPv6 /64, whatever way the address is written.
@@ -38,5 +43,25 @@ func TestRegistrationSharesTheAddressBudget(t *testing.T) {
 	}
 	if err := th.allowFrom("2001:db8:0:1::1"); err != nil {
 		t.Fatalf("another /64: %v", err)
+	}
+}
+
+// TestLockSurvivesEviction: failed sign-ins for many other emails (from
+// many addresses) fill the throttle past its bound; the evictions that
+// follow must not forget a lock that is still running.
+func TestLockSurvivesEviction(t *testing.T) {
+	clk := &testClock{t: time.Now()}
+	th := newThrottle(ThrottleConfig{MaxFailures: 3, Lockout: time.Hour}, clk.now)
+	for range 3 {
+		th.failed("kate@example.com")
+	}
+	for i := range 3 * maxTracked {
+		clk.mu.Lock()
+		clk.t = clk.t.Add(time.Millisecond)
+		clk.mu.Unlock()
+		th.failed(fmt.Sprintf("u%d@example.com", i))
+	}
+	if err := th.allow("192.0.2.1", "kate@example.com"); !errors.Is(err, ErrAccountLocked) {
+		t.Fatalf("after %d other failed emails: %v, want ErrAccountLocked", 3*maxTracked, err)
 	}
 }
