@@ -153,6 +153,20 @@ func TestMetricsOwnListener(t *testing.T) {
 	if code, _ := get(metrics, "/healthz", metricsToken); code != 404 {
 		t.Errorf("metrics listener /healthz: %d, want 404 (it serves only /metrics)", code)
 	}
+	// The metrics listener has the main one's bounds: 256 KB of headers
+	// (the default bound is 1 MB) are refused on both.
+	for name, addr := range map[string]net.Addr{"main": main, "metrics": metrics} {
+		req, _ := http.NewRequest("GET", "http://"+addr.String()+"/metrics", nil)
+		req.Header.Set("X-Big", strings.Repeat("a", 256<<10))
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+			t.Errorf("%s listener, 256 KB of headers: %d, want 431", name, res.StatusCode)
+		}
+	}
 }
 
 // TestRedisPrefixWired: redis_prefix names the channel the instance's

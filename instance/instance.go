@@ -619,10 +619,7 @@ func (in *Instance) listenMetrics() (stop func(), err error) {
 	in.mu.Unlock()
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", in.Server.Metrics())
-	hs := &http.Server{
-		Handler: mux, ReadHeaderTimeout: 5 * time.Second, WriteTimeout: 30 * time.Second,
-		ErrorLog: slog.NewLogLogger(in.log.Handler(), slog.LevelWarn),
-	}
+	hs := in.httpServer(mux)
 	go hs.Serve(ln)
 	in.log.Info("metrics are served on their own listener", "addr", ln.Addr().String())
 	return func() {
@@ -654,11 +651,12 @@ func Listen(cfg config.Config) (net.Listener, error) {
 	return ln, nil
 }
 
-// Serve serves HTTP on ln until ctx ends, then shuts down gracefully; it
-// closes ln. ready, if not nil, is called with the bound address first.
-func (in *Instance) Serve(ctx context.Context, ln net.Listener, ready func(addr net.Addr)) error {
-	hs := &http.Server{
-		Handler:           in.Server,
+// httpServer is the HTTP server of every listener (the API's and the
+// metrics'): a client can hold a connection, idle or sending slowly, and
+// send headers only within these bounds.
+func (in *Instance) httpServer(h http.Handler) *http.Server {
+	return &http.Server{
+		Handler:           h,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       15 * time.Second,
 		WriteTimeout:      30 * time.Second,
@@ -666,6 +664,12 @@ func (in *Instance) Serve(ctx context.Context, ln net.Listener, ready func(addr 
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(in.log.Handler(), slog.LevelWarn),
 	}
+}
+
+// Serve serves HTTP on ln until ctx ends, then shuts down gracefully; it
+// closes ln. ready, if not nil, is called with the bound address first.
+func (in *Instance) Serve(ctx context.Context, ln net.Listener, ready func(addr net.Addr)) error {
+	hs := in.httpServer(in.Server)
 	hs.RegisterOnShutdown(in.Server.CloseStreams)
 	stopMetrics, err := in.listenMetrics()
 	if err != nil {
