@@ -218,6 +218,26 @@ func OpenStore(ctx context.Context, cfg config.Config) (latch.Store, error) {
 	return st, nil
 }
 
+// OpenExisting opens the store of an existing deployment for a command
+// that reads or adjusts it: CheckExisting first, then, on PostgreSQL, a
+// schema that must already be exactly this program's (it is neither
+// created nor migrated: a mistyped database or search_path fails instead
+// of becoming a new deployment, and an upgraded command line does not
+// migrate a live one). SQLite opens as OpenStore does.
+func OpenExisting(ctx context.Context, cfg config.Config) (latch.Store, error) {
+	if err := CheckExisting(cfg); err != nil {
+		return nil, err
+	}
+	if !cfg.Postgres() {
+		return OpenStore(ctx, cfg)
+	}
+	st, err := postgres.OpenWith(ctx, cfg.Store, postgres.Options{Migrate: false})
+	if err != nil {
+		return nil, fmt.Errorf("open store (no Latch deployment here? run latch migrate or latch serve first, or check the database URL): %w", err)
+	}
+	return st, nil
+}
+
 // LoadKEK reads the key-encryption key from the configuration or its file,
 // creating the file on first use.
 //

@@ -302,10 +302,7 @@ secret) has none: --public. A browser app is a public client with
 			if err != nil {
 				return err
 			}
-			if err := instance.CheckExisting(cfg); err != nil {
-				return err
-			}
-			st, err := instance.OpenStore(cmd.Context(), cfg)
+			st, err := instance.OpenExisting(cmd.Context(), cfg)
 			if err != nil {
 				return err
 			}
@@ -403,10 +400,7 @@ func (e *cliEnv) openRing(cmd *cobra.Command, f *configFlags) (*keys.Ring, latch
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := instance.CheckExisting(cfg); err != nil {
-		return nil, nil, err
-	}
-	st, err := instance.OpenStore(cmd.Context(), cfg)
+	st, err := instance.OpenExisting(cmd.Context(), cfg)
 	if err != nil {
 		return nil, nil, err
 	}
