@@ -697,8 +697,18 @@ func (s *Service) reuseDetected(ctx context.Context, sess *latch.Session, rt *la
 // stores' record of each session's latest token, past every token issued
 // under an earlier (longer) one, plus the leeway verifiers allow.
 func (s *Service) cover(now time.Time) latch.Cover {
-	margin := s.cfg.Leeway + time.Second
+	margin := s.revocationMargin()
 	return latch.Cover{Until: now.Add(s.cfg.AccessTokenTTL + margin), Margin: margin}
+}
+
+// revocationMargin is how long past a token's exp its revocation entry
+// must stay: the largest leeway any verifier may allow (a resource
+// server's remote verifier may be configured with up to
+// verifier.MaxLeeway, whatever this server's tokens.leeway is), plus
+// rounding. An entry that left earlier would let such a verifier accept
+// the revoked token again until exp plus its leeway.
+func (s *Service) revocationMargin() time.Duration {
+	return max(s.cfg.Leeway, verifier.MaxLeeway) + time.Second
 }
 
 // Logout revokes the session of a verified access token.
