@@ -225,6 +225,15 @@ func emailKey(addr string) (key string, valid bool) {
 	return strings.ToLower(strings.TrimSpace(addr)), false
 }
 
+// invalidEmailKey is the throttle's key for an address the rules refuse: a
+// digest of fixed size, since such an address may be as long as a request
+// body (64 KB), and the throttle keeps up to maxTracked keys. It contains
+// a space, so no canonical address has it.
+func invalidEmailKey(key string) string {
+	sum := sha256.Sum256([]byte(key))
+	return "invalid " + base64.RawURLEncoding.EncodeToString(sum[:])
+}
+
 // Register creates an account through self-service registration. It is
 // throttled per address like sign-in (a *ThrottleError of kind
 // ErrRateLimited).
@@ -300,6 +309,7 @@ func (s *Service) Login(ctx context.Context, addr, pw, clientID string, c Client
 	reason := "unknown_email"
 	if !valid {
 		reason = "invalid_email"
+		key = invalidEmailKey(key)
 	}
 	if err := s.throttle.allow(c.IP, key); err != nil {
 		var te *ThrottleError

@@ -1,10 +1,14 @@
 package auth
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/latchauth/latch/email"
 )
 
 // TestAddressKey: the per-address budget is kept per IPv4 address and per
@@ -63,5 +67,30 @@ func TestLockSurvivesEviction(t *testing.T) {
 	}
 	if err := th.allow("192.0.2.1", "kate@example.com"); !errors.Is(err, ErrAccountLocked) {
 		t.Fatalf("after %d other failed emails: %v, want ErrAccountLocked", 3*maxTracked, err)
+	}
+}
+
+// TestThrottleKeysAreSmall: a failed sign-in with an address the rules
+// refuse is counted under a key of bounded size, however long the
+// address: the throttle keeps up to maxTracked keys, and 100,000 keys of
+// 60 KB (a request body's worth) are 6 GB.
+func TestThrottleKeysAreSmall(t *testing.T) {
+	svc, _ := newService(t)
+	svc.throttle = newThrottle(ThrottleConfig{MaxFailures: 2, Lockout: time.Hour}, time.Now)
+	ctx := context.Background()
+	long := strings.Repeat("A", 60<<10) + "@example.com"
+	for range 2 {
+		if _, err := login(ctx, svc, long, "wrong password!"); !errors.Is(err, ErrInvalidCredentials) {
+			t.Fatalf("login with a 60 KB address: %v", err)
+		}
+	}
+	for key := range svc.throttle.failures {
+		if len(key) > email.MaxBytes {
+			t.Errorf("throttle key of %d bytes", len(key))
+		}
+	}
+	// Still counted: the same refused address, in any case, is locked.
+	if _, err := login(ctx, svc, strings.ToLower(long), "wrong password!"); !errors.Is(err, ErrAccountLocked) {
+		t.Fatalf("third attempt with the same refused address: %v, want ErrAccountLocked", err)
 	}
 }
