@@ -328,7 +328,7 @@ func wire(ctx context.Context, cfg config.Config, st latch.Store, opt Options) (
 	if _, err := auth.CanonicalizeEmails(ctx, st, log, now().UTC().Truncate(time.Microsecond)); err != nil {
 		return nil, err
 	}
-	warnCleartext(log, cfg.Issuer)
+	warnCleartext(log, cfg.Issuer, cfg.Addr)
 	kek, created, err := LoadKEK(cfg)
 	if err != nil {
 		return nil, err
@@ -420,6 +420,10 @@ func wire(ctx context.Context, cfg config.Config, st latch.Store, opt Options) (
 			return nil, fmt.Errorf("seed the demo: %w", err)
 		}
 		demo = &d
+		if !loopbackAddr(cfg.Addr) {
+			log.Warn("demo: listening beyond the loopback: anyone who can reach this address can read the demo user's password on /demo and sign in as it",
+				"addr", cfg.Addr)
+		}
 	} else if err := retireDemo(ctx, svc, st, log, now()); err != nil {
 		return nil, fmt.Errorf("retire an earlier demo user: %w", err)
 	}
@@ -444,20 +448,21 @@ func wire(ctx context.Context, cfg config.Config, st latch.Store, opt Options) (
 	}, nil
 }
 
-// warnCleartext warns when the issuer is http on a host other than the
-// loopback: access tokens, refresh tokens, passwords and cookies would
-// cross the network in cleartext (and browsers refuse __Host- cookies).
-func warnCleartext(log *slog.Logger, issuer string) {
+// warnCleartext warns when the issuer is http and either names a host
+// other than the loopback or the listener is reachable from beyond it
+// (addr 0.0.0.0:8080 derives the issuer http://localhost:8080): access
+// tokens, refresh tokens, passwords and cookies would cross the network
+// in cleartext (and browsers refuse __Host- cookies).
+func warnCleartext(log *slog.Logger, issuer, addr string) {
 	u, err := url.Parse(issuer)
 	if err != nil || u.Scheme != "http" {
 		return
 	}
-	host := u.Hostname()
-	if ip, err := netip.ParseAddr(host); host == "localhost" || strings.HasSuffix(host, ".localhost") || (err == nil && ip.IsLoopback()) {
+	if loopbackHost(u.Hostname()) && loopbackAddr(addr) {
 		return
 	}
 	log.Warn("the issuer is http on a host that is not the loopback: passwords, tokens and cookies travel in cleartext; serve Latch behind TLS and set an https issuer",
-		"issuer", issuer)
+		"issuer", issuer, "addr", addr)
 }
 
 // pages serves Latch's own web pages with the browser SDK.
@@ -716,4 +721,18 @@ func (in *Instance) Serve(ctx context.Context, ln net.Listener, ready func(addr 
 		return err
 	}
 	return nil
+}
+
+// loopbackHost reports whether host names the loopback: localhost, a
+// .localhost name, or a loopback address.
+func loopbackHost(host string) bool {
+	ip, err := netip.ParseAddr(host)
+	return host == "localhost" || strings.HasSuffix(host, ".localhost") || (err == nil && ip.IsLoopback())
+}
+
+// loopbackAddr reports whether the listen address HOST:PORT accepts only
+// loopback connections (an empty host, 0.0.0.0 or :: accept any).
+func loopbackAddr(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	return err == nil && loopbackHost(host)
 }
