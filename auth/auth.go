@@ -225,6 +225,15 @@ func emailKey(addr string) (key string, valid bool) {
 	return strings.ToLower(strings.TrimSpace(addr)), false
 }
 
+// invalidEmailKey is the throttle's key for an address the rules refuse: a
+// digest of fixed size, since such an address may be as long as a request
+// body (64 KB), and the throttle keeps up to maxTracked keys. It contains
+// a space, so no canonical address has it.
+func invalidEmailKey(key string) string {
+	sum := sha256.Sum256([]byte(key))
+	return "invalid " + base64.RawURLEncoding.EncodeToString(sum[:])
+}
+
 // Register creates an account through self-service registration. It is
 // throttled per address like sign-in (a *ThrottleError of kind
 // ErrRateLimited).
@@ -300,6 +309,7 @@ func (s *Service) Login(ctx context.Context, addr, pw, clientID string, c Client
 	reason := "unknown_email"
 	if !valid {
 		reason = "invalid_email"
+		key = invalidEmailKey(key)
 	}
 	if err := s.throttle.allow(c.IP, key); err != nil {
 		var te *ThrottleError
@@ -697,8 +707,18 @@ func (s *Service) reuseDetected(ctx context.Context, sess *latch.Session, rt *la
 // stores' record of each session's latest token, past every token issued
 // under an earlier (longer) one, plus the leeway verifiers allow.
 func (s *Service) cover(now time.Time) latch.Cover {
-	margin := s.cfg.Leeway + time.Second
+	margin := s.revocationMargin()
 	return latch.Cover{Until: now.Add(s.cfg.AccessTokenTTL + margin), Margin: margin}
+}
+
+// revocationMargin is how long past a token's exp its revocation entry
+// must stay: the largest leeway any verifier may allow (a resource
+// server's remote verifier may be configured with up to
+// verifier.MaxLeeway, whatever this server's tokens.leeway is), plus
+// rounding. An entry that left earlier would let such a verifier accept
+// the revoked token again until exp plus its leeway.
+func (s *Service) revocationMargin() time.Duration {
+	return max(s.cfg.Leeway, verifier.MaxLeeway) + time.Second
 }
 
 // Logout revokes the session of a verified access token.

@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/golang-jwt/jwt/v5"
 
@@ -305,7 +304,7 @@ func (s *Service) RevokeToken(ctx context.Context, c *latch.Client, token string
 	}
 	now := s.clock()
 	r := &latch.Revocation{Kind: latch.RevokeToken, Value: claims.ID, CreatedAt: now,
-		ExpiresAt: claims.ExpiresAt.Time.Add(s.cfg.Leeway + time.Second)}
+		ExpiresAt: claims.ExpiresAt.Time.Add(s.revocationMargin())}
 	if _, err := s.store.AddRevocation(ctx, r); err != nil {
 		return fmt.Errorf("auth: revoke access token: %w", err)
 	}

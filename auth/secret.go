@@ -21,8 +21,9 @@ var ErrWeakClientSecret = errors.New("weak client secret")
 //     frequencies, so that few distinct characters or a repeated block
 //     (aaaa…, abab…, password1password1…) score low, and
 //   - the number of its characters that do not continue a run or an
-//     arithmetic sequence of the two before (aaa, abc, 987, 1357) times
-//     log2 of the size of the character classes it uses.
+//     arithmetic sequence of the two before (aaa, abc, 987, 1357), nor
+//     repeat a stretch of three or more seen before (a repeat counts
+//     once), times log2 of the size of the character classes it uses.
 //
 // A secret of 32 random bytes in hex or base64 scores well over 128; 32
 // random hex digits (exactly 128 bits) may score a little under, and is
@@ -65,11 +66,38 @@ func secretBits(s string) float64 {
 		}
 	}
 	free := 0
-	for i := range rs {
-		if i >= 2 && rs[i]-rs[i-1] == rs[i-1]-rs[i-2] {
+	for i := 0; i < len(rs); {
+		if k := repeated(rs, i); k >= minRepeat {
+			free++ // a copy of what came before: one choice, where from
+			i += k
 			continue
 		}
-		free++
+		if i < 2 || rs[i]-rs[i-1] != rs[i-1]-rs[i-2] {
+			free++
+		}
+		i++
 	}
 	return min(h*n, float64(free)*math.Log2(float64(alphabet)))
+}
+
+// minRepeat is the shortest copy of an earlier stretch that secretBits
+// counts as one choice; repeatWindow is how far back it looks for one.
+const (
+	minRepeat    = 3
+	repeatWindow = 256
+)
+
+// repeated is the length of the longest stretch at rs[i:] that also starts
+// at an earlier position (within repeatWindow), as LZ77 would copy it:
+// "password1password1" is "password1" and one copy, not 18 characters.
+func repeated(rs []rune, i int) int {
+	best := 0
+	for j := max(0, i-repeatWindow); j < i; j++ {
+		k := 0
+		for i+k < len(rs) && rs[j+k] == rs[i+k] {
+			k++
+		}
+		best = max(best, k)
+	}
+	return best
 }

@@ -27,6 +27,10 @@ func TestCreateClientRefusesWeakSecrets(t *testing.T) {
 		"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-xyz",
 		"zyxwvutsrqponmlkjihgfedcba9876543210",
 		"Password1!Password1!Password1!Pa",
+		strings.Repeat("password1", 6),
+		strings.Repeat("Sv3-x", 12),
+		strings.Repeat("Tr0ub4dor&3", 4),
+		"kate-svc-2024-kate-svc-2025-kate-svc-2026-kate",
 	}
 	for i, secret := range weak {
 		_, err := svc.CreateClient(ctx, NewClient{ID: "weak" + strings.Repeat("x", i), Secret: secret})

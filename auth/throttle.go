@@ -107,7 +107,7 @@ func (t *throttle) allowAddress(ip string, now time.Time) error {
 	e := t.ips[key]
 	if e == nil {
 		if len(t.ips) >= maxTracked {
-			evictIdle(t.ips, func(e *ipEntry) time.Time { return e.seen })
+			evictIdle(t.ips, func(e *ipEntry) time.Time { return e.seen }, nil)
 		}
 		e = &ipEntry{lim: rate.NewLimiter(rate.Every(time.Minute/time.Duration(t.cfg.PerIPPerMinute)), t.cfg.PerIPPerMinute)}
 		t.ips[key] = e
@@ -150,7 +150,10 @@ func (t *throttle) failed(email string) {
 	f := t.failures[email]
 	if f == nil {
 		if len(t.failures) >= maxTracked {
-			evictIdle(t.failures, func(f *failEntry) time.Time { return f.seen })
+			// A lock is never forgotten early: otherwise failed
+			// sign-ins for other addresses would lift it.
+			evictIdle(t.failures, func(f *failEntry) time.Time { return f.seen },
+				func(f *failEntry) bool { return now.Before(f.lockedUntil) })
 		}
 		f = &failEntry{}
 		t.failures[email] = f
@@ -169,8 +172,10 @@ func (t *throttle) succeeded(email string) {
 	t.mu.Unlock()
 }
 
-// evictIdle drops the least recently seen tenth of m.
-func evictIdle[E any](m map[string]E, seen func(E) time.Time) {
+// evictIdle drops the least recently seen tenth of m, except the entries
+// keep (if not nil) holds on to. If only those are left the map grows past
+// its bound: each locked entry cost an attacker MaxFailures password hashes.
+func evictIdle[E any](m map[string]E, seen func(E) time.Time, keep func(E) bool) {
 	var cutoff time.Time
 	n := 0
 	for _, e := range m { // a sample is enough to find a reasonable cutoff
@@ -186,7 +191,7 @@ func evictIdle[E any](m map[string]E, seen func(E) time.Time) {
 		if drop == 0 {
 			break
 		}
-		if seen(e).Before(cutoff) {
+		if seen(e).Before(cutoff) && (keep == nil || !keep(e)) {
 			delete(m, k)
 			drop--
 		}

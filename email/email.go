@@ -28,7 +28,9 @@
 //     TR 39 confusable skeleton is plain ASCII (Turkish dotless ı in "kıte",
 //     an all-Cyrillic "асе": each passes for an ASCII address); a combining
 //     dot above on a soft-dotted letter (the "i̇" that İ lower-cases to);
-//     and the same combining mark twice in a row.
+//     the same combining mark twice in a row; and a combining mark that
+//     NFC leaves apart from a Latin, Greek or Cyrillic letter, a digit or
+//     a symbol (an underline U+0332, a tiny ypogegrammeni U+0345).
 //   - The domain is mapped with UTS 46 (IDNA2008, nontransitional, so ß
 //     stays ß), checked for DNS length and host-name syntax, must have at
 //     least two labels, and is stored as Unicode (U-labels):
@@ -229,6 +231,12 @@ func normalizeDomain(domain string) (string, error) {
 	if err != nil {
 		return "", invalid(ErrDomain, "%q: %v", domain, err)
 	}
+	if strings.HasSuffix(ascii, ".") {
+		// UTS 46 takes the DNS root label ("example.com." or with an
+		// ideographic full stop); RFC 5321 does not, and kept it would
+		// be a second account that looks like the first.
+		return "", invalid(ErrDomain, "%q ends with a dot", domain)
+	}
 	if !strings.Contains(ascii, ".") {
 		return "", invalid(ErrDomain, "%q has a single label", domain)
 	}
@@ -255,6 +263,21 @@ func lookalike(s string) error {
 	}
 	if sk := confusables.Skeleton(s); isASCII(sk) {
 		return invalid(ErrConfusable, "%q looks like the ASCII %q", s, sk)
+	}
+	// A mark that NFC could not join to a Latin, Greek or Cyrillic
+	// letter (or to a digit or a symbol) draws a line, a dot or a hook
+	// that is easily missed, or hidden by a link's underline: "ka\u0332te"
+	// would pass for "kate". Marks on the letters of other scripts are
+	// part of their writing (vowel signs) and stay.
+	var base rune
+	for _, r := range s {
+		if !unicode.In(r, unicode.Mn, unicode.Me) {
+			base = r
+			continue
+		}
+		if n := script(base); n == "" || n == "Latin" || n == "Greek" || n == "Cyrillic" {
+			return invalid(ErrConfusable, "%q has the combining mark U+%04X on %q, which no letter of its own composes", s, r, base)
+		}
 	}
 	var prev rune
 	for _, r := range norm.NFD.String(s) {

@@ -63,6 +63,44 @@ func TestCleartextIssuerWarning(t *testing.T) {
 	}
 }
 
+// TestCleartextListenerWarning: a listener reachable from beyond the
+// loopback over http is warned about even when the issuer it derives
+// names localhost (addr 0.0.0.0:8080 gives http://localhost:8080), and a
+// demo on it is warned about too: its page shows a working password.
+func TestCleartextListenerWarning(t *testing.T) {
+	for _, c := range []struct {
+		addr, issuer string
+		demo, warn   bool
+	}{
+		{"0.0.0.0:8080", "", false, true},
+		{":8080", "", false, true},
+		{"[::]:8080", "", true, true},
+		{"192.0.2.10:8080", "", true, true},
+		{"127.0.0.1:8080", "", true, false},
+		{"[::1]:8080", "", false, false},
+		{"0.0.0.0:8080", "https://latch.test", false, false},
+	} {
+		t.Run(c.addr+" "+c.issuer, func(t *testing.T) {
+			cfg := testConfig(t, filepath.Join(t.TempDir(), "latch-data"), func(cf *config.Config) {
+				cf.Addr, cf.Issuer = c.addr, c.issuer
+			})
+			var logs syncBuffer
+			in, err := instance.Open(t.Context(), cfg, instance.Options{Log: slog.New(slog.NewTextHandler(&logs, nil)), Demo: c.demo})
+			if err != nil {
+				t.Fatal(err)
+			}
+			in.Close()
+			out := logs.String()
+			if got := strings.Contains(out, "travel in cleartext"); got != c.warn {
+				t.Errorf("addr %s, issuer %s: cleartext warning %v, want %v:\n%s", c.addr, cfg.Issuer, got, c.warn, out)
+			}
+			if got := strings.Contains(out, "demo: listening beyond the loopback"); got != (c.warn && c.demo) {
+				t.Errorf("addr %s, demo %v: demo warning %v, want %v:\n%s", c.addr, c.demo, got, c.warn && c.demo, out)
+			}
+		})
+	}
+}
+
 const metricsToken = "0123456789abcdef0123456789abcdef-metrics"
 
 // TestMetricsToken: with metrics.token set, /metrics answers only a
@@ -152,6 +190,20 @@ func TestMetricsOwnListener(t *testing.T) {
 	}
 	if code, _ := get(metrics, "/healthz", metricsToken); code != 404 {
 		t.Errorf("metrics listener /healthz: %d, want 404 (it serves only /metrics)", code)
+	}
+	// The metrics listener has the main one's bounds: 256 KB of headers
+	// (the default bound is 1 MB) are refused on both.
+	for name, addr := range map[string]net.Addr{"main": main, "metrics": metrics} {
+		req, _ := http.NewRequest("GET", "http://"+addr.String()+"/metrics", nil)
+		req.Header.Set("X-Big", strings.Repeat("a", 256<<10))
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+			t.Errorf("%s listener, 256 KB of headers: %d, want 431", name, res.StatusCode)
+		}
 	}
 }
 

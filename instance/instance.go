@@ -230,6 +230,26 @@ func OpenStore(ctx context.Context, cfg config.Config) (latch.Store, error) {
 	return st, nil
 }
 
+// OpenExisting opens the store of an existing deployment for a command
+// that reads or adjusts it: CheckExisting first, then, on PostgreSQL, a
+// schema that must already be exactly this program's (it is neither
+// created nor migrated: a mistyped database or search_path fails instead
+// of becoming a new deployment, and an upgraded command line does not
+// migrate a live one). SQLite opens as OpenStore does.
+func OpenExisting(ctx context.Context, cfg config.Config) (latch.Store, error) {
+	if err := CheckExisting(cfg); err != nil {
+		return nil, err
+	}
+	if !cfg.Postgres() {
+		return OpenStore(ctx, cfg)
+	}
+	st, err := postgres.OpenWith(ctx, cfg.Store, postgres.Options{Migrate: false})
+	if err != nil {
+		return nil, fmt.Errorf("open store (no Latch deployment here? run latch migrate or latch serve first, or check the database URL): %w", err)
+	}
+	return st, nil
+}
+
 // LoadKEK reads the key-encryption key from the configuration or its file,
 // creating the file on first use.
 //
@@ -323,7 +343,7 @@ func wire(ctx context.Context, cfg config.Config, st latch.Store, opt Options) (
 	if _, err := auth.CanonicalizeEmails(ctx, st, log, now().UTC().Truncate(time.Microsecond)); err != nil {
 		return nil, err
 	}
-	warnCleartext(log, cfg.Issuer)
+	warnCleartext(log, cfg.Issuer, cfg.Addr)
 	kek, created, err := LoadKEK(cfg)
 	if err != nil {
 		return nil, err
@@ -415,6 +435,10 @@ func wire(ctx context.Context, cfg config.Config, st latch.Store, opt Options) (
 			return nil, fmt.Errorf("seed the demo: %w", err)
 		}
 		demo = &d
+		if !loopbackAddr(cfg.Addr) {
+			log.Warn("demo: listening beyond the loopback: anyone who can reach this address can read the demo user's password on /demo and sign in as it",
+				"addr", cfg.Addr)
+		}
 	} else if err := retireDemo(ctx, svc, st, log, now()); err != nil {
 		return nil, fmt.Errorf("retire an earlier demo user: %w", err)
 	}
@@ -441,20 +465,21 @@ func wire(ctx context.Context, cfg config.Config, st latch.Store, opt Options) (
 	}, nil
 }
 
-// warnCleartext warns when the issuer is http on a host other than the
-// loopback: access tokens, refresh tokens, passwords and cookies would
-// cross the network in cleartext (and browsers refuse __Host- cookies).
-func warnCleartext(log *slog.Logger, issuer string) {
+// warnCleartext warns when the issuer is http and either names a host
+// other than the loopback or the listener is reachable from beyond it
+// (addr 0.0.0.0:8080 derives the issuer http://localhost:8080): access
+// tokens, refresh tokens, passwords and cookies would cross the network
+// in cleartext (and browsers refuse __Host- cookies).
+func warnCleartext(log *slog.Logger, issuer, addr string) {
 	u, err := url.Parse(issuer)
 	if err != nil || u.Scheme != "http" {
 		return
 	}
-	host := u.Hostname()
-	if ip, err := netip.ParseAddr(host); host == "localhost" || strings.HasSuffix(host, ".localhost") || (err == nil && ip.IsLoopback()) {
+	if loopbackHost(u.Hostname()) && loopbackAddr(addr) {
 		return
 	}
 	log.Warn("the issuer is http on a host that is not the loopback: passwords, tokens and cookies travel in cleartext; serve Latch behind TLS and set an https issuer",
-		"issuer", issuer)
+		"issuer", issuer, "addr", addr)
 }
 
 // pages serves Latch's own web pages with the browser SDK.
@@ -710,10 +735,7 @@ func (in *Instance) listenMetrics() (stop func(), err error) {
 	in.mu.Unlock()
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", in.Server.Metrics())
-	hs := &http.Server{
-		Handler: mux, ReadHeaderTimeout: 5 * time.Second, WriteTimeout: 30 * time.Second,
-		ErrorLog: slog.NewLogLogger(in.log.Handler(), slog.LevelWarn),
-	}
+	hs := in.httpServer(mux)
 	go hs.Serve(ln)
 	in.log.Info("metrics are served on their own listener", "addr", ln.Addr().String())
 	return func() {
@@ -745,11 +767,12 @@ func Listen(cfg config.Config) (net.Listener, error) {
 	return ln, nil
 }
 
-// Serve serves HTTP on ln until ctx ends, then shuts down gracefully; it
-// closes ln. ready, if not nil, is called with the bound address first.
-func (in *Instance) Serve(ctx context.Context, ln net.Listener, ready func(addr net.Addr)) error {
-	hs := &http.Server{
-		Handler:           in.Server,
+// httpServer is the HTTP server of every listener (the API's and the
+// metrics'): a client can hold a connection, idle or sending slowly, and
+// send headers only within these bounds.
+func (in *Instance) httpServer(h http.Handler) *http.Server {
+	return &http.Server{
+		Handler:           h,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       15 * time.Second,
 		WriteTimeout:      30 * time.Second,
@@ -757,6 +780,12 @@ func (in *Instance) Serve(ctx context.Context, ln net.Listener, ready func(addr 
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(in.log.Handler(), slog.LevelWarn),
 	}
+}
+
+// Serve serves HTTP on ln until ctx ends, then shuts down gracefully; it
+// closes ln. ready, if not nil, is called with the bound address first.
+func (in *Instance) Serve(ctx context.Context, ln net.Listener, ready func(addr net.Addr)) error {
+	hs := in.httpServer(in.Server)
 	hs.RegisterOnShutdown(in.Server.CloseStreams)
 	stopMetrics, err := in.listenMetrics()
 	if err != nil {
@@ -783,4 +812,18 @@ func (in *Instance) Serve(ctx context.Context, ln net.Listener, ready func(addr 
 		return err
 	}
 	return nil
+}
+
+// loopbackHost reports whether host names the loopback: localhost, a
+// .localhost name, or a loopback address.
+func loopbackHost(host string) bool {
+	ip, err := netip.ParseAddr(host)
+	return host == "localhost" || strings.HasSuffix(host, ".localhost") || (err == nil && ip.IsLoopback())
+}
+
+// loopbackAddr reports whether the listen address HOST:PORT accepts only
+// loopback connections (an empty host, 0.0.0.0 or :: accept any).
+func loopbackAddr(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	return err == nil && loopbackHost(host)
 }

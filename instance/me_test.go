@@ -4,6 +4,8 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+
+	"github.com/latchauth/latch"
 )
 
 // TestMeWithServiceToken: /v1/me with a client_credentials token (no user,
@@ -27,4 +29,21 @@ func TestMeWithServiceToken(t *testing.T) {
 	h.addUser("ada@example.com", "a good password")
 	login := h.login("ada@example.com", "a good password")
 	expect(t, "/v1/me with a user's token", h.do("GET", "/v1/me", "", bearer(login.str("access_token"))...), 200, "")
+}
+
+// TestLogoutAllWithServiceToken: a client_credentials token cannot log
+// out everywhere: it has no user, and every call appended a user cutoff
+// (for the client's id) to the revocation feed that every verifier reads.
+func TestLogoutAllWithServiceToken(t *testing.T) {
+	h := start(t, "", nil)
+	h.addClients()
+	tok := h.form("/oauth2/token", url.Values{"grant_type": {"client_credentials"}}, basic("svc", svcSecret)...)
+	expect(t, "client credentials", tok, 200, "")
+	for range 3 {
+		r := h.do("POST", "/v1/auth/logout-all", "", bearer(tok.str("access_token"))...)
+		expect(t, "logout-all with a service token", r, 403, "insufficient_scope")
+	}
+	if feedCovers(t, h, latch.RevokeUser, "svc", h.clock.Now()) {
+		t.Fatal("logout-all with a service token wrote a user cutoff for the client")
+	}
 }

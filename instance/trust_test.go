@@ -381,3 +381,34 @@ func TestRotationViaOAuthReplayedViaAPI(t *testing.T) {
 	expect(t, "replay at /v1/auth/refresh", h.refreshFrom(t1, dev), 401, "invalid_grant")
 	expect(t, "successor after the reuse", h.form("/oauth2/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {r2.str("refresh_token")}, "client_id": {"app"}}, dev...), 400, "invalid_grant")
 }
+
+// TestRevocationCoversVerifierLeeway: a resource server's verifier may
+// allow up to verifier.MaxLeeway of clock skew past exp, whatever this
+// server's tokens.leeway; a revocation entry (session, user, one token)
+// must stay in the feed until then, or such a verifier prunes it and
+// accepts the revoked token again.
+func TestRevocationCoversVerifierLeeway(t *testing.T) {
+	h := start(t, "", nil) // tokens.leeway: the default 5 s
+	h.addUser(adaEmail, adaPass)
+	t0 := h.clock.Now()
+	first := h.login(adaEmail, adaPass)
+	expect(t, "logout", h.do("POST", "/v1/auth/logout", jsonBody(map[string]string{"refresh_token": first.str("refresh_token")})), 204, "")
+	svc := h.audClient("svc-leeway", "")
+	tok := h.clientToken(t, svc)
+	expect(t, "revoke", h.form("/oauth2/revoke", url.Values{"token": {tok}}, svc...), 200, "")
+	var claims jwt.RegisteredClaims
+	if _, _, err := jwt.NewParser().ParseUnverified(tok, &claims); err != nil {
+		t.Fatal(err)
+	}
+
+	exp := t0.Add(h.cfg.Tokens.AccessTTL.D())
+	// The moment before a verifier with the largest leeway stops
+	// accepting either token by its exp.
+	last := exp.Add(verifier.MaxLeeway - time.Second)
+	if !feedCovers(t, h, latch.RevokeSession, first.str("session_id"), last) {
+		t.Errorf("the session's entry left the feed before exp + %v", verifier.MaxLeeway)
+	}
+	if !feedCovers(t, h, latch.RevokeToken, claims.ID, last) {
+		t.Errorf("the token's entry left the feed before exp + %v", verifier.MaxLeeway)
+	}
+}

@@ -250,6 +250,13 @@ func (s *Server) logoutAll(w http.ResponseWriter, r *http.Request) {
 		if !ok {
 			return
 		}
+		if c.SessionID == "" {
+			// A client_credentials token: its subject is a client, and
+			// each call would append a user entry to the feed.
+			w.Header().Set("WWW-Authenticate", `Bearer error="insufficient_scope", error_description="a user's access token is required"`)
+			writeError(w, http.StatusForbidden, "insufficient_scope", logoutAllNeedsUser)
+			return
+		}
 		userID = c.Subject
 	}
 	if err := s.auth.LogoutAll(r.Context(), userID, s.clientOf(r)); err != nil {
@@ -261,6 +268,10 @@ func (s *Server) logoutAll(w http.ResponseWriter, r *http.Request) {
 	}
 	w.WriteHeader(http.StatusNoContent)
 }
+
+// logoutAllNeedsUser explains why a service's token cannot log out
+// everywhere.
+const logoutAllNeedsUser = "/v1/auth/logout-all ends a signed-in user's sessions and needs a user's access token; this token was issued to a client by the client_credentials grant and has no user"
 
 // meNeedsUser explains why a service's token gets no /v1/me.
 const meNeedsUser = "/v1/me describes a signed-in user and needs a user's access token (from /v1/auth/login or a refresh); this token was issued to a client by the client_credentials grant and has no user"

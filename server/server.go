@@ -344,8 +344,8 @@ func (s *Server) clientIP(r *http.Request) string {
 	// trusted proxy is the client.
 	hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
 	for i := len(hops) - 1; i >= 0; i-- {
-		a, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
-		if err != nil {
+		a, ok := hopAddr(hops[i])
+		if !ok {
 			break
 		}
 		a = a.Unmap()
@@ -355,6 +355,26 @@ func (s *Server) clientIP(r *http.Request) string {
 		peer = a
 	}
 	return peer.String()
+}
+
+// hopAddr reads the address of one X-Forwarded-For entry, written bare
+// (192.0.2.1, 2001:db8::1) or, as some proxies append it, with a port
+// (192.0.2.1:4711, [2001:db8::1]:4711) or in brackets ([2001:db8::1]).
+func hopAddr(hop string) (netip.Addr, bool) {
+	hop = strings.TrimSpace(hop)
+	if a, err := netip.ParseAddr(hop); err == nil {
+		return a, true
+	}
+	if ap, err := netip.ParseAddrPort(hop); err == nil {
+		return ap.Addr(), true
+	}
+	if inner, ok := strings.CutPrefix(hop, "["); ok {
+		if inner, ok := strings.CutSuffix(inner, "]"); ok {
+			a, err := netip.ParseAddr(inner)
+			return a, err == nil
+		}
+	}
+	return netip.Addr{}, false
 }
 
 func (s *Server) trusted(a netip.Addr) bool {

@@ -310,10 +310,7 @@ session and user, so grant it only to the services that verify tokens.`,
 			if err != nil {
 				return err
 			}
-			if err := instance.CheckExisting(cfg); err != nil {
-				return err
-			}
-			st, err := instance.OpenStore(cmd.Context(), cfg)
+			st, err := instance.OpenExisting(cmd.Context(), cfg)
 			if err != nil {
 				return err
 			}
@@ -486,10 +483,7 @@ func (e *cliEnv) openRing(cmd *cobra.Command, f *configFlags) (*keys.Ring, latch
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := instance.CheckExisting(cfg); err != nil {
-		return nil, nil, err
-	}
-	st, err := instance.OpenStore(cmd.Context(), cfg)
+	st, err := instance.OpenExisting(cmd.Context(), cfg)
 	if err != nil {
 		return nil, nil, err
 	}
