@@ -16,6 +16,9 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/latchauth/latch/keys"
+	"github.com/latchauth/latch/secret"
 )
 
 // Config is the whole configuration of `latch serve`. Every key can be set
@@ -471,8 +474,8 @@ func (c *Config) validateMetrics(bad func(key, format string, a ...any)) {
 			bad("metrics.addr", "%q is addr itself; give the metrics another port, or leave it empty", a)
 		}
 	}
-	if t := c.Metrics.Token; t != "" && len(t) < MinMetricsToken {
-		bad("metrics.token", "must be at least %d characters (make one with: openssl rand -hex 32), or empty for none", MinMetricsToken)
+	if t := c.Metrics.Token; t != "" && (len(t) < MinMetricsToken || secret.Bits(t) < secret.MinBits) {
+		bad("metrics.token", "must be at least %d characters and about %d bits of randomness (make one with: openssl rand -hex 32), or empty for none", MinMetricsToken, secret.MinBits)
 	}
 }
 
@@ -549,6 +552,14 @@ func (c *Config) validate(origins map[string]origin) error {
 	}
 	if c.ClientID == "" {
 		bad("client_id", "must not be empty")
+	}
+	if c.KEK != "" {
+		// Checked here rather than when the key is opened, so that the
+		// error names where the setting came from. The text never
+		// echoes the key.
+		if _, err := keys.ParseKEK(c.KEK); err != nil {
+			bad("kek", "%s", strings.TrimPrefix(err.Error(), "keys: "))
+		}
 	}
 	if c.KEKFile == "" {
 		c.KEKFile = c.DataDir + string(os.PathSeparator) + "kek"
