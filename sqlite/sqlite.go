@@ -10,6 +10,12 @@
 // Several processes may therefore open the same file at once, as the command
 // line does while the server runs.
 //
+// Within a process, write transactions go through one writer goroutine on
+// one connection, which commits the transactions queued at the same time
+// together (group commit, see writer): one BEGIN IMMEDIATE … COMMIT and one
+// WAL sync for many refreshes, each still in a savepoint of its own and
+// acknowledged only once its commit has succeeded.
+//
 // Times are stored as integer microseconds since the Unix epoch, the
 // precision of PostgreSQL, and are returned in UTC; precision below a
 // microsecond is truncated. The zero time.Time is stored as 0 and stands for
@@ -49,6 +55,9 @@ type Store struct {
 	// under load. Other processes (the command line) still meet the busy
 	// handler, rarely.
 	w *sql.DB
+	// wr runs the transactions of inTx on w, committing queued ones
+	// together.
+	wr *writer
 }
 
 var _ latch.Store = (*Store)(nil)
@@ -80,15 +89,16 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
-	w, err := sql.Open("sqlite", dsn(path))
+	c, err := sqlite.NewConnector(dsn(path))
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
+	w := sql.OpenDB(detached{c})
 	w.SetMaxOpenConns(1)
 	w.SetMaxIdleConns(1)
 	w.SetConnMaxIdleTime(0)
-	return &Store{db: db, w: w}, nil
+	return &Store{db: db, w: w, wr: newWriter(w)}, nil
 }
 
 // dsn returns the data source name for the database file at path. The
@@ -115,8 +125,10 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
-// Close closes the database. Queries in progress finish first.
+// Close closes the database. Queries and write transactions in progress
+// finish first; writes attempted afterwards fail.
 func (s *Store) Close() error {
+	s.wr.close()
 	werr := s.w.Close()
 	if err := errors.Join(s.db.Close(), werr); err != nil {
 		return fmt.Errorf("sqlite: close: %w", err)
@@ -154,17 +166,13 @@ func (s *Store) Prune(ctx context.Context, now time.Time, keepEvents time.Durati
 }
 
 // inTx runs fn in a write transaction, which the DSN makes BEGIN IMMEDIATE,
-// and commits it if fn returns nil.
+// and returns once the transaction has committed fn's changes, or has
+// failed and applied none of them. The writer may run fn in one
+// transaction with other callers' functions, each in a savepoint of its
+// own: fn's error, which rolls back fn's changes, is returned to this
+// caller alone. See writer.do for what fn may do and how ctx is honoured.
 func (s *Store) inTx(ctx context.Context, fn func(*sql.Tx) error) error {
-	tx, err := s.w.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	if err := fn(tx); err != nil {
-		tx.Rollback()
-		return err
-	}
-	return tx.Commit()
+	return s.wr.do(ctx, fn)
 }
 
 // micros encodes t for storage: microseconds since the Unix epoch, or 0 for
