@@ -75,10 +75,11 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	case !errors.Is(err, fs.ErrExist):
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
-	db, err := sql.Open("sqlite", dsn(path))
+	c, err := sqlite.NewConnector(dsn(path))
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
+	db := sql.OpenDB(connector{Connector: c})
 	db.SetMaxOpenConns(maxConns)
 	db.SetMaxIdleConns(maxConns)
 	if err := db.PingContext(ctx); err != nil {
@@ -89,12 +90,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
-	c, err := sqlite.NewConnector(dsn(path))
-	if err != nil {
-		db.Close()
-		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
-	}
-	w := sql.OpenDB(detached{c})
+	w := sql.OpenDB(connector{Connector: c, detach: true})
 	w.SetMaxOpenConns(1)
 	w.SetMaxIdleConns(1)
 	w.SetConnMaxIdleTime(0)

@@ -3,7 +3,6 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"database/sql/driver"
 	"errors"
 	"fmt"
 	"sync/atomic"
@@ -230,83 +229,4 @@ func call(fn func(*sql.Tx) error, tx *sql.Tx) (r result) {
 		}
 	}()
 	return result{err: fn(tx)}
-}
-
-// detached wraps the connector of the write connection so that a
-// statement, once started, runs to its end whatever its caller's context
-// says. The driver answers a canceled context by interrupting the
-// statement, and SQLite answers an interrupted write inside a transaction
-// by rolling back the whole transaction: with jobs batched, one caller
-// hanging up would undo its neighbours' work. database/sql still refuses
-// to start a statement for a context that has ended, which fails that job
-// alone.
-type detached struct{ driver.Connector }
-
-// Connect implements driver.Connector.
-func (c detached) Connect(ctx context.Context) (driver.Conn, error) {
-	cn, err := c.Connector.Connect(ctx)
-	if err != nil {
-		return nil, err
-	}
-	dc, ok := cn.(driverConn)
-	if !ok {
-		cn.Close()
-		return nil, fmt.Errorf("sqlite driver connection %T lacks context methods", cn)
-	}
-	return detachedConn{dc}, nil
-}
-
-// driverConn is what database/sql uses of the driver's connections.
-type driverConn interface {
-	driver.Conn
-	driver.ConnBeginTx
-	driver.ConnPrepareContext
-	driver.ExecerContext
-	driver.QueryerContext
-	driver.SessionResetter
-	driver.Validator
-}
-
-// detachedConn passes its methods' contexts on without their cancellation.
-type detachedConn struct{ driverConn }
-
-func (c detachedConn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, error) {
-	return c.driverConn.BeginTx(context.WithoutCancel(ctx), opts)
-}
-
-func (c detachedConn) PrepareContext(ctx context.Context, query string) (driver.Stmt, error) {
-	st, err := c.driverConn.PrepareContext(context.WithoutCancel(ctx), query)
-	if err != nil {
-		return nil, err
-	}
-	if ds, ok := st.(driverStmt); ok {
-		return detachedStmt{ds}, nil
-	}
-	return st, nil
-}
-
-func (c detachedConn) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
-	return c.driverConn.ExecContext(context.WithoutCancel(ctx), query, args)
-}
-
-func (c detachedConn) QueryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
-	return c.driverConn.QueryContext(context.WithoutCancel(ctx), query, args)
-}
-
-// driverStmt is what database/sql uses of the driver's statements.
-type driverStmt interface {
-	driver.Stmt
-	driver.StmtExecContext
-	driver.StmtQueryContext
-}
-
-// detachedStmt passes its methods' contexts on without their cancellation.
-type detachedStmt struct{ driverStmt }
-
-func (s detachedStmt) ExecContext(ctx context.Context, args []driver.NamedValue) (driver.Result, error) {
-	return s.driverStmt.ExecContext(context.WithoutCancel(ctx), args)
-}
-
-func (s detachedStmt) QueryContext(ctx context.Context, args []driver.NamedValue) (driver.Rows, error) {
-	return s.driverStmt.QueryContext(context.WithoutCancel(ctx), args)
 }

@@ -388,3 +388,66 @@ func TestCancelMidStatementSparesBatch(t *testing.T) {
 		t.Error("a caller hanging up undid its neighbours in the batch")
 	}
 }
+
+// A query whose prepared statement is still reading rows can run again on
+// the same connection: the second runs unprepared instead of resetting
+// the first's statement under it.
+func TestStatementCacheBusy(t *testing.T) {
+	s := withSession(t)
+	ctx := t.Context()
+	for _, hash := range []string{"a", "b", "c"} {
+		if err := s.inTx(ctx, insertToken(ctx, hash)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const q = "SELECT hash FROM refresh_tokens WHERE session_id = ? ORDER BY hash"
+	read := func(query func(context.Context, string, ...any) (*sql.Rows, error)) {
+		t.Helper()
+		outer, err := query(ctx, q, "s1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer outer.Close()
+		var got []string
+		for outer.Next() {
+			var h []byte
+			if err := outer.Scan(&h); err != nil {
+				t.Fatal(err)
+			}
+			inner, err := query(ctx, q, "s1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			n := 0
+			for inner.Next() {
+				n++
+			}
+			if err := inner.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if n != 4 {
+				t.Errorf("inner query read %d rows, want 4", n)
+			}
+			got = append(got, string(h))
+		}
+		if err := outer.Err(); err != nil {
+			t.Fatal(err)
+		}
+		if want := "a b c s1/1"; strings.Join(got, " ") != want {
+			t.Errorf("outer query read %q, want %q", got, want)
+		}
+	}
+	c, err := s.db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	read(c.QueryContext) // a reader
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
+		read(tx.QueryContext) // the writer
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
