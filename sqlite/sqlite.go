@@ -14,7 +14,9 @@
 // one connection, which commits the transactions queued at the same time
 // together (group commit, see writer): one BEGIN IMMEDIATE … COMMIT and one
 // WAL sync for many refreshes, each still in a savepoint of its own and
-// acknowledged only once its commit has succeeded.
+// acknowledged only once its commit has succeeded. WAL checkpoints run off
+// that path (see checkpointer), and every connection keeps the statements
+// it executes prepared (see connector).
 //
 // Times are stored as integer microseconds since the Unix epoch, the
 // precision of PostgreSQL, and are returned in UTC; precision below a
@@ -58,6 +60,7 @@ type Store struct {
 	// wr runs the transactions of inTx on w, committing queued ones
 	// together.
 	wr *writer
+	cp *checkpointer // checkpoints the WAL for wr, on db
 }
 
 var _ latch.Store = (*Store)(nil)
@@ -90,11 +93,18 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
-	w := sql.OpenDB(connector{Connector: c, detach: true})
+	// The write connection leaves checkpoints to the checkpointer.
+	wc, err := sqlite.NewConnector(dsn(path) + "&_pragma=wal_autocheckpoint(0)")
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	w := sql.OpenDB(connector{Connector: wc, detach: true})
 	w.SetMaxOpenConns(1)
 	w.SetMaxIdleConns(1)
 	w.SetConnMaxIdleTime(0)
-	return &Store{db: db, w: w, wr: newWriter(w)}, nil
+	cp := newCheckpointer(db)
+	return &Store{db: db, w: w, wr: newWriter(w, cp.request), cp: cp}, nil
 }
 
 // dsn returns the data source name for the database file at path. The
@@ -125,6 +135,7 @@ func (s *Store) Ping(ctx context.Context) error {
 // finish first; writes attempted afterwards fail.
 func (s *Store) Close() error {
 	s.wr.close()
+	s.cp.close()
 	werr := s.w.Close()
 	if err := errors.Join(s.db.Close(), werr); err != nil {
 		return fmt.Errorf("sqlite: close: %w", err)

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 )
 
@@ -34,13 +35,17 @@ var errClosed = errors.New("sqlite: store closed")
 // load a batch has one job and the cost is that of a plain transaction plus
 // a savepoint.
 type writer struct {
-	db   *sql.DB   // the write connection (a pool of one)
-	jobs chan *job // unbuffered: a queued job waits in its sender
-	quit chan struct{}
-	done chan struct{} // closed when loop has returned
+	db        *sql.DB   // the write connection (a pool of one)
+	jobs      chan *job // unbuffered: a queued job waits in its sender
+	quit      chan struct{}
+	closeOnce sync.Once
+	done      chan struct{} // closed when loop has returned
 	// commit commits a batch: (*sql.Tx).Commit, replaced by tests to
 	// look at a batch before its commit or to make the commit fail.
 	commit func(*sql.Tx) error
+	// checkpoint asks for a checkpoint; see checkpointer.
+	checkpoint func()
+	committed  int // jobs committed since the last checkpoint request
 }
 
 // Job states, see job.state.
@@ -69,14 +74,16 @@ type result struct {
 }
 
 // newWriter starts the writer goroutine on db, which must be limited to a
-// single connection.
-func newWriter(db *sql.DB) *writer {
+// single connection. The writer calls checkpoint after every
+// checkpointEvery committed jobs.
+func newWriter(db *sql.DB, checkpoint func()) *writer {
 	w := &writer{
-		db:     db,
-		jobs:   make(chan *job),
-		quit:   make(chan struct{}),
-		done:   make(chan struct{}),
-		commit: (*sql.Tx).Commit,
+		db:         db,
+		jobs:       make(chan *job),
+		quit:       make(chan struct{}),
+		done:       make(chan struct{}),
+		commit:     (*sql.Tx).Commit,
+		checkpoint: checkpoint,
 	}
 	go w.loop()
 	return w
@@ -85,7 +92,7 @@ func newWriter(db *sql.DB) *writer {
 // close stops the writer once its current batch is done. Writes attempted
 // afterwards fail with errClosed.
 func (w *writer) close() {
-	close(w.quit)
+	w.closeOnce.Do(func() { close(w.quit) })
 	<-w.done
 }
 
@@ -164,7 +171,13 @@ func (w *writer) run(batch []*job) {
 		return
 	}
 	res := make([]result, len(jobs))
-	if err := w.runTx(jobs, res); err != nil {
+	err := w.runTx(jobs, res)
+	if err == nil {
+		if w.committed += len(jobs); w.committed >= checkpointEvery {
+			w.committed = 0
+			w.checkpoint()
+		}
+	} else {
 		// Nothing of the batch is applied: a job that succeeded on its
 		// own gets the transaction's error, a job that failed keeps its
 		// own.

@@ -451,3 +451,62 @@ func TestStatementCacheBusy(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// The write connection leaves checkpoints to the checkpointer, which the
+// writer asks for one every checkpointEvery committed jobs.
+func TestCheckpointOffWritePath(t *testing.T) {
+	s := withSession(t)
+	ctx := t.Context()
+	var auto, sync int
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		if err := tx.QueryRowContext(ctx, "PRAGMA wal_autocheckpoint").Scan(&auto); err != nil {
+			return err
+		}
+		return tx.QueryRowContext(ctx, "PRAGMA synchronous").Scan(&sync)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if auto != 0 || sync != 2 {
+		t.Errorf("write connection: wal_autocheckpoint = %d, synchronous = %d; want 0 and 2 (FULL)", auto, sync)
+	}
+
+	before := s.cp.runs.Load()
+	for i := range checkpointEvery {
+		if err := s.inTx(ctx, insertToken(ctx, fmt.Sprintf("k%d", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for s.cp.runs.Load() == before {
+		if time.Now().After(deadline) {
+			t.Fatalf("no checkpoint after %d committed jobs", checkpointEvery)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	// The WAL is back in the database file: a checkpoint finds nothing
+	// left to copy beyond what the writer may have added since.
+	var busy, log, done int
+	if err := s.db.QueryRowContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)").Scan(&busy, &log, &done); err != nil {
+		t.Fatal(err)
+	}
+	if busy != 0 || done != log {
+		t.Errorf("wal_checkpoint = %d %d %d, want a complete checkpoint", busy, log, done)
+	}
+}
+
+// Close may be called twice, and writes after it fail.
+func TestCloseTwice(t *testing.T) {
+	s, err := Open(t.Context(), t.TempDir()+"/latch.db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	err = s.inTx(t.Context(), func(*sql.Tx) error { return nil })
+	if !errors.Is(err, errClosed) {
+		t.Errorf("write after Close: %v, want errClosed", err)
+	}
+}
