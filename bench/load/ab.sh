@@ -21,6 +21,7 @@ WORKERS=${WORKERS:-16,64}
 DURATION=${DURATION:-8s}
 WARMUP=${WARMUP:-2s}
 OUT=${OUT:-$(mktemp -d)}
+mkdir -p "$OUT"
 if [ $# -lt 2 ]; then
 	echo "usage: $0 BINARY BINARY..." >&2
 	exit 2
