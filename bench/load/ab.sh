@@ -22,8 +22,8 @@ DURATION=${DURATION:-8s}
 WARMUP=${WARMUP:-2s}
 OUT=${OUT:-$(mktemp -d)}
 mkdir -p "$OUT"
-if [ $# -lt 2 ]; then
-	echo "usage: $0 BINARY BINARY..." >&2
+if [ $# -lt 1 ]; then
+	echo "usage: $0 BINARY..." >&2
 	exit 2
 fi
 
