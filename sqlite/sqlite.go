@@ -10,6 +10,14 @@
 // Several processes may therefore open the same file at once, as the command
 // line does while the server runs.
 //
+// Within a process, write transactions go through one writer goroutine on
+// one connection, which commits the transactions queued at the same time
+// together (group commit, see writer): one BEGIN IMMEDIATE … COMMIT and one
+// WAL sync for many refreshes, each still in a savepoint of its own and
+// acknowledged only once its commit has succeeded. WAL checkpoints run off
+// that path (see checkpointer), and every connection keeps the statements
+// it executes prepared (see connector).
+//
 // Times are stored as integer microseconds since the Unix epoch, the
 // precision of PostgreSQL, and are returned in UTC; precision below a
 // microsecond is truncated. The zero time.Time is stored as 0 and stands for
@@ -49,6 +57,10 @@ type Store struct {
 	// under load. Other processes (the command line) still meet the busy
 	// handler, rarely.
 	w *sql.DB
+	// wr runs the transactions of inTx on w, committing queued ones
+	// together.
+	wr *writer
+	cp *checkpointer // checkpoints the WAL for wr, on db
 }
 
 var _ latch.Store = (*Store)(nil)
@@ -66,10 +78,11 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	case !errors.Is(err, fs.ErrExist):
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
-	db, err := sql.Open("sqlite", dsn(path))
+	c, err := sqlite.NewConnector(dsn(path))
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
+	db := sql.OpenDB(connector{Connector: c})
 	db.SetMaxOpenConns(maxConns)
 	db.SetMaxIdleConns(maxConns)
 	if err := db.PingContext(ctx); err != nil {
@@ -80,15 +93,18 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
-	w, err := sql.Open("sqlite", dsn(path))
+	// The write connection leaves checkpoints to the checkpointer.
+	wc, err := sqlite.NewConnector(dsn(path) + "&_pragma=wal_autocheckpoint(0)")
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
+	w := sql.OpenDB(connector{Connector: wc, detach: true})
 	w.SetMaxOpenConns(1)
 	w.SetMaxIdleConns(1)
 	w.SetConnMaxIdleTime(0)
-	return &Store{db: db, w: w}, nil
+	cp := newCheckpointer(db)
+	return &Store{db: db, w: w, wr: newWriter(w, cp.request), cp: cp}, nil
 }
 
 // dsn returns the data source name for the database file at path. The
@@ -115,8 +131,11 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
-// Close closes the database. Queries in progress finish first.
+// Close closes the database. Queries and write transactions in progress
+// finish first; writes attempted afterwards fail.
 func (s *Store) Close() error {
+	s.wr.close()
+	s.cp.close()
 	werr := s.w.Close()
 	if err := errors.Join(s.db.Close(), werr); err != nil {
 		return fmt.Errorf("sqlite: close: %w", err)
@@ -154,17 +173,13 @@ func (s *Store) Prune(ctx context.Context, now time.Time, keepEvents time.Durati
 }
 
 // inTx runs fn in a write transaction, which the DSN makes BEGIN IMMEDIATE,
-// and commits it if fn returns nil.
+// and returns once the transaction has committed fn's changes, or has
+// failed and applied none of them. The writer may run fn in one
+// transaction with other callers' functions, each in a savepoint of its
+// own: fn's error, which rolls back fn's changes, is returned to this
+// caller alone. See writer.do for what fn may do and how ctx is honoured.
 func (s *Store) inTx(ctx context.Context, fn func(*sql.Tx) error) error {
-	tx, err := s.w.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	if err := fn(tx); err != nil {
-		tx.Rollback()
-		return err
-	}
-	return tx.Commit()
+	return s.wr.do(ctx, fn)
 }
 
 // micros encodes t for storage: microseconds since the Unix epoch, or 0 for
