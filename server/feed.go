@@ -198,6 +198,7 @@ func (s *Server) revocationStream(w http.ResponseWriter, r *http.Request) {
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
+	begun := time.Now() // heartbeats say how long after this they were written
 	fmt.Fprintf(w, "retry: 1000\n: latch revocation feed from %d\n\n", after)
 	if err := rc.Flush(); err != nil {
 		return
@@ -256,7 +257,7 @@ func (s *Server) revocationStream(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		if pending {
-			if !s.heartbeat(w, rc, after, seen, vouched) {
+			if !s.heartbeat(w, rc, begun, after, seen, vouched) {
 				return
 			}
 			pending = false
@@ -287,13 +288,14 @@ func (s *Server) freshness(seen int64, vouched time.Time) time.Time {
 }
 
 // heartbeat sends a sync heartbeat vouching for the entries up to after,
-// with the age of this server's data; a comment when it never had any.
-func (s *Server) heartbeat(w http.ResponseWriter, rc *http.ResponseController, after, seen int64, vouched time.Time) bool {
+// with the age of this server's data and the time since the stream began
+// (on the monotonic clock); a comment when it never had any.
+func (s *Server) heartbeat(w http.ResponseWriter, rc *http.ResponseController, begun time.Time, after, seen int64, vouched time.Time) bool {
 	var b []byte
 	if at := s.freshness(seen, vouched); at.IsZero() {
 		b = []byte(": ping\n\n") // alive, but vouching for nothing
 	} else {
-		b = revocation.AppendHeartbeat(nil, revocation.Heartbeat{Cursor: after, Age: s.now().Sub(at)})
+		b = revocation.AppendHeartbeat(nil, revocation.Heartbeat{Cursor: after, Age: s.now().Sub(at), Elapsed: time.Since(begun)})
 	}
 	_, err := w.Write(b)
 	return err == nil && rc.Flush() == nil

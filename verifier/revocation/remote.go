@@ -247,9 +247,11 @@ func (e *StatusError) Error() string {
 // growing ages (or fails the page), so a fail-closed verifier comparing
 // LastSync with its clock refuses tokens once the age passes its
 // MaxStale, even while the stream stays open. Stream comments and
-// entries only prove the connection is alive. The age does not count the
-// time a heartbeat spends in transit (no clock is shared to measure it);
-// StreamIdle bounds how long a silent connection is trusted.
+// entries only prove the connection is alive. A heartbeat counts as
+// written no later than the stream request was sent plus the heartbeat's
+// stream_ms, so time it spends in a buffering proxy or a congested
+// network makes the set staler, never fresher; StreamIdle bounds how long
+// a silent connection is trusted.
 // Expired entries are pruned every PruneEvery.
 func (r *Remote) Run(ctx context.Context, set *Set) error {
 	if r.berr != nil {
@@ -591,6 +593,9 @@ func (r *Remote) stream(ctx context.Context) (connected bool, retry time.Duratio
 	var timedOut atomic.Bool
 	idle := time.AfterFunc(r.opts.Timeout, func() { timedOut.Store(true); cancel() })
 	defer idle.Stop()
+	// Every heartbeat was written at most its Elapsed after this instant:
+	// the server began the stream after the request was sent.
+	sent := time.Now()
 	res, err := r.hc.Do(req)
 	if err != nil {
 		if timedOut.Load() {
@@ -662,7 +667,16 @@ func (r *Remote) stream(ctx context.Context) (connected bool, retry time.Duratio
 					// nothing, and let a page catch up.
 					r.log.Warn("revocation stream: heartbeat ahead of the entries received", "cursor", r.set.Cursor(), "heartbeat_cursor", h.Cursor)
 				default:
-					r.markFresh(time.Now(), r.now(), h.Age)
+					// Written no later than sent+Elapsed, however long it
+					// spent in buffers on the way: count it from there.
+					now := r.now()
+					recv := time.Now() // after now: now is never the later of the two
+
+					if at := sent.Add(h.Elapsed); at.Before(recv) {
+						now = now.Add(-recv.Sub(at))
+						recv = at
+					}
+					r.markFresh(recv, now, h.Age)
 				}
 			}
 			if event == EventRevocation && data != nil {
