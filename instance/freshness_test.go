@@ -208,3 +208,41 @@ func TestNewRemoteWithoutPermission(t *testing.T) {
 		t.Fatalf("NewRemote with a client lacking the permission: %v", err)
 	}
 }
+
+// TestRevocationCursorAhead: a reader whose cursor is beyond every seq the
+// feed ever assigned (it followed another deployment, or the store was
+// restored from a backup) is told so with 409 cursor_ahead, on pages and
+// on the stream, instead of an empty answer that vouches for a set that
+// silently misses every entry under its cursor; a follower in that state
+// never counts itself synced, so its verifier fails closed.
+func TestRevocationCursorAhead(t *testing.T) {
+	h := start(t, "", nil)
+	h.addClients()
+	svc := basic("svc", svcSecret)
+	expect(t, "page from 0", h.do("GET", "/v1/revocations?after=0", "", svc...), http.StatusOK, "")
+	expect(t, "page ahead", h.do("GET", "/v1/revocations?after=50", "", svc...), http.StatusConflict, "cursor_ahead")
+	expect(t, "stream ahead", h.do("GET", "/v1/revocations/stream?after=50", "", svc...), http.StatusConflict, "cursor_ahead")
+	expect(t, "stream ahead by Last-Event-ID", h.do("GET", "/v1/revocations/stream", "", append(svc, "Last-Event-ID", "50")...), http.StatusConflict, "cursor_ahead")
+
+	// A cursor the feed did reach stays good after its entry is gone.
+	h.addUser(adaEmail, adaPass)
+	tok := h.login(adaEmail, adaPass).str("access_token")
+	expect(t, "logout", h.do("POST", "/v1/auth/logout", "", bearer(tok)...), http.StatusNoContent, "")
+	expect(t, "page at the head", h.do("GET", "/v1/revocations?after=1", "", svc...), http.StatusOK, "")
+
+	// A follower that holds entries up to 50 from elsewhere.
+	set := revocation.NewSet()
+	set.Add(revocation.Entry{Seq: 50})
+	rem := revocation.NewRemote(h.srv.URL, revocation.RemoteOptions{
+		ClientID: "svc", ClientSecret: svcSecret, HTTPClient: h.srv.Client(),
+		PollInterval: 20 * time.Millisecond, Logger: slog.New(slog.DiscardHandler),
+	})
+	go rem.Run(t.Context(), set)
+	waitFor(t, "the follower told its cursor is ahead", func() bool {
+		var se *revocation.StatusError
+		return errors.As(rem.Err(), &se) && se.Code == http.StatusConflict && se.OAuthError == "cursor_ahead"
+	})
+	if !set.LastSync().IsZero() {
+		t.Fatalf("a follower ahead of the feed counts itself synced at %v", set.LastSync())
+	}
+}

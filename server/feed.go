@@ -123,6 +123,27 @@ func cursor(r *http.Request) (int64, error) {
 	return n, nil
 }
 
+// cursorAhead answers 409 cursor_ahead, and reports true, when after is
+// beyond every seq this feed ever assigned: the reader followed another
+// deployment, or this store was restored from a backup, and entries it
+// has not seen may hide under its cursor. Answering as if it were up to
+// date would vouch for a set that silently misses them.
+func (s *Server) cursorAhead(w http.ResponseWriter, r *http.Request, after int64) bool {
+	head, err := s.store.RevocationHead(r.Context())
+	if err != nil {
+		s.fail(w, r, err)
+		return true
+	}
+	if after <= head {
+		return false
+	}
+	s.log.Warn("revocation feed: a reader's cursor is beyond this feed (restored from a backup, or another deployment?)",
+		"after", after, "head", head)
+	writeError(w, http.StatusConflict, "cursor_ahead",
+		fmt.Sprintf("cursor %d is beyond this feed (its last entry is %d): the feed was restored or replaced; start again from 0 with an empty set", after, head))
+	return true
+}
+
 // revocations answers one page of the feed.
 func (s *Server) revocations(w http.ResponseWriter, r *http.Request) {
 	if _, ok := s.feedClient(w, r); !ok {
@@ -151,6 +172,8 @@ func (s *Server) revocations(w http.ResponseWriter, r *http.Request) {
 	next := after
 	if len(list) > 0 {
 		next = list[len(list)-1].Seq
+	} else if after > 0 && s.cursorAhead(w, r, after) {
+		return
 	}
 	// The page is read from the store now: its age is the time the read
 	// took. The cursor never moves back, and an empty page keeps it where
@@ -178,6 +201,9 @@ func (s *Server) revocationStream(w http.ResponseWriter, r *http.Request) {
 	after, err := cursor(r)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "invalid_request", err.Error())
+		return
+	}
+	if after > 0 && s.cursorAhead(w, r, after) {
 		return
 	}
 	limit := s.cfg.MaxStreamsPerClient

@@ -215,6 +215,9 @@ type StatusError struct {
 }
 
 func (e *StatusError) Error() string {
+	if e.OAuthError == "cursor_ahead" {
+		return fmt.Sprintf("revocation feed: HTTP %d (cursor_ahead): the set is ahead of the feed, which was restored from a backup or is another deployment's; restart with an empty Set", e.Code)
+	}
 	if e.OAuthError != "" {
 		return fmt.Sprintf("revocation feed: HTTP %d (%s)", e.Code, e.OAuthError)
 	}
