@@ -1,6 +1,7 @@
 package instance_test
 
 import (
+	"bufio"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -8,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -244,5 +246,48 @@ func TestRevocationCursorAhead(t *testing.T) {
 	})
 	if !set.LastSync().IsZero() {
 		t.Fatalf("a follower ahead of the feed counts itself synced at %v", set.LastSync())
+	}
+}
+
+// TestRevocationStreamEndsWithItsToken: a stream opened with a
+// client_credentials token ends when the token expires, instead of
+// reading the feed (every revoked session and user) for as long as the
+// connection lives; the reader reconnects with a fresh token, its
+// permission checked again.
+func TestRevocationStreamEndsWithItsToken(t *testing.T) {
+	h := start(t, "", nil)
+	h.addClients()
+	h.addUser(adaEmail, adaPass)
+	tok := h.form("/oauth2/token", url.Values{"grant_type": {"client_credentials"}}, basic("svc", svcSecret)...)
+	expect(t, "client_credentials", tok, http.StatusOK, "")
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", h.srv.URL+"/v1/revocations/stream", nil)
+	req.Header.Set("Authorization", "Bearer "+tok.str("access_token"))
+	res, err := h.srv.Client().Do(req)
+	if err != nil || res.StatusCode != http.StatusOK {
+		t.Fatalf("stream with a token: %v %v", res, err)
+	}
+	defer res.Body.Close()
+	lines := make(chan string, 64)
+	go func() {
+		defer close(lines)
+		sc := bufio.NewScanner(res.Body)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+	}()
+	exp, _ := tok.body["expires_in"].(float64)
+	h.clock.Advance(time.Duration(exp+1) * time.Second)
+	// A revocation wakes the stream after its token expired.
+	at := h.login(adaEmail, adaPass).str("access_token")
+	expect(t, "logout", h.do("POST", "/v1/auth/logout", "", bearer(at)...), http.StatusNoContent, "")
+	for l := range lines {
+		if strings.HasPrefix(l, "event: revocation") {
+			t.Fatal("a stream whose token expired sent an entry")
+		}
+	}
+	if ctx.Err() != nil {
+		t.Fatal("the stream outlived its token")
 	}
 }

@@ -36,34 +36,41 @@ const DefaultMaxStreamsPerClient = 4
 // feedClient authenticates a revocation-feed reader and checks its
 // permission: a confidential client holding
 // latch.PermissionReadRevocations, by HTTP Basic or by an access token it
-// obtained for itself with the client_credentials grant.
-func (s *Server) feedClient(w http.ResponseWriter, r *http.Request) (*latch.Client, bool) {
-	var c *latch.Client
+// obtained for itself with the client_credentials grant. until is when
+// that token expires (zero for Basic): a stream must not outlive it.
+func (s *Server) feedClient(w http.ResponseWriter, r *http.Request) (*latch.Client, time.Time, bool) {
+	var (
+		c     *latch.Client
+		until time.Time
+	)
 	_, _, basic := r.BasicAuth()
 	if basic {
 		var ok bool
 		if c, ok = s.authenticateClient(w, r, nil); !ok {
-			return nil, false
+			return nil, time.Time{}, false
 		}
 		if c.Public() {
 			s.invalidClient(w, true)
-			return nil, false
+			return nil, time.Time{}, false
 		}
 	} else {
 		claims, ok := s.authenticate(w, r)
 		if !ok {
-			return nil, false
+			return nil, time.Time{}, false
 		}
 		if claims.SessionID != "" || claims.Subject != claims.ClientID {
 			w.Header().Set("WWW-Authenticate", `Bearer error="insufficient_scope", error_description="a client's own token is required"`)
 			writeError(w, http.StatusForbidden, "insufficient_scope", "the revocation feed is for confidential clients; use a client_credentials token")
-			return nil, false
+			return nil, time.Time{}, false
+		}
+		if claims.ExpiresAt != nil {
+			until = claims.ExpiresAt.Time
 		}
 		var err error
 		c, err = s.auth.Client(r.Context(), claims.ClientID)
 		if err != nil || c.Public() {
 			writeError(w, http.StatusForbidden, "insufficient_scope", "the revocation feed is for confidential clients")
-			return nil, false
+			return nil, time.Time{}, false
 		}
 	}
 	if !c.Can(latch.PermissionReadRevocations) {
@@ -72,9 +79,9 @@ func (s *Server) feedClient(w http.ResponseWriter, r *http.Request) (*latch.Clie
 		}
 		writeError(w, http.StatusForbidden, "insufficient_scope",
 			"this client may not read the revocation feed: register it with `latch client add --can read-revocations`")
-		return nil, false
+		return nil, time.Time{}, false
 	}
-	return c, true
+	return c, until, true
 }
 
 // streamCounter counts the open revocation streams of each client. Its
@@ -146,7 +153,7 @@ func (s *Server) cursorAhead(w http.ResponseWriter, r *http.Request, after int64
 
 // revocations answers one page of the feed.
 func (s *Server) revocations(w http.ResponseWriter, r *http.Request) {
-	if _, ok := s.feedClient(w, r); !ok {
+	if _, _, ok := s.feedClient(w, r); !ok {
 		return
 	}
 	after, err := cursor(r)
@@ -194,7 +201,7 @@ func (s *Server) revocations(w http.ResponseWriter, r *http.Request) {
 // live entry after the cursor, then new ones as they come, each with its
 // seq as the event id so a reconnecting client resumes with Last-Event-ID.
 func (s *Server) revocationStream(w http.ResponseWriter, r *http.Request) {
-	c, ok := s.feedClient(w, r)
+	c, until, ok := s.feedClient(w, r)
 	if !ok {
 		return
 	}
@@ -234,6 +241,13 @@ func (s *Server) revocationStream(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	stop := context.AfterFunc(s.streams, cancel)
 	defer stop()
+	if !until.IsZero() {
+		// Authenticated by a token: the stream ends when the token does,
+		// and the reader reconnects with a fresh one (its permission
+		// checked again).
+		t := time.AfterFunc(until.Sub(s.now()), cancel)
+		defer t.Stop()
+	}
 
 	beat := time.NewTicker(streamHeartbeat)
 	defer beat.Stop()
@@ -244,6 +258,9 @@ func (s *Server) revocationStream(w http.ResponseWriter, r *http.Request) {
 		buf     []byte
 	)
 	for {
+		if !until.IsZero() && !s.now().Before(until) {
+			return // the token it was opened with has expired
+		}
 		// The set wakes the stream when its cursor moves: entries revoked
 		// here, and those the follower or a Redis poke pulled in.
 		changed := s.revs.Changed()
