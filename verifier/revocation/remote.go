@@ -111,7 +111,7 @@ type Remote struct {
 	catchMu   sync.Mutex // one catch-up at a time
 	readyOnce sync.Once
 	streaming atomic.Bool
-	lastFresh atomic.Int64 // real-clock UnixNano of the freshness last vouched for
+	lastFresh atomic.Int64 // the freshness last vouched for on the real clock, as sinceBase
 
 	mu           sync.Mutex
 	lastErr      error
@@ -124,6 +124,7 @@ type Remote struct {
 // unusable baseURL is reported by Run.
 func NewRemote(baseURL string, opts RemoteOptions) *Remote {
 	r := &Remote{opts: opts, ready: make(chan struct{})}
+	r.lastFresh.Store(neverSynced)
 	r.base, r.berr = checkBaseURL(baseURL, opts.AllowInsecureHTTP)
 	o := &r.opts
 	if o.PollInterval <= 0 {
@@ -369,7 +370,7 @@ func (r *Remote) keepFreshLoop(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		if !r.streaming.Load() || time.Since(time.Unix(0, r.lastFresh.Load())) < r.opts.KeepFresh {
+		if !r.streaming.Load() || time.Since(fromBase(r.lastFresh.Load())) < r.opts.KeepFresh {
 			continue
 		}
 		if err := r.catchUp(ctx); err != nil && ctx.Err() == nil {
@@ -382,7 +383,7 @@ func (r *Remote) keepFreshLoop(ctx context.Context) {
 // real (on the real clock) and now (on the Now clock): the source's
 // freshness, never more.
 func (r *Remote) markFresh(real, now time.Time, age time.Duration) {
-	ns := real.Add(-age).UnixNano()
+	ns := sinceBase(real.Add(-age))
 	for {
 		old := r.lastFresh.Load()
 		if old >= ns || r.lastFresh.CompareAndSwap(old, ns) {
