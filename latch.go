@@ -389,6 +389,11 @@ type RevocationStore interface {
 	// RevocationsAfter returns up to limit entries with Seq > after that
 	// have not expired at now, in ascending Seq.
 	RevocationsAfter(ctx context.Context, after int64, now time.Time, limit int) ([]Revocation, error)
+	// RevocationHead returns the highest Seq ever assigned, even if its
+	// entry expired or was pruned since; 0 if none was. A reader whose
+	// cursor is beyond it follows another feed, or one restored from a
+	// backup: entries it has not seen may hide under its cursor.
+	RevocationHead(ctx context.Context) (int64, error)
 }
 
 // EventStore keeps the security log.

@@ -1,6 +1,7 @@
 package instance_test
 
 import (
+	"bufio"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -8,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -206,5 +208,86 @@ func TestNewRemoteWithoutPermission(t *testing.T) {
 	})
 	if err == nil || !strings.Contains(err.Error(), "403") || !strings.Contains(err.Error(), "read-revocations") {
 		t.Fatalf("NewRemote with a client lacking the permission: %v", err)
+	}
+}
+
+// TestRevocationCursorAhead: a reader whose cursor is beyond every seq the
+// feed ever assigned (it followed another deployment, or the store was
+// restored from a backup) is told so with 409 cursor_ahead, on pages and
+// on the stream, instead of an empty answer that vouches for a set that
+// silently misses every entry under its cursor; a follower in that state
+// never counts itself synced, so its verifier fails closed.
+func TestRevocationCursorAhead(t *testing.T) {
+	h := start(t, "", nil)
+	h.addClients()
+	svc := basic("svc", svcSecret)
+	expect(t, "page from 0", h.do("GET", "/v1/revocations?after=0", "", svc...), http.StatusOK, "")
+	expect(t, "page ahead", h.do("GET", "/v1/revocations?after=50", "", svc...), http.StatusConflict, "cursor_ahead")
+	expect(t, "stream ahead", h.do("GET", "/v1/revocations/stream?after=50", "", svc...), http.StatusConflict, "cursor_ahead")
+	expect(t, "stream ahead by Last-Event-ID", h.do("GET", "/v1/revocations/stream", "", append(svc, "Last-Event-ID", "50")...), http.StatusConflict, "cursor_ahead")
+
+	// A cursor the feed did reach stays good after its entry is gone.
+	h.addUser(adaEmail, adaPass)
+	tok := h.login(adaEmail, adaPass).str("access_token")
+	expect(t, "logout", h.do("POST", "/v1/auth/logout", "", bearer(tok)...), http.StatusNoContent, "")
+	expect(t, "page at the head", h.do("GET", "/v1/revocations?after=1", "", svc...), http.StatusOK, "")
+
+	// A follower that holds entries up to 50 from elsewhere.
+	set := revocation.NewSet()
+	set.Add(revocation.Entry{Seq: 50})
+	rem := revocation.NewRemote(h.srv.URL, revocation.RemoteOptions{
+		ClientID: "svc", ClientSecret: svcSecret, HTTPClient: h.srv.Client(),
+		PollInterval: 20 * time.Millisecond, Logger: slog.New(slog.DiscardHandler),
+	})
+	go rem.Run(t.Context(), set)
+	waitFor(t, "the follower told its cursor is ahead", func() bool {
+		var se *revocation.StatusError
+		return errors.As(rem.Err(), &se) && se.Code == http.StatusConflict && se.OAuthError == "cursor_ahead"
+	})
+	if !set.LastSync().IsZero() {
+		t.Fatalf("a follower ahead of the feed counts itself synced at %v", set.LastSync())
+	}
+}
+
+// TestRevocationStreamEndsWithItsToken: a stream opened with a
+// client_credentials token ends when the token expires, instead of
+// reading the feed (every revoked session and user) for as long as the
+// connection lives; the reader reconnects with a fresh token, its
+// permission checked again.
+func TestRevocationStreamEndsWithItsToken(t *testing.T) {
+	h := start(t, "", nil)
+	h.addClients()
+	h.addUser(adaEmail, adaPass)
+	tok := h.form("/oauth2/token", url.Values{"grant_type": {"client_credentials"}}, basic("svc", svcSecret)...)
+	expect(t, "client_credentials", tok, http.StatusOK, "")
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", h.srv.URL+"/v1/revocations/stream", nil)
+	req.Header.Set("Authorization", "Bearer "+tok.str("access_token"))
+	res, err := h.srv.Client().Do(req)
+	if err != nil || res.StatusCode != http.StatusOK {
+		t.Fatalf("stream with a token: %v %v", res, err)
+	}
+	defer res.Body.Close()
+	lines := make(chan string, 64)
+	go func() {
+		defer close(lines)
+		sc := bufio.NewScanner(res.Body)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+	}()
+	exp, _ := tok.body["expires_in"].(float64)
+	h.clock.Advance(time.Duration(exp+1) * time.Second)
+	// A revocation wakes the stream after its token expired.
+	at := h.login(adaEmail, adaPass).str("access_token")
+	expect(t, "logout", h.do("POST", "/v1/auth/logout", "", bearer(at)...), http.StatusNoContent, "")
+	for l := range lines {
+		if strings.HasPrefix(l, "event: revocation") {
+			t.Fatal("a stream whose token expired sent an entry")
+		}
+	}
+	if ctx.Err() != nil {
+		t.Fatal("the stream outlived its token")
 	}
 }

@@ -539,8 +539,11 @@ func (r *Ring) rotation(s *snapshot, now time.Time, immediate bool, leaving *key
 	if prev != nil {
 		rot.Previous = prev.id
 		rot.PreviousNotAfter = notBefore.Add(r.cfg.retention())
-		if !prev.notAfter.IsZero() && prev.notAfter.Before(rot.PreviousNotAfter) {
-			rot.PreviousNotAfter = prev.notAfter // never bring a key back
+		// Never bring a removed key back; a key still published whose
+		// NotAfter came from a successor revoked while pending gets the
+		// NotAfter of its new successor, so that it signs until then.
+		if !prev.notAfter.IsZero() && prev.notAfter.Before(rot.PreviousNotAfter) && prev.removedAt(now) {
+			rot.PreviousNotAfter = prev.notAfter
 		}
 		if supersede {
 			rot.SupersedePrevious, rot.PreviousNotAfter = true, now
@@ -691,6 +694,12 @@ func (r *Ring) due() bool {
 	}
 	active := s.active(now)
 	if active == nil || active.alg != r.cfg.Algorithm {
+		return true
+	}
+	if newest == active && !active.notAfter.IsZero() {
+		// Its successor was revoked while pending: the active key still
+		// ends when that successor would have retired it, and nothing
+		// would sign after that.
 		return true
 	}
 	return !now.Before(newest.notBefore.Add(r.cfg.RotationPeriod - r.cfg.PublishDelay()))

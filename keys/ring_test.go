@@ -709,6 +709,49 @@ func TestRevokeRetiredAndPendingKeys(t *testing.T) {
 	}
 }
 
+// TestRevokedPendingKeyLeavesNoGap: revoking a pending key (a scheduled
+// rotation) left the active key with the NotAfter that rotation gave it
+// and no successor, and Tick did not find a rotation due: at that
+// NotAfter nothing signed (logins and refreshes failed) until the next
+// tick made a key that signed at once, unpublished. Tick now schedules a
+// successor at once, and the active key signs until it activates.
+func TestRevokedPendingKeyLeavesNoGap(t *testing.T) {
+	ctx := context.Background()
+	c, store := newClock(), &memStore{}
+	r := newTestRing(t, store, mustKEK(t), Config{}, c)
+	active := r.List()[0]
+	c.Add(time.Hour)
+	pending, err := r.Rotate(ctx, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Revoked late in its pending window, when the active key's end is
+	// nearest.
+	c.Set(pending.NotBefore.Add(-time.Minute))
+	if _, err := r.Revoke(ctx, pending.ID); err != nil {
+		t.Fatal(err)
+	}
+	c.Add(time.Minute)
+	rotated, err := r.Tick(ctx)
+	if err != nil || !rotated {
+		t.Fatalf("Tick after the pending key was revoked: rotated %v, %v; want a new successor", rotated, err)
+	}
+	list := r.List()
+	next := list[len(list)-1]
+	if next.State != StatePending {
+		t.Fatalf("successor %+v, want pending (published before it signs)", next)
+	}
+	if a := infoOf(r, active.ID); a.NotAfter.Before(next.NotBefore.Add(Config{}.retention())) {
+		t.Fatalf("active key ends at %v, before its successor (from %v) has been published long enough", a.NotAfter, next.NotBefore)
+	}
+	for _, at := range []time.Time{next.NotBefore.Add(-time.Microsecond), next.NotBefore} {
+		c.Set(at)
+		if _, err := r.Sign(jwt.MapClaims{"sub": "x"}); err != nil {
+			t.Fatalf("Sign at %v: %v", at, err)
+		}
+	}
+}
+
 func TestAlgorithms(t *testing.T) {
 	for _, alg := range []string{EdDSA, ES256, RS256} {
 		t.Run(alg, func(t *testing.T) {

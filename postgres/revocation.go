@@ -79,3 +79,16 @@ func (s *Store) RevocationsAfter(ctx context.Context, after int64, now time.Time
 	}
 	return list, nil
 }
+
+// RevocationHead returns the highest Seq ever assigned: the last value of
+// the identity sequence, which pruning does not lower (and which moves
+// before the commit, so it is never below a seq a reader has seen).
+func (s *Store) RevocationHead(ctx context.Context) (int64, error) {
+	var head int64
+	err := s.pool.QueryRow(ctx,
+		`SELECT COALESCE(pg_sequence_last_value(pg_get_serial_sequence('revocations', 'seq')::regclass), 0)`).Scan(&head)
+	if err != nil {
+		return 0, fmt.Errorf("postgres: revocation head: %w", err)
+	}
+	return head, nil
+}

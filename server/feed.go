@@ -36,34 +36,41 @@ const DefaultMaxStreamsPerClient = 4
 // feedClient authenticates a revocation-feed reader and checks its
 // permission: a confidential client holding
 // latch.PermissionReadRevocations, by HTTP Basic or by an access token it
-// obtained for itself with the client_credentials grant.
-func (s *Server) feedClient(w http.ResponseWriter, r *http.Request) (*latch.Client, bool) {
-	var c *latch.Client
+// obtained for itself with the client_credentials grant. until is when
+// that token expires (zero for Basic): a stream must not outlive it.
+func (s *Server) feedClient(w http.ResponseWriter, r *http.Request) (*latch.Client, time.Time, bool) {
+	var (
+		c     *latch.Client
+		until time.Time
+	)
 	_, _, basic := r.BasicAuth()
 	if basic {
 		var ok bool
 		if c, ok = s.authenticateClient(w, r, nil); !ok {
-			return nil, false
+			return nil, time.Time{}, false
 		}
 		if c.Public() {
 			s.invalidClient(w, true)
-			return nil, false
+			return nil, time.Time{}, false
 		}
 	} else {
 		claims, ok := s.authenticate(w, r)
 		if !ok {
-			return nil, false
+			return nil, time.Time{}, false
 		}
 		if claims.SessionID != "" || claims.Subject != claims.ClientID {
 			w.Header().Set("WWW-Authenticate", `Bearer error="insufficient_scope", error_description="a client's own token is required"`)
 			writeError(w, http.StatusForbidden, "insufficient_scope", "the revocation feed is for confidential clients; use a client_credentials token")
-			return nil, false
+			return nil, time.Time{}, false
+		}
+		if claims.ExpiresAt != nil {
+			until = claims.ExpiresAt.Time
 		}
 		var err error
 		c, err = s.auth.Client(r.Context(), claims.ClientID)
 		if err != nil || c.Public() {
 			writeError(w, http.StatusForbidden, "insufficient_scope", "the revocation feed is for confidential clients")
-			return nil, false
+			return nil, time.Time{}, false
 		}
 	}
 	if !c.Can(latch.PermissionReadRevocations) {
@@ -72,9 +79,9 @@ func (s *Server) feedClient(w http.ResponseWriter, r *http.Request) (*latch.Clie
 		}
 		writeError(w, http.StatusForbidden, "insufficient_scope",
 			"this client may not read the revocation feed: register it with `latch client add --can read-revocations`")
-		return nil, false
+		return nil, time.Time{}, false
 	}
-	return c, true
+	return c, until, true
 }
 
 // streamCounter counts the open revocation streams of each client. Its
@@ -123,9 +130,30 @@ func cursor(r *http.Request) (int64, error) {
 	return n, nil
 }
 
+// cursorAhead answers 409 cursor_ahead, and reports true, when after is
+// beyond every seq this feed ever assigned: the reader followed another
+// deployment, or this store was restored from a backup, and entries it
+// has not seen may hide under its cursor. Answering as if it were up to
+// date would vouch for a set that silently misses them.
+func (s *Server) cursorAhead(w http.ResponseWriter, r *http.Request, after int64) bool {
+	head, err := s.store.RevocationHead(r.Context())
+	if err != nil {
+		s.fail(w, r, err)
+		return true
+	}
+	if after <= head {
+		return false
+	}
+	s.log.Warn("revocation feed: a reader's cursor is beyond this feed (restored from a backup, or another deployment?)",
+		"after", after, "head", head)
+	writeError(w, http.StatusConflict, "cursor_ahead",
+		fmt.Sprintf("cursor %d is beyond this feed (its last entry is %d): the feed was restored or replaced; start again from 0 with an empty set", after, head))
+	return true
+}
+
 // revocations answers one page of the feed.
 func (s *Server) revocations(w http.ResponseWriter, r *http.Request) {
-	if _, ok := s.feedClient(w, r); !ok {
+	if _, _, ok := s.feedClient(w, r); !ok {
 		return
 	}
 	after, err := cursor(r)
@@ -151,6 +179,8 @@ func (s *Server) revocations(w http.ResponseWriter, r *http.Request) {
 	next := after
 	if len(list) > 0 {
 		next = list[len(list)-1].Seq
+	} else if after > 0 && s.cursorAhead(w, r, after) {
+		return
 	}
 	// The page is read from the store now: its age is the time the read
 	// took. The cursor never moves back, and an empty page keeps it where
@@ -171,13 +201,16 @@ func (s *Server) revocations(w http.ResponseWriter, r *http.Request) {
 // live entry after the cursor, then new ones as they come, each with its
 // seq as the event id so a reconnecting client resumes with Last-Event-ID.
 func (s *Server) revocationStream(w http.ResponseWriter, r *http.Request) {
-	c, ok := s.feedClient(w, r)
+	c, until, ok := s.feedClient(w, r)
 	if !ok {
 		return
 	}
 	after, err := cursor(r)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "invalid_request", err.Error())
+		return
+	}
+	if after > 0 && s.cursorAhead(w, r, after) {
 		return
 	}
 	limit := s.cfg.MaxStreamsPerClient
@@ -198,6 +231,7 @@ func (s *Server) revocationStream(w http.ResponseWriter, r *http.Request) {
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
+	begun := time.Now() // heartbeats say how long after this they were written
 	fmt.Fprintf(w, "retry: 1000\n: latch revocation feed from %d\n\n", after)
 	if err := rc.Flush(); err != nil {
 		return
@@ -207,6 +241,13 @@ func (s *Server) revocationStream(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	stop := context.AfterFunc(s.streams, cancel)
 	defer stop()
+	if !until.IsZero() {
+		// Authenticated by a token: the stream ends when the token does,
+		// and the reader reconnects with a fresh one (its permission
+		// checked again).
+		t := time.AfterFunc(until.Sub(s.now()), cancel)
+		defer t.Stop()
+	}
 
 	beat := time.NewTicker(streamHeartbeat)
 	defer beat.Stop()
@@ -217,6 +258,9 @@ func (s *Server) revocationStream(w http.ResponseWriter, r *http.Request) {
 		buf     []byte
 	)
 	for {
+		if !until.IsZero() && !s.now().Before(until) {
+			return // the token it was opened with has expired
+		}
 		// The set wakes the stream when its cursor moves: entries revoked
 		// here, and those the follower or a Redis poke pulled in.
 		changed := s.revs.Changed()
@@ -256,7 +300,7 @@ func (s *Server) revocationStream(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		if pending {
-			if !s.heartbeat(w, rc, after, seen, vouched) {
+			if !s.heartbeat(w, rc, begun, after, seen, vouched) {
 				return
 			}
 			pending = false
@@ -287,13 +331,14 @@ func (s *Server) freshness(seen int64, vouched time.Time) time.Time {
 }
 
 // heartbeat sends a sync heartbeat vouching for the entries up to after,
-// with the age of this server's data; a comment when it never had any.
-func (s *Server) heartbeat(w http.ResponseWriter, rc *http.ResponseController, after, seen int64, vouched time.Time) bool {
+// with the age of this server's data and the time since the stream began
+// (on the monotonic clock); a comment when it never had any.
+func (s *Server) heartbeat(w http.ResponseWriter, rc *http.ResponseController, begun time.Time, after, seen int64, vouched time.Time) bool {
 	var b []byte
 	if at := s.freshness(seen, vouched); at.IsZero() {
 		b = []byte(": ping\n\n") // alive, but vouching for nothing
 	} else {
-		b = revocation.AppendHeartbeat(nil, revocation.Heartbeat{Cursor: after, Age: s.now().Sub(at)})
+		b = revocation.AppendHeartbeat(nil, revocation.Heartbeat{Cursor: after, Age: s.now().Sub(at), Elapsed: time.Since(begun)})
 	}
 	_, err := w.Write(b)
 	return err == nil && rc.Flush() == nil

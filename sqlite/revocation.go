@@ -64,3 +64,15 @@ func (s *Store) RevocationsAfter(ctx context.Context, after int64, now time.Time
 	}
 	return list, nil
 }
+
+// RevocationHead returns the highest Seq ever assigned: the AUTOINCREMENT
+// counter, which pruning does not lower.
+func (s *Store) RevocationHead(ctx context.Context) (int64, error) {
+	var head int64
+	err := s.db.QueryRowContext(ctx,
+		`SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'revocations'), 0)`).Scan(&head)
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: revocation head: %w", err)
+	}
+	return head, nil
+}

@@ -140,3 +140,41 @@ func testEvents(t *testing.T, s latch.Store) {
 		t.Errorf("EventsByUser(no events) = %d events, %v; want none", len(got), err)
 	}
 }
+
+// testRevocationHead: the head is the highest seq ever assigned, and
+// pruning every entry does not lower it.
+func testRevocationHead(t *testing.T, s latch.Store) {
+	ctx := t.Context()
+	head := func() int64 {
+		t.Helper()
+		h, err := s.RevocationHead(ctx)
+		if err != nil {
+			t.Fatalf("RevocationHead: %v", err)
+		}
+		return h
+	}
+	if h := head(); h != 0 {
+		t.Fatalf("RevocationHead of an empty feed = %d, want 0", h)
+	}
+	var last int64
+	for i := range 3 {
+		r := &latch.Revocation{Kind: latch.RevokeToken, Value: fmt.Sprintf("jti-%d", i), CreatedAt: base, ExpiresAt: base.Add(time.Minute)}
+		seq, err := s.AddRevocation(ctx, r)
+		if err != nil {
+			t.Fatalf("AddRevocation: %v", err)
+		}
+		last = seq
+	}
+	if h := head(); h != last {
+		t.Fatalf("RevocationHead = %d, want %d (the last seq)", h, last)
+	}
+	if err := s.Prune(ctx, base.Add(time.Hour), time.Hour); err != nil {
+		t.Fatalf("Prune: %v", err)
+	}
+	if got := mustRevocations(t, s, 0, base); len(got) != 0 {
+		t.Fatalf("feed after Prune = %+v, want empty", got)
+	}
+	if h := head(); h != last {
+		t.Fatalf("RevocationHead after pruning every entry = %d, want %d", h, last)
+	}
+}

@@ -62,6 +62,7 @@ func Run(t *testing.T, open func(t *testing.T) latch.Store) {
 		{"ReplayGraceConcurrent", testReplayGraceConcurrent},
 		{"RevokeUser", testRevokeUser},
 		{"Revocations", testRevocations},
+		{"RevocationHead", testRevocationHead},
 		{"Events", testEvents},
 		{"Keys", testKeys},
 		{"KeysConcurrent", testKeysConcurrent},

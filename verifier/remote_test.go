@@ -197,6 +197,7 @@ func newFakeLatch(t *testing.T) *fakeLatch {
 			kill := f.kill
 			f.mu.Unlock()
 			w.Header().Set("Content-Type", "text/event-stream")
+			begun := time.Now()
 			w.Write([]byte("retry: 50\n: hi\n\n"))
 			w.(http.Flusher).Flush()
 			for {
@@ -204,7 +205,7 @@ func newFakeLatch(t *testing.T) *fakeLatch {
 					after++
 					fmt.Fprintf(w, "id: %d\nevent: revocation\ndata: %s\n\n", after, e)
 				}
-				w.Write(revocation.AppendHeartbeat(nil, revocation.Heartbeat{Cursor: int64(after)})) // fresh: age 0
+				w.Write(revocation.AppendHeartbeat(nil, revocation.Heartbeat{Cursor: int64(after), Elapsed: time.Since(begun)})) // fresh: age 0
 				w.(http.Flusher).Flush()
 				select {
 				case <-r.Context().Done():

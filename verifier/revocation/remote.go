@@ -111,7 +111,7 @@ type Remote struct {
 	catchMu   sync.Mutex // one catch-up at a time
 	readyOnce sync.Once
 	streaming atomic.Bool
-	lastFresh atomic.Int64 // real-clock UnixNano of the freshness last vouched for
+	lastFresh atomic.Int64 // the freshness last vouched for on the real clock, as sinceBase
 
 	mu           sync.Mutex
 	lastErr      error
@@ -124,6 +124,7 @@ type Remote struct {
 // unusable baseURL is reported by Run.
 func NewRemote(baseURL string, opts RemoteOptions) *Remote {
 	r := &Remote{opts: opts, ready: make(chan struct{})}
+	r.lastFresh.Store(neverSynced)
 	r.base, r.berr = checkBaseURL(baseURL, opts.AllowInsecureHTTP)
 	o := &r.opts
 	if o.PollInterval <= 0 {
@@ -215,6 +216,9 @@ type StatusError struct {
 }
 
 func (e *StatusError) Error() string {
+	if e.OAuthError == "cursor_ahead" {
+		return fmt.Sprintf("revocation feed: HTTP %d (cursor_ahead): the set is ahead of the feed, which was restored from a backup or is another deployment's; restart with an empty Set", e.Code)
+	}
 	if e.OAuthError != "" {
 		return fmt.Sprintf("revocation feed: HTTP %d (%s)", e.Code, e.OAuthError)
 	}
@@ -247,9 +251,11 @@ func (e *StatusError) Error() string {
 // growing ages (or fails the page), so a fail-closed verifier comparing
 // LastSync with its clock refuses tokens once the age passes its
 // MaxStale, even while the stream stays open. Stream comments and
-// entries only prove the connection is alive. The age does not count the
-// time a heartbeat spends in transit (no clock is shared to measure it);
-// StreamIdle bounds how long a silent connection is trusted.
+// entries only prove the connection is alive. A heartbeat counts as
+// written no later than the stream request was sent plus the heartbeat's
+// stream_ms, so time it spends in a buffering proxy or a congested
+// network makes the set staler, never fresher; StreamIdle bounds how long
+// a silent connection is trusted.
 // Expired entries are pruned every PruneEvery.
 func (r *Remote) Run(ctx context.Context, set *Set) error {
 	if r.berr != nil {
@@ -364,7 +370,7 @@ func (r *Remote) keepFreshLoop(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		if !r.streaming.Load() || time.Since(time.Unix(0, r.lastFresh.Load())) < r.opts.KeepFresh {
+		if !r.streaming.Load() || time.Since(fromBase(r.lastFresh.Load())) < r.opts.KeepFresh {
 			continue
 		}
 		if err := r.catchUp(ctx); err != nil && ctx.Err() == nil {
@@ -377,7 +383,7 @@ func (r *Remote) keepFreshLoop(ctx context.Context) {
 // real (on the real clock) and now (on the Now clock): the source's
 // freshness, never more.
 func (r *Remote) markFresh(real, now time.Time, age time.Duration) {
-	ns := real.Add(-age).UnixNano()
+	ns := sinceBase(real.Add(-age))
 	for {
 		old := r.lastFresh.Load()
 		if old >= ns || r.lastFresh.CompareAndSwap(old, ns) {
@@ -591,6 +597,9 @@ func (r *Remote) stream(ctx context.Context) (connected bool, retry time.Duratio
 	var timedOut atomic.Bool
 	idle := time.AfterFunc(r.opts.Timeout, func() { timedOut.Store(true); cancel() })
 	defer idle.Stop()
+	// Every heartbeat was written at most its Elapsed after this instant:
+	// the server began the stream after the request was sent.
+	sent := time.Now()
 	res, err := r.hc.Do(req)
 	if err != nil {
 		if timedOut.Load() {
@@ -662,7 +671,16 @@ func (r *Remote) stream(ctx context.Context) (connected bool, retry time.Duratio
 					// nothing, and let a page catch up.
 					r.log.Warn("revocation stream: heartbeat ahead of the entries received", "cursor", r.set.Cursor(), "heartbeat_cursor", h.Cursor)
 				default:
-					r.markFresh(time.Now(), r.now(), h.Age)
+					// Written no later than sent+Elapsed, however long it
+					// spent in buffers on the way: count it from there.
+					now := r.now()
+					recv := time.Now() // after now: now is never the later of the two
+
+					if at := sent.Add(h.Elapsed); at.Before(recv) {
+						now = now.Add(-recv.Sub(at))
+						recv = at
+					}
+					r.markFresh(recv, now, h.Age)
 				}
 			}
 			if event == EventRevocation && data != nil {

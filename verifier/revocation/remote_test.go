@@ -57,6 +57,7 @@ type fakeFeed struct {
 	heartbeat  time.Duration
 	age        atomic.Int64 // age_ms of pages and heartbeats
 	comments   atomic.Bool  // heartbeats are bare comments, vouching for nothing
+	held       atomic.Bool  // heartbeats say stream_ms 0: written at the stream's start, held back since (a buffering proxy)
 	beats      atomic.Int32 // heartbeats sent
 	rawStream  string       // if set, written verbatim after the greeting, then the stream stays open
 	rawPage    string       // if set, the page body
@@ -195,6 +196,7 @@ func (f *fakeFeed) stream(w http.ResponseWriter, r *http.Request) {
 	f.mu.Unlock()
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.WriteHeader(200)
+	begun := time.Now()
 	fmt.Fprintf(w, "retry: 20\n: fake feed from %d\n\n", after)
 	w.(http.Flusher).Flush()
 	if f.rawStream != "" {
@@ -231,7 +233,11 @@ func (f *fakeFeed) stream(w http.ResponseWriter, r *http.Request) {
 			if f.comments.Load() {
 				w.Write([]byte(": ping\n\n"))
 			} else {
-				w.Write(revocation.AppendHeartbeat(nil, revocation.Heartbeat{Cursor: after, Age: time.Duration(f.age.Load()) * time.Millisecond}))
+				h := revocation.Heartbeat{Cursor: after, Age: time.Duration(f.age.Load()) * time.Millisecond, Elapsed: time.Since(begun)}
+				if f.held.Load() {
+					h.Elapsed = 0
+				}
+				w.Write(revocation.AppendHeartbeat(nil, h))
 			}
 			w.(http.Flusher).Flush()
 			f.beats.Add(1)
@@ -486,6 +492,30 @@ func TestRemoteFreshnessIsVouched(t *testing.T) {
 	eventually(t, 2*time.Second, "fresh once the source is", func() bool { return time.Since(set.LastSync()) < time.Second })
 }
 
+// TestRemoteHeldHeartbeatsProveNothing: heartbeats that reach the
+// follower long after they were written (held by a buffering proxy, or
+// trickled through by anyone on the path) vouch only for the moment they
+// were written, however fresh their age_ms: the set does not get fresher
+// than the stream's start while they keep arriving, so a fail-closed
+// verifier goes stale instead of trusting a stream that lags behind.
+func TestRemoteHeldHeartbeatsProveNothing(t *testing.T) {
+	f := newFakeFeed(t, 20*time.Millisecond)
+	f.held.Store(true)
+	set, rem, _ := run(t, f, false, func(o *revocation.RemoteOptions) { o.KeepFresh = time.Hour })
+	eventually(t, 2*time.Second, "stream connected", rem.Streaming)
+	n := f.beats.Load()
+	eventually(t, 2*time.Second, "heartbeats", func() bool { return f.beats.Load() > n+2 })
+	a := time.Now() // after the stream began
+	n = f.beats.Load()
+	eventually(t, 2*time.Second, "more heartbeats", func() bool { return f.beats.Load() > n+3 })
+	if b := set.LastSync(); b.After(a) {
+		t.Fatalf("held heartbeats moved LastSync to %v, past %v when they had all been written", b, a)
+	}
+	// Delivered as they are written, the same heartbeats keep it fresh.
+	f.held.Store(false)
+	eventually(t, 2*time.Second, "fresh again", func() bool { return set.LastSync().After(a) })
+}
+
 // TestRemoteCommentsProveNothing: keep-alive comments (what servers sent
 // before heartbeats carried an age) keep the stream open but never make
 // the set look fresh.
@@ -653,7 +683,7 @@ func contextWithCancel(t *testing.T) (context.Context, context.CancelFunc) {
 // the follower has not received does not make its set fresh.
 func TestRemoteHeartbeatAheadProvesNothing(t *testing.T) {
 	f := newFakeFeed(t, time.Hour)
-	f.rawStream = "event: sync\ndata: {\"cursor\":99,\"age_ms\":0}\n\n"
+	f.rawStream = "event: sync\ndata: {\"cursor\":99,\"age_ms\":0,\"stream_ms\":0}\n\n"
 	set, rem, logs := run(t, f, false)
 	a := set.LastSync()
 	eventually(t, 2*time.Second, "heartbeat read", func() bool { return strings.Contains(logs.String(), "heartbeat ahead") })

@@ -21,6 +21,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -59,14 +60,33 @@ type Set struct {
 	next    time.Time     // under mu: no entry expires before; zero: none expires
 
 	syncMu   sync.Mutex   // serialises Sync calls
-	lastSync atomic.Int64 // UnixNano of LastSync; 0: never
+	lastSync atomic.Int64 // LastSync as nanoseconds after clockBase; neverSynced: never
 	pageSize int
 }
 
 // NewSet returns an empty set with Cursor 0.
 func NewSet() *Set {
-	return &Set{pageSize: DefaultPageSize, changed: make(chan struct{})}
+	s := &Set{pageSize: DefaultPageSize, changed: make(chan struct{})}
+	s.lastSync.Store(neverSynced)
+	return s
 }
+
+// clockBase is the instant freshness times are stored from. It carries
+// the process's monotonic clock reading, and so does every time rebuilt
+// from it: comparing LastSync with time.Now measures elapsed time even if
+// the wall clock is stepped back (an NTP correction, a restored VM), which
+// would otherwise make a stale set look fresh for the size of the step.
+var clockBase = time.Now()
+
+// neverSynced marks a set that never synced.
+const neverSynced = math.MinInt64
+
+// sinceBase returns t as nanoseconds after clockBase: by the monotonic
+// clock if t has a reading (time.Now does), by the wall clock otherwise.
+func sinceBase(t time.Time) int64 { return max(int64(t.Sub(clockBase)), neverSynced+1) }
+
+// fromBase is the inverse of sinceBase.
+func fromBase(ns int64) time.Time { return clockBase.Add(time.Duration(ns)) }
 
 // Add applies entries to the set. It is idempotent: applying an entry again
 // changes nothing. Entries of kind [Token] are keyed by jti,
@@ -271,13 +291,16 @@ func (s *Set) Len() int { return int(s.n.Load()) }
 
 // LastSync returns the now of the last Sync that completed without error, or
 // the zero time if none did. A fail-closed policy can compare it with the
-// clock to refuse tokens when the set is too stale.
+// clock to refuse tokens when the set is too stale. When the times given
+// to Sync and MarkSynced come from time.Now, it carries a monotonic clock
+// reading, so that comparing it with time.Now is immune to steps of the
+// wall clock.
 func (s *Set) LastSync() time.Time {
 	ns := s.lastSync.Load()
-	if ns == 0 {
+	if ns == neverSynced {
 		return time.Time{}
 	}
-	return time.Unix(0, ns)
+	return fromBase(ns)
 }
 
 // MarkSynced records that the set was known to be complete at t, without
@@ -285,7 +308,7 @@ func (s *Set) LastSync() time.Time {
 // heartbeat, the last page of a catch-up) makes the set as fresh as the
 // feed's source was. LastSync never moves back: an older t is ignored.
 func (s *Set) MarkSynced(t time.Time) {
-	ns := t.UnixNano()
+	ns := sinceBase(t)
 	for {
 		old := s.lastSync.Load()
 		if old >= ns || s.lastSync.CompareAndSwap(old, ns) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -595,5 +596,33 @@ func TestPruneKeepsTrackOfNextExpiry(t *testing.T) {
 	}
 	if s.Len() != 8 || !s.Revoked("forever", "", "", t0) || s.Revoked("", "s2", "", t0) || !s.Revoked("", "s3", "", t0) {
 		t.Fatalf("after pruning: Len %d", s.Len())
+	}
+}
+
+// TestLastSyncIsMonotonic: LastSync keeps the monotonic clock reading of
+// the time it was given, so a verifier comparing it with time.Now
+// measures elapsed time: a wall clock stepped back (an NTP correction, a
+// restored VM) cannot make a stale set look fresh for the size of the
+// step, as a LastSync rebuilt from Unix nanoseconds did. A time without a
+// reading (a test clock) is kept as given.
+func TestLastSyncIsMonotonic(t *testing.T) {
+	s := NewSet()
+	if !s.LastSync().IsZero() {
+		t.Fatalf("LastSync of a new set = %v, want zero", s.LastSync())
+	}
+	now := time.Now()
+	s.MarkSynced(now)
+	if last := s.LastSync(); !strings.Contains(last.String(), " m=") || !last.Equal(now) {
+		t.Fatalf("LastSync = %v after MarkSynced(%v): want the same instant, with its monotonic reading", last, now)
+	}
+	at := time.Date(2031, time.March, 14, 15, 9, 26, 535897000, time.UTC)
+	s = NewSet()
+	s.MarkSynced(at)
+	if last := s.LastSync(); !last.Equal(at) {
+		t.Fatalf("LastSync = %v after MarkSynced(%v)", last, at)
+	}
+	s.MarkSynced(at.Add(-time.Second))
+	if last := s.LastSync(); !last.Equal(at) {
+		t.Fatalf("LastSync moved back to %v", last)
 	}
 }

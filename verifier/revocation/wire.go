@@ -30,7 +30,9 @@ import (
 // milliseconds before the response (or the heartbeat) was written the
 // source last knew its set to be complete. The follower subtracts it from
 // its own clock, so clocks that disagree between machines do not matter;
-// the transit time of the message is not counted (see [Remote.Run]).
+// a heartbeat also says when, after the stream began, it was written
+// (stream_ms), so that its transit time counts against it too (see
+// [Heartbeat]).
 
 // Paths of the feed, relative to the server's base URL.
 const (
@@ -171,23 +173,37 @@ func ParsePage(data []byte) (*Page, error) {
 
 // Heartbeat is the data of an [EventSync] event: every entry up to Cursor
 // has been sent on this stream, and the source knew its data complete
-// Age before the heartbeat was written.
+// Age before the heartbeat was written, which was Elapsed after the
+// stream's response began.
+//
+// Elapsed (stream_ms on the wire) is what makes a heartbeat's freshness
+// independent of its transit: the follower counts the heartbeat as
+// written no later than the moment it sent the request plus Elapsed, so a
+// proxy that buffers the stream, or a network that delays it, makes the
+// follower staler, never fresher. It needs no shared clock, only clocks
+// that run at the same rate.
 type Heartbeat struct {
-	Cursor int64
-	Age    time.Duration
+	Cursor  int64
+	Age     time.Duration
+	Elapsed time.Duration
 }
 
 type heartbeatJSON struct {
-	Cursor *int64 `json:"cursor"`
-	AgeMS  *int64 `json:"age_ms"`
+	Cursor   *int64 `json:"cursor"`
+	AgeMS    *int64 `json:"age_ms"`
+	StreamMS *int64 `json:"stream_ms"`
 }
 
-// AppendHeartbeat appends h to b as an [EventSync] event.
+// AppendHeartbeat appends h to b as an [EventSync] event. Age is rounded
+// up and Elapsed down to the millisecond, so that the heartbeat never
+// looks fresher than it is.
 func AppendHeartbeat(b []byte, h Heartbeat) []byte {
 	b = append(b, "event: "+EventSync+"\ndata: {\"cursor\":"...)
 	b = strconv.AppendInt(b, h.Cursor, 10)
 	b = append(b, `,"age_ms":`...)
 	b = strconv.AppendInt(b, ageMS(h.Age), 10)
+	b = append(b, `,"stream_ms":`...)
+	b = strconv.AppendInt(b, int64(min(max(h.Elapsed, 0), maxAge)/time.Millisecond), 10)
 	return append(b, "}\n\n"...)
 }
 
@@ -197,14 +213,18 @@ func ParseHeartbeat(data []byte) (Heartbeat, error) {
 	if err := json.Unmarshal(data, &w); err != nil {
 		return Heartbeat{}, fmt.Errorf("heartbeat is not valid JSON: %w", err)
 	}
-	if w.Cursor == nil || w.AgeMS == nil || *w.Cursor < 0 {
-		return Heartbeat{}, errors.New("heartbeat lacks cursor or age_ms")
+	if w.Cursor == nil || w.AgeMS == nil || w.StreamMS == nil || *w.Cursor < 0 {
+		return Heartbeat{}, errors.New("heartbeat lacks cursor, age_ms or stream_ms")
 	}
 	age, err := parseAge(*w.AgeMS)
 	if err != nil {
 		return Heartbeat{}, fmt.Errorf("heartbeat: %w", err)
 	}
-	return Heartbeat{Cursor: *w.Cursor, Age: age}, nil
+	elapsed, err := parseAge(*w.StreamMS)
+	if err != nil {
+		return Heartbeat{}, fmt.Errorf("heartbeat: stream_ms: %w", err)
+	}
+	return Heartbeat{Cursor: *w.Cursor, Age: age, Elapsed: elapsed}, nil
 }
 
 // AppendEvent appends e to b as an [EventRevocation] event whose id is

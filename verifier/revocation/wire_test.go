@@ -32,8 +32,9 @@ func TestWireRoundTrip(t *testing.T) {
 			t.Errorf("entry %d = %+v (%v), want %+v", i, e, p.Errs[i], in[i])
 		}
 	}
-	h, err := ParseHeartbeat([]byte(strings.TrimPrefix(strings.TrimSuffix(string(AppendHeartbeat(nil, Heartbeat{Cursor: 9, Age: 3 * time.Second})), "\n\n"), "event: sync\ndata: ")))
-	if err != nil || h.Cursor != 9 || h.Age != 3*time.Second {
+	h, err := ParseHeartbeat([]byte(strings.TrimPrefix(strings.TrimSuffix(string(AppendHeartbeat(nil, Heartbeat{Cursor: 9, Age: 3 * time.Second, Elapsed: 7*time.Second + 999*time.Microsecond})), "\n\n"), "event: sync\ndata: ")))
+	// The elapsed time is rounded down: never fresher than it is.
+	if err != nil || h.Cursor != 9 || h.Age != 3*time.Second || h.Elapsed != 7*time.Second {
 		t.Fatalf("heartbeat = %+v, %v", h, err)
 	}
 	ev, err := AppendEvent(nil, in[2])
@@ -48,6 +49,8 @@ func TestWireRefusesBadFreshness(t *testing.T) {
 	for _, data := range []string{
 		`{"cursor":1,"age_ms":-1}`, `{"cursor":1}`, `{"age_ms":0}`, `{"cursor":-1,"age_ms":0}`,
 		`{"cursor":1,"age_ms":1e300}`, `{"cursor":1,"age_ms":99999999999999999}`, `not json`,
+		`{"cursor":1,"age_ms":0}`, `{"cursor":1,"age_ms":0,"stream_ms":-1}`, `{"cursor":1,"age_ms":0,"stream_ms":1.5}`,
+		`{"cursor":1,"age_ms":0,"stream_ms":"5"}`, `{"cursor":1,"age_ms":0,"stream_ms":99999999999999999}`,
 	} {
 		if h, err := ParseHeartbeat([]byte(data)); err == nil {
 			t.Errorf("heartbeat %s accepted as %+v", data, h)
