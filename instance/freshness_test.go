@@ -291,3 +291,48 @@ func TestRevocationStreamEndsWithItsToken(t *testing.T) {
 		t.Fatal("the stream outlived its token")
 	}
 }
+
+// TestRevocationStreamEndsAfterAnHour: a stream opened with Basic (no
+// token expiry to bound it) still ends after an hour, so its heartbeats'
+// clock cannot drift forever and the client's permission is checked again.
+func TestRevocationStreamEndsAfterAnHour(t *testing.T) {
+	h := start(t, "", nil)
+	h.addClients()
+	h.addUser(adaEmail, adaPass)
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", h.srv.URL+"/v1/revocations/stream", nil)
+	req.SetBasicAuth("svc", svcSecret)
+	res, err := h.srv.Client().Do(req)
+	if err != nil || res.StatusCode != http.StatusOK {
+		t.Fatalf("stream by Basic: %v %v", res, err)
+	}
+	defer res.Body.Close()
+	lines := make(chan string, 64)
+	go func() {
+		defer close(lines)
+		sc := bufio.NewScanner(res.Body)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+	}()
+	// Within the hour a revocation arrives on the stream: it is live.
+	at := h.login(adaEmail, adaPass).str("access_token")
+	expect(t, "logout", h.do("POST", "/v1/auth/logout", "", bearer(at)...), http.StatusNoContent, "")
+	for l := range lines {
+		if strings.HasPrefix(l, "event: revocation") {
+			break
+		}
+	}
+	h.clock.Advance(time.Hour + time.Second)
+	at = h.login(adaEmail, adaPass).str("access_token")
+	expect(t, "logout", h.do("POST", "/v1/auth/logout", "", bearer(at)...), http.StatusNoContent, "")
+	for l := range lines {
+		if strings.HasPrefix(l, "event: revocation") {
+			t.Fatal("a stream older than an hour sent an entry")
+		}
+	}
+	if ctx.Err() != nil {
+		t.Fatal("the stream outlived its hour")
+	}
+}

@@ -26,6 +26,12 @@ const (
 	// keeps idle connections (and proxies) alive, and tells a remote
 	// verifier how fresh this server's own revocation data is.
 	streamHeartbeat = 5 * time.Second
+	// streamWriteTimeout bounds each round of writes to a stream: a
+	// reader that stops reading is dropped after it.
+	streamWriteTimeout = 30 * time.Second
+	// streamMaxAge ends every stream after an hour; the reader reconnects
+	// from its cursor without a gap.
+	streamMaxAge = time.Hour
 )
 
 // DefaultMaxStreamsPerClient is Config.MaxStreamsPerClient when unset: a
@@ -225,7 +231,10 @@ func (s *Server) revocationStream(w http.ResponseWriter, r *http.Request) {
 	}
 	defer s.feedStreams.release(c.ID)
 	rc := http.NewResponseController(w)
-	_ = rc.SetWriteDeadline(time.Time{}) // a stream outlives the server's write timeout
+	// A stream outlives the server's write timeout, but not a reader that
+	// stops reading: every round of writes gets its own deadline, so a
+	// stuck reader frees its slot and goroutine.
+	_ = rc.SetWriteDeadline(time.Now().Add(streamWriteTimeout))
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-store")
@@ -241,13 +250,16 @@ func (s *Server) revocationStream(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	stop := context.AfterFunc(s.streams, cancel)
 	defer stop()
-	if !until.IsZero() {
-		// Authenticated by a token: the stream ends when the token does,
-		// and the reader reconnects with a fresh one (its permission
-		// checked again).
-		t := time.AfterFunc(until.Sub(s.now()), cancel)
-		defer t.Stop()
+	// Authenticated by a token, the stream ends when the token does, and
+	// the reader reconnects with a fresh one (its permission checked
+	// again). Every stream ends after streamMaxAge, so that a reader's
+	// clock drifting from ours cannot stretch the freshness its
+	// heartbeats vouch for, and permissions are checked again.
+	if maxEnd := s.now().Add(streamMaxAge); until.IsZero() || maxEnd.Before(until) {
+		until = maxEnd
 	}
+	endTimer := time.AfterFunc(until.Sub(s.now()), cancel)
+	defer endTimer.Stop()
 
 	beat := time.NewTicker(streamHeartbeat)
 	defer beat.Stop()
@@ -258,9 +270,10 @@ func (s *Server) revocationStream(w http.ResponseWriter, r *http.Request) {
 		buf     []byte
 	)
 	for {
-		if !until.IsZero() && !s.now().Before(until) {
-			return // the token it was opened with has expired
+		if !s.now().Before(until) {
+			return // the token it was opened with has expired, or the stream is old
 		}
+		_ = rc.SetWriteDeadline(time.Now().Add(streamWriteTimeout))
 		// The set wakes the stream when its cursor moves: entries revoked
 		// here, and those the follower or a Redis poke pulled in.
 		changed := s.revs.Changed()

@@ -31,6 +31,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math/rand/v2"
 	"net/url"
 	"os"
 	"time"
@@ -85,11 +86,11 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	db := sql.OpenDB(connector{Connector: c})
 	db.SetMaxOpenConns(maxConns)
 	db.SetMaxIdleConns(maxConns)
-	if err := db.PingContext(ctx); err != nil {
+	if err := retryBusy(ctx, func() error { return db.PingContext(ctx) }); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
-	if err := migrate(ctx, db); err != nil {
+	if err := retryBusy(ctx, func() error { return migrate(ctx, db) }); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
@@ -209,6 +210,37 @@ func (s timeScanner) Scan(v any) error {
 		*s.t = time.UnixMicro(n).UTC()
 	}
 	return nil
+}
+
+// retryBusy runs fn again, for up to openBusyWait, while it fails with
+// SQLITE_BUSY. Processes opening a new database file at the same moment
+// race to switch it to WAL mode, and SQLite answers the loser of that race
+// with SQLITE_BUSY at once, without calling its busy handler; a moment
+// later the file is in WAL mode and the same call succeeds.
+func retryBusy(ctx context.Context, fn func() error) error {
+	deadline := time.Now().Add(openBusyWait)
+	for wait := 5 * time.Millisecond; ; wait = min(2*wait, 200*time.Millisecond) {
+		err := fn()
+		if !busy(err) || time.Now().Add(wait).After(deadline) {
+			return err
+		}
+		t := time.NewTimer(wait + time.Duration(rand.Int64N(int64(wait))))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-t.C:
+		}
+	}
+}
+
+// openBusyWait bounds retryBusy: the busy_timeout of every connection.
+const openBusyWait = 5 * time.Second
+
+// busy reports whether err is SQLITE_BUSY or one of its extended codes.
+func busy(err error) bool {
+	var e *sqlite.Error
+	return errors.As(err, &e) && e.Code()&0xff == sqlite3.SQLITE_BUSY
 }
 
 // conflict reports whether err is a violated uniqueness constraint.

@@ -511,6 +511,9 @@ func (r *Remote) page(ctx context.Context, after int64) (*page, error) {
 		return nil, err
 	}
 	req.Header.Set("Accept", "application/json")
+	// A cache on the way must not answer with an old page: its age_ms
+	// would vouch for data the server no longer stands behind.
+	req.Header.Set("Cache-Control", "no-cache")
 	res, err := r.hc.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("revocation feed: %w", err)
