@@ -13,8 +13,12 @@
 // at+jwt, crit and key-carrying headers (jku, x5u, jwk, x5c) are refused,
 // base64url must be canonical, header and claims must be strict JSON
 // without duplicate names, and exp, iat, iss, aud, sub, jti and client_id
-// are required. Signatures and registered time claims are checked by
-// github.com/golang-jwt/jwt/v5 with one allowed algorithm per key.
+// are required. Numeric dates must be plain positive numbers of seconds
+// before the year 10000, and a token may not claim a lifetime (exp − iat)
+// beyond Config.MaxTokenLifetime. Signatures are checked with the standard
+// library's primitive for the key's one algorithm; ECDSA signatures must
+// be in their canonical low-S form. The claims are decoded straight from
+// the strictly scanned JSON, without reflection.
 //
 // Verified tokens are cached (keyed by the exact token string, bounded,
 // until exp) so that a token seen again costs a map lookup instead of a
@@ -43,6 +47,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
@@ -61,6 +66,9 @@ const (
 	DefaultCacheSize = 10000
 	// DefaultMaxStale is Config.MaxStale when Freshness is set.
 	DefaultMaxStale = 10 * time.Second
+	// DefaultMaxTokenLifetime is Config.MaxTokenLifetime when it is zero:
+	// the longest tokens.access_ttl a Latch server accepts.
+	DefaultMaxTokenLifetime = 24 * time.Hour
 )
 
 // ErrStale: the revocation data is older than Config.MaxStale (the
@@ -165,6 +173,14 @@ type Config struct {
 	CacheSize int
 	// Now returns the current time; nil means time.Now.
 	Now func() time.Time
+	// MaxTokenLifetime is the longest lifetime (exp − iat) the issuer
+	// gives a token; a token claiming a longer one is refused with
+	// ErrClaims, whatever its exp, so that no token outlives the
+	// revocation entries that cover it (they are kept for this long). 0
+	// means DefaultMaxTokenLifetime (24 h, the largest tokens.access_ttl
+	// of a Latch server); set it to the issuer's access-token lifetime
+	// for a tighter bound. Negative values are refused.
+	MaxTokenLifetime time.Duration
 
 	// Freshness, if not nil, turns on the fail-safe policy: on every
 	// Verify, after the signature, claims and revocation checks, a token
@@ -211,8 +227,10 @@ type Verifier struct {
 	rev      Revocations
 	leeway   time.Duration
 	now      func() time.Time
-	parsers  map[string]*jwt.Parser // by algorithm, one allowed method each
-	cache    *cache                 // nil: disabled
+	cache    *cache // nil: disabled
+
+	maxLifetime  int64    // Config.MaxTokenLifetime in seconds
+	audienceOnly []string // {audience}: the Audience of most tokens, shared
 
 	cookie         string
 	csrfCookie     string
@@ -243,20 +261,22 @@ func New(cfg Config) (*Verifier, error) {
 		return nil, fmt.Errorf("verifier: Config.Leeway %v exceeds the maximum of %v", cfg.Leeway, MaxLeeway)
 	case cfg.MaxStale < 0:
 		return nil, fmt.Errorf("verifier: Config.MaxStale %v is negative", cfg.MaxStale)
+	case cfg.MaxTokenLifetime < 0 || cfg.MaxTokenLifetime > 0 && cfg.MaxTokenLifetime < time.Second:
+		return nil, fmt.Errorf("verifier: Config.MaxTokenLifetime %v is not a positive number of seconds", cfg.MaxTokenLifetime)
 	}
 	v := &Verifier{
-		issuer:   cfg.Issuer,
-		audience: cfg.Audience,
-		keys:     cfg.Keys,
-		rev:      cfg.Revocations,
-		leeway:   cfg.Leeway,
-		now:      cfg.Now,
-		parsers:  make(map[string]*jwt.Parser, len(supported)),
-		fresh:    cfg.Freshness,
-		maxStale: cfg.MaxStale,
-		failOpen: cfg.FailOpen,
-		onStale:  cfg.OnStale,
-		cookie:   cfg.Cookie, csrfCookie: cfg.CSRFCookie,
+		issuer:       cfg.Issuer,
+		audience:     cfg.Audience,
+		keys:         cfg.Keys,
+		rev:          cfg.Revocations,
+		leeway:       cfg.Leeway,
+		now:          cfg.Now,
+		audienceOnly: []string{cfg.Audience},
+		fresh:        cfg.Freshness,
+		maxStale:     cfg.MaxStale,
+		failOpen:     cfg.FailOpen,
+		onStale:      cfg.OnStale,
+		cookie:       cfg.Cookie, csrfCookie: cfg.CSRFCookie,
 		allowedOrigins: make(map[string]bool, len(cfg.AllowedOrigins)),
 	}
 	if cfg.Cookie != "" && cfg.CSRFCookie == "" {
@@ -274,18 +294,11 @@ func New(cfg Config) (*Verifier, error) {
 	if v.now == nil {
 		v.now = time.Now
 	}
-	for _, alg := range supported {
-		v.parsers[alg] = jwt.NewParser(
-			jwt.WithValidMethods([]string{alg}),
-			jwt.WithIssuer(v.issuer),
-			jwt.WithAudience(v.audience),
-			jwt.WithExpirationRequired(),
-			jwt.WithIssuedAt(),
-			jwt.WithLeeway(v.leeway),
-			jwt.WithStrictDecoding(),
-			jwt.WithTimeFunc(v.now),
-		)
+	lifetime := cfg.MaxTokenLifetime
+	if lifetime == 0 {
+		lifetime = DefaultMaxTokenLifetime
 	}
+	v.maxLifetime = int64(lifetime / time.Second)
 	size := cfg.CacheSize
 	if size == 0 {
 		size = DefaultCacheSize
@@ -444,24 +457,57 @@ var (
 	claimNames  = []string{"iss", "sub", "aud", "exp", "nbf", "iat", "jti", "sid", "client_id", "scope", "auth_time"}
 )
 
+// scratchSize is the size of the pooled buffers of verify: enough for an
+// RS256 token of 1 KB (the token, its decoded segments, the digest and an
+// ASN.1 signature).
+const scratchSize = 2560
+
+var scratchPool = sync.Pool{New: func() any { return new([scratchSize]byte) }}
+
+// arena hands out pieces of a fixed buffer and falls back to the heap when
+// it is exhausted.
+type arena struct{ free []byte }
+
+func (a *arena) take(n int) []byte {
+	if n <= len(a.free) {
+		b := a.free[:n:n]
+		a.free = a.free[n:]
+		return b
+	}
+	return make([]byte, n)
+}
+
+// rest returns the free space as an empty slice to append to.
+func (a *arena) rest() []byte { return a.free[:0] }
+
 // verify is the full verification of a token not found in the cache; it
-// checks everything except revocation.
+// checks everything except revocation. It returns an entry for the cache
+// only when the cache is enabled.
+//
+// The order of the checks fixes which error a token with several defects
+// gets: structure and encoding, header, claims syntax and types, key and
+// algorithm, signature, then the values of the claims (lifetime, exp, iat,
+// nbf, iss, aud).
 func (v *Verifier) verify(token string) (*Claims, *entry, *Error) {
 	// Structure: three canonical base64url segments, nothing else.
-	dots := 0
+	dots, hLen, sigDot := 0, 0, 0
 	for i := 0; i < len(token); i++ {
 		c := token[i]
-		if c == '.' {
-			dots++
-		} else if !b64url[c] {
+		if b64url[c] {
+			continue
+		}
+		if c != '.' {
 			return nil, nil, errChars
 		}
+		if dots++; dots == 1 {
+			hLen = i
+		}
+		sigDot = i
 	}
 	if dots != 2 {
 		return nil, nil, errSegments
 	}
-	h, rest, _ := strings.Cut(token, ".")
-	p, sig, _ := strings.Cut(rest, ".")
+	h, p, sig := token[:hLen], token[hLen+1:sigDot], token[sigDot+1:]
 	if h == "" || p == "" {
 		return nil, nil, errSegments
 	}
@@ -471,12 +517,25 @@ func (v *Verifier) verify(token string) (*Claims, *entry, *Error) {
 	if !canonical(h) || !canonical(p) || !canonical(sig) {
 		return nil, nil, errBase64
 	}
-	header, err := strictB64.DecodeString(h)
-	if err != nil {
+	// One pooled buffer holds, for tokens up to about 1 KB, the token's
+	// bytes (the signing input for the primitives), the decoded segments
+	// and the scratch space of the signature check. Nothing taken from it
+	// outlives this call: the claims are copied out.
+	buf := scratchPool.Get().(*[scratchSize]byte)
+	defer scratchPool.Put(buf)
+	mem := arena{free: buf[:]}
+	tok := mem.take(len(token))
+	copy(tok, token)
+	header := mem.take(strictB64.DecodedLen(len(h)))
+	payload := mem.take(strictB64.DecodedLen(len(p)))
+	signature := mem.take(strictB64.DecodedLen(len(sig)))
+	if _, err := strictB64.Decode(header, tok[:hLen]); err != nil {
 		return nil, nil, errBase64Dec
 	}
-	payload, err := strictB64.DecodeString(p)
-	if err != nil {
+	if _, err := strictB64.Decode(payload, tok[hLen+1:sigDot]); err != nil {
+		return nil, nil, errBase64Dec
+	}
+	if _, err := strictB64.Decode(signature, tok[sigDot+1:]); err != nil {
 		return nil, nil, errBase64Dec
 	}
 
@@ -532,7 +591,8 @@ func (v *Verifier) verify(token string) (*Claims, *entry, *Error) {
 		return nil, nil, errNoKid
 	}
 
-	// Claims: strict JSON, registered claims with their JSON types.
+	// Claims: strict JSON, registered claims with their JSON types,
+	// numeric dates in range. Values are decoded after the signature.
 	if !utf8.Valid(payload) {
 		return nil, nil, errClaimsJSON
 	}
@@ -543,19 +603,30 @@ func (v *Verifier) verify(token string) (*Claims, *entry, *Error) {
 	case scanSyntax:
 		return nil, nil, errClaimsJSON
 	}
-	var hasExp, hasIat, hasIss, hasAud, hasSub, hasJti, hasCID bool
+	var (
+		exp, iat, nbf, authTime             int64 // 0: absent
+		sub, jti, cid, sid, scope, aud, iss []byte
+		audKind                             byte
+	)
 	for _, m := range members[:n] {
-		nonEmpty := m.kind == kindString && len(m.val) > 2
 		switch string(m.key) {
 		case "exp", "iat", "nbf", "auth_time":
 			if m.kind != kindNumber {
 				return nil, nil, errClaimType
 			}
-			switch m.key[0] {
-			case 'e':
-				hasExp = true
-			case 'i':
-				hasIat = true
+			t, ok := numericDate(m.val)
+			if !ok {
+				return nil, nil, errDateRange
+			}
+			switch string(m.key) {
+			case "exp":
+				exp = t
+			case "iat":
+				iat = t
+			case "nbf":
+				nbf = t
+			default:
+				authTime = t
 			}
 		case "iss", "sub", "jti", "client_id", "sid", "scope":
 			if m.kind != kindString {
@@ -563,43 +634,52 @@ func (v *Verifier) verify(token string) (*Claims, *entry, *Error) {
 			}
 			switch string(m.key) {
 			case "iss":
-				hasIss = nonEmpty
+				iss = m.val
 			case "sub":
-				hasSub = nonEmpty
+				sub = m.val
 			case "jti":
-				hasJti = nonEmpty
+				jti = m.val
 			case "client_id":
-				hasCID = nonEmpty
+				cid = m.val
+			case "sid":
+				sid = m.val
+			default:
+				scope = m.val
 			}
 		case "aud":
-			switch m.kind {
-			case kindString:
-				hasAud = nonEmpty
-			case kindArray:
-				hasAud = len(strings.TrimSpace(string(m.val[1:len(m.val)-1]))) > 0
-			default:
+			if m.kind != kindString && m.kind != kindArray {
 				return nil, nil, errClaimType
 			}
+			aud, audKind = m.val, m.kind
 		default:
 			if foldsToAny(m.key, claimNames) {
 				return nil, nil, errClaimCase
 			}
 		}
 	}
+	audList, audOne, audFound, audNonEmpty, audOK := false, false, false, false, true
+	var audValues []string
+	if aud != nil {
+		audValues, audOne, audFound, audNonEmpty, audOK = audience(aud, audKind, v.audience)
+		if !audOK {
+			return nil, nil, errClaimType
+		}
+		audList = true
+	}
 	switch {
-	case !hasExp:
+	case exp == 0:
 		return nil, nil, errMissingExp
-	case !hasIat:
+	case iat == 0:
 		return nil, nil, errMissingIat
-	case !hasIss:
+	case len(iss) <= 2:
 		return nil, nil, errMissingIss
-	case !hasAud:
+	case !audList || !audNonEmpty:
 		return nil, nil, errMissingAud
-	case !hasSub:
+	case len(sub) <= 2:
 		return nil, nil, errMissingSub
-	case !hasJti:
+	case len(jti) <= 2:
 		return nil, nil, errMissingJti
-	case !hasCID:
+	case len(cid) <= 2:
 		return nil, nil, errMissingCID
 	}
 
@@ -614,31 +694,92 @@ func (v *Verifier) verify(token string) (*Claims, *entry, *Error) {
 	if !usable(k) {
 		return nil, nil, errKeyUnusable
 	}
-	parser := v.parsers[k.Algorithm]
-	if parser == nil {
-		return nil, nil, errKeyUnusable
+
+	// Signature, over the signing input, with the key's one algorithm.
+	if err := checkSignature(k, tok[:sigDot], signature, &mem); err != nil {
+		return nil, nil, err
 	}
 
-	// Signature and registered claims, by golang-jwt.
-	c := new(Claims)
-	pub := k.Public
-	if _, err := parser.ParseWithClaims(token, c, func(*jwt.Token) (any, error) { return pub, nil }); err != nil {
-		return nil, nil, mapJWTError(err)
+	// The values of the claims.
+	if exp-iat > v.maxLifetime {
+		return nil, nil, errLifetime
 	}
-	if c.ExpiresAt == nil || c.IssuedAt == nil { // guaranteed above; keeps the cache sound
-		return nil, nil, errJWTClaims
+	now := v.now()
+	expT, iatT := time.Unix(exp, 0), time.Unix(iat, 0)
+	if !now.Before(expT.Add(v.leeway)) {
+		return nil, nil, errExpired
+	}
+	if nbf != 0 && now.Before(time.Unix(nbf, 0).Add(-v.leeway)) {
+		return nil, nil, errNotBefore
+	}
+	if now.Before(iatT.Add(-v.leeway)) {
+		return nil, nil, errIssuedLater
+	}
+	if !equalString(iss, v.issuer) {
+		return nil, nil, errIssuer
+	}
+	if !audFound {
+		return nil, nil, errAudience
+	}
+
+	// The claims, in one allocation with their dates.
+	d := new(decoded)
+	c := &d.claims
+	c.Issuer = v.issuer
+	// sub, jti, client_id, sid and scope share one string.
+	vals := [5][]byte{sub, jti, cid, sid, scope}
+	all := mem.rest()
+	var ends [5]int
+	for i, raw := range vals {
+		if raw != nil {
+			s, escaped := stringContent(raw)
+			if escaped {
+				all = unescape(all, s)
+			} else {
+				all = append(all, s...)
+			}
+		}
+		ends[i] = len(all)
+	}
+	str := string(all)
+	c.Subject, c.ID, c.ClientID = str[:ends[0]], str[ends[0]:ends[1]], str[ends[1]:ends[2]]
+	c.SessionID, c.Scope = str[ends[2]:ends[3]], str[ends[3]:ends[4]]
+	if audOne {
+		c.Audience = v.audienceOnly
+	} else {
+		c.Audience = audValues
+	}
+	d.dates[0].Time, d.dates[1].Time = expT, iatT
+	c.ExpiresAt, c.IssuedAt = &d.dates[0], &d.dates[1]
+	if nbf != 0 {
+		d.dates[2].Time = time.Unix(nbf, 0)
+		c.NotBefore = &d.dates[2]
+	}
+	if authTime != 0 {
+		d.dates[3].Time = time.Unix(authTime, 0)
+		c.AuthTime = &d.dates[3]
+	}
+	if v.cache == nil {
+		return c, nil, nil
 	}
 	e := &entry{
 		claims:    *c,
-		notAfter:  c.ExpiresAt.Add(v.leeway),
-		notBefore: c.IssuedAt.Add(-v.leeway),
+		notAfter:  expT.Add(v.leeway),
+		notBefore: iatT.Add(-v.leeway),
 		kid:       string(kid),
 		key:       k,
 	}
-	if c.NotBefore != nil && c.NotBefore.After(c.IssuedAt.Time) {
+	if nbf > iat {
 		e.notBefore = c.NotBefore.Add(-v.leeway)
 	}
 	return c, e, nil
+}
+
+// decoded is the allocation holding the claims Verify returns and their
+// dates.
+type decoded struct {
+	claims Claims
+	dates  [4]jwt.NumericDate // exp, iat, nbf, auth_time
 }
 
 // isAccessTokenType reports whether typ is at+jwt or application/at+jwt,
@@ -694,27 +835,4 @@ func usable(k Key) bool {
 		return ok && pk != nil && pk.N != nil && pk.N.BitLen() >= 2048
 	}
 	return false
-}
-
-// mapJWTError turns a golang-jwt error into one of ours, most specific first.
-func mapJWTError(err error) *Error {
-	switch {
-	case errors.Is(err, jwt.ErrTokenMalformed):
-		return errJWTDecode
-	case errors.Is(err, jwt.ErrTokenUnverifiable):
-		return errJWTMethod
-	case errors.Is(err, jwt.ErrTokenSignatureInvalid):
-		return errSignature
-	case errors.Is(err, jwt.ErrTokenExpired):
-		return errExpired
-	case errors.Is(err, jwt.ErrTokenNotValidYet):
-		return errNotBefore
-	case errors.Is(err, jwt.ErrTokenUsedBeforeIssued):
-		return errIssuedLater
-	case errors.Is(err, jwt.ErrTokenInvalidIssuer):
-		return errIssuer
-	case errors.Is(err, jwt.ErrTokenInvalidAudience):
-		return errAudience
-	}
-	return errJWTClaims
 }
