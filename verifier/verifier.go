@@ -5,7 +5,7 @@
 // A [Verifier] is built from a [Config] naming the accepted issuer and
 // audience, a [KeySet] (the auth server's ring today, a JWKS cache on
 // resource servers later) and optionally a [Revocations] set (for example
-// a *revocation.Set). Verify never makes a network call.
+// a *revocation.Set). Verify never makes a network call nor waits for one.
 //
 // The checks are strict (RFC 8725): the token's alg must equal the
 // algorithm bound to the key named by its kid (so alg none, HMAC with a
@@ -38,6 +38,7 @@ package verifier
 
 import (
 	"bytes"
+	"context"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
@@ -100,10 +101,19 @@ type Key struct {
 
 // KeySet finds verification keys by kid. It must be safe for concurrent
 // use; Verify calls it on every request, including cache hits, so it
-// should be a lookup in memory.
+// should be a lookup in memory that never blocks.
 type KeySet interface {
 	// Key returns the key named kid and whether there is one.
 	Key(kid string) (Key, bool)
+}
+
+// KeyWaiter is implemented by key sets that can go and get a key they do
+// not have yet, such as *JWKS, which refetches its document on an unknown
+// kid. VerifyContext uses it, Verify does not.
+type KeyWaiter interface {
+	// WaitKey returns the key named kid, waiting while ctx allows for a
+	// key not yet known to arrive.
+	WaitKey(ctx context.Context, kid string) (Key, bool)
 }
 
 // StaticKeys is a KeySet over a fixed map from kid to key. It must not be
@@ -312,7 +322,25 @@ func New(cfg Config) (*Verifier, error) {
 // Verify checks token and returns its claims. Errors are *Error values
 // matching one of the sentinels (ErrMalformed, ErrSignature, ...) with
 // errors.Is; their text never contains the token.
+//
+// Verify never blocks: a token signed by a key the KeySet does not know
+// is refused with ErrUnknownKey at once (a *JWKS starts a refetch in the
+// background, so that a retry finds a newly published key). Use
+// VerifyContext to wait for that refetch.
 func (v *Verifier) Verify(token string) (*Claims, error) {
+	return v.check(context.Background(), false, token)
+}
+
+// VerifyContext is Verify, except that when the token's kid is unknown and
+// the KeySet is a KeyWaiter (a *JWKS), it waits under ctx for the key set
+// to be refetched before refusing the token (at most 2 s with a *JWKS).
+// Middleware calls it with the request's context.
+func (v *Verifier) VerifyContext(ctx context.Context, token string) (*Claims, error) {
+	return v.check(ctx, true, token)
+}
+
+// check is Verify (wait false: never wait for a key) and VerifyContext.
+func (v *Verifier) check(ctx context.Context, wait bool, token string) (*Claims, error) {
 	if len(token) > MaxTokenSize {
 		return nil, errTooLarge
 	}
@@ -336,7 +364,7 @@ func (v *Verifier) Verify(token string) (*Claims, error) {
 			v.cache.remove(token)
 		}
 	}
-	c, e, err := v.verify(token)
+	c, e, err := v.verify(ctx, wait, token)
 	if err != nil {
 		return nil, err
 	}
@@ -488,7 +516,7 @@ func (a *arena) rest() []byte { return a.free[:0] }
 // gets: structure and encoding, header, claims syntax and types, key and
 // algorithm, signature, then the values of the claims (lifetime, exp, iat,
 // nbf, iss, aud).
-func (v *Verifier) verify(token string) (*Claims, *entry, *Error) {
+func (v *Verifier) verify(ctx context.Context, wait bool, token string) (*Claims, *entry, *Error) {
 	// Structure: three canonical base64url segments, nothing else.
 	dots, hLen, sigDot := 0, 0, 0
 	for i := 0; i < len(token); i++ {
@@ -685,6 +713,9 @@ func (v *Verifier) verify(token string) (*Claims, *entry, *Error) {
 
 	// Key: looked up by kid only in our key set; alg must be its algorithm.
 	k, ok := v.keys.Key(string(kid))
+	if w, canWait := v.keys.(KeyWaiter); !ok && wait && canWait {
+		k, ok = w.WaitKey(ctx, string(kid))
+	}
 	if !ok {
 		return nil, nil, errUnknownKid
 	}
