@@ -517,33 +517,24 @@ func (a *arena) rest() []byte { return a.free[:0] }
 // algorithm, signature, then the values of the claims (lifetime, exp, iat,
 // nbf, iss, aud).
 func (v *Verifier) verify(ctx context.Context, wait bool, token string) (*Claims, *entry, *Error) {
-	// Structure: three canonical base64url segments, nothing else.
-	dots, hLen, sigDot := 0, 0, 0
-	for i := 0; i < len(token); i++ {
-		c := token[i]
-		if b64url[c] {
-			continue
+	// Structure: three canonical base64url segments, nothing else. The
+	// fast path finds the dots with IndexByte and lets the strict decoder
+	// check the alphabet (it skips CR and LF, which the decoded length
+	// catches); any failure is classified by structureError, the same
+	// checks one byte at a time.
+	hLen := strings.IndexByte(token, '.')
+	sigDot := -1
+	if hLen > 0 {
+		if i := strings.IndexByte(token[hLen+1:], '.'); i > 0 {
+			sigDot = hLen + 1 + i
 		}
-		if c != '.' {
-			return nil, nil, errChars
-		}
-		if dots++; dots == 1 {
-			hLen = i
-		}
-		sigDot = i
 	}
-	if dots != 2 {
-		return nil, nil, errSegments
+	if sigDot < 0 || sigDot == len(token)-1 || strings.IndexByte(token[sigDot+1:], '.') >= 0 {
+		return nil, nil, structureError(token)
 	}
 	h, p, sig := token[:hLen], token[hLen+1:sigDot], token[sigDot+1:]
-	if h == "" || p == "" {
-		return nil, nil, errSegments
-	}
-	if sig == "" {
-		return nil, nil, errNoSignature
-	}
 	if !canonical(h) || !canonical(p) || !canonical(sig) {
-		return nil, nil, errBase64
+		return nil, nil, structureError(token)
 	}
 	// One pooled buffer holds, for tokens up to about 1 KB, the token's
 	// bytes (the signing input for the primitives), the decoded segments
@@ -557,14 +548,14 @@ func (v *Verifier) verify(ctx context.Context, wait bool, token string) (*Claims
 	header := mem.take(strictB64.DecodedLen(len(h)))
 	payload := mem.take(strictB64.DecodedLen(len(p)))
 	signature := mem.take(strictB64.DecodedLen(len(sig)))
-	if _, err := strictB64.Decode(header, tok[:hLen]); err != nil {
-		return nil, nil, errBase64Dec
+	if n, err := strictB64.Decode(header, tok[:hLen]); err != nil || n != len(header) {
+		return nil, nil, structureError(token)
 	}
-	if _, err := strictB64.Decode(payload, tok[hLen+1:sigDot]); err != nil {
-		return nil, nil, errBase64Dec
+	if n, err := strictB64.Decode(payload, tok[hLen+1:sigDot]); err != nil || n != len(payload) {
+		return nil, nil, structureError(token)
 	}
-	if _, err := strictB64.Decode(signature, tok[sigDot+1:]); err != nil {
-		return nil, nil, errBase64Dec
+	if n, err := strictB64.Decode(signature, tok[sigDot+1:]); err != nil || n != len(signature) {
+		return nil, nil, structureError(token)
 	}
 
 	// Header.
@@ -804,6 +795,35 @@ func (v *Verifier) verify(ctx context.Context, wait bool, token string) (*Claims
 		e.notBefore = c.NotBefore.Add(-v.leeway)
 	}
 	return c, e, nil
+}
+
+// structureError tells why token is not three canonical base64url
+// segments, checking one byte at a time in a fixed order (alphabet, dots,
+// empty segments, canonical lengths and bits) so that each defect gets its
+// own error whatever the decoder would have said.
+func structureError(token string) *Error {
+	dots := 0
+	for i := 0; i < len(token); i++ {
+		if c := token[i]; c == '.' {
+			dots++
+		} else if !b64url[c] {
+			return errChars
+		}
+	}
+	if dots != 2 {
+		return errSegments
+	}
+	h, rest, _ := strings.Cut(token, ".")
+	p, sig, _ := strings.Cut(rest, ".")
+	switch {
+	case h == "" || p == "":
+		return errSegments
+	case sig == "":
+		return errNoSignature
+	case !canonical(h) || !canonical(p) || !canonical(sig):
+		return errBase64
+	}
+	return errBase64Dec
 }
 
 // decoded is the allocation holding the claims Verify returns and their
