@@ -301,6 +301,8 @@ func TestRejects(t *testing.T) {
 		{"duplicate kid header", ed(`{"alg":"EdDSA","kid":"nope","kid":"ed","typ":"at+jwt"}`, P), errDupHeader},
 		{"duplicate typ header", ed(`{"alg":"EdDSA","kid":"ed","typ":"JWT","typ":"at+jwt"}`, P), errDupHeader},
 		{"duplicate in nested claim object", ed(edH, payload("cnf", `{"jkt":"a","jkt":"b"}`)), errDupClaim},
+		{"duplicate by Unicode folding (Kelvin sign)", ed(edH, payload("kid", `"a"`, "\u212aid", `"b"`)), errDupClaim},
+		{"duplicate by case, other order", ed(edH, payload("Xy", `1`, "xY", `2`)), errDupClaim},
 		{"header trailing comma", ed(`{"alg":"EdDSA","kid":"ed","typ":"at+jwt",}`, P), errHeaderJSON},
 		{"header not an object", ed(`["EdDSA"]`, P), errHeaderJSON},
 		{"header trailing data", ed(edH+`{}`, P), errHeaderJSON},
