@@ -732,7 +732,9 @@ func TestJWKSRejectsKeys(t *testing.T) {
 			opts.Logger = slog.New(slog.NewTextHandler(&logs, nil))
 			srv := newJWKSServer(t, jwksDoc(t, good.jwk(t), c.key))
 			j := newTestJWKS(t, srv.url(), opts)
-			if _, ok := j.Key(bad.kid); ok {
+			// WaitKey: the unknown-kid refetch must be over (and done
+			// logging) before the log is read.
+			if _, ok := j.WaitKey(context.Background(), bad.kid); ok {
 				t.Fatal("bad key accepted")
 			}
 			if _, ok := j.Key(good.kid); !ok || j.Err() != nil {
