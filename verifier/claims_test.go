@@ -210,3 +210,54 @@ func FuzzJSONString(f *testing.F) {
 		}
 	})
 }
+
+// TestHeaderRemembered: the header of the last verified token is not
+// checked again, but everything else is, a different header is checked in
+// full, and a header is remembered only from a token that verified.
+func TestHeaderRemembered(t *testing.T) {
+	k := keys(t)
+	v := newTestVerifier(t, k.keySet(), nil, -1, nil)
+	if v.lastHeader.Load() != nil {
+		t.Fatal("a header is remembered before any token")
+	}
+	// Refused tokens leave nothing behind.
+	critH := `{"alg":"EdDSA","kid":"ed","typ":"at+jwt","crit":["exp"]}`
+	if _, err := v.Verify(sign(t, "EdDSA", k.ed, critH, payload())); !errors.Is(err, errCrit) {
+		t.Fatal(err)
+	}
+	if _, err := v.Verify(k.good(t, "ed", "exp", "1")); !errors.Is(err, errExpired) {
+		t.Fatal(err)
+	}
+	if v.lastHeader.Load() != nil {
+		t.Fatal("a header was remembered from a refused token")
+	}
+	good := k.good(t, "ed")
+	if _, err := v.Verify(good); err != nil {
+		t.Fatal(err)
+	}
+	if h := v.lastHeader.Load(); h == nil || h.seg != segs(good)[0] || h.alg != "EdDSA" || h.kid != "ed" {
+		t.Fatalf("remembered %+v", h)
+	}
+	// Same header: the signature and claims are still checked.
+	forged := segs(good)[0] + "." + segs(good)[1] + "." + segs(sign(t, "EdDSA", k.edOther, header("EdDSA", "ed"), payload()))[2]
+	if _, err := v.Verify(forged); !errors.Is(err, errSignature) {
+		t.Fatalf("other key's signature under a remembered header: %v", err)
+	}
+	if _, err := v.Verify(k.good(t, "ed", "aud", `"other"`)); !errors.Is(err, errAudience) {
+		t.Fatalf("wrong audience under a remembered header: %v", err)
+	}
+	// Another header is checked in full, and then remembered.
+	if _, err := v.Verify(sign(t, "EdDSA", k.ed, critH, payload())); !errors.Is(err, errCrit) {
+		t.Fatal(err)
+	}
+	es := k.good(t, "es")
+	if _, err := v.Verify(es); err != nil {
+		t.Fatal(err)
+	}
+	if h := v.lastHeader.Load(); h.seg != segs(es)[0] || h.alg != "ES256" || h.kid != "es" {
+		t.Fatalf("remembered %+v", h)
+	}
+	if _, err := v.Verify(good); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -239,7 +239,8 @@ type Verifier struct {
 	now      func() time.Time
 	cache    *cache // nil: disabled
 
-	maxLifetime  int64    // Config.MaxTokenLifetime in seconds
+	maxLifetime  int64 // Config.MaxTokenLifetime in seconds
+	lastHeader   atomic.Pointer[headerInfo]
 	audienceOnly []string // {audience}: the Audience of most tokens, shared
 
 	cookie         string
@@ -545,12 +546,8 @@ func (v *Verifier) verify(ctx context.Context, wait bool, token string) (*Claims
 	mem := arena{free: buf[:]}
 	tok := mem.take(len(token))
 	copy(tok, token)
-	header := mem.take(strictB64.DecodedLen(len(h)))
 	payload := mem.take(strictB64.DecodedLen(len(p)))
 	signature := mem.take(strictB64.DecodedLen(len(sig)))
-	if n, err := strictB64.Decode(header, tok[:hLen]); err != nil || n != len(header) {
-		return nil, nil, structureError(token)
-	}
 	if n, err := strictB64.Decode(payload, tok[hLen+1:sigDot]); err != nil || n != len(payload) {
 		return nil, nil, structureError(token)
 	}
@@ -558,56 +555,23 @@ func (v *Verifier) verify(ctx context.Context, wait bool, token string) (*Claims
 		return nil, nil, structureError(token)
 	}
 
-	// Header.
-	if !utf8.Valid(header) {
-		return nil, nil, errHeaderJSON
-	}
-	var members [maxMembers]member
-	n, code := scanTop(header, &members)
-	switch code {
-	case scanDup:
-		return nil, nil, errDupHeader
-	case scanSyntax:
-		return nil, nil, errHeaderJSON
-	}
-	var alg, kid, typ []byte
-	var hasAlg, hasKid, hasTyp bool
-	for _, m := range members[:n] {
-		switch string(m.key) {
-		case "alg", "kid", "typ":
-			if m.kind != kindString || bytes.IndexByte(m.val, '\\') >= 0 {
-				return nil, nil, errHeaderJSON
-			}
-			val := m.val[1 : len(m.val)-1]
-			switch m.key[0] {
-			case 'a':
-				alg, hasAlg = val, true
-			case 'k':
-				kid, hasKid = val, true
-			default:
-				typ, hasTyp = val, true
-			}
-		case "crit":
-			return nil, nil, errCrit
-		case "jku", "x5u", "jwk", "x5c":
-			return nil, nil, errKeyHeader
-		default:
-			if foldsToAny(m.key, headerNames) {
-				return nil, nil, errHeaderCase
-			}
+	// Header: the outcome of its checks depends on its bytes alone, so
+	// the header of the last verified token is remembered (tokens signed
+	// by one key share one header).
+	var alg, kid string
+	known := v.lastHeader.Load()
+	if known != nil && known.seg == h {
+		alg, kid = known.alg, known.kid
+	} else {
+		header := mem.take(strictB64.DecodedLen(len(h)))
+		if n, err := strictB64.Decode(header, tok[:hLen]); err != nil || n != len(header) {
+			return nil, nil, structureError(token)
 		}
-	}
-	if !hasTyp {
-		return nil, nil, errNoTyp
-	}
-	if !isAccessTokenType(typ) {
-		return nil, nil, errType
-	}
-	if !hasAlg || len(alg) == 0 {
-		return nil, nil, errNoAlg
-	}
-	if !hasKid || len(kid) == 0 {
-		return nil, nil, errNoKid
+		a, k, err := checkHeader(header)
+		if err != nil {
+			return nil, nil, err
+		}
+		alg, kid, known = string(a), string(k), nil
 	}
 
 	// Claims: strict JSON, registered claims with their JSON types,
@@ -615,7 +579,8 @@ func (v *Verifier) verify(ctx context.Context, wait bool, token string) (*Claims
 	if !utf8.Valid(payload) {
 		return nil, nil, errClaimsJSON
 	}
-	n, code = scanTop(payload, &members)
+	var members [maxMembers]member
+	n, code := scanTop(payload, &members)
 	switch code {
 	case scanDup:
 		return nil, nil, errDupClaim
@@ -703,14 +668,14 @@ func (v *Verifier) verify(ctx context.Context, wait bool, token string) (*Claims
 	}
 
 	// Key: looked up by kid only in our key set; alg must be its algorithm.
-	k, ok := v.keys.Key(string(kid))
+	k, ok := v.keys.Key(kid)
 	if w, canWait := v.keys.(KeyWaiter); !ok && wait && canWait {
-		k, ok = w.WaitKey(ctx, string(kid))
+		k, ok = w.WaitKey(ctx, kid)
 	}
 	if !ok {
 		return nil, nil, errUnknownKid
 	}
-	if string(alg) != k.Algorithm {
+	if alg != k.Algorithm {
 		return nil, nil, errAlgMismatch
 	}
 	if !usable(k) {
@@ -781,6 +746,9 @@ func (v *Verifier) verify(ctx context.Context, wait bool, token string) (*Claims
 		d.dates[3].Time = time.Unix(authTime, 0)
 		c.AuthTime = &d.dates[3]
 	}
+	if known == nil {
+		v.lastHeader.Store(&headerInfo{seg: strings.Clone(h), alg: alg, kid: kid})
+	}
 	if v.cache == nil {
 		return c, nil, nil
 	}
@@ -788,13 +756,73 @@ func (v *Verifier) verify(ctx context.Context, wait bool, token string) (*Claims
 		claims:    *c,
 		notAfter:  expT.Add(v.leeway),
 		notBefore: iatT.Add(-v.leeway),
-		kid:       string(kid),
+		kid:       kid,
 		key:       k,
 	}
 	if nbf > iat {
 		e.notBefore = c.NotBefore.Add(-v.leeway)
 	}
 	return c, e, nil
+}
+
+// headerInfo is the outcome of checkHeader for a header segment that
+// passed it, as part of a token that verified.
+type headerInfo struct {
+	seg      string // the base64url header segment
+	alg, kid string
+}
+
+// checkHeader checks the decoded JOSE header and returns its alg and kid.
+func checkHeader(header []byte) (alg, kid []byte, _ *Error) {
+	if !utf8.Valid(header) {
+		return nil, nil, errHeaderJSON
+	}
+	var members [maxMembers]member
+	n, code := scanTop(header, &members)
+	switch code {
+	case scanDup:
+		return nil, nil, errDupHeader
+	case scanSyntax:
+		return nil, nil, errHeaderJSON
+	}
+	var typ []byte
+	var hasAlg, hasKid, hasTyp bool
+	for _, m := range members[:n] {
+		switch string(m.key) {
+		case "alg", "kid", "typ":
+			if m.kind != kindString || bytes.IndexByte(m.val, '\\') >= 0 {
+				return nil, nil, errHeaderJSON
+			}
+			val := m.val[1 : len(m.val)-1]
+			switch m.key[0] {
+			case 'a':
+				alg, hasAlg = val, true
+			case 'k':
+				kid, hasKid = val, true
+			default:
+				typ, hasTyp = val, true
+			}
+		case "crit":
+			return nil, nil, errCrit
+		case "jku", "x5u", "jwk", "x5c":
+			return nil, nil, errKeyHeader
+		default:
+			if foldsToAny(m.key, headerNames) {
+				return nil, nil, errHeaderCase
+			}
+		}
+	}
+	switch {
+	case !hasTyp:
+		return nil, nil, errNoTyp
+	case !isAccessTokenType(typ):
+		return nil, nil, errType
+	case !hasAlg || len(alg) == 0:
+		return nil, nil, errNoAlg
+	case !hasKid || len(kid) == 0:
+		return nil, nil, errNoKid
+	}
+	return alg, kid, nil
 }
 
 // structureError tells why token is not three canonical base64url
