@@ -137,7 +137,8 @@ type Revocations interface {
 // Claims are the claims of a Latch access token (RFC 9068). The Claims
 // returned by Verify are the caller's to keep, but Audience and the
 // *jwt.NumericDate fields may be shared with other callers (through the
-// cache) and must not be modified.
+// cache, and a single-valued Audience equal to Config.Audience with every
+// token) and must not be modified.
 type Claims struct {
 	jwt.RegisteredClaims
 	// SessionID is the sid claim: the session (refresh-token family).
