@@ -4,10 +4,12 @@ import (
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
+	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
 	"encoding/base64"
+	"math/big"
 	"strings"
 	"testing"
 
@@ -72,12 +74,19 @@ func TestSignersIssueLatchTokens(t *testing.T) {
 }
 
 // checkSigner fails tb unless Latch's verifier accepts a token issued by
-// sign, with the fixture's claims.
+// sign, with the fixture's claims. An ES256 signature is first put in its
+// low-S form: Latch's verifier accepts only that one (and Latch's ring
+// emits only that one), while crypto/ecdsa, and so every peer, returns a
+// high S about half of the time, which Latch would refuse
+// (ErrSignature) as the non-canonical twin of a valid signature.
 func checkSigner(tb testing.TB, f *fixture, impl signImpl, sign signFunc) {
 	tb.Helper()
 	token, err := sign()
 	if err != nil {
 		tb.Fatalf("%s %s: %v", f.alg, impl.name, err)
+	}
+	if f.alg == "ES256" {
+		token = lowS(tb, token)
 	}
 	sub, err := latchVerifier(tb, f, -1)(token)
 	if err != nil {
@@ -203,4 +212,19 @@ func goJoseSigner(tb testing.TB, f *fixture) signFunc {
 	return func() (string, error) {
 		return josejwt.Signed(signer).Claims(claims).Serialize()
 	}
+}
+
+// lowS returns the ES256 token with its signature (r, s) replaced by
+// (r, n−s) if s > n/2: the same signature in canonical form.
+func lowS(tb testing.TB, token string) string {
+	i := strings.LastIndexByte(token, '.')
+	sig, err := base64.RawURLEncoding.DecodeString(token[i+1:])
+	if err != nil || len(sig) != 64 {
+		tb.Fatalf("ES256 signature: %v, %d bytes", err, len(sig))
+	}
+	n := elliptic.P256().Params().N
+	if v := new(big.Int).SetBytes(sig[32:]); v.Cmp(new(big.Int).Rsh(n, 1)) > 0 {
+		v.Sub(n, v).FillBytes(sig[32:])
+	}
+	return token[:i+1] + base64.RawURLEncoding.EncodeToString(sig)
 }

@@ -34,6 +34,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/big"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -749,9 +750,29 @@ func (r *Ring) Sign(claims jwt.Claims) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("keys: signing with %s: %w", k.id, err)
 	}
+	if k.alg == ES256 {
+		lowS(sig)
+	}
 	buf = append(buf, '.')
 	buf = enc.AppendEncode(buf, sig)
 	return string(buf), nil
+}
+
+// p256N and p256HalfN are the order n of P-256 and floor(n/2).
+var (
+	p256N     = elliptic.P256().Params().N
+	p256HalfN = new(big.Int).Rsh(p256N, 1)
+)
+
+// lowS puts the ES256 signature r||s into its canonical low-S form, s ≤ n/2,
+// in place: (r, n−s) is the other valid signature of the same input, and
+// verifiers refuse the high one so that each token has a single valid
+// encoding (crypto/ecdsa does not normalise).
+func lowS(sig []byte) {
+	s := new(big.Int).SetBytes(sig[32:])
+	if s.Cmp(p256HalfN) > 0 {
+		s.Sub(p256N, s).FillBytes(sig[32:])
+	}
 }
 
 // PublicKey returns the algorithm and public key of a published (pending,

@@ -7,6 +7,7 @@ import (
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
+	"crypto/elliptic"
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/base64"
@@ -1236,5 +1237,28 @@ func TestConfig(t *testing.T) {
 	}
 	if _, err := NewRing(context.Background(), &memStore{}, KEK{}, Config{}, nil); err == nil {
 		t.Error("NewRing accepted the zero KEK")
+	}
+}
+
+// TestES256SignaturesAreLowS: crypto/ecdsa returns a high S about half of
+// the time; verifiers refuse it (the (r, n−s) twin would be a second valid
+// encoding of one token), so every ES256 signature the ring makes must
+// have s ≤ n/2.
+func TestES256SignaturesAreLowS(t *testing.T) {
+	c, store := newClock(), &memStore{}
+	r := newTestRing(t, store, mustKEK(t), Config{Algorithm: ES256}, c)
+	halfN := new(big.Int).Rsh(elliptic.P256().Params().N, 1)
+	for i := 0; i < 64; i++ { // all high S would go unnoticed with probability 2^-64
+		tok := signAt(t, r, c.Now())
+		sig, err := base64.RawURLEncoding.DecodeString(tok[strings.LastIndexByte(tok, '.')+1:])
+		if err != nil || len(sig) != 64 {
+			t.Fatalf("signature: %v, %d bytes", err, len(sig))
+		}
+		if new(big.Int).SetBytes(sig[32:]).Cmp(halfN) > 0 {
+			t.Fatalf("signature %d has a high S", i)
+		}
+		if _, err := verify(r, tok, c.Now()); err != nil {
+			t.Fatalf("normalised signature does not verify: %v", err)
+		}
 	}
 }

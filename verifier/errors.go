@@ -7,9 +7,12 @@ import "errors"
 var (
 	// ErrMalformed: the token is too large, not three canonical base64url
 	// segments, or its header or claims are not strict JSON (duplicate or
-	// case-variant names, wrong types).
+	// case-variant names, wrong types), or a numeric date (exp, iat, nbf,
+	// auth_time) is not a plain positive number of seconds up to the year
+	// 9999 (no exponent, at most 9 fractional digits).
 	ErrMalformed = errors.New("malformed token")
-	// ErrSignature: the signature is missing or does not verify.
+	// ErrSignature: the signature is missing, does not verify, or is not
+	// in its canonical form (ECDSA with S above n/2).
 	ErrSignature = errors.New("invalid signature")
 	// ErrExpired: exp is past (beyond the leeway).
 	ErrExpired = errors.New("token expired")
@@ -32,7 +35,8 @@ var (
 	// key reference or embedded key (jku, x5u, jwk, x5c).
 	ErrHeader = errors.New("forbidden header parameter")
 	// ErrClaims: a required claim (exp, iat, sub, jti, iss, aud,
-	// client_id) is missing or empty.
+	// client_id) is missing or empty, or the token's lifetime (exp − iat)
+	// exceeds Config.MaxTokenLifetime.
 	ErrClaims = errors.New("missing claim")
 )
 
@@ -73,9 +77,10 @@ var (
 	errDupHeader   = newErr(ErrMalformed, "the token header repeats a parameter")
 	errDupClaim    = newErr(ErrMalformed, "the token claims repeat a name")
 	errClaimType   = newErr(ErrMalformed, "a registered claim has the wrong type")
-	errJWTDecode   = newErr(ErrMalformed, "the token could not be decoded")
+	errDateRange   = newErr(ErrMalformed, "a numeric date claim is out of range or not a plain number of seconds")
 	errNoSignature = newErr(ErrSignature, "the token is not signed")
 	errSignature   = newErr(ErrSignature, "the token signature is invalid")
+	errHighS       = newErr(ErrSignature, "the token signature is not canonical (ECDSA S above n/2)")
 	errExpired     = newErr(ErrExpired, "the token expired")
 	errNotBefore   = newErr(ErrNotYetValid, "the token is not valid yet")
 	errIssuedLater = newErr(ErrNotYetValid, "the token was issued in the future")
@@ -86,7 +91,6 @@ var (
 	errNoAlg       = newErr(ErrAlgorithm, "the token has no alg header")
 	errAlgMismatch = newErr(ErrAlgorithm, "the token algorithm does not match its key")
 	errKeyUnusable = newErr(ErrAlgorithm, "the key is not usable with its algorithm")
-	errJWTMethod   = newErr(ErrAlgorithm, "the token algorithm is not allowed")
 	errNoKid       = newErr(ErrUnknownKey, "the token has no kid header")
 	errUnknownKid  = newErr(ErrUnknownKey, "the token was signed by an unknown key")
 	errCrit        = newErr(ErrHeader, "the token has critical header parameters")
@@ -101,5 +105,5 @@ var (
 	errMissingAud  = newErr(ErrClaims, "the token has no aud claim")
 	errMissingCID  = newErr(ErrClaims, "the token has no client_id claim")
 	errRevoked     = newErr(ErrRevoked, "the token has been revoked")
-	errJWTClaims   = newErr(ErrClaims, "the token claims are invalid")
+	errLifetime    = newErr(ErrClaims, "the token lifetime exceeds the issuer's maximum")
 )

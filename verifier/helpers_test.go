@@ -9,6 +9,7 @@ import (
 	"crypto/rsa"
 	"encoding/base64"
 	"fmt"
+	"math/big"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -165,7 +166,33 @@ func signRaw(t testing.TB, alg string, key any, h, p string) string {
 	if err != nil {
 		t.Fatalf("sign %s: %v", alg, err)
 	}
+	if priv, ok := key.(*ecdsa.PrivateKey); ok {
+		lowS(priv.Curve, sig) // as Latch signs; Verify refuses high S
+	}
 	return h + "." + p + "." + base64.RawURLEncoding.EncodeToString(sig)
+}
+
+// lowS turns the JWS ECDSA signature r||s into its low-S form (s ≤ n/2) in
+// place, and reports whether it changed it.
+func lowS(c elliptic.Curve, sig []byte) bool {
+	size := len(sig) / 2
+	n := c.Params().N
+	s := new(big.Int).SetBytes(sig[size:])
+	if s.Cmp(new(big.Int).Rsh(n, 1)) <= 0 {
+		return false
+	}
+	s.Sub(n, s).FillBytes(sig[size:])
+	return true
+}
+
+// highS turns a JWS ECDSA signature r||s into r||(n−s): the same signature
+// in its other, high-S form if s was low.
+func highS(c elliptic.Curve, sig []byte) []byte {
+	size := len(sig) / 2
+	out := append([]byte(nil), sig...)
+	s := new(big.Int).SetBytes(sig[size:])
+	s.Sub(c.Params().N, s).FillBytes(out[size:])
+	return out
 }
 
 // sign encodes header and claims JSON and signs them.

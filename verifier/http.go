@@ -82,9 +82,9 @@ func isB64Token(s string) bool {
 	return true
 }
 
-// Middleware authenticates requests with Verify. A request with a valid
-// bearer token reaches next with the claims in its context (see
-// ClaimsFrom). Otherwise the response follows RFC 6750 §3 with
+// Middleware authenticates requests with VerifyContext under the request's
+// context. A request with a valid bearer token reaches next with the
+// claims in its context (see ClaimsFrom). Otherwise the response follows RFC 6750 §3 with
 // Cache-Control: no-store and a JSON body {"error", "error_description"}:
 //
 //   - no Authorization header, or another scheme: 401 with
@@ -122,7 +122,7 @@ func (v *Verifier) Authenticate(w http.ResponseWriter, r *http.Request) (*Claims
 		writeError(w, http.StatusBadRequest, `Bearer error="invalid_request", error_description="`+desc+`"`, "invalid_request", desc)
 		return nil, false
 	}
-	c, err := v.Verify(tok)
+	c, err := v.VerifyContext(r.Context(), tok)
 	if err != nil {
 		desc := "the token is invalid"
 		var ve *Error

@@ -38,8 +38,8 @@ const (
 )
 
 const (
-	// maxUnknownKidWait bounds how long a Key call for an unknown kid waits
-	// for the refetch it triggered (or joined).
+	// maxUnknownKidWait bounds how long WaitKey waits for the refetch an
+	// unknown kid triggered (or joined), whatever its context allows.
 	maxUnknownKidWait = 2 * time.Second
 	// maxRetryBase is the first retry delay after a failed fetch; later
 	// retries double it up to MinRefresh.
@@ -130,9 +130,10 @@ type JWKSOptions struct {
 	// SkipInitialFetch makes NewJWKS return at once with an empty set
 	// instead of fetching it first; the first fetch then runs in the
 	// background (retried with backoff), and Key reports false until it
-	// succeeds (a lookup made while it is in flight waits for it, up to 2
-	// s). Use it when the resource server must start while the auth
-	// server is unreachable, and watch LastRefresh and Err for readiness.
+	// succeeds (WaitKey, and so VerifyContext and Middleware, wait for a
+	// fetch in flight, up to 2 s). Use it when the resource server must
+	// start while the auth server is unreachable, and watch LastRefresh
+	// and Err for readiness.
 	SkipInitialFetch bool
 	// AllowInsecureHTTP permits an http:// URL whose host is not a
 	// loopback address. Keys fetched over plain HTTP can be replaced by
@@ -157,11 +158,13 @@ type JWKSOptions struct {
 // doubling up to MinRefresh, with jitter) and Err reports why. A key
 // removed from the document stops verifying at the next good refresh.
 //
-// Key is a lock-free map lookup. A lookup of an unknown kid triggers a
-// refetch (so a newly published key is found at once), at most once per
-// UnknownKidInterval across all goroutines; lookups of unknown kids made
-// while a fetch is in flight wait for it (up to 2 s, or Timeout if
-// shorter), other lookups never wait.
+// Key is a lock-free map lookup that never waits: a lookup of an unknown
+// kid starts a refetch in the background (so that a newly published key
+// is found soon), at most once per UnknownKidInterval across all
+// goroutines, and reports false at once. WaitKey, which
+// Verifier.VerifyContext and Verifier.Middleware use, waits for that
+// refetch under the caller's context (at most 2 s, or Timeout if shorter),
+// so that the first token signed by a new key verifies.
 //
 // Documents are validated strictly; see NewJWKS for the rules.
 //
@@ -357,42 +360,57 @@ func checkRedirect(req *http.Request, via []*http.Request) error {
 	return nil
 }
 
-// Key returns the key named kid. A kid not in the set may trigger a
-// refetch, as described on JWKS; lookups of known kids never block and do
-// not allocate.
+// Key returns the key named kid. It never blocks: a kid not in the set may
+// start a refetch in the background, as described on JWKS, and is
+// reported missing now. Lookups of known kids do not allocate.
 func (j *JWKS) Key(kid string) (Key, bool) {
 	if k, ok := j.set.Load().keys[kid]; ok {
 		return k, true
 	}
-	return j.miss(kid)
+	j.refetch(kid)
+	return Key{}, false
 }
 
-// miss handles the lookup of a kid not in the set: it joins the fetch in
-// flight, or starts one if the rate limit allows, and waits for it.
-func (j *JWKS) miss(kid string) (Key, bool) {
-	if kid == "" || j.opts.UnknownKidInterval < 0 {
-		return Key{}, false
+// WaitKey returns the key named kid. For a kid not in the set it starts
+// or joins a refetch, as Key does, and waits for it until ctx is done, at
+// most 2 s (or Timeout if shorter), then looks again. It implements
+// KeyWaiter.
+func (j *JWKS) WaitKey(ctx context.Context, kid string) (Key, bool) {
+	if k, ok := j.set.Load().keys[kid]; ok {
+		return k, true
 	}
-	f := j.flight.Load()
+	f := j.refetch(kid)
 	if f == nil {
-		// Lock-free rate check first: an attack with random kids must
-		// not contend on the mutex.
-		if last := j.lastUnknown.Load(); last != 0 && j.now().UnixNano()-last < int64(j.opts.UnknownKidInterval) {
-			return Key{}, false
-		}
-		if f = j.startFetch(true); f == nil {
-			return Key{}, false
-		}
+		return Key{}, false
 	}
 	t := time.NewTimer(j.keyWait)
 	select {
 	case <-f.done:
 	case <-t.C:
+	case <-ctx.Done():
 	case <-j.ctx.Done():
 	}
 	t.Stop()
 	k, ok := j.set.Load().keys[kid]
 	return k, ok
+}
+
+// refetch handles the lookup of a kid not in the set: it returns the fetch
+// in flight, or starts one if the unknown-kid rate limit allows, and
+// returns nil otherwise. It does not wait.
+func (j *JWKS) refetch(kid string) *jwksFlight {
+	if kid == "" || j.opts.UnknownKidInterval < 0 {
+		return nil
+	}
+	if f := j.flight.Load(); f != nil {
+		return f
+	}
+	// Lock-free rate check first: an attack with random kids must not
+	// contend on the mutex.
+	if last := j.lastUnknown.Load(); last != 0 && j.now().UnixNano()-last < int64(j.opts.UnknownKidInterval) {
+		return nil
+	}
+	return j.startFetch(true)
 }
 
 // startFetch returns the fetch in flight or starts one. For an

@@ -159,11 +159,12 @@ func (s jwksSigner) token(t testing.TB) string {
 	})
 	tok.Header["kid"] = s.kid
 	tok.Header["typ"] = "at+jwt"
-	str, err := tok.SignedString(s.priv)
+	input, err := tok.SigningString()
 	if err != nil {
 		t.Fatal(err)
 	}
-	return str
+	i := strings.IndexByte(input, '.')
+	return signRaw(t, s.alg, s.priv, input[:i], input[i+1:]) // low S for ES256
 }
 
 // testSigners are the Ed25519, P-256 and RSA-2048 keys of the other tests.
@@ -479,9 +480,10 @@ func TestJWKSRotation(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A new key is published (an immediate rotation): the first token it
-	// signed triggers a refetch and verifies.
+	// signed triggers a refetch, which VerifyContext (as Middleware does)
+	// waits for, and verifies.
 	srv.update(func(s *jwksTestServer) { s.body = jwksDoc(t, b.jwk(t), a.jwk(t)) })
-	if _, err := v.Verify(tokB); err != nil {
+	if _, err := v.VerifyContext(context.Background(), tokB); err != nil {
 		t.Fatalf("token of the new key: %v", err)
 	}
 	if n := srv.hits.Load(); n != 2 {
@@ -562,9 +564,7 @@ func TestJWKSUnknownKidStorm(t *testing.T) {
 		wg.Wait()
 	}
 	storm()
-	if n := srv.hits.Load(); n != 2 {
-		t.Fatalf("after a storm: %d fetches, want 2 (the first and one refetch)", n)
-	}
+	eventually(t, "the storm's one refetch", func() bool { return srv.hits.Load() == 2 && j.flight.Load() == nil })
 	// Through the verifier, too.
 	forged := newEdSigner(t)
 	for i := 0; i < 50; i++ {
@@ -583,6 +583,7 @@ func TestJWKSUnknownKidStorm(t *testing.T) {
 	}
 	clk.set(testNow.Add(DefaultJWKSUnknownKidInterval))
 	storm()
+	eventually(t, "the next interval's one refetch", func() bool { return srv.hits.Load() == 3 && j.flight.Load() == nil })
 	if n := srv.hits.Load(); n != 3 {
 		t.Fatalf("next interval: %d fetches, want 3", n)
 	}
@@ -591,45 +592,83 @@ func TestJWKSUnknownKidStorm(t *testing.T) {
 	}
 }
 
-func TestJWKSUnknownKidWaitIsBounded(t *testing.T) {
+// TestVerifyUnknownKidNeverBlocks: while the JWKS server hangs, Verify of
+// a token with an unknown kid returns ErrUnknownKey without waiting for the
+// refetch it starts (which cannot finish before the server is released),
+// known kids verify meanwhile, and concurrent unknown kids share the one
+// refetch; once the server answers, the new key verifies. VerifyContext
+// waits for the refetch only while its context allows.
+func TestVerifyUnknownKidNeverBlocks(t *testing.T) {
 	s, fresh := newEdSigner(t), newEdSigner(t)
 	srv := newJWKSServer(t, jwksDoc(t, s.jwk(t)))
 	opts := testOpts()
-	opts.Timeout = time.Second
+	opts.Timeout = time.Minute // the refetch outlives the test's deadlines
 	j := newTestJWKS(t, srv.url(), opts)
+	j.keyWait = time.Hour // only the caller's context may bound a wait
+	v := jwksVerifier(t, j)
 
-	// The server hangs: unknown-kid lookups wait for the one fetch, at most
-	// Timeout; known kids are answered at once meanwhile.
 	release := make(chan struct{})
-	doc := jwksDoc(t, fresh.jwk(t), s.jwk(t))
-	srv.update(func(ts *jwksTestServer) { ts.block, ts.body = release, doc })
-	defer close(release)
-	start := time.Now()
-	var wg sync.WaitGroup
+	released := false
+	defer func() {
+		if !released {
+			close(release)
+		}
+	}()
+	srv.update(func(ts *jwksTestServer) { ts.block, ts.body = release, jwksDoc(t, fresh.jwk(t), s.jwk(t)) })
+	tokFresh, tokKnown := fresh.token(t), s.token(t)
+
+	// Verify of unknown kids, from several goroutines: each must return
+	// ErrUnknownKey while the refetch is still hanging.
+	errs := make(chan error, 10)
 	for i := 0; i < 10; i++ {
-		wg.Add(1)
 		go func() {
-			defer wg.Done()
-			if _, ok := j.Key(fresh.kid); ok {
-				t.Error("found a key the hanging server never delivered")
-			}
+			_, err := v.Verify(tokFresh)
+			errs <- err
 		}()
 	}
-	eventually(t, "the refetch reaches the server", func() bool { return srv.hits.Load() == 2 })
-	for i := 0; i < 100; i++ {
-		t0 := time.Now()
-		if _, ok := j.Key(s.kid); !ok || time.Since(t0) > 200*time.Millisecond {
-			t.Fatal("a known kid waited for the refetch")
+	deadline := time.After(10 * time.Second)
+	for i := 0; i < 10; i++ {
+		select {
+		case err := <-errs:
+			if !errors.Is(err, ErrUnknownKey) {
+				t.Fatalf("unknown kid: %v, want ErrUnknownKey", err)
+			}
+		case <-deadline:
+			t.Fatal("Verify of an unknown kid is waiting for the hanging JWKS server")
 		}
 	}
-	wg.Wait()
-	if d := time.Since(start); d < 900*time.Millisecond || d > 2500*time.Millisecond {
-		t.Fatalf("unknown-kid lookups took %v, want about Timeout (1s)", d)
+	eventually(t, "the refetch reaches the server", func() bool { return srv.hits.Load() == 2 })
+	if j.flight.Load() == nil {
+		t.Fatal("the refetch finished although the server hangs")
+	}
+	if _, err := v.Verify(tokKnown); err != nil {
+		t.Fatalf("known kid while the refetch hangs: %v", err)
+	}
+
+	// VerifyContext waits for the refetch, but no longer than its context.
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		_, err := v.VerifyContext(ctx, tokFresh)
+		done <- err
+	}()
+	cancel()
+	select {
+	case err := <-done:
+		if !errors.Is(err, ErrUnknownKey) {
+			t.Fatalf("VerifyContext after cancel: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("VerifyContext ignores its context")
 	}
 	if n := srv.hits.Load(); n != 2 {
 		t.Fatalf("%d fetches, want 2: concurrent unknown kids must share one", n)
 	}
-	eventually(t, "the timed-out fetch records an error", func() bool { return j.Err() != nil })
+
+	// The server answers: the background refetch installs the new key.
+	close(release)
+	released = true
+	eventually(t, "the new key after the refetch", func() bool { _, err := v.Verify(tokFresh); return err == nil })
 }
 
 func TestJWKSRejectsKeys(t *testing.T) {
@@ -693,7 +732,9 @@ func TestJWKSRejectsKeys(t *testing.T) {
 			opts.Logger = slog.New(slog.NewTextHandler(&logs, nil))
 			srv := newJWKSServer(t, jwksDoc(t, good.jwk(t), c.key))
 			j := newTestJWKS(t, srv.url(), opts)
-			if _, ok := j.Key(bad.kid); ok {
+			// WaitKey: the unknown-kid refetch must be over (and done
+			// logging) before the log is read.
+			if _, ok := j.WaitKey(context.Background(), bad.kid); ok {
 				t.Fatal("bad key accepted")
 			}
 			if _, ok := j.Key(good.kid); !ok || j.Err() != nil {

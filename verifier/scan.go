@@ -88,6 +88,7 @@ func (s *scanner) object(depth int, out *[maxMembers]member) (int, int) {
 	}
 	s.i++ // '{'
 	var keys [maxMembers][]byte
+	var asciiKey [maxMembers]bool
 	n := 0
 	s.ws()
 	if s.i < len(s.b) && s.b[s.i] == '}' {
@@ -114,15 +115,18 @@ func (s *scanner) object(depth int, out *[maxMembers]member) (int, int) {
 		if code != scanOK {
 			return 0, code
 		}
-		for _, k := range keys[:n] {
-			if bytes.EqualFold(k, key) {
+		ascii := isASCII(key)
+		for j, k := range keys[:n] {
+			// ASCII names of different lengths cannot fold to each other
+			// (the Kelvin sign, three bytes, folds to 'k').
+			if (len(k) == len(key) || !ascii || !asciiKey[j]) && bytes.EqualFold(k, key) {
 				return 0, scanDup
 			}
 		}
 		if n == maxMembers {
 			return 0, scanSyntax
 		}
-		keys[n] = key
+		keys[n], asciiKey[n] = key, ascii
 		if out != nil {
 			out[n] = member{key: key, val: s.b[start:s.i], kind: kind}
 		}
@@ -216,6 +220,12 @@ func (s *scanner) str() (raw []byte, escaped, ok bool) {
 	s.i++
 	start := s.i
 	for s.i < len(s.b) {
+		for s.i < len(s.b) && plain[s.b[s.i]] {
+			s.i++
+		}
+		if s.i >= len(s.b) {
+			break
+		}
 		c := s.b[s.i]
 		switch {
 		case c == '"':
@@ -252,8 +262,26 @@ func (s *scanner) str() (raw []byte, escaped, ok bool) {
 	return nil, false, false
 }
 
+// plain marks the bytes that stand for themselves inside a JSON string:
+// all but '"', '\\' and the control characters.
+var plain = func() (t [256]bool) {
+	for c := 0x20; c < 256; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
+
 func isHex(c byte) bool {
 	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
+func isASCII(b []byte) bool {
+	for _, c := range b {
+		if c >= 0x80 {
+			return false
+		}
+	}
+	return true
 }
 
 func isDigit(c byte) bool { return '0' <= c && c <= '9' }

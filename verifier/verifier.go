@@ -5,7 +5,7 @@
 // A [Verifier] is built from a [Config] naming the accepted issuer and
 // audience, a [KeySet] (the auth server's ring today, a JWKS cache on
 // resource servers later) and optionally a [Revocations] set (for example
-// a *revocation.Set). Verify never makes a network call.
+// a *revocation.Set). Verify never makes a network call nor waits for one.
 //
 // The checks are strict (RFC 8725): the token's alg must equal the
 // algorithm bound to the key named by its kid (so alg none, HMAC with a
@@ -13,8 +13,12 @@
 // at+jwt, crit and key-carrying headers (jku, x5u, jwk, x5c) are refused,
 // base64url must be canonical, header and claims must be strict JSON
 // without duplicate names, and exp, iat, iss, aud, sub, jti and client_id
-// are required. Signatures and registered time claims are checked by
-// github.com/golang-jwt/jwt/v5 with one allowed algorithm per key.
+// are required. Numeric dates must be plain positive numbers of seconds
+// before the year 10000, and a token may not claim a lifetime (exp − iat)
+// beyond Config.MaxTokenLifetime. Signatures are checked with the standard
+// library's primitive for the key's one algorithm; ECDSA signatures must
+// be in their canonical low-S form. The claims are decoded straight from
+// the strictly scanned JSON, without reflection.
 //
 // Verified tokens are cached (keyed by the exact token string, bounded,
 // until exp) so that a token seen again costs a map lookup instead of a
@@ -34,6 +38,7 @@ package verifier
 
 import (
 	"bytes"
+	"context"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
@@ -43,6 +48,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
@@ -61,6 +67,9 @@ const (
 	DefaultCacheSize = 10000
 	// DefaultMaxStale is Config.MaxStale when Freshness is set.
 	DefaultMaxStale = 10 * time.Second
+	// DefaultMaxTokenLifetime is Config.MaxTokenLifetime when it is zero:
+	// the longest tokens.access_ttl a Latch server accepts.
+	DefaultMaxTokenLifetime = 24 * time.Hour
 )
 
 // ErrStale: the revocation data is older than Config.MaxStale (the
@@ -92,10 +101,19 @@ type Key struct {
 
 // KeySet finds verification keys by kid. It must be safe for concurrent
 // use; Verify calls it on every request, including cache hits, so it
-// should be a lookup in memory.
+// should be a lookup in memory that never blocks.
 type KeySet interface {
 	// Key returns the key named kid and whether there is one.
 	Key(kid string) (Key, bool)
+}
+
+// KeyWaiter is implemented by key sets that can go and get a key they do
+// not have yet, such as *JWKS, which refetches its document on an unknown
+// kid. VerifyContext uses it, Verify does not.
+type KeyWaiter interface {
+	// WaitKey returns the key named kid, waiting while ctx allows for a
+	// key not yet known to arrive.
+	WaitKey(ctx context.Context, kid string) (Key, bool)
 }
 
 // StaticKeys is a KeySet over a fixed map from kid to key. It must not be
@@ -128,7 +146,8 @@ type KeyRevocations interface {
 // Claims are the claims of a Latch access token (RFC 9068). The Claims
 // returned by Verify are the caller's to keep, but Audience and the
 // *jwt.NumericDate fields may be shared with other callers (through the
-// cache) and must not be modified.
+// cache, and a single-valued Audience equal to Config.Audience with every
+// token) and must not be modified.
 type Claims struct {
 	jwt.RegisteredClaims
 	// SessionID is the sid claim: the session (refresh-token family).
@@ -174,6 +193,14 @@ type Config struct {
 	CacheSize int
 	// Now returns the current time; nil means time.Now.
 	Now func() time.Time
+	// MaxTokenLifetime is the longest lifetime (exp − iat) the issuer
+	// gives a token; a token claiming a longer one is refused with
+	// ErrClaims, whatever its exp, so that no token outlives the
+	// revocation entries that cover it (they are kept for this long). 0
+	// means DefaultMaxTokenLifetime (24 h, the largest tokens.access_ttl
+	// of a Latch server); set it to the issuer's access-token lifetime
+	// for a tighter bound. Negative values are refused.
+	MaxTokenLifetime time.Duration
 
 	// Freshness, if not nil, turns on the fail-safe policy: on every
 	// Verify, after the signature, claims and revocation checks, a token
@@ -220,8 +247,11 @@ type Verifier struct {
 	rev      Revocations
 	leeway   time.Duration
 	now      func() time.Time
-	parsers  map[string]*jwt.Parser // by algorithm, one allowed method each
-	cache    *cache                 // nil: disabled
+	cache    *cache // nil: disabled
+
+	maxLifetime  int64 // Config.MaxTokenLifetime in seconds
+	lastHeader   atomic.Pointer[headerInfo]
+	audienceOnly []string // {audience}: the Audience of most tokens, shared
 
 	cookie         string
 	csrfCookie     string
@@ -252,20 +282,22 @@ func New(cfg Config) (*Verifier, error) {
 		return nil, fmt.Errorf("verifier: Config.Leeway %v exceeds the maximum of %v", cfg.Leeway, MaxLeeway)
 	case cfg.MaxStale < 0:
 		return nil, fmt.Errorf("verifier: Config.MaxStale %v is negative", cfg.MaxStale)
+	case cfg.MaxTokenLifetime < 0 || cfg.MaxTokenLifetime > 0 && cfg.MaxTokenLifetime < time.Second:
+		return nil, fmt.Errorf("verifier: Config.MaxTokenLifetime %v is not a positive number of seconds", cfg.MaxTokenLifetime)
 	}
 	v := &Verifier{
-		issuer:   cfg.Issuer,
-		audience: cfg.Audience,
-		keys:     cfg.Keys,
-		rev:      cfg.Revocations,
-		leeway:   cfg.Leeway,
-		now:      cfg.Now,
-		parsers:  make(map[string]*jwt.Parser, len(supported)),
-		fresh:    cfg.Freshness,
-		maxStale: cfg.MaxStale,
-		failOpen: cfg.FailOpen,
-		onStale:  cfg.OnStale,
-		cookie:   cfg.Cookie, csrfCookie: cfg.CSRFCookie,
+		issuer:       cfg.Issuer,
+		audience:     cfg.Audience,
+		keys:         cfg.Keys,
+		rev:          cfg.Revocations,
+		leeway:       cfg.Leeway,
+		now:          cfg.Now,
+		audienceOnly: []string{cfg.Audience},
+		fresh:        cfg.Freshness,
+		maxStale:     cfg.MaxStale,
+		failOpen:     cfg.FailOpen,
+		onStale:      cfg.OnStale,
+		cookie:       cfg.Cookie, csrfCookie: cfg.CSRFCookie,
 		allowedOrigins: make(map[string]bool, len(cfg.AllowedOrigins)),
 	}
 	if cfg.Cookie != "" && cfg.CSRFCookie == "" {
@@ -283,18 +315,11 @@ func New(cfg Config) (*Verifier, error) {
 	if v.now == nil {
 		v.now = time.Now
 	}
-	for _, alg := range supported {
-		v.parsers[alg] = jwt.NewParser(
-			jwt.WithValidMethods([]string{alg}),
-			jwt.WithIssuer(v.issuer),
-			jwt.WithAudience(v.audience),
-			jwt.WithExpirationRequired(),
-			jwt.WithIssuedAt(),
-			jwt.WithLeeway(v.leeway),
-			jwt.WithStrictDecoding(),
-			jwt.WithTimeFunc(v.now),
-		)
+	lifetime := cfg.MaxTokenLifetime
+	if lifetime == 0 {
+		lifetime = DefaultMaxTokenLifetime
 	}
+	v.maxLifetime = int64(lifetime / time.Second)
 	size := cfg.CacheSize
 	if size == 0 {
 		size = DefaultCacheSize
@@ -308,7 +333,25 @@ func New(cfg Config) (*Verifier, error) {
 // Verify checks token and returns its claims. Errors are *Error values
 // matching one of the sentinels (ErrMalformed, ErrSignature, ...) with
 // errors.Is; their text never contains the token.
+//
+// Verify never blocks: a token signed by a key the KeySet does not know
+// is refused with ErrUnknownKey at once (a *JWKS starts a refetch in the
+// background, so that a retry finds a newly published key). Use
+// VerifyContext to wait for that refetch.
 func (v *Verifier) Verify(token string) (*Claims, error) {
+	return v.check(context.Background(), false, token)
+}
+
+// VerifyContext is Verify, except that when the token's kid is unknown and
+// the KeySet is a KeyWaiter (a *JWKS), it waits under ctx for the key set
+// to be refetched before refusing the token (at most 2 s with a *JWKS).
+// Middleware calls it with the request's context.
+func (v *Verifier) VerifyContext(ctx context.Context, token string) (*Claims, error) {
+	return v.check(ctx, true, token)
+}
+
+// check is Verify (wait false: never wait for a key) and VerifyContext.
+func (v *Verifier) check(ctx context.Context, wait bool, token string) (*Claims, error) {
 	if len(token) > MaxTokenSize {
 		return nil, errTooLarge
 	}
@@ -332,11 +375,11 @@ func (v *Verifier) Verify(token string) (*Claims, error) {
 			v.cache.remove(token)
 		}
 	}
-	c, e, err := v.verify(token)
+	c, e, kid, err := v.verify(ctx, wait, token)
 	if err != nil {
 		return nil, err
 	}
-	if v.revoked(c, e.kid) {
+	if v.revoked(c, kid) {
 		return nil, errRevoked
 	}
 	if v.fresh != nil && !v.freshEnough() {
@@ -461,43 +504,295 @@ var (
 	claimNames  = []string{"iss", "sub", "aud", "exp", "nbf", "iat", "jti", "sid", "client_id", "scope", "auth_time"}
 )
 
+// scratchSize is the size of the pooled buffers of verify: enough for an
+// RS256 token of 1 KB (the token, its decoded segments, the digest and an
+// ASN.1 signature).
+const scratchSize = 2560
+
+var scratchPool = sync.Pool{New: func() any { return new([scratchSize]byte) }}
+
+// arena hands out pieces of a fixed buffer and falls back to the heap when
+// it is exhausted.
+type arena struct{ free []byte }
+
+func (a *arena) take(n int) []byte {
+	if n <= len(a.free) {
+		b := a.free[:n:n]
+		a.free = a.free[n:]
+		return b
+	}
+	return make([]byte, n)
+}
+
+// rest returns the free space as an empty slice to append to.
+func (a *arena) rest() []byte { return a.free[:0] }
+
 // verify is the full verification of a token not found in the cache; it
-// checks everything except revocation.
-func (v *Verifier) verify(token string) (*Claims, *entry, *Error) {
-	// Structure: three canonical base64url segments, nothing else.
-	dots := 0
-	for i := 0; i < len(token); i++ {
-		c := token[i]
-		if c == '.' {
-			dots++
-		} else if !b64url[c] {
-			return nil, nil, errChars
+// checks everything except revocation. It returns the token's kid (for the
+// key-revocation check) and an entry for the cache, only when the cache is
+// enabled.
+//
+// The order of the checks fixes which error a token with several defects
+// gets: structure and encoding, header, claims syntax and types, key and
+// algorithm, signature, then the values of the claims (lifetime, exp, iat,
+// nbf, iss, aud).
+func (v *Verifier) verify(ctx context.Context, wait bool, token string) (*Claims, *entry, string, *Error) {
+	// Structure: three canonical base64url segments, nothing else. The
+	// fast path finds the dots with IndexByte and lets the strict decoder
+	// check the alphabet (it skips CR and LF, which the decoded length
+	// catches); any failure is classified by structureError, the same
+	// checks one byte at a time.
+	hLen := strings.IndexByte(token, '.')
+	sigDot := -1
+	if hLen > 0 {
+		if i := strings.IndexByte(token[hLen+1:], '.'); i > 0 {
+			sigDot = hLen + 1 + i
 		}
 	}
-	if dots != 2 {
-		return nil, nil, errSegments
+	if sigDot < 0 || sigDot == len(token)-1 || strings.IndexByte(token[sigDot+1:], '.') >= 0 {
+		return nil, nil, "", structureError(token)
 	}
-	h, rest, _ := strings.Cut(token, ".")
-	p, sig, _ := strings.Cut(rest, ".")
-	if h == "" || p == "" {
-		return nil, nil, errSegments
-	}
-	if sig == "" {
-		return nil, nil, errNoSignature
-	}
+	h, p, sig := token[:hLen], token[hLen+1:sigDot], token[sigDot+1:]
 	if !canonical(h) || !canonical(p) || !canonical(sig) {
-		return nil, nil, errBase64
+		return nil, nil, "", structureError(token)
 	}
-	header, err := strictB64.DecodeString(h)
-	if err != nil {
-		return nil, nil, errBase64Dec
+	// One pooled buffer holds, for tokens up to about 1 KB, the token's
+	// bytes (the signing input for the primitives), the decoded segments
+	// and the scratch space of the signature check. Nothing taken from it
+	// outlives this call: the claims are copied out.
+	buf := scratchPool.Get().(*[scratchSize]byte)
+	defer scratchPool.Put(buf)
+	mem := arena{free: buf[:]}
+	tok := mem.take(len(token))
+	copy(tok, token)
+	payload := mem.take(strictB64.DecodedLen(len(p)))
+	signature := mem.take(strictB64.DecodedLen(len(sig)))
+	if n, err := strictB64.Decode(payload, tok[hLen+1:sigDot]); err != nil || n != len(payload) {
+		return nil, nil, "", structureError(token)
 	}
-	payload, err := strictB64.DecodeString(p)
-	if err != nil {
-		return nil, nil, errBase64Dec
+	if n, err := strictB64.Decode(signature, tok[sigDot+1:]); err != nil || n != len(signature) {
+		return nil, nil, "", structureError(token)
 	}
 
-	// Header.
+	// Header: the outcome of its checks depends on its bytes alone, so
+	// the header of the last verified token is remembered (tokens signed
+	// by one key share one header).
+	var alg, kid string
+	known := v.lastHeader.Load()
+	if known != nil && known.seg == h {
+		alg, kid = known.alg, known.kid
+	} else {
+		header := mem.take(strictB64.DecodedLen(len(h)))
+		if n, err := strictB64.Decode(header, tok[:hLen]); err != nil || n != len(header) {
+			return nil, nil, "", structureError(token)
+		}
+		a, k, err := checkHeader(header)
+		if err != nil {
+			return nil, nil, "", err
+		}
+		alg, kid, known = string(a), string(k), nil
+	}
+
+	// Claims: strict JSON, registered claims with their JSON types,
+	// numeric dates in range. Values are decoded after the signature.
+	if !utf8.Valid(payload) {
+		return nil, nil, "", errClaimsJSON
+	}
+	var members [maxMembers]member
+	n, code := scanTop(payload, &members)
+	switch code {
+	case scanDup:
+		return nil, nil, "", errDupClaim
+	case scanSyntax:
+		return nil, nil, "", errClaimsJSON
+	}
+	var (
+		exp, iat, nbf, authTime             int64 // 0: absent
+		sub, jti, cid, sid, scope, aud, iss []byte
+		audKind                             byte
+	)
+	for _, m := range members[:n] {
+		switch string(m.key) {
+		case "exp", "iat", "nbf", "auth_time":
+			if m.kind != kindNumber {
+				return nil, nil, "", errClaimType
+			}
+			t, ok := numericDate(m.val)
+			if !ok {
+				return nil, nil, "", errDateRange
+			}
+			switch string(m.key) {
+			case "exp":
+				exp = t
+			case "iat":
+				iat = t
+			case "nbf":
+				nbf = t
+			default:
+				authTime = t
+			}
+		case "iss", "sub", "jti", "client_id", "sid", "scope":
+			if m.kind != kindString {
+				return nil, nil, "", errClaimType
+			}
+			switch string(m.key) {
+			case "iss":
+				iss = m.val
+			case "sub":
+				sub = m.val
+			case "jti":
+				jti = m.val
+			case "client_id":
+				cid = m.val
+			case "sid":
+				sid = m.val
+			default:
+				scope = m.val
+			}
+		case "aud":
+			if m.kind != kindString && m.kind != kindArray {
+				return nil, nil, "", errClaimType
+			}
+			aud, audKind = m.val, m.kind
+		default:
+			if foldsToAny(m.key, claimNames) {
+				return nil, nil, "", errClaimCase
+			}
+		}
+	}
+	audList, audOne, audFound, audNonEmpty, audOK := false, false, false, false, true
+	var audValues []string
+	if aud != nil {
+		audValues, audOne, audFound, audNonEmpty, audOK = audience(aud, audKind, v.audience)
+		if !audOK {
+			return nil, nil, "", errClaimType
+		}
+		audList = true
+	}
+	switch {
+	case exp == 0:
+		return nil, nil, "", errMissingExp
+	case iat == 0:
+		return nil, nil, "", errMissingIat
+	case len(iss) <= 2:
+		return nil, nil, "", errMissingIss
+	case !audList || !audNonEmpty:
+		return nil, nil, "", errMissingAud
+	case len(sub) <= 2:
+		return nil, nil, "", errMissingSub
+	case len(jti) <= 2:
+		return nil, nil, "", errMissingJti
+	case len(cid) <= 2:
+		return nil, nil, "", errMissingCID
+	}
+
+	// Key: looked up by kid only in our key set; alg must be its algorithm.
+	k, ok := v.keys.Key(kid)
+	if w, canWait := v.keys.(KeyWaiter); !ok && wait && canWait {
+		k, ok = w.WaitKey(ctx, kid)
+	}
+	if !ok {
+		return nil, nil, "", errUnknownKid
+	}
+	if alg != k.Algorithm {
+		return nil, nil, "", errAlgMismatch
+	}
+	if !usable(k) {
+		return nil, nil, "", errKeyUnusable
+	}
+
+	// Signature, over the signing input, with the key's one algorithm.
+	if err := checkSignature(k, tok[:sigDot], signature, &mem); err != nil {
+		return nil, nil, "", err
+	}
+
+	// The values of the claims.
+	if exp-iat > v.maxLifetime {
+		return nil, nil, "", errLifetime
+	}
+	now := v.now()
+	expT, iatT := time.Unix(exp, 0), time.Unix(iat, 0)
+	if !now.Before(expT.Add(v.leeway)) {
+		return nil, nil, "", errExpired
+	}
+	if nbf != 0 && now.Before(time.Unix(nbf, 0).Add(-v.leeway)) {
+		return nil, nil, "", errNotBefore
+	}
+	if now.Before(iatT.Add(-v.leeway)) {
+		return nil, nil, "", errIssuedLater
+	}
+	if !equalString(iss, v.issuer) {
+		return nil, nil, "", errIssuer
+	}
+	if !audFound {
+		return nil, nil, "", errAudience
+	}
+
+	// The claims, in one allocation with their dates.
+	d := new(decoded)
+	c := &d.claims
+	c.Issuer = v.issuer
+	// sub, jti, client_id, sid and scope share one string.
+	vals := [5][]byte{sub, jti, cid, sid, scope}
+	all := mem.rest()
+	var ends [5]int
+	for i, raw := range vals {
+		if raw != nil {
+			s, escaped := stringContent(raw)
+			if escaped {
+				all = unescape(all, s)
+			} else {
+				all = append(all, s...)
+			}
+		}
+		ends[i] = len(all)
+	}
+	str := string(all)
+	c.Subject, c.ID, c.ClientID = str[:ends[0]], str[ends[0]:ends[1]], str[ends[1]:ends[2]]
+	c.SessionID, c.Scope = str[ends[2]:ends[3]], str[ends[3]:ends[4]]
+	if audOne {
+		c.Audience = v.audienceOnly
+	} else {
+		c.Audience = audValues
+	}
+	d.dates[0].Time, d.dates[1].Time = expT, iatT
+	c.ExpiresAt, c.IssuedAt = &d.dates[0], &d.dates[1]
+	if nbf != 0 {
+		d.dates[2].Time = time.Unix(nbf, 0)
+		c.NotBefore = &d.dates[2]
+	}
+	if authTime != 0 {
+		d.dates[3].Time = time.Unix(authTime, 0)
+		c.AuthTime = &d.dates[3]
+	}
+	if known == nil {
+		v.lastHeader.Store(&headerInfo{seg: strings.Clone(h), alg: alg, kid: kid})
+	}
+	if v.cache == nil {
+		return c, nil, kid, nil
+	}
+	e := &entry{
+		claims:    *c,
+		notAfter:  expT.Add(v.leeway),
+		notBefore: iatT.Add(-v.leeway),
+		kid:       kid,
+		key:       k,
+	}
+	if nbf > iat {
+		e.notBefore = c.NotBefore.Add(-v.leeway)
+	}
+	return c, e, kid, nil
+}
+
+// headerInfo is the outcome of checkHeader for a header segment that
+// passed it, as part of a token that verified.
+type headerInfo struct {
+	seg      string // the base64url header segment
+	alg, kid string
+}
+
+// checkHeader checks the decoded JOSE header and returns its alg and kid.
+func checkHeader(header []byte) (alg, kid []byte, _ *Error) {
 	if !utf8.Valid(header) {
 		return nil, nil, errHeaderJSON
 	}
@@ -509,7 +804,7 @@ func (v *Verifier) verify(token string) (*Claims, *entry, *Error) {
 	case scanSyntax:
 		return nil, nil, errHeaderJSON
 	}
-	var alg, kid, typ []byte
+	var typ []byte
 	var hasAlg, hasKid, hasTyp bool
 	for _, m := range members[:n] {
 		switch string(m.key) {
@@ -536,126 +831,53 @@ func (v *Verifier) verify(token string) (*Claims, *entry, *Error) {
 			}
 		}
 	}
-	if !hasTyp {
+	switch {
+	case !hasTyp:
 		return nil, nil, errNoTyp
-	}
-	if !isAccessTokenType(typ) {
+	case !isAccessTokenType(typ):
 		return nil, nil, errType
-	}
-	if !hasAlg || len(alg) == 0 {
+	case !hasAlg || len(alg) == 0:
 		return nil, nil, errNoAlg
-	}
-	if !hasKid || len(kid) == 0 {
+	case !hasKid || len(kid) == 0:
 		return nil, nil, errNoKid
 	}
+	return alg, kid, nil
+}
 
-	// Claims: strict JSON, registered claims with their JSON types.
-	if !utf8.Valid(payload) {
-		return nil, nil, errClaimsJSON
-	}
-	n, code = scanTop(payload, &members)
-	switch code {
-	case scanDup:
-		return nil, nil, errDupClaim
-	case scanSyntax:
-		return nil, nil, errClaimsJSON
-	}
-	var hasExp, hasIat, hasIss, hasAud, hasSub, hasJti, hasCID bool
-	for _, m := range members[:n] {
-		nonEmpty := m.kind == kindString && len(m.val) > 2
-		switch string(m.key) {
-		case "exp", "iat", "nbf", "auth_time":
-			if m.kind != kindNumber {
-				return nil, nil, errClaimType
-			}
-			switch m.key[0] {
-			case 'e':
-				hasExp = true
-			case 'i':
-				hasIat = true
-			}
-		case "iss", "sub", "jti", "client_id", "sid", "scope":
-			if m.kind != kindString {
-				return nil, nil, errClaimType
-			}
-			switch string(m.key) {
-			case "iss":
-				hasIss = nonEmpty
-			case "sub":
-				hasSub = nonEmpty
-			case "jti":
-				hasJti = nonEmpty
-			case "client_id":
-				hasCID = nonEmpty
-			}
-		case "aud":
-			switch m.kind {
-			case kindString:
-				hasAud = nonEmpty
-			case kindArray:
-				hasAud = len(strings.TrimSpace(string(m.val[1:len(m.val)-1]))) > 0
-			default:
-				return nil, nil, errClaimType
-			}
-		default:
-			if foldsToAny(m.key, claimNames) {
-				return nil, nil, errClaimCase
-			}
+// structureError tells why token is not three canonical base64url
+// segments, checking one byte at a time in a fixed order (alphabet, dots,
+// empty segments, canonical lengths and bits) so that each defect gets its
+// own error whatever the decoder would have said.
+func structureError(token string) *Error {
+	dots := 0
+	for i := 0; i < len(token); i++ {
+		if c := token[i]; c == '.' {
+			dots++
+		} else if !b64url[c] {
+			return errChars
 		}
 	}
+	if dots != 2 {
+		return errSegments
+	}
+	h, rest, _ := strings.Cut(token, ".")
+	p, sig, _ := strings.Cut(rest, ".")
 	switch {
-	case !hasExp:
-		return nil, nil, errMissingExp
-	case !hasIat:
-		return nil, nil, errMissingIat
-	case !hasIss:
-		return nil, nil, errMissingIss
-	case !hasAud:
-		return nil, nil, errMissingAud
-	case !hasSub:
-		return nil, nil, errMissingSub
-	case !hasJti:
-		return nil, nil, errMissingJti
-	case !hasCID:
-		return nil, nil, errMissingCID
+	case h == "" || p == "":
+		return errSegments
+	case sig == "":
+		return errNoSignature
+	case !canonical(h) || !canonical(p) || !canonical(sig):
+		return errBase64
 	}
+	return errBase64Dec
+}
 
-	// Key: looked up by kid only in our key set; alg must be its algorithm.
-	k, ok := v.keys.Key(string(kid))
-	if !ok {
-		return nil, nil, errUnknownKid
-	}
-	if string(alg) != k.Algorithm {
-		return nil, nil, errAlgMismatch
-	}
-	if !usable(k) {
-		return nil, nil, errKeyUnusable
-	}
-	parser := v.parsers[k.Algorithm]
-	if parser == nil {
-		return nil, nil, errKeyUnusable
-	}
-
-	// Signature and registered claims, by golang-jwt.
-	c := new(Claims)
-	pub := k.Public
-	if _, err := parser.ParseWithClaims(token, c, func(*jwt.Token) (any, error) { return pub, nil }); err != nil {
-		return nil, nil, mapJWTError(err)
-	}
-	if c.ExpiresAt == nil || c.IssuedAt == nil { // guaranteed above; keeps the cache sound
-		return nil, nil, errJWTClaims
-	}
-	e := &entry{
-		claims:    *c,
-		notAfter:  c.ExpiresAt.Add(v.leeway),
-		notBefore: c.IssuedAt.Add(-v.leeway),
-		kid:       string(kid),
-		key:       k,
-	}
-	if c.NotBefore != nil && c.NotBefore.After(c.IssuedAt.Time) {
-		e.notBefore = c.NotBefore.Add(-v.leeway)
-	}
-	return c, e, nil
+// decoded is the allocation holding the claims Verify returns and their
+// dates.
+type decoded struct {
+	claims Claims
+	dates  [4]jwt.NumericDate // exp, iat, nbf, auth_time
 }
 
 // isAccessTokenType reports whether typ is at+jwt or application/at+jwt,
@@ -711,27 +933,4 @@ func usable(k Key) bool {
 		return ok && pk != nil && pk.N != nil && pk.N.BitLen() >= 2048
 	}
 	return false
-}
-
-// mapJWTError turns a golang-jwt error into one of ours, most specific first.
-func mapJWTError(err error) *Error {
-	switch {
-	case errors.Is(err, jwt.ErrTokenMalformed):
-		return errJWTDecode
-	case errors.Is(err, jwt.ErrTokenUnverifiable):
-		return errJWTMethod
-	case errors.Is(err, jwt.ErrTokenSignatureInvalid):
-		return errSignature
-	case errors.Is(err, jwt.ErrTokenExpired):
-		return errExpired
-	case errors.Is(err, jwt.ErrTokenNotValidYet):
-		return errNotBefore
-	case errors.Is(err, jwt.ErrTokenUsedBeforeIssued):
-		return errIssuedLater
-	case errors.Is(err, jwt.ErrTokenInvalidIssuer):
-		return errIssuer
-	case errors.Is(err, jwt.ErrTokenInvalidAudience):
-		return errAudience
-	}
-	return errJWTClaims
 }
