@@ -264,19 +264,7 @@ func TestRevocationStreamEndsWithItsToken(t *testing.T) {
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, "GET", h.srv.URL+"/v1/revocations/stream", nil)
 	req.Header.Set("Authorization", "Bearer "+tok.str("access_token"))
-	res, err := h.srv.Client().Do(req)
-	if err != nil || res.StatusCode != http.StatusOK {
-		t.Fatalf("stream with a token: %v %v", res, err)
-	}
-	defer res.Body.Close()
-	lines := make(chan string, 64)
-	go func() {
-		defer close(lines)
-		sc := bufio.NewScanner(res.Body)
-		for sc.Scan() {
-			lines <- sc.Text()
-		}
-	}()
+	lines := streamLines(t, h, req)
 	exp, _ := tok.body["expires_in"].(float64)
 	h.clock.Advance(time.Duration(exp+1) * time.Second)
 	// A revocation wakes the stream after its token expired.
@@ -303,19 +291,7 @@ func TestRevocationStreamEndsAfterAnHour(t *testing.T) {
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, "GET", h.srv.URL+"/v1/revocations/stream", nil)
 	req.SetBasicAuth("svc", svcSecret)
-	res, err := h.srv.Client().Do(req)
-	if err != nil || res.StatusCode != http.StatusOK {
-		t.Fatalf("stream by Basic: %v %v", res, err)
-	}
-	defer res.Body.Close()
-	lines := make(chan string, 64)
-	go func() {
-		defer close(lines)
-		sc := bufio.NewScanner(res.Body)
-		for sc.Scan() {
-			lines <- sc.Text()
-		}
-	}()
+	lines := streamLines(t, h, req)
 	// Within the hour a revocation arrives on the stream: it is live.
 	at := h.login(adaEmail, adaPass).str("access_token")
 	expect(t, "logout", h.do("POST", "/v1/auth/logout", "", bearer(at)...), http.StatusNoContent, "")
@@ -335,4 +311,24 @@ func TestRevocationStreamEndsAfterAnHour(t *testing.T) {
 	if ctx.Err() != nil {
 		t.Fatal("the stream outlived its hour")
 	}
+}
+
+// streamLines opens the revocation stream with req and returns its lines
+// as they come; the channel closes when the stream ends.
+func streamLines(t *testing.T, h *harness, req *http.Request) <-chan string {
+	t.Helper()
+	res, err := h.srv.Client().Do(req)
+	if err != nil || res.StatusCode != http.StatusOK {
+		t.Fatalf("open the stream: %v %v", res, err)
+	}
+	t.Cleanup(func() { res.Body.Close() })
+	lines := make(chan string, 64)
+	go func() {
+		defer close(lines)
+		sc := bufio.NewScanner(res.Body)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+	}()
+	return lines
 }

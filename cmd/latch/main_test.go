@@ -3,13 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -18,13 +16,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/spf13/cobra"
 
 	"github.com/latchauth/latch"
 	"github.com/latchauth/latch/config"
 	"github.com/latchauth/latch/instance"
-	"github.com/latchauth/latch/internal/testenv"
 	"github.com/latchauth/latch/sqlite"
 )
 
@@ -627,37 +623,7 @@ func TestServeRetiresAnEarlierDemoUser(t *testing.T) {
 // the database (host and name, never the password) instead of a data
 // directory that is not used, and no data directory is created.
 func TestServeOnPostgresLogsTheStore(t *testing.T) {
-	base := os.Getenv("LATCH_TEST_POSTGRES_URL")
-	if base == "" {
-		base = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-	}
-	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, base)
-	if err != nil {
-		testenv.Unavailable(t, testenv.Postgres, err)
-	}
-	defer conn.Close(context.Background())
-	schema := "latch_cmd_" + strings.ToLower(rand.Text()[:16])
-	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE") })
-	u, err := url.Parse(base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	u.User = url.UserPassword(u.User.Username(), "pw-never-logged")
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-
-	t.Chdir(t.TempDir())
-	kek, _, err := run(t, "", nil, "kek", "generate")
-	if err != nil {
-		t.Fatal(err)
-	}
-	env := []string{"LATCH_DATABASE_URL=" + u.String(), "LATCH_KEK=" + strings.TrimSpace(kek)}
+	u, env, _, _ := postgresDeployment(t, "latch_cmd_", "pw-never-logged")
 	s := startServe(t, env)
 	s.stop()
 	logs := s.logs.String()

@@ -19,36 +19,8 @@ import (
 // list fail and create nothing: no tables, no signing key. Before, they
 // migrated the empty schema into a new deployment.
 func TestReadOnlyCommandsCreateNothingOnPostgres(t *testing.T) {
-	base := os.Getenv("LATCH_TEST_POSTGRES_URL")
-	if base == "" {
-		base = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-	}
-	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, base)
-	if err != nil {
-		testenv.Unavailable(t, testenv.Postgres, err)
-	}
-	defer conn.Close(context.Background())
-	schema := "latch_ro_" + strings.ToLower(rand.Text()[:16])
-	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE") })
-	u, err := url.Parse(base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-
-	t.Chdir(t.TempDir())
-	kek, _, err := run(t, "", nil, "kek", "generate")
-	if err != nil {
-		t.Fatal(err)
-	}
-	env := []string{"LATCH_DATABASE_URL=" + u.String(), "LATCH_KEK=" + strings.TrimSpace(kek)}
+	_, env, conn, schema := postgresDeployment(t, "latch_ro_", "")
+	ctx := t.Context()
 	for _, args := range [][]string{{"keys", "list"}, {"client", "list"}, {"keys", "rotate"}, {"keys", "rotate", "--now"}} {
 		_, _, err := run(t, "", env, args...)
 		if err == nil || !strings.Contains(err.Error(), "no Latch deployment here") {
@@ -65,4 +37,46 @@ func TestReadOnlyCommandsCreateNothingOnPostgres(t *testing.T) {
 	if entries, _ := os.ReadDir("."); len(entries) != 0 {
 		t.Fatalf("read-only commands on PostgreSQL created %v", entries)
 	}
+}
+
+// postgresDeployment makes a schema of its own in the test database (or
+// ends the test: a skip on a developer machine, a failure in CI) and
+// returns the database URL with that search_path (and password, if not
+// empty), the environment of a deployment on it with a fresh KEK, the
+// connection and the schema. The schema is dropped at the end.
+func postgresDeployment(t *testing.T, prefix, password string) (*url.URL, []string, *pgx.Conn, string) {
+	t.Helper()
+	base := os.Getenv("LATCH_TEST_POSTGRES_URL")
+	if base == "" {
+		base = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, base)
+	if err != nil {
+		testenv.Unavailable(t, testenv.Postgres, err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	schema := prefix + strings.ToLower(rand.Text()[:16])
+	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE") })
+	u, err := url.Parse(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if password != "" {
+		u.User = url.UserPassword(u.User.Username(), password)
+	}
+	q := u.Query()
+	q.Set("search_path", schema)
+	u.RawQuery = q.Encode()
+
+	t.Chdir(t.TempDir())
+	kek, _, err := run(t, "", nil, "kek", "generate")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u, []string{"LATCH_DATABASE_URL=" + u.String(), "LATCH_KEK=" + strings.TrimSpace(kek)}, conn, schema
 }
