@@ -101,7 +101,7 @@ func TestCleartextListenerWarning(t *testing.T) {
 	}
 }
 
-const metricsToken = "0123456789abcdef0123456789abcdef-metrics"
+const metricsToken = "7f3a9c0e5b21d84f6e9a0c3b7d52e18f4a6c9b0d3e7f2a15"
 
 // TestMetricsToken: with metrics.token set, /metrics answers only a
 // request bearing exactly that token.
