@@ -64,7 +64,7 @@ func BenchmarkRawSign(b *testing.B) {
 			r, n := benchRing(b, a.alg)
 			msg := make([]byte, n)
 			rand.Read(msg)
-			priv := r.snap.Load().active(time.Now()).priv
+			priv := r.snap.Load().active(FamilyAccess, time.Now()).priv
 			var sign func() error
 			switch p := priv.(type) {
 			case ed25519.PrivateKey:
@@ -95,7 +95,7 @@ func BenchmarkRawSign(b *testing.B) {
 // BenchmarkPublicKey measures the verifier's key lookup.
 func BenchmarkPublicKey(b *testing.B) {
 	r, _ := benchRing(b, EdDSA)
-	kid := r.List()[0].ID
+	kid := listFamily(r, FamilyAccess)[0].ID
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, _, ok := r.PublicKey(kid); !ok {
