@@ -171,8 +171,8 @@ type key struct {
 	pub    crypto.PublicKey
 	// priv is set only for keys that were active or pending when the
 	// snapshot was built: retired keys never sign again.
-	priv    crypto.Signer
-	jwk []byte // public JWK with kid, alg and use, no private members
+	priv crypto.Signer
+	jwk  []byte // public JWK with kid, alg and use, no private members
 	// headers holds, for each token type of the key's family (in the
 	// order of familyTypes), the base64url of the JOSE header followed by
 	// "."; nil for a family this program does not know.
