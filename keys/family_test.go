@@ -113,7 +113,7 @@ func TestFamiliesAtFirstStart(t *testing.T) {
 		t.Run(alg, func(t *testing.T) {
 			c, store := newClock(), &memStore{}
 			r := newTestRing(t, store, mustKEK(t), Config{Algorithm: alg}, c)
-			if got := r.Families(); !slices.Equal(got, []string{FamilyAccess, FamilyID}) {
+			if got := Families(); !slices.Equal(got, []string{FamilyAccess, FamilyID}) {
 				t.Fatalf("Families = %v", got)
 			}
 			acc, id := listFamily(r, FamilyAccess), listFamily(r, FamilyID)

@@ -591,8 +591,8 @@ func (r *Ring) RotateFamily(ctx context.Context, family string, immediate bool) 
 	return r.rotateLocked(ctx, family, immediate)
 }
 
-// Families returns the key families of the ring, FamilyAccess first.
-func (r *Ring) Families() []string { return slices.Clone(families) }
+// Families returns the key families every ring keeps, FamilyAccess first.
+func Families() []string { return slices.Clone(families) }
 
 // rotation builds the rotation of family from snapshot s at now and the
 // key it adds. leaving, if not nil, is a key revoked together with the
