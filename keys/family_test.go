@@ -263,15 +263,6 @@ func TestSignerHeadersCached(t *testing.T) {
 	if after == id || &after.headers[0] != &id.headers[0] {
 		t.Fatal("a reload encoded the headers again")
 	}
-	// Signing an id_token costs what signing an access token of the same
-	// algorithm does.
-	rs := newTestRing(t, &memStore{}, mustKEK(t), Config{Algorithm: RS256}, c)
-	idS := idSigner(t, rs)
-	accAllocs := testing.AllocsPerRun(20, func() { rs.AccessTokens().Sign(idClaims(now)) })
-	idAllocs := testing.AllocsPerRun(20, func() { idS.Sign(idClaims(now)) })
-	if idAllocs != accAllocs {
-		t.Fatalf("an RS256 id_token takes %v allocations, an RS256 access token %v", idAllocs, accAllocs)
-	}
 }
 
 // stripFamily returns a store holding the keys of store except those of
