@@ -291,9 +291,38 @@ func TestUpgradedRingGainsIDFamily(t *testing.T) {
 	store := stripFamily(old.store.(*memStore), FamilyID)
 	r := newTestRing(t, store, kek, Config{}, c)
 	id := listFamily(r, FamilyID)
-	if len(id) != 1 || id[0].State != StateActive || id[0].Algorithm != RS256 || !id[0].NotBefore.Equal(c.Now()) {
+	if len(id) != 1 || id[0].State != StateActive || id[0].Algorithm != RS256 || !id[0].CreatedAt.Equal(c.Now()) {
 		t.Fatalf("id family after the upgrade: %+v", id)
 	}
+	// A binary from before key families, still running during a rolling
+	// upgrade, signs with the newest key of the whole ring past its
+	// NotBefore: that must stay the access key, so the id key is dated
+	// before it.
+	all, _ := store.Keys(context.Background())
+	var oldView latch.SigningKey
+	for _, k := range all {
+		if k.RevokedAt.IsZero() && !c.Now().Before(k.NotBefore) {
+			oldView = k
+		}
+	}
+	if oldView.ID != accessKid || !id[0].NotBefore.Before(listFamily(r, FamilyAccess)[0].NotBefore) {
+		t.Fatalf("a binary from before key families would sign with %s, want the access key %s (id key %+v)", oldView.ID, accessKid, id[0])
+	}
+	// The id family's schedule counts from the key's creation, not from
+	// its earlier date.
+	cfg := r.Config()
+	c.Set(id[0].CreatedAt.Add(cfg.RotationPeriod - cfg.PublishDelay() - time.Second))
+	if err := r.Reload(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if r.due(FamilyID) {
+		t.Fatal("the id family is due before one period after its first key was made")
+	}
+	c.Add(time.Second)
+	if !r.due(FamilyID) {
+		t.Fatal("the id family is not due one period after its first key was made")
+	}
+	c.Set(id[0].CreatedAt)
 	if acc := listFamily(r, FamilyAccess); len(acc) != 1 || acc[0].ID != accessKid || acc[0].State != StateActive || !acc[0].NotAfter.IsZero() {
 		t.Fatalf("access family after the upgrade: %+v", acc)
 	}

@@ -618,6 +618,19 @@ func (r *Ring) rotation(s *snapshot, family string, now time.Time, immediate boo
 		// Nothing of the family signs yet, so no cache can be surprised.
 		notBefore = now
 	}
+	if prev == nil {
+		// The family's first key, in a ring that may hold keys of other
+		// families: it is dated just before all of them. Binaries from
+		// before key families take the newest key of the whole ring as
+		// their signing key; during a rolling upgrade they go on signing
+		// access tokens with the access key, never with this one. Its
+		// schedule counts from its CreatedAt (see due).
+		for _, k := range s.keys {
+			if !k.revoked() && k.family != family && !notBefore.Before(k.notBefore) {
+				notBefore = k.notBefore.Add(-time.Microsecond) // the stores keep microseconds
+			}
+		}
+	}
 	// Keys are ordered by NotBefore, so the new key must come after every
 	// key of its family that stays, or a clock behind the one that made
 	// the previous key (another machine's, or one standing still) would
@@ -799,7 +812,13 @@ func (r *Ring) due(family string) bool {
 	if active == nil || active.alg != r.algorithm(family) {
 		return true
 	}
-	return !now.Before(newest.notBefore.Add(r.cfg.RotationPeriod - r.cfg.PublishDelay()))
+	// A family's first key may be dated before its creation (see
+	// rotation); its period counts from when it was made.
+	from := newest.notBefore
+	if newest.createdAt.After(from) {
+		from = newest.createdAt
+	}
+	return !now.Before(from.Add(r.cfg.RotationPeriod - r.cfg.PublishDelay()))
 }
 
 // List describes every stored key, oldest first, with its state now.
