@@ -105,8 +105,9 @@ var familyTypes = map[string][]string{
 var families = []string{FamilyAccess, FamilyID}
 
 var (
-	// ErrRotationPending is returned by Rotate when a key is already
-	// pending; the error says which key activates when.
+	// ErrRotationPending is returned by Rotate and RotateFamily when a key
+	// of the family is already pending; the error says which key
+	// activates when.
 	ErrRotationPending = errors.New("keys: a rotation is already pending")
 	// ErrNoSigningKey is returned by Sign when no key is active at the
 	// current time.
