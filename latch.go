@@ -260,13 +260,18 @@ type Event struct {
 }
 
 // SigningKey is a key of the signing ring as stored: the private key sealed
-// under the key-encryption key. Its state follows from the clock:
-// pending before NotBefore, active while it is the newest key past
-// NotBefore, retired after a newer key became active, removed after
-// NotAfter.
+// under the key-encryption key. The ring holds one chain of keys per
+// family, each signing one kind of token; a key's state follows from the
+// clock and the other keys of its family: pending before NotBefore, active
+// while it is the newest key of its family past NotBefore, retired after a
+// newer key of its family became active, removed after NotAfter.
 type SigningKey struct {
 	ID        string // kid: the RFC 7638 thumbprint of the public key
 	Algorithm string // EdDSA, ES256 or RS256
+	// Family is the chain the key belongs to: "access" (access tokens) or
+	// "id" (id_tokens and logout tokens). Keys rotate within their family,
+	// and a key signs and is trusted only for its family's tokens.
+	Family string
 	// Private is the sealed private key (PKCS #8 DER under AES-256-GCM).
 	Private []byte
 	// Public is the public key as a JWK (JSON).
@@ -282,13 +287,13 @@ type SigningKey struct {
 	RevokedAt time.Time
 }
 
-// KeyRotation adds a key to the ring. It succeeds only if Previous is still
-// the newest key that is not revoked (by NotBefore), so that of many
-// instances only one rotates. The previous key is scheduled for removal at
-// PreviousNotAfter.
+// KeyRotation adds a key to a family of the ring. It succeeds only if
+// Previous is still the newest key of New.Family that is not revoked (by
+// NotBefore), so that of many instances only one rotates each family. The
+// previous key is scheduled for removal at PreviousNotAfter.
 type KeyRotation struct {
 	New              SigningKey
-	Previous         string // kid; empty for the first key of an empty ring
+	Previous         string // kid; empty for the first key of an empty family
 	PreviousNotAfter time.Time
 	// SupersedePrevious marks Previous, a pending key that an immediate
 	// rotation replaces, revoked at New.CreatedAt so that it never signs.
@@ -409,8 +414,9 @@ type KeyStore interface {
 	// Keys returns every stored key, oldest NotBefore first.
 	Keys(ctx context.Context) ([]SigningKey, error)
 	// RotateKeys applies r atomically; ErrConflict if r.Previous is not the
-	// newest key that is not revoked any more (or such a key exists when
-	// Previous is ""). It moves KeyRingVersion.
+	// newest key of r.New.Family that is not revoked any more (or such a
+	// key exists when Previous is ""); keys of other families do not
+	// matter. It moves KeyRingVersion.
 	RotateKeys(ctx context.Context, r KeyRotation) error
 	// RevokeKey applies r atomically: its rotation if any (failing like
 	// RotateKeys), then marks the key revoked at r.At (a key revoked

@@ -57,15 +57,20 @@ func attacks(t *testing.T, alg string) {
 	hdr, claims := segment(t, genuine, 0), jwt.MapClaims(segment(t, genuine, 1))
 	kid := hdr["kid"].(string)
 
-	// The server's public key, as an attacker would fetch it.
+	// The server's public key, as an attacker would fetch it (the JWKS
+	// also holds the id_token key).
 	var set jose.JSONWebKeySet
-	if err := json.Unmarshal(h.do("GET", "/.well-known/jwks.json", "").raw, &set); err != nil || len(set.Keys) != 1 {
+	if err := json.Unmarshal(h.do("GET", "/.well-known/jwks.json", "").raw, &set); err != nil || len(set.Keys) != 2 {
 		t.Fatalf("jwks: %v", err)
 	}
-	pub := set.Keys[0].Key
+	keys := set.Key(kid)
+	if len(keys) != 1 {
+		t.Fatalf("jwks lacks the token's kid %s", kid)
+	}
+	pub := keys[0].Key
 	der, _ := x509.MarshalPKIXPublicKey(pub)
 	pemKey := pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})
-	jwkJSON, _ := set.Keys[0].MarshalJSON()
+	jwkJSON, _ := keys[0].MarshalJSON()
 
 	// An attacker's own key, and its public JWK.
 	atkPub, atkPriv, _ := ed25519.GenerateKey(rand.Reader)

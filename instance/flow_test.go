@@ -454,15 +454,23 @@ func TestJWKS(t *testing.T) {
 	var doc struct {
 		Keys []map[string]any `json:"keys"`
 	}
-	if err := json.Unmarshal(r.raw, &doc); err != nil || len(doc.Keys) != 1 {
+	// The access-token key first, then the id_token key.
+	if err := json.Unmarshal(r.raw, &doc); err != nil || len(doc.Keys) != 2 {
 		t.Fatalf("jwks = %s (%v)", r.raw, err)
 	}
-	k := doc.Keys[0]
+	k, id := doc.Keys[0], doc.Keys[1]
 	if k["alg"] != "EdDSA" || k["use"] != "sig" || k["kid"] == "" || k["kty"] != "OKP" {
 		t.Fatalf("jwk = %v", k)
 	}
-	if _, ok := k["d"]; ok {
-		t.Fatal("JWKS publishes a private key")
+	if id["alg"] != "RS256" || id["use"] != "sig" || id["kid"] == "" || id["kty"] != "RSA" {
+		t.Fatalf("id_token jwk = %v", id)
+	}
+	for _, k := range doc.Keys {
+		for _, priv := range []string{"d", "p", "q"} {
+			if _, ok := k[priv]; ok {
+				t.Fatal("JWKS publishes a private key")
+			}
+		}
 	}
 	h.addUser(adaEmail, adaPass)
 	hdr := segment(t, h.login(adaEmail, adaPass).str("access_token"), 0)

@@ -501,12 +501,14 @@ func checks(st latch.Store, fan *redis.Fanout) []server.Check {
 	return c
 }
 
-// RingKeys adapts a key ring to the verifier's KeySet.
+// RingKeys adapts a key ring to the verifier's KeySet of access tokens: it
+// holds only the keys of keys.FamilyAccess, so that a token signed with an
+// id_token key never verifies as an access token, whatever its header says.
 type RingKeys struct{ Ring *keys.Ring }
 
 // Key implements verifier.KeySet.
 func (k RingKeys) Key(kid string) (verifier.Key, bool) {
-	alg, pub, ok := k.Ring.PublicKey(kid)
+	alg, pub, ok := k.Ring.FamilyKey(keys.FamilyAccess, kid)
 	if !ok {
 		return verifier.Key{}, false
 	}

@@ -19,6 +19,8 @@ const (
 	DefaultRotationPeriod = 30 * 24 * time.Hour
 	DefaultJWKSMaxAge     = 15 * time.Minute
 	DefaultTokenLifetime  = 5*time.Minute + 30*time.Second
+	// DefaultIDTokenLifetime is the default of Config.IDTokenLifetime.
+	DefaultIDTokenLifetime = time.Hour + 30*time.Second
 )
 
 // publishMargin is how much longer than the JWKS max-age a new key is
@@ -51,9 +53,15 @@ type Config struct {
 	// sign.
 	JWKSMaxAge time.Duration
 	// TokenLifetime is the longest access-token lifetime plus leeway;
-	// default 5 minutes + 30 seconds. A retired key stays published for
-	// TokenLifetime + JWKSMaxAge after its successor activates.
+	// default 5 minutes + 30 seconds. A retired access-token key stays
+	// published for TokenLifetime + JWKSMaxAge after its successor
+	// activates.
 	TokenLifetime time.Duration
+	// IDTokenLifetime is the longest lifetime of an id_token or logout
+	// token plus leeway; default 1 hour + 30 seconds. A retired FamilyID
+	// key stays published for IDTokenLifetime + JWKSMaxAge after its
+	// successor activates.
+	IDTokenLifetime time.Duration
 }
 
 // WithDefaults returns c with zero fields set to their defaults and the
@@ -78,6 +86,9 @@ func (c Config) WithDefaults() Config {
 	if c.TokenLifetime == 0 {
 		c.TokenLifetime = DefaultTokenLifetime
 	}
+	if c.IDTokenLifetime == 0 {
+		c.IDTokenLifetime = DefaultIDTokenLifetime
+	}
 	return c
 }
 
@@ -96,6 +107,9 @@ func (c Config) Validate() error {
 	if c.TokenLifetime < 0 || c.TokenLifetime > maxTokenLifetime {
 		return fmt.Errorf("keys: token lifetime %v is out of range; accepted: up to %v, 0 for the default %v", c.TokenLifetime, maxTokenLifetime, DefaultTokenLifetime)
 	}
+	if c.IDTokenLifetime < 0 || c.IDTokenLifetime > maxTokenLifetime {
+		return fmt.Errorf("keys: id_token lifetime %v is out of range; accepted: up to %v, 0 for the default %v", c.IDTokenLifetime, maxTokenLifetime, DefaultIDTokenLifetime)
+	}
 	if c.RotationPeriod < minRotationPeriod || c.RotationPeriod <= c.PublishDelay() {
 		return fmt.Errorf("keys: rotation period %v is too short; accepted: at least %v and longer than the publish delay (JWKS max-age + %v = %v); default %v",
 			c.RotationPeriod, minRotationPeriod, publishMargin, c.PublishDelay(), DefaultRotationPeriod)
@@ -109,10 +123,14 @@ func (c Config) PublishDelay() time.Duration {
 	return c.WithDefaults().JWKSMaxAge + publishMargin
 }
 
-// retention is how long a replaced key stays published after its successor
-// activates: until every token it signed has expired (TokenLifetime) and
-// every cache of the JWKS has refreshed (JWKSMaxAge).
-func (c Config) retention() time.Duration {
+// retention is how long a replaced key of family stays published after its
+// successor activates: until every token it signed has expired
+// (TokenLifetime, or IDTokenLifetime for FamilyID) and every cache of the
+// JWKS has refreshed (JWKSMaxAge).
+func (c Config) retention(family string) time.Duration {
 	c = c.WithDefaults()
+	if family == FamilyID {
+		return c.IDTokenLifetime + c.JWKSMaxAge
+	}
 	return c.TokenLifetime + c.JWKSMaxAge
 }

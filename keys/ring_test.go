@@ -76,11 +76,14 @@ func (m *memStore) RotateKeys(ctx context.Context, r latch.KeyRotation) error {
 }
 
 // rotateLocked applies r as the stores do: Previous must be the newest key
-// not revoked.
+// of the new key's family not revoked.
 func (m *memStore) rotateLocked(r latch.KeyRotation) error {
+	if r.New.Family == "" {
+		return errors.New("memStore: a key without a family")
+	}
 	newest := -1
 	for i, k := range m.keys {
-		if k.RevokedAt.IsZero() && (newest < 0 || keyOrder(k, m.keys[newest]) > 0) {
+		if k.Family == r.New.Family && k.RevokedAt.IsZero() && (newest < 0 || keyOrder(k, m.keys[newest]) > 0) {
 			newest = i
 		}
 		if k.ID == r.New.ID {
@@ -142,10 +145,20 @@ func (m *memStore) KeyRingVersion(ctx context.Context) (int64, error) {
 	return m.version, nil
 }
 
-func (m *memStore) count() int {
+// count returns the number of access-token keys.
+func (m *memStore) count() int { return m.countFamily(FamilyAccess) }
+
+// countFamily returns the number of keys of family.
+func (m *memStore) countFamily(family string) int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return len(m.keys)
+	n := 0
+	for _, k := range m.keys {
+		if k.Family == family {
+			n++
+		}
+	}
+	return n
 }
 
 func (m *memStore) get(kid string) latch.SigningKey {
@@ -271,6 +284,23 @@ func infoOf(r *Ring, kid string) Info {
 	return Info{}
 }
 
+// listFamily returns the keys of family as r lists them, oldest first.
+func listFamily(r *Ring, family string) []Info {
+	return slices.DeleteFunc(r.List(), func(in Info) bool { return in.Family != family })
+}
+
+// familyJWKS is jwks restricted to the keys of family.
+func familyJWKS(t testing.TB, r *Ring, family string) map[string]jose.JSONWebKey {
+	t.Helper()
+	set := jwks(t, r)
+	for kid := range set {
+		if infoOf(r, kid).Family != family {
+			delete(set, kid)
+		}
+	}
+	return set
+}
+
 // jwks parses r's JWKS, checking it is well formed and public only.
 func jwks(t testing.TB, r *Ring) map[string]jose.JSONWebKey {
 	t.Helper()
@@ -311,7 +341,7 @@ func jwks(t testing.TB, r *Ring) map[string]jose.JSONWebKey {
 func TestFirstKeyActiveImmediately(t *testing.T) {
 	c, store := newClock(), &memStore{}
 	r := newTestRing(t, store, mustKEK(t), Config{}, c)
-	list := r.List()
+	list := listFamily(r, FamilyAccess)
 	if len(list) != 1 {
 		t.Fatalf("List = %+v, want one key", list)
 	}
@@ -328,7 +358,7 @@ func TestFirstKeyActiveImmediately(t *testing.T) {
 	}
 	// A second ring on the same store uses the same key.
 	r2 := newTestRing(t, store, r.kek, Config{}, c)
-	if store.count() != 1 || r2.List()[0].ID != in.ID {
+	if store.count() != 1 || listFamily(r2, FamilyAccess)[0].ID != in.ID {
 		t.Fatal("second ring created another key")
 	}
 }
@@ -337,7 +367,7 @@ func TestRotationLifecycle(t *testing.T) {
 	c, store := newClock(), &memStore{}
 	cfg := Config{}.WithDefaults()
 	r := newTestRing(t, store, mustKEK(t), cfg, c)
-	oldKid := r.List()[0].ID
+	oldKid := listFamily(r, FamilyAccess)[0].ID
 	c.Add(48 * time.Hour)
 	oldTok := signAt(t, r, c.Now())
 
@@ -359,7 +389,7 @@ func TestRotationLifecycle(t *testing.T) {
 	if st := infoOf(r, oldKid).State; st != StateActive {
 		t.Fatalf("old key state %s, want active", st)
 	}
-	set := jwks(t, r)
+	set := familyJWKS(t, r, FamilyAccess)
 	if _, ok := set[sk.ID]; !ok || len(set) != 2 {
 		t.Fatalf("JWKS while pending: %s", r.JWKS())
 	}
@@ -390,7 +420,7 @@ func TestRotationLifecycle(t *testing.T) {
 			t.Fatalf("verify after activation: %v", err)
 		}
 	}
-	if set := jwks(t, r); len(set) != 2 || !strings.Contains(string(r.JWKS()), `"kid":"`+sk.ID) {
+	if set := familyJWKS(t, r, FamilyAccess); len(set) != 2 || !strings.Contains(string(r.JWKS()), `"kid":"`+sk.ID) {
 		t.Fatalf("JWKS after activation: %s", r.JWKS())
 	}
 	if !strings.HasPrefix(string(r.JWKS()), `{"keys":[{`) || !strings.Contains(strings.SplitN(string(r.JWKS()), "}", 2)[0], sk.ID) {
@@ -410,7 +440,7 @@ func TestRotationLifecycle(t *testing.T) {
 	if st := infoOf(r, oldKid).State; st != StateRemoved {
 		t.Fatalf("old key state %s after NotAfter", st)
 	}
-	if set := jwks(t, r); len(set) != 1 || set[sk.ID].KeyID != sk.ID {
+	if set := familyJWKS(t, r, FamilyAccess); len(set) != 1 || set[sk.ID].KeyID != sk.ID {
 		t.Fatalf("JWKS after removal: %s", r.JWKS())
 	}
 	// Verified at a time when the token itself would still be valid, the
@@ -431,7 +461,7 @@ func TestImmediateRotation(t *testing.T) {
 	c, store := newClock(), &memStore{}
 	cfg := Config{}.WithDefaults()
 	r := newTestRing(t, store, mustKEK(t), cfg, c)
-	oldKid := r.List()[0].ID
+	oldKid := listFamily(r, FamilyAccess)[0].ID
 	c.Add(time.Hour)
 	oldTok := signAt(t, r, c.Now())
 	sk, err := r.Rotate(context.Background(), true)
@@ -478,7 +508,7 @@ func TestImmediateRotationSupersedesPending(t *testing.T) {
 	c, store := newClock(), &memStore{}
 	cfg, kek := Config{}.WithDefaults(), mustKEK(t)
 	r := newTestRing(t, store, kek, cfg, c)
-	first := r.List()[0].ID
+	first := listFamily(r, FamilyAccess)[0].ID
 	c.Add(time.Hour)
 	pending, err := r.Rotate(ctx, false)
 	if err != nil {
@@ -531,7 +561,7 @@ func TestRevokeActiveKey(t *testing.T) {
 	cfg, kek := Config{}.WithDefaults(), mustKEK(t)
 	r := newTestRing(t, store, kek, cfg, c)
 	other := newTestRing(t, store, kek, cfg, c) // another instance
-	stolen := r.List()[0].ID
+	stolen := listFamily(r, FamilyAccess)[0].ID
 	c.Add(time.Hour)
 	tok := signAt(t, r, c.Now())
 	if _, err := verify(other, tok, c.Now()); err != nil {
@@ -607,7 +637,7 @@ func TestImmediateRotationsInOneInstant(t *testing.T) {
 	c.Add(123 * time.Nanosecond) // a clock finer than the store
 	kek := mustKEK(t)
 	r := newTestRing(t, store, kek, Config{}, c)
-	res, err := r.Revoke(ctx, r.List()[0].ID)
+	res, err := r.Revoke(ctx, listFamily(r, FamilyAccess)[0].ID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -642,7 +672,7 @@ func TestRevokeActiveKeyWithPending(t *testing.T) {
 	ctx := context.Background()
 	c, store := newClock(), &memStore{}
 	r := newTestRing(t, store, mustKEK(t), Config{}, c)
-	stolen := r.List()[0].ID
+	stolen := listFamily(r, FamilyAccess)[0].ID
 	c.Add(time.Hour)
 	pending, err := r.Rotate(ctx, false)
 	if err != nil {
@@ -671,7 +701,7 @@ func TestRevokeRetiredAndPendingKeys(t *testing.T) {
 	ctx := context.Background()
 	c, store := newClock(), &memStore{}
 	r := newTestRing(t, store, mustKEK(t), Config{}, c)
-	retired := r.List()[0].ID
+	retired := listFamily(r, FamilyAccess)[0].ID
 	c.Add(time.Hour)
 	tok := signAt(t, r, c.Now())
 	active, err := r.Rotate(ctx, true)
@@ -720,7 +750,7 @@ func TestRevokedPendingKeyLeavesNoGap(t *testing.T) {
 	ctx := context.Background()
 	c, store := newClock(), &memStore{}
 	r := newTestRing(t, store, mustKEK(t), Config{}, c)
-	active := r.List()[0]
+	active := familyKeys(r, FamilyAccess)[0]
 	c.Add(time.Hour)
 	pending, err := r.Rotate(ctx, false)
 	if err != nil {
@@ -737,12 +767,12 @@ func TestRevokedPendingKeyLeavesNoGap(t *testing.T) {
 	if err != nil || !rotated {
 		t.Fatalf("Tick after the pending key was revoked: rotated %v, %v; want a new successor", rotated, err)
 	}
-	list := r.List()
+	list := familyKeys(r, FamilyAccess)
 	next := list[len(list)-1]
 	if next.State != StatePending {
 		t.Fatalf("successor %+v, want pending (published before it signs)", next)
 	}
-	if a := infoOf(r, active.ID); a.NotAfter.Before(next.NotBefore.Add(Config{}.retention())) {
+	if a := infoOf(r, active.ID); a.NotAfter.Before(next.NotBefore.Add(Config{}.retention(FamilyAccess))) {
 		t.Fatalf("active key ends at %v, before its successor (from %v) has been published long enough", a.NotAfter, next.NotBefore)
 	}
 	for _, at := range []time.Time{next.NotBefore.Add(-time.Microsecond), next.NotBefore} {
@@ -785,7 +815,7 @@ func TestAlgorithms(t *testing.T) {
 
 			// The kid is the RFC 7638 thumbprint of the published JWK and
 			// the key is of the right kind.
-			set := jwks(t, r)
+			set := familyJWKS(t, r, FamilyAccess)
 			kid := kidOf(t, tok)
 			jwk, ok := set[kid]
 			if !ok || len(set) != 1 {
@@ -1023,7 +1053,7 @@ func TestTickSchedule(t *testing.T) {
 	c, store := newClock(), &memStore{}
 	cfg := Config{RotationPeriod: 7 * 24 * time.Hour}.WithDefaults()
 	r := newTestRing(t, store, mustKEK(t), cfg, c)
-	first := r.List()[0]
+	first := listFamily(r, FamilyAccess)[0]
 	ctx := context.Background()
 	due := first.NotBefore.Add(cfg.RotationPeriod - cfg.PublishDelay())
 
@@ -1036,7 +1066,7 @@ func TestTickSchedule(t *testing.T) {
 	if err != nil || !rotated {
 		t.Fatalf("Tick when due: %v, %v", rotated, err)
 	}
-	list := r.List()
+	list := listFamily(r, FamilyAccess)
 	next := list[len(list)-1]
 	if next.State != StatePending || !next.NotBefore.Equal(first.NotBefore.Add(cfg.RotationPeriod)) {
 		t.Fatalf("scheduled key %+v, want pending from exactly one period after the first", next)
@@ -1077,8 +1107,9 @@ func TestTickManyInstancesOneRotates(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	if n := len(slices.DeleteFunc(results, func(b bool) bool { return !b })); n != 1 || store.count() != 2 {
-		t.Fatalf("%d instances rotated, store has %d keys", n, store.count())
+	// Each family rotated once, by one instance or two.
+	if n := len(slices.DeleteFunc(results, func(b bool) bool { return !b })); n < 1 || n > 2 || store.count() != 2 || store.countFamily(FamilyID) != 2 {
+		t.Fatalf("%d instances rotated, store has %d access and %d id keys", n, store.count(), store.countFamily(FamilyID))
 	}
 }
 
@@ -1097,7 +1128,7 @@ func TestTickAlgorithmChange(t *testing.T) {
 	if err != nil || !rotated {
 		t.Fatalf("Tick after algorithm change: %v, %v", rotated, err)
 	}
-	list := es.List()
+	list := listFamily(es, FamilyAccess)
 	next := list[len(list)-1]
 	if next.Algorithm != ES256 || next.State != StatePending || !next.NotBefore.Equal(c.Now().Add(es.Config().PublishDelay())) {
 		t.Fatalf("new key %+v, want a pending ES256 key after the publish delay", next)
@@ -1181,7 +1212,7 @@ func TestJWKSCache(t *testing.T) {
 func TestHotPathAllocations(t *testing.T) {
 	c, store := newClock(), &memStore{}
 	r := newTestRing(t, store, mustKEK(t), Config{}, c)
-	kid := r.List()[0].ID
+	kid := listFamily(r, FamilyAccess)[0].ID
 	if n := testing.AllocsPerRun(100, func() { r.PublicKey(kid) }); n != 0 {
 		t.Fatalf("PublicKey allocates %v times", n)
 	}
@@ -1261,4 +1292,15 @@ func TestES256SignaturesAreLowS(t *testing.T) {
 			t.Fatalf("normalised signature does not verify: %v", err)
 		}
 	}
+}
+
+// familyKeys lists the ring's keys of one family, oldest first.
+func familyKeys(r *Ring, family string) []Info {
+	var out []Info
+	for _, k := range r.List() {
+		if k.Family == family {
+			out = append(out, k)
+		}
+	}
+	return out
 }

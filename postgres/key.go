@@ -12,7 +12,7 @@ import (
 // Keys returns every stored key, ordered by NotBefore, then CreatedAt, then
 // ID.
 func (s *Store) Keys(ctx context.Context) ([]latch.SigningKey, error) {
-	rows, err := s.pool.Query(ctx, `SELECT id, algorithm, private_key, public_key, created_at, not_before, not_after, revoked_at
+	rows, err := s.pool.Query(ctx, `SELECT id, algorithm, family, private_key, public_key, created_at, not_before, not_after, revoked_at
 		FROM signing_keys ORDER BY not_before, created_at, id`)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: keys: %w", err)
@@ -21,7 +21,7 @@ func (s *Store) Keys(ctx context.Context) ([]latch.SigningKey, error) {
 	var list []latch.SigningKey
 	for rows.Next() {
 		var k latch.SigningKey
-		if err := rows.Scan(&k.ID, &k.Algorithm, &k.Private, &k.Public,
+		if err := rows.Scan(&k.ID, &k.Algorithm, &k.Family, &k.Private, &k.Public,
 			(*nullTime)(&k.CreatedAt), (*nullTime)(&k.NotBefore), (*nullTime)(&k.NotAfter), (*nullTime)(&k.RevokedAt)); err != nil {
 			return nil, fmt.Errorf("postgres: keys: %w", err)
 		}
@@ -37,8 +37,9 @@ func (s *Store) Keys(ctx context.Context) ([]latch.SigningKey, error) {
 const lockRingSQL = "SELECT pg_advisory_xact_lock($1, 'signing_keys'::regclass::oid::int4)"
 
 // RotateKeys applies r in one transaction: if r.Previous is the newest key
-// that is not revoked (by NotBefore, then CreatedAt, then ID), or
-// r.Previous is empty and every key is revoked or none exists, it sets the
+// of r.New.Family that is not revoked (by NotBefore, then CreatedAt, then
+// ID), or r.Previous is empty and every key of the family is revoked or
+// none exists, it sets the
 // previous key's NotAfter to r.PreviousNotAfter (and, with
 // r.SupersedePrevious, marks it revoked), stores r.New and moves the ring
 // version. Otherwise it returns an error matching latch.ErrConflict and
@@ -66,17 +67,20 @@ func (s *Store) RotateKeys(ctx context.Context, r latch.KeyRotation) error {
 
 // rotateKeys applies r inside tx, which must hold the ring lock.
 func rotateKeys(ctx context.Context, tx pgx.Tx, r latch.KeyRotation) error {
+	if r.New.Family == "" {
+		return errors.New("the new key has no family")
+	}
 	var newest string
-	err := tx.QueryRow(ctx, `SELECT id FROM signing_keys WHERE revoked_at IS NULL
-		ORDER BY not_before DESC, created_at DESC, id DESC LIMIT 1`).Scan(&newest)
+	err := tx.QueryRow(ctx, `SELECT id FROM signing_keys WHERE family = $1 AND revoked_at IS NULL
+		ORDER BY not_before DESC, created_at DESC, id DESC LIMIT 1`, r.New.Family).Scan(&newest)
 	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 		return err
 	}
 	if newest != r.Previous {
 		if newest == "" {
-			return fmt.Errorf("%w: the ring has no key that is not revoked, not %s", latch.ErrConflict, r.Previous)
+			return fmt.Errorf("%w: family %s has no key that is not revoked, not %s", latch.ErrConflict, r.New.Family, r.Previous)
 		}
-		return fmt.Errorf("%w: the newest key is %s", latch.ErrConflict, newest)
+		return fmt.Errorf("%w: the newest key of family %s is %s", latch.ErrConflict, r.New.Family, newest)
 	}
 	if r.Previous != "" {
 		var revokedAt any // NULL
@@ -93,9 +97,9 @@ func rotateKeys(ctx context.Context, tx pgx.Tx, r latch.KeyRotation) error {
 	}
 	k := r.New
 	_, err = tx.Exec(ctx, `INSERT INTO signing_keys
-		(id, algorithm, private_key, public_key, created_at, not_before, not_after, revoked_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-		k.ID, k.Algorithm, k.Private, k.Public, ts(k.CreatedAt), ts(k.NotBefore), ts(k.NotAfter), ts(k.RevokedAt))
+		(id, algorithm, family, private_key, public_key, created_at, not_before, not_after, revoked_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+		k.ID, k.Algorithm, k.Family, k.Private, k.Public, ts(k.CreatedAt), ts(k.NotBefore), ts(k.NotAfter), ts(k.RevokedAt))
 	return err
 }
 

@@ -500,7 +500,7 @@ func TestTwoInstancesRotateKeys(t *testing.T) {
 			wg.Go(func() {
 				nb := t0.Add(time.Duration(round) * time.Hour)
 				k := latch.SigningKey{ID: fmt.Sprintf("k%d-%d", round, i), Algorithm: "EdDSA",
-					Private: []byte("sealed"), Public: []byte("{}"), CreatedAt: nb, NotBefore: nb}
+					Family: "access", Private: []byte("sealed"), Public: []byte("{}"), CreatedAt: nb, NotBefore: nb}
 				<-start
 				errs[i] = s.RotateKeys(ctx, latch.KeyRotation{New: k, Previous: previous,
 					PreviousNotAfter: nb.Add(time.Hour)})
@@ -837,7 +837,9 @@ func TestMigrationGrantsFeedToExistingClients(t *testing.T) {
 	// Back to the schema before 0005, with clients registered then.
 	for _, q := range []string{
 		"ALTER TABLE clients DROP COLUMN permissions",
-		// 0006 goes too, so that it applies again after 0005.
+		// 0006 and 0008 go too, so that they apply again after 0005.
+		"DROP INDEX signing_keys_family",
+		"ALTER TABLE signing_keys DROP COLUMN family",
 		"ALTER TABLE signing_keys DROP COLUMN revoked_at",
 		"DROP TABLE key_ring_version",
 		"DELETE FROM schema_migrations WHERE version >= 5",

@@ -12,7 +12,7 @@ import (
 // Keys returns every stored key, ordered by NotBefore, then CreatedAt, then
 // ID.
 func (s *Store) Keys(ctx context.Context) ([]latch.SigningKey, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT id, algorithm, private_key, public_key, created_at, not_before, not_after, revoked_at
+	rows, err := s.db.QueryContext(ctx, `SELECT id, algorithm, family, private_key, public_key, created_at, not_before, not_after, revoked_at
 		FROM signing_keys ORDER BY not_before, created_at, id`)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: keys: %w", err)
@@ -21,7 +21,7 @@ func (s *Store) Keys(ctx context.Context) ([]latch.SigningKey, error) {
 	var list []latch.SigningKey
 	for rows.Next() {
 		var k latch.SigningKey
-		if err := rows.Scan(&k.ID, &k.Algorithm, &k.Private, &k.Public,
+		if err := rows.Scan(&k.ID, &k.Algorithm, &k.Family, &k.Private, &k.Public,
 			scanTime(&k.CreatedAt), scanTime(&k.NotBefore), scanTime(&k.NotAfter), scanTime(&k.RevokedAt)); err != nil {
 			return nil, fmt.Errorf("sqlite: keys: %w", err)
 		}
@@ -34,8 +34,9 @@ func (s *Store) Keys(ctx context.Context) ([]latch.SigningKey, error) {
 }
 
 // RotateKeys applies r in one transaction: if r.Previous is the newest key
-// that is not revoked (by NotBefore, then CreatedAt, then ID), or
-// r.Previous is empty and every key is revoked or none exists, it sets the
+// of r.New.Family that is not revoked (by NotBefore, then CreatedAt, then
+// ID), or r.Previous is empty and every key of the family is revoked or
+// none exists, it sets the
 // previous key's NotAfter to r.PreviousNotAfter (and, with
 // r.SupersedePrevious, marks it revoked), stores r.New and moves the ring
 // version. Otherwise it returns an error matching latch.ErrConflict and
@@ -55,17 +56,20 @@ func (s *Store) RotateKeys(ctx context.Context, r latch.KeyRotation) error {
 
 // rotateKeys applies r inside tx.
 func rotateKeys(ctx context.Context, tx *sql.Tx, r latch.KeyRotation) error {
+	if r.New.Family == "" {
+		return errors.New("the new key has no family")
+	}
 	var newest string
-	err := tx.QueryRowContext(ctx, `SELECT id FROM signing_keys WHERE revoked_at = 0
-		ORDER BY not_before DESC, created_at DESC, id DESC LIMIT 1`).Scan(&newest)
+	err := tx.QueryRowContext(ctx, `SELECT id FROM signing_keys WHERE family = ? AND revoked_at = 0
+		ORDER BY not_before DESC, created_at DESC, id DESC LIMIT 1`, r.New.Family).Scan(&newest)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return err
 	}
 	if newest != r.Previous {
 		if newest == "" {
-			return fmt.Errorf("%w: the ring has no key that is not revoked, not %s", latch.ErrConflict, r.Previous)
+			return fmt.Errorf("%w: family %s has no key that is not revoked, not %s", latch.ErrConflict, r.New.Family, r.Previous)
 		}
-		return fmt.Errorf("%w: the newest key is %s", latch.ErrConflict, newest)
+		return fmt.Errorf("%w: the newest key of family %s is %s", latch.ErrConflict, r.New.Family, newest)
 	}
 	if r.Previous != "" {
 		revokedAt := int64(0)
@@ -83,9 +87,9 @@ func rotateKeys(ctx context.Context, tx *sql.Tx, r latch.KeyRotation) error {
 	}
 	k := r.New
 	_, err = tx.ExecContext(ctx, `INSERT INTO signing_keys
-		(id, algorithm, private_key, public_key, created_at, not_before, not_after, revoked_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-		k.ID, k.Algorithm, k.Private, k.Public, micros(k.CreatedAt), micros(k.NotBefore), micros(k.NotAfter), micros(k.RevokedAt))
+		(id, algorithm, family, private_key, public_key, created_at, not_before, not_after, revoked_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		k.ID, k.Algorithm, k.Family, k.Private, k.Public, micros(k.CreatedAt), micros(k.NotBefore), micros(k.NotAfter), micros(k.RevokedAt))
 	return err
 }
 

@@ -380,7 +380,9 @@ func TestMigrationGrantsFeedToExistingClients(t *testing.T) {
 	// Back to the schema before 0005, with clients registered then.
 	for _, q := range []string{
 		"ALTER TABLE clients DROP COLUMN permissions",
-		// 0006 goes too, so that it applies again after 0005.
+		// 0006 and 0008 go too, so that they apply again after 0005.
+		"DROP INDEX signing_keys_family",
+		"ALTER TABLE signing_keys DROP COLUMN family",
 		"ALTER TABLE signing_keys DROP COLUMN revoked_at",
 		"DROP TABLE key_ring_version",
 		"DELETE FROM schema_migrations WHERE version >= 5",

@@ -9,11 +9,19 @@ import (
 	"github.com/latchauth/latch"
 )
 
-// key returns a signing key with the id, valid from notBefore.
+// key returns a signing key of the access family with the id, valid from
+// notBefore.
 func key(id string, notBefore time.Time) latch.SigningKey {
+	return familyKey("access", "EdDSA", id, notBefore)
+}
+
+// familyKey returns a signing key of family and alg with the id, valid
+// from notBefore.
+func familyKey(family, alg, id string, notBefore time.Time) latch.SigningKey {
 	return latch.SigningKey{
 		ID:        id,
-		Algorithm: "EdDSA",
+		Algorithm: alg,
+		Family:    family,
 		Private:   []byte("sealed private key " + id),
 		Public:    []byte(`{"kty":"OKP","crv":"Ed25519","x":"` + id + `"}`),
 		CreatedAt: notBefore.Add(-time.Hour),
@@ -267,5 +275,127 @@ func testKeyRevocation(t *testing.T, s latch.Store) {
 	if err := s.RotateKeys(ctx, latch.KeyRotation{New: key("k7", base.Add(5*time.Hour)), Previous: "k6",
 		PreviousNotAfter: base.Add(50 * time.Hour)}); err != nil {
 		t.Fatalf("RotateKeys(Previous k6): %v", err)
+	}
+}
+
+// testKeyFamilies: each family is its own chain for RotateKeys — Previous
+// is the newest key not revoked of the new key's family, whatever the
+// other families hold; a revocation's rotation follows the same rule; a
+// key without a family is refused; Keys returns every family's keys with
+// their family.
+func testKeyFamilies(t *testing.T, s latch.Store) {
+	ctx := t.Context()
+	a1 := key("a1", base)
+	if err := s.RotateKeys(ctx, latch.KeyRotation{New: a1}); err != nil {
+		t.Fatalf("first access key: %v", err)
+	}
+	// The id family is empty although the ring is not: its first key
+	// names no Previous, and naming the access key is a conflict.
+	err := s.RotateKeys(ctx, latch.KeyRotation{New: familyKey("id", "RS256", "ix", base), Previous: "a1",
+		PreviousNotAfter: base.Add(time.Hour)})
+	wantErr(t, "RotateKeys(first id key, Previous an access key)", err, latch.ErrConflict)
+	i1 := familyKey("id", "RS256", "i1", base.Add(time.Minute))
+	if err := s.RotateKeys(ctx, latch.KeyRotation{New: i1}); err != nil {
+		t.Fatalf("first id key beside an access key: %v", err)
+	}
+	err = s.RotateKeys(ctx, latch.KeyRotation{New: familyKey("id", "RS256", "ix", base.Add(time.Hour))})
+	wantErr(t, "RotateKeys(second first id key)", err, latch.ErrConflict)
+	noFamily := key("nf", base.Add(time.Hour))
+	noFamily.Family = ""
+	if err := s.RotateKeys(ctx, latch.KeyRotation{New: noFamily, Previous: "a1"}); err == nil {
+		t.Error("RotateKeys stored a key without a family")
+	}
+
+	// Rotating the access family: i1 is newer than a1 but of another
+	// family, so a1 is still the access family's newest key.
+	a2 := key("a2", base.Add(24*time.Hour))
+	a1.NotAfter = base.Add(30 * time.Hour)
+	if err := s.RotateKeys(ctx, latch.KeyRotation{New: a2, Previous: "a1", PreviousNotAfter: a1.NotAfter}); err != nil {
+		t.Fatalf("rotating the access family past an id key: %v", err)
+	}
+	// The id family's newest key is still i1, although a2 is newer.
+	for _, prev := range []string{"a2", "a1"} {
+		err := s.RotateKeys(ctx, latch.KeyRotation{New: familyKey("id", "RS256", "ix", base.Add(48*time.Hour)), Previous: prev,
+			PreviousNotAfter: base.Add(50 * time.Hour)})
+		wantErr(t, fmt.Sprintf("RotateKeys(id key, Previous access key %s)", prev), err, latch.ErrConflict)
+	}
+	if k := keyByID(t, s, "a2"); !k.NotAfter.IsZero() || !k.RevokedAt.IsZero() {
+		t.Fatalf("a conflicting id rotation touched access key a2: %+v", k)
+	}
+	i2 := familyKey("id", "RS256", "i2", base.Add(48*time.Hour))
+	i1.NotAfter = base.Add(50 * time.Hour)
+	if err := s.RotateKeys(ctx, latch.KeyRotation{New: i2, Previous: "i1", PreviousNotAfter: i1.NotAfter}); err != nil {
+		t.Fatalf("rotating the id family: %v", err)
+	}
+	// The access family's newest key is a2, not i2.
+	err = s.RotateKeys(ctx, latch.KeyRotation{New: key("ax", base.Add(72*time.Hour)), Previous: "i2"})
+	wantErr(t, "RotateKeys(access key, Previous id key i2)", err, latch.ErrConflict)
+
+	// Revoking the active id key with a rotation of the id family leaves
+	// the access family alone.
+	i3 := familyKey("id", "RS256", "i3", base.Add(49*time.Hour))
+	rot := latch.KeyRotation{New: i3, Previous: "i2", PreviousNotAfter: base.Add(49 * time.Hour)}
+	at, expiry := base.Add(49*time.Hour), base.Add(80*time.Hour)
+	if err := s.RevokeKey(ctx, latch.KeyRevocation{ID: "i2", At: at, Expiry: expiry, Rotation: &rot}); err != nil {
+		t.Fatalf("RevokeKey(i2) with an id rotation: %v", err)
+	}
+	i2.RevokedAt, i2.NotAfter = at, rot.PreviousNotAfter
+	// A revocation whose rotation names the other family's key conflicts.
+	bad := latch.KeyRotation{New: familyKey("id", "RS256", "i4", base.Add(50*time.Hour)), Previous: "a2"}
+	err = s.RevokeKey(ctx, latch.KeyRevocation{ID: "i3", At: at, Expiry: expiry, Rotation: &bad})
+	wantErr(t, "RevokeKey(i3) with a rotation naming an access key", err, latch.ErrConflict)
+
+	keys := mustKeys(t, s)
+	want := []latch.SigningKey{a1, i1, a2, i2, i3}
+	if len(keys) != len(want) {
+		t.Fatalf("Keys returned %d keys, want %d: %+v", len(keys), len(want), keys)
+	}
+	for i := range want {
+		checkEqual(t, fmt.Sprintf("Keys[%d]", i), keys[i], want[i])
+	}
+}
+
+// testKeyFamiliesConcurrent races instances creating the first key of a
+// new family (an upgraded ring gaining its id family at start) and
+// rotating the access family at the same time: exactly one of each wins.
+func testKeyFamiliesConcurrent(t *testing.T, s latch.Store) {
+	const n = 10
+	ctx := t.Context()
+	if err := s.RotateKeys(ctx, latch.KeyRotation{New: key("a1", base)}); err != nil {
+		t.Fatalf("RotateKeys: %v", err)
+	}
+	errc := make(chan error, 2*n)
+	okID, okAccess := make(chan struct{}, 2*n), make(chan struct{}, 2*n)
+	for i := range n {
+		go func() {
+			err := s.RotateKeys(ctx, latch.KeyRotation{New: familyKey("id", "RS256", fmt.Sprintf("i1-%d", i), base)})
+			if err == nil {
+				okID <- struct{}{}
+			}
+			errc <- err
+		}()
+		go func() {
+			err := s.RotateKeys(ctx, latch.KeyRotation{New: key(fmt.Sprintf("a2-%d", i), base.Add(time.Hour)),
+				Previous: "a1", PreviousNotAfter: base.Add(2 * time.Hour)})
+			if err == nil {
+				okAccess <- struct{}{}
+			}
+			errc <- err
+		}()
+	}
+	for range 2 * n {
+		if err := <-errc; err != nil && !errors.Is(err, latch.ErrConflict) {
+			t.Errorf("RotateKeys: error %v, want nil or ErrConflict", err)
+		}
+	}
+	if len(okID) != 1 || len(okAccess) != 1 {
+		t.Errorf("%d first id keys and %d access rotations succeeded, want 1 and 1", len(okID), len(okAccess))
+	}
+	families := map[string]int{}
+	for _, k := range mustKeys(t, s) {
+		families[k.Family]++
+	}
+	if families["access"] != 2 || families["id"] != 1 || len(families) != 2 {
+		t.Errorf("ring after concurrent rotations: %v keys per family, want access 2, id 1", families)
 	}
 }

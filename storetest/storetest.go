@@ -67,6 +67,8 @@ func Run(t *testing.T, open func(t *testing.T) latch.Store) {
 		{"Keys", testKeys},
 		{"KeysConcurrent", testKeysConcurrent},
 		{"KeyRevocation", testKeyRevocation},
+		{"KeyFamilies", testKeyFamilies},
+		{"KeyFamiliesConcurrent", testKeyFamiliesConcurrent},
 		{"Prune", testPrune},
 		{"Ping", testPing},
 	}

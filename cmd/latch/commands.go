@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
@@ -11,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"reflect"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -350,8 +352,12 @@ func (e *cliEnv) keysCmd() *cobra.Command {
 	var lf configFlags
 	list := &cobra.Command{
 		Use:   "list",
-		Short: "Show the key ring: kid, algorithm, state and dates",
-		Args:  cobra.NoArgs,
+		Short: "Show the key ring: kid, family, algorithm, state and dates",
+		Long: `Show every stored signing key, grouped by family: "access" keys sign access
+tokens (tokens.algorithm), "id" keys sign id_tokens and logout tokens
+(RS256). States are per family: pending (published, signs later), active
+(signs), retired (published until its tokens expire), removed, revoked.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ring, st, err := e.openRing(cmd, &lf)
 			if err != nil {
@@ -366,16 +372,20 @@ func (e *cliEnv) keysCmd() *cobra.Command {
 
 	var rf configFlags
 	var now bool
+	var family string
 	rotate := &cobra.Command{
 		Use:   "rotate",
 		Short: "Start a key rotation now: publish a new key that signs once every cache has it",
-		Long: `Start a key rotation now. The new key is published in the JWKS at once and
-starts signing after keys.jwks_max_age + 10 minutes, so that every verifier's
-cache holds it first; the previous key stays published until every token it
-signed has expired. With --now the new key signs immediately, even while a
-scheduled rotation is pending (the pending key is then revoked unused), and
-running instances switch to it within a second or two (verifiers fetch
-unknown kids on demand). After a suspected key compromise use
+		Long: `Start a key rotation now, of every key family (access tokens; id_tokens and
+logout tokens) or, with --family, of one. Each new key is published in the
+JWKS at once and starts signing after keys.jwks_max_age + 10 minutes, so that
+every verifier's cache holds it first; the previous key of its family stays
+published until every token it signed has expired. With --now the new keys
+sign immediately, even while a scheduled rotation is pending (the pending key
+is then revoked unused), and running instances switch to them within a
+second or two (verifiers fetch unknown kids on demand). If one family cannot
+rotate (a key already pending, without --now), the others still do and the
+command fails naming it. After a suspected key compromise use
 latch keys revoke KID instead: it also stops trusting the old key.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -384,23 +394,36 @@ latch keys revoke KID instead: it also stops trusting the old key.`,
 				return err
 			}
 			defer st.Close()
-			k, err := ring.Rotate(cmd.Context(), now)
-			if err != nil {
-				return err
+			fams := keys.Families()
+			if family != "" {
+				fams = []string{family}
 			}
-			e.announce(cmd, &rf, redis.TopicKeys)
-			ev := &latch.Event{Type: latch.EventKeysRotated, At: time.Now().UTC(), UserAgent: "latch-cli",
-				Detail: map[string]string{"kid": k.ID, "algorithm": k.Algorithm, "immediate": fmt.Sprint(now)}}
-			if err := st.AddEvent(cmd.Context(), ev); err != nil {
-				fmt.Fprintf(e.stderr, "warning: recording the rotation in the security log failed: %v\n", err)
+			var errs []error
+			rotated := false
+			for _, fam := range fams {
+				k, err := ring.RotateFamily(cmd.Context(), fam, now)
+				if err != nil {
+					errs = append(errs, err)
+					continue
+				}
+				rotated = true
+				ev := &latch.Event{Type: latch.EventKeysRotated, At: time.Now().UTC(), UserAgent: "latch-cli",
+					Detail: map[string]string{"kid": k.ID, "family": k.Family, "algorithm": k.Algorithm, "immediate": fmt.Sprint(now)}}
+				if err := st.AddEvent(cmd.Context(), ev); err != nil {
+					fmt.Fprintf(e.stderr, "warning: recording the rotation in the security log failed: %v\n", err)
+				}
+				fmt.Fprintf(e.stdout, "new %s %s key %s signs from %s\n", k.Algorithm, k.Family, k.ID, k.NotBefore.Local().Format(time.RFC3339))
 			}
-			fmt.Fprintf(e.stdout, "new %s key %s signs from %s\n", k.Algorithm, k.ID, k.NotBefore.Local().Format(time.RFC3339))
-			e.printKeys(ring.List())
-			return nil
+			if rotated {
+				e.announce(cmd, &rf, redis.TopicKeys)
+				e.printKeys(ring.List())
+			}
+			return errors.Join(errs...)
 		},
 	}
 	rf.register(rotate.Flags(), false)
-	rotate.Flags().BoolVar(&now, "now", false, "make the new key sign immediately")
+	rotate.Flags().BoolVar(&now, "now", false, "make the new keys sign immediately")
+	rotate.Flags().StringVar(&family, "family", "", `rotate only this key family: "access" or "id" (default: every family)`)
 
 	var vf configFlags
 	revoke := &cobra.Command{
@@ -411,9 +434,10 @@ private key or the key-encryption key may have leaked. From then on no
 instance signs with it, publishes it in the JWKS or accepts a token it
 signed, and remote verifiers following the revocation feed refuse such
 tokens too: running instances apply it within a second or two, at once
-with Redis. If KID is the active key, a new key replaces it immediately, so
-signing goes on; users keep their sessions and get tokens of the new key at
-their next refresh. Revoking a key twice announces it again.`,
+with Redis. If KID is the active key of its family, a new key of that
+family (only) replaces it immediately, so signing goes on; users keep their
+sessions and get tokens of the new key at their next refresh. Revoking a
+key twice announces it again.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ring, st, err := e.openRing(cmd, &vf)
@@ -426,7 +450,7 @@ their next refresh. Revoking a key twice announces it again.`,
 				return err
 			}
 			e.announce(cmd, &vf, redis.TopicKeys, redis.TopicRevocations)
-			detail := map[string]string{"kid": res.Key.ID, "algorithm": res.Key.Algorithm}
+			detail := map[string]string{"kid": res.Key.ID, "family": res.Key.Family, "algorithm": res.Key.Algorithm}
 			if res.Rotated.ID != "" {
 				detail["replaced_by"] = res.Rotated.ID
 			}
@@ -437,10 +461,10 @@ their next refresh. Revoking a key twice announces it again.`,
 			if res.Already {
 				fmt.Fprintf(e.stdout, "key %s was revoked already (at %s); announced again\n", res.Key.ID, res.Key.RevokedAt.Local().Format(time.RFC3339))
 			} else {
-				fmt.Fprintf(e.stdout, "revoked %s key %s: no token it signed is accepted any more\n", res.Key.Algorithm, res.Key.ID)
+				fmt.Fprintf(e.stdout, "revoked %s %s key %s: no token it signed is accepted any more\n", res.Key.Algorithm, res.Key.Family, res.Key.ID)
 			}
 			if res.Rotated.ID != "" {
-				fmt.Fprintf(e.stdout, "new %s key %s signs from now\n", res.Rotated.Algorithm, res.Rotated.ID)
+				fmt.Fprintf(e.stdout, "new %s %s key %s signs from now\n", res.Rotated.Algorithm, res.Rotated.Family, res.Rotated.ID)
 			}
 			fmt.Fprintf(e.stdout, "remote verifiers refuse its tokens through the revocation feed until %s\n", res.Expiry.Local().Format(time.RFC3339))
 			e.printKeys(ring.List())
@@ -500,9 +524,20 @@ func (e *cliEnv) openRing(cmd *cobra.Command, f *configFlags) (*keys.Ring, latch
 	return ring, st, nil
 }
 
+// printKeys prints the key ring as a table, grouped by family (access
+// first), oldest key first within each.
 func (e *cliEnv) printKeys(list []keys.Info) {
+	rank := func(family string) int {
+		if i := slices.Index(keys.Families(), family); i >= 0 {
+			return i
+		}
+		return len(keys.Families()) // a family of a newer version: last
+	}
+	slices.SortStableFunc(list, func(a, b keys.Info) int {
+		return cmp.Or(cmp.Compare(rank(a.Family), rank(b.Family)), strings.Compare(a.Family, b.Family))
+	})
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "KID\tALG\tSTATE\tCREATED\tSIGNS FROM\tPUBLISHED UNTIL")
+	fmt.Fprintln(tw, "KID\tFAMILY\tALG\tSTATE\tCREATED\tSIGNS FROM\tPUBLISHED UNTIL")
 	date := func(t time.Time) string {
 		if t.IsZero() {
 			return "-"
@@ -510,7 +545,7 @@ func (e *cliEnv) printKeys(list []keys.Info) {
 		return t.Local().Format("2006-01-02 15:04:05")
 	}
 	for _, k := range list {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", k.ID, k.Algorithm, k.State, date(k.CreatedAt), date(k.NotBefore), date(k.NotAfter))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", k.ID, k.Family, k.Algorithm, k.State, date(k.CreatedAt), date(k.NotBefore), date(k.NotAfter))
 	}
 	tw.Flush()
 }

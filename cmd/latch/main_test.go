@@ -91,41 +91,73 @@ func newDeployment(t *testing.T, env []string) string {
 func TestKeysListAndRotate(t *testing.T) {
 	dir := newDeployment(t, nil)
 	out, _, err := run(t, "", nil, "keys", "list", "--data-dir", dir)
-	if err != nil || strings.Count(out, "\n") != 2 || !strings.Contains(out, "active") || !strings.Contains(out, "EdDSA") {
+	if err != nil || strings.Count(out, "\n") != 3 || !strings.Contains(out, "FAMILY") {
 		t.Fatalf("keys list on a fresh dir: %q %v", out, err)
 	}
+	access, id := keyRows(t, out, "access"), keyRows(t, out, "id")
+	if len(access) != 1 || len(id) != 1 || !strings.Contains(out, "access  EdDSA  active") || !strings.Contains(out, "id      RS256  active") {
+		t.Fatalf("keys list on a fresh dir: want an active EdDSA access key and an active RS256 id key: %q", out)
+	}
+	// Every family rotates.
 	out, _, err = run(t, "", nil, "keys", "rotate", "--data-dir", dir)
-	if err != nil || !strings.Contains(out, "pending") || !strings.Contains(out, "active") {
+	if err != nil || !strings.Contains(out, "new EdDSA access key") || !strings.Contains(out, "new RS256 id key") {
 		t.Fatalf("keys rotate: %q %v", out, err)
 	}
+	for _, fam := range []string{"access", "id"} {
+		onlyKid(t, keyRows(t, out, fam), "pending")
+		onlyKid(t, keyRows(t, out, fam), "active")
+	}
 	_, _, err = run(t, "", nil, "keys", "rotate", "--data-dir", dir)
-	if err == nil || !strings.Contains(err.Error(), "pending") {
-		t.Fatalf("second rotate while one is pending: %v", err)
+	if err == nil || !strings.Contains(err.Error(), "pending") || !strings.Contains(err.Error(), "access key") || !strings.Contains(err.Error(), "id key") {
+		t.Fatalf("second rotate while keys are pending: %v", err)
 	}
 
-	// --now replaces the signing key at once (after a suspected compromise).
+	// --now replaces the signing keys at once (after a suspected compromise).
 	dir2 := newDeployment(t, nil)
 	out, _, err = run(t, "", []string{"LATCH_TOKENS_ALGORITHM=ES256"}, "keys", "rotate", "--now", "--data-dir", dir2)
-	if err != nil || !strings.Contains(out, "new ES256 key") {
+	if err != nil || !strings.Contains(out, "new ES256 access key") || !strings.Contains(out, "new RS256 id key") {
 		t.Fatalf("rotate --now: %q %v", out, err)
 	}
 	out, _, err = run(t, "", nil, "keys", "list", "--data-dir", dir2)
-	if err != nil || strings.Count(out, "\n") != 3 || !strings.Contains(out, "retired") || !strings.Contains(out, "ES256") {
+	if err != nil || strings.Count(out, "\n") != 5 || !strings.Contains(out, "retired") || !strings.Contains(out, "ES256") {
 		t.Fatalf("keys list after rotate --now: %q %v", out, err)
 	}
 }
 
-// keyRows parses the table of latch keys list into kid → state.
-func keyRows(t *testing.T, out string) map[string]string {
+// TestKeysRotateOneFamily: --family rotates that family alone, and names
+// the accepted families when it knows none.
+func TestKeysRotateOneFamily(t *testing.T) {
+	dir := newDeployment(t, nil)
+	out, _, err := run(t, "", nil, "keys", "rotate", "--family", "id", "--data-dir", dir)
+	if err != nil || !strings.Contains(out, "new RS256 id key") || strings.Contains(out, "access key") {
+		t.Fatalf("rotate --family id: %q %v", out, err)
+	}
+	if access, id := keyRows(t, out, "access"), keyRows(t, out, "id"); len(access) != 1 || len(id) != 2 {
+		t.Fatalf("after rotate --family id: access %v, id %v", access, id)
+	}
+	// The access family still rotates: nothing of it is pending.
+	out, _, err = run(t, "", nil, "keys", "rotate", "--family", "access", "--data-dir", dir)
+	if err != nil || !strings.Contains(out, "new EdDSA access key") || len(keyRows(t, out, "id")) != 2 {
+		t.Fatalf("rotate --family access: %q %v", out, err)
+	}
+	_, _, err = run(t, "", nil, "keys", "rotate", "--family", "gateway", "--data-dir", dir)
+	if err == nil || !strings.Contains(err.Error(), "no such key family") || !strings.Contains(err.Error(), "access, id") {
+		t.Fatalf("rotate --family gateway: %v", err)
+	}
+}
+
+// keyRows parses the table of latch keys list into kid → state, for the
+// keys of family.
+func keyRows(t *testing.T, out, family string) map[string]string {
 	t.Helper()
 	rows := map[string]string{}
 	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
 		f := strings.Fields(line)
-		if len(f) < 3 || f[0] == "KID" || strings.HasPrefix(line, "new ") || strings.HasPrefix(line, "revoked ") ||
-			strings.HasPrefix(line, "remote ") || strings.HasPrefix(line, "key ") {
+		if len(f) < 4 || f[0] == "KID" || strings.HasPrefix(line, "new ") || strings.HasPrefix(line, "revoked ") ||
+			strings.HasPrefix(line, "remote ") || strings.HasPrefix(line, "key ") || f[1] != family {
 			continue
 		}
-		rows[f[0]] = f[2]
+		rows[f[0]] = f[3]
 	}
 	return rows
 }
@@ -151,17 +183,22 @@ func TestKeysRevoke(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	stolen := onlyKid(t, keyRows(t, out), "active")
+	stolen := onlyKid(t, keyRows(t, out, "access"), "active")
+	idKid := onlyKid(t, keyRows(t, out, "id"), "active")
 
 	out, _, err = run(t, "", nil, "keys", "revoke", stolen, "--data-dir", dir)
-	if err != nil || !strings.Contains(out, "revoked EdDSA key "+stolen) || !strings.Contains(out, "signs from now") {
+	if err != nil || !strings.Contains(out, "revoked EdDSA access key "+stolen) || !strings.Contains(out, "new EdDSA access key") {
 		t.Fatalf("keys revoke of the active key: %q %v", out, err)
 	}
-	rows := keyRows(t, out)
+	rows := keyRows(t, out, "access")
 	if rows[stolen] != "revoked" || len(rows) != 2 {
 		t.Fatalf("after revoke: %v", rows)
 	}
 	fresh := onlyKid(t, rows, "active")
+	// The id family is left alone.
+	if id := keyRows(t, out, "id"); len(id) != 1 || id[idKid] != "active" {
+		t.Fatalf("revoking the access key changed the id family: %v", id)
+	}
 
 	// The revocation is on the feed, and in the security log.
 	st, err := sqlite.Open(t.Context(), filepath.Join(dir, "latch.db"))
@@ -176,8 +213,16 @@ func TestKeysRevoke(t *testing.T) {
 	}
 
 	out, _, err = run(t, "", nil, "keys", "revoke", stolen, "--data-dir", dir)
-	if err != nil || !strings.Contains(out, "revoked already") || onlyKid(t, keyRows(t, out), "active") != fresh {
+	if err != nil || !strings.Contains(out, "revoked already") || onlyKid(t, keyRows(t, out, "access"), "active") != fresh {
 		t.Fatalf("revoking again: %q %v", out, err)
+	}
+	// Revoking the id key rotates the id family only.
+	out, _, err = run(t, "", nil, "keys", "revoke", idKid, "--data-dir", dir)
+	if err != nil || !strings.Contains(out, "revoked RS256 id key "+idKid) || !strings.Contains(out, "new RS256 id key") {
+		t.Fatalf("keys revoke of the id key: %q %v", out, err)
+	}
+	if id := keyRows(t, out, "id"); len(id) != 2 || id[idKid] != "revoked" || onlyKid(t, keyRows(t, out, "access"), "active") != fresh {
+		t.Fatalf("after revoking the id key: %q", out)
 	}
 	if _, _, err := run(t, "", nil, "keys", "revoke", "not-a-kid", "--data-dir", dir); err == nil || !strings.Contains(err.Error(), "no such key") {
 		t.Fatalf("revoke of an unknown kid: %v", err)
@@ -195,17 +240,17 @@ func TestKeysRotateNowWithPending(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pending := onlyKid(t, keyRows(t, out), "pending")
+	pending := onlyKid(t, keyRows(t, out, "access"), "pending")
 	out, _, err = run(t, "", nil, "keys", "rotate", "--now", "--data-dir", dir)
 	if err != nil {
 		t.Fatalf("rotate --now with a pending key: %q %v", out, err)
 	}
-	rows := keyRows(t, out)
+	rows := keyRows(t, out, "access")
 	if rows[pending] != "revoked" || len(rows) != 3 {
 		t.Fatalf("after rotate --now: %v (pending %s)", rows, pending)
 	}
 	active := onlyKid(t, rows, "active")
-	if !strings.Contains(out, "new EdDSA key "+active) {
+	if !strings.Contains(out, "new EdDSA access key "+active) {
 		t.Fatalf("rotate --now output: %q", out)
 	}
 }
