@@ -74,7 +74,7 @@ func (c *cluster) eventually(what string, since time.Time, cond func(n *node) bo
 	return slowest
 }
 
-var newKeyLine = regexp.MustCompile(`new \w+ key (\S+) signs from`)
+var newKeyLine = regexp.MustCompile(`new \w+ (?:access )?key (\S+) signs from`)
 
 // keysCmd runs `latch keys ARGS` against the shared store and returns the
 // kid of the key it says signs now, if any.
@@ -148,7 +148,7 @@ func TestKeyRevocationAcrossInstances(t *testing.T) {
 		}
 		pending := ""
 		for line := range strings.SplitSeq(out, "\n") {
-			if f := strings.Fields(line); len(f) > 2 && f[2] == "pending" {
+			if f := strings.Fields(line); len(f) > 3 && f[1] == "access" && f[3] == "pending" {
 				pending = f[0]
 			}
 		}
