@@ -447,24 +447,10 @@ func (s *Service) accessLifetime(sess *latch.Session, now time.Time) time.Durati
 }
 
 func (s *Service) issueAccessToken(sess *latch.Session, now time.Time, ttl time.Duration) (string, error) {
-	claims := &verifier.Claims{
-		RegisteredClaims: jwt.RegisteredClaims{
-			Issuer:    s.cfg.Issuer,
-			Subject:   sess.UserID,
-			Audience:  jwt.ClaimStrings{s.cfg.Audience},
-			ExpiresAt: jwt.NewNumericDate(now.Add(ttl)),
-			IssuedAt:  jwt.NewNumericDate(now),
-			ID:        newID(""),
-		},
-		SessionID: sess.ID,
-		ClientID:  sess.ClientID,
-		AuthTime:  jwt.NewNumericDate(sess.AuthTime),
-	}
-	tok, err := s.signer.Sign(claims)
-	if err != nil {
-		return "", fmt.Errorf("auth: sign access token: %w", err)
-	}
-	return tok, nil
+	return s.mintAccess(accessToken{
+		Subject: sess.UserID, Audience: s.cfg.Audience, ClientID: sess.ClientID, SessionID: sess.ID,
+		AuthTime: sess.AuthTime, IssuedAt: now, TTL: ttl,
+	})
 }
 
 // accessTTL is the lifetime of a new access token: the configured one,

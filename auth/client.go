@@ -11,8 +11,6 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/golang-jwt/jwt/v5"
-
 	"github.com/latchauth/latch"
 	"github.com/latchauth/latch/verifier"
 )
@@ -242,17 +240,9 @@ func (s *Service) ClientCredentials(ctx context.Context, c *latch.Client, scope 
 		aud = s.cfg.Audience
 	}
 	ttl := s.accessTTL()
-	claims := &verifier.Claims{
-		RegisteredClaims: jwt.RegisteredClaims{
-			Issuer: s.cfg.Issuer, Subject: c.ID, Audience: jwt.ClaimStrings{aud},
-			ExpiresAt: jwt.NewNumericDate(now.Add(ttl)), IssuedAt: jwt.NewNumericDate(now), ID: newID(""),
-		},
-		ClientID: c.ID,
-		Scope:    granted,
-	}
-	tok, err := s.signer.Sign(claims)
+	tok, err := s.mintAccess(accessToken{Subject: c.ID, Audience: aud, ClientID: c.ID, Scope: granted, IssuedAt: now, TTL: ttl})
 	if err != nil {
-		return nil, fmt.Errorf("auth: sign access token: %w", err)
+		return nil, err
 	}
 	s.metrics.ClientGrants.Inc()
 	return &Tokens{AccessToken: tok, ExpiresIn: ttl, Scope: granted}, nil
