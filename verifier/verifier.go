@@ -161,11 +161,14 @@ type Claims struct {
 }
 
 // HasScope reports whether scope is one of the space-separated scopes of c.
+// Scopes are separated by U+0020 only (RFC 6749 §3.3): a tab, a newline or
+// a no-break space is part of a scope, not a separator, as every other
+// reader of the scope claim sees it.
 func (c *Claims) HasScope(scope string) bool {
 	if scope == "" {
 		return false
 	}
-	for s := range strings.FieldsSeq(c.Scope) {
+	for s := range strings.SplitSeq(c.Scope, " ") {
 		if s == scope {
 			return true
 		}
