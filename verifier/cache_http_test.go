@@ -473,3 +473,29 @@ func TestPublicEqual(t *testing.T) {
 		}
 	}
 }
+
+// TestCachedAudienceAppend: callers served the same cached token share its
+// Audience; appending to it must not write into spare capacity that the
+// next caller's append overwrites (one request's audience showing up in
+// another's claims, and a data race between concurrent requests).
+func TestCachedAudienceAppend(t *testing.T) {
+	k := keys(t)
+	v := newTestVerifier(t, k.keySet(), nil, 0, nil)
+	tok := k.good(t, "ed", "aud", `["a","b","`+testAud+`"]`)
+	c1, err := v.Verify(tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c1.Audience = append(c1.Audience, "from request 1")
+	c2, err := v.Verify(tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c2.Audience) != 3 {
+		t.Fatalf("cached audience %q", c2.Audience)
+	}
+	c2.Audience = append(c2.Audience, "from request 2")
+	if c1.Audience[3] != "from request 1" {
+		t.Fatalf("request 1's audience became %q", c1.Audience)
+	}
+}

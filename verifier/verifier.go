@@ -47,6 +47,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -756,7 +757,10 @@ func (v *Verifier) verify(ctx context.Context, wait bool, token string) (*Claims
 	if audOne {
 		c.Audience = v.audienceOnly
 	} else {
-		c.Audience = audValues
+		// Clipped: the cache hands this slice to every caller of the
+		// token, and an append by one must copy, not write into spare
+		// capacity another caller's append also uses.
+		c.Audience = slices.Clip(audValues)
 	}
 	d.dates[0].Time, d.dates[1].Time = expT, iatT
 	c.ExpiresAt, c.IssuedAt = &d.dates[0], &d.dates[1]
