@@ -261,3 +261,28 @@ func TestHeaderRemembered(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestHasScopeSplitsOnSpaceOnly: the scope claim is split on U+0020 alone
+// (RFC 6749 §3.3), as the server and other resource servers split it; a
+// scope holding a tab, a line break or a no-break space is one scope, so
+// "read\u00a0admin" does not grant admin.
+func TestHasScopeSplitsOnSpaceOnly(t *testing.T) {
+	k := keys(t)
+	v := newTestVerifier(t, k.keySet(), nil, -1, nil)
+	for _, raw := range []string{`"read\tadmin"`, `"read\nadmin"`, `"read\u00a0admin"`, `"read\u2028admin"`, `"read\u0085admin"`, "\"read\u3000admin\""} {
+		c, err := v.Verify(k.good(t, "ed", "scope", raw))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.HasScope("admin") || c.HasScope("read") {
+			t.Errorf("scope %s: split on a character other than U+0020", raw)
+		}
+	}
+	c, err := v.Verify(k.good(t, "ed", "scope", `"read  admin "`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.HasScope("read") || !c.HasScope("admin") || c.HasScope("") {
+		t.Errorf("scope %q", c.Scope)
+	}
+}

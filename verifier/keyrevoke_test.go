@@ -2,11 +2,14 @@ package verifier
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"testing"
 	"time"
+
+	"github.com/go-jose/go-jose/v4"
 
 	"github.com/latchauth/latch/verifier/revocation"
 )
@@ -73,6 +76,46 @@ func TestNewRemoteKeyRevoked(t *testing.T) {
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("the key is revoked on the feed, but the verifier says %v", err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestNewRemoteKeyRevokedRefetchesKeys: when the active key is revoked,
+// the server signs at once with a new key. An attacker who spent the
+// unknown-kid refetch budget with a random kid just before must not make
+// every token of the new key fail for UnknownKidInterval (30 s): the kid
+// entry on the feed makes a NewRemote verifier refetch the JWKS.
+func TestNewRemoteKeyRevokedRefetchesKeys(t *testing.T) {
+	f := newFakeLatch(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	v, err := NewRemote(ctx, RemoteConfig{Issuer: testIss, Audience: testAud, JWKSURL: f.URL + "/.well-known/jwks.json", RevocationsURL: f.URL,
+		ClientID: "api", ClientSecret: remoteSecret, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := keys(t)
+	n := time.Now().Unix()
+	claims := payload("iat", fmt.Sprint(n-1), "exp", fmt.Sprint(n+300))
+	// The attacker's random kid: its refetch (waited for) finds nothing.
+	random := sign(t, "EdDSA", k.edOther, header("EdDSA", "random-kid"), claims)
+	if _, err := v.VerifyContext(ctx, random); !errors.Is(err, ErrUnknownKey) {
+		t.Fatalf("random kid: %v", err)
+	}
+	// The server revokes "ed" and signs with "ed2" from now on.
+	doc, _ := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: k.edOther.Public(), KeyID: "ed2", Algorithm: "EdDSA", Use: "sig"}}})
+	f.jwks.Store(&doc)
+	f.revokeKid("ed")
+	tok := sign(t, "EdDSA", k.edOther, header("EdDSA", "ed2"), claims)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		_, err := v.VerifyContext(ctx, tok)
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("a token of the key that replaced a revoked one: %v", err)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}

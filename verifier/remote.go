@@ -160,6 +160,20 @@ func NewRemote(ctx context.Context, cfg RemoteConfig) (*Verifier, error) {
 		KeepFresh:         min(revocation.DefaultRemoteKeepFresh, maxStale/2),
 		AllowInsecureHTTP: cfg.AllowInsecureHTTP,
 		Logger:            log,
+		// A revoked active key is replaced at once by a key the JWKS
+		// may not hold yet, and the unknown-kid refetch that would find
+		// it is rate-limited: anyone can spend that budget with a random
+		// kid just before, and every token of the new key would be
+		// refused for up to UnknownKidInterval. The feed's kid entry
+		// refetches outside that budget instead. The second Refresh
+		// starts after the first ends, so one fetch surely began after
+		// the entry arrived.
+		OnKeyRevoked: func([]string) {
+			go func() {
+				keys.Refresh(ctx)
+				keys.Refresh(ctx)
+			}()
+		},
 	})
 	done := make(chan error, 1)
 	go func() { done <- rem.Run(ctx, set) }()

@@ -154,6 +154,7 @@ type fakeLatch struct {
 	entries []string // JSON entries, seq = index+1
 	down    atomic.Bool
 	kill    chan struct{}
+	jwks    atomic.Pointer[[]byte] // the JWKS document served
 }
 
 const remoteSecret = "remote-secret-0123456789abcdefghijklmnop"
@@ -162,10 +163,11 @@ func newFakeLatch(t *testing.T) *fakeLatch {
 	k := keys(t)
 	jwks, _ := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: k.ed.Public(), KeyID: "ed", Algorithm: "EdDSA", Use: "sig"}}})
 	f := &fakeLatch{kill: make(chan struct{})}
+	f.jwks.Store(&jwks)
 	f.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/.well-known/jwks.json" {
 			w.Header().Set("Content-Type", "application/json")
-			w.Write(jwks)
+			w.Write(*f.jwks.Load())
 			return
 		}
 		if id, secret, ok := r.BasicAuth(); !ok || id != "api" || secret != remoteSecret {

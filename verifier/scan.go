@@ -1,6 +1,11 @@
 package verifier
 
-import "bytes"
+import (
+	"bytes"
+	"math/rand/v2"
+	"unicode"
+	"unicode/utf8"
+)
 
 // A small strict JSON scanner for the decoded header and claims. It runs
 // before the signature is checked and before encoding/json sees the bytes,
@@ -88,7 +93,7 @@ func (s *scanner) object(depth int, out *[maxMembers]member) (int, int) {
 	}
 	s.i++ // '{'
 	var keys [maxMembers][]byte
-	var asciiKey [maxMembers]bool
+	var folds [maxMembers]uint64
 	n := 0
 	s.ws()
 	if s.i < len(s.b) && s.b[s.i] == '}' {
@@ -115,18 +120,20 @@ func (s *scanner) object(depth int, out *[maxMembers]member) (int, int) {
 		if code != scanOK {
 			return 0, code
 		}
-		ascii := isASCII(key)
-		for j, k := range keys[:n] {
-			// ASCII names of different lengths cannot fold to each other
-			// (the Kelvin sign, three bytes, folds to 'k').
-			if (len(k) == len(key) || !ascii || !asciiKey[j]) && bytes.EqualFold(k, key) {
+		// Names that fold to each other have the same foldHash, so only
+		// names with equal hashes are compared: comparing every pair with
+		// bytes.EqualFold made an object of 64 long non-ASCII names cost
+		// 64²/2 Unicode comparisons, ten Ed25519 checks per token.
+		fold := foldHash(key)
+		for j, h := range folds[:n] {
+			if h == fold && equalFold(keys[j], key) {
 				return 0, scanDup
 			}
 		}
 		if n == maxMembers {
 			return 0, scanSyntax
 		}
-		keys[n], asciiKey[n] = key, ascii
+		keys[n], folds[n] = key, fold
 		if out != nil {
 			out[n] = member{key: key, val: s.b[start:s.i], kind: kind}
 		}
@@ -275,13 +282,37 @@ func isHex(c byte) bool {
 	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
 }
 
-func isASCII(b []byte) bool {
-	for _, c := range b {
-		if c >= 0x80 {
-			return false
+// equalFold is bytes.EqualFold; tests count its calls.
+var equalFold = bytes.EqualFold
+
+// foldSeed keys foldHash, so that names with colliding hashes cannot be
+// precomputed.
+var foldSeed = rand.Uint64() | 1
+
+// foldHash hashes the case folding of the valid UTF-8 name b: names that
+// bytes.EqualFold (and so encoding/json) matches to each other have the
+// same hash. Each rune counts as unicode.ToUpper(unicode.ToLower(r)),
+// which is the same for every rune of a unicode.SimpleFold orbit ('K' for
+// k, K and the Kelvin sign; 'S' for s, S and ſ), as TestFoldHash checks
+// for every rune; ASCII takes a fast path to the same value.
+func foldHash(b []byte) uint64 {
+	h := foldSeed
+	for i := 0; i < len(b); {
+		r := rune(b[i])
+		if r < utf8.RuneSelf {
+			if 'a' <= r && r <= 'z' {
+				r -= 'a' - 'A'
+			}
+			i++
+		} else {
+			var size int
+			r, size = utf8.DecodeRune(b[i:])
+			i += size
+			r = unicode.ToUpper(unicode.ToLower(r))
 		}
+		h = (h ^ uint64(r)) * 0x100000001b3 // FNV-1a, one rune at a time
 	}
-	return true
+	return h
 }
 
 func isDigit(c byte) bool { return '0' <= c && c <= '9' }

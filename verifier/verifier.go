@@ -47,6 +47,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -161,11 +162,14 @@ type Claims struct {
 }
 
 // HasScope reports whether scope is one of the space-separated scopes of c.
+// Scopes are separated by U+0020 only (RFC 6749 §3.3): a tab, a newline or
+// a no-break space is part of a scope, not a separator, as every other
+// reader of the scope claim sees it.
 func (c *Claims) HasScope(scope string) bool {
 	if scope == "" {
 		return false
 	}
-	for s := range strings.FieldsSeq(c.Scope) {
+	for s := range strings.SplitSeq(c.Scope, " ") {
 		if s == scope {
 			return true
 		}
@@ -753,7 +757,10 @@ func (v *Verifier) verify(ctx context.Context, wait bool, token string) (*Claims
 	if audOne {
 		c.Audience = v.audienceOnly
 	} else {
-		c.Audience = audValues
+		// Clipped: the cache hands this slice to every caller of the
+		// token, and an append by one must copy, not write into spare
+		// capacity another caller's append also uses.
+		c.Audience = slices.Clip(audValues)
 	}
 	d.dates[0].Time, d.dates[1].Time = expT, iatT
 	c.ExpiresAt, c.IssuedAt = &d.dates[0], &d.dates[1]

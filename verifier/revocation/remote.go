@@ -91,6 +91,12 @@ type RemoteOptions struct {
 	// Now returns the current time, recorded as the set's LastSync and
 	// passed to Prune; nil means time.Now. Timers run on the real clock.
 	Now func() time.Time
+	// OnKeyRevoked, if not nil, is called with the kids of the entries of
+	// kind Key just added to the set, once per batch that has any. The
+	// server rotates away from a revoked active key in the same
+	// transaction, so this is the moment to refetch its JWKS (NewRemote
+	// does). It runs on the goroutine that applies entries: keep it short.
+	OnKeyRevoked func(kids []string)
 }
 
 // Remote keeps a [Set] in sync with the revocation feed of a Latch server
@@ -445,6 +451,18 @@ func (r *Remote) apply(entries []Entry) {
 		}
 	}
 	r.set.Add(keep...)
+	if r.opts.OnKeyRevoked == nil {
+		return
+	}
+	var kids []string
+	for _, e := range keep {
+		if e.Kind == Key {
+			kids = append(kids, e.Value)
+		}
+	}
+	if len(kids) > 0 {
+		r.opts.OnKeyRevoked(kids)
+	}
 }
 
 // catchUp pages from the set's cursor until the server has no more, then
