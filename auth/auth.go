@@ -98,8 +98,8 @@ type Config struct {
 	Throttle ThrottleConfig
 }
 
-// Client describes the device a request came from.
-type Client struct {
+// Device describes the device a request came from.
+type Device struct {
 	IP        string
 	UserAgent string
 }
@@ -237,7 +237,7 @@ func invalidEmailKey(key string) string {
 // Register creates an account through self-service registration. It is
 // throttled per address like sign-in (a *ThrottleError of kind
 // ErrRateLimited).
-func (s *Service) Register(ctx context.Context, addr, pw string, c Client) (*latch.User, error) {
+func (s *Service) Register(ctx context.Context, addr, pw string, c Device) (*latch.User, error) {
 	if !s.cfg.Registration {
 		return nil, ErrRegistrationDisabled
 	}
@@ -256,7 +256,7 @@ func (s *Service) Register(ctx context.Context, addr, pw string, c Client) (*lat
 // The address is stored in its canonical form (package email); one that
 // the rules refuse fails with an error matching ErrInvalidEmail and
 // email.ErrInvalid, which says why.
-func (s *Service) CreateUser(ctx context.Context, addr, pw string, c Client) (*latch.User, error) {
+func (s *Service) CreateUser(ctx context.Context, addr, pw string, c Device) (*latch.User, error) {
 	addr, err := email.Normalize(addr)
 	if err != nil {
 		return nil, err
@@ -293,7 +293,7 @@ func (s *Service) CreateUser(ctx context.Context, addr, pw string, c Client) (*l
 // spelling of one identifier (case, width, the Kelvin sign, NFD) signs in
 // to the one account and counts towards its lockout. An address the rules
 // refuse matches no account, not even a legacy row stored in that form.
-func (s *Service) Login(ctx context.Context, addr, pw, clientID string, c Client) (*Tokens, error) {
+func (s *Service) Login(ctx context.Context, addr, pw, clientID string, c Device) (*Tokens, error) {
 	if clientID == "" {
 		clientID = s.cfg.ClientID
 	}
@@ -399,7 +399,7 @@ func (s *Service) rehash(ctx context.Context, u *latch.User, pw string) {
 	}
 }
 
-func (s *Service) startSession(ctx context.Context, userID, clientID string, c Client) (*Tokens, error) {
+func (s *Service) startSession(ctx context.Context, userID, clientID string, c Device) (*Tokens, error) {
 	now := s.clock()
 	refresh := newRefreshToken()
 	c = boundClient(c)
@@ -488,7 +488,7 @@ const maxRotationAttempts = 8
 // This is the API's refresh: the token came in a request body, so the
 // session must belong to a client that receives tokens as bearer tokens. A
 // browser client's token (delivered in a cookie) is refused here, unspent.
-func (s *Service) Refresh(ctx context.Context, refresh string, c Client) (*Tokens, error) {
+func (s *Service) Refresh(ctx context.Context, refresh string, c Device) (*Tokens, error) {
 	return s.refreshChecked(ctx, refresh, "", c, func(sess *latch.Session, delivery string) error {
 		if delivery != latch.DeliveryBearer {
 			return errWrongDelivery
@@ -500,7 +500,7 @@ func (s *Service) Refresh(ctx context.Context, refresh string, c Client) (*Token
 // RefreshFromCookie redeems a refresh token that arrived in the browser's
 // refresh cookie. The session must belong to a cookie or memory client, and
 // csrf must be the session's CSRF token; otherwise nothing is consumed.
-func (s *Service) RefreshFromCookie(ctx context.Context, refresh, csrf string, c Client) (*Tokens, error) {
+func (s *Service) RefreshFromCookie(ctx context.Context, refresh, csrf string, c Device) (*Tokens, error) {
 	return s.refreshChecked(ctx, refresh, "", c, func(sess *latch.Session, delivery string) error {
 		if delivery == latch.DeliveryBearer {
 			return errWrongDelivery
@@ -523,7 +523,7 @@ var ErrCSRF = errors.New("csrf token mismatch")
 // no reuse detection): a token presented the wrong way is refused unspent.
 // via is the client that authenticated the request ("" when none did); it
 // is part of the device a grace replay must match.
-func (s *Service) refreshChecked(ctx context.Context, refresh, via string, c Client, check func(*latch.Session, string) error) (*Tokens, error) {
+func (s *Service) refreshChecked(ctx context.Context, refresh, via string, c Device, check func(*latch.Session, string) error) (*Tokens, error) {
 	t, outcome, err := s.refresh(ctx, refresh, via, c, check)
 	s.metrics.Refreshes.WithLabelValues(outcome).Inc()
 	if errors.Is(err, errWrongDelivery) {
@@ -532,7 +532,7 @@ func (s *Service) refreshChecked(ctx context.Context, refresh, via string, c Cli
 	return t, err
 }
 
-func (s *Service) refresh(ctx context.Context, refresh, via string, c Client, check func(*latch.Session, string) error) (*Tokens, string, error) {
+func (s *Service) refresh(ctx context.Context, refresh, via string, c Device, check func(*latch.Session, string) error) (*Tokens, string, error) {
 	if !wellFormedRefreshToken(refresh) {
 		return nil, "invalid", ErrInvalidGrant
 	}
@@ -658,7 +658,7 @@ const reuseTimeout = 10 * time.Second
 //
 // The revocation must not depend on the presenter staying connected (a
 // thief would hang up at once): it runs under a context of its own.
-func (s *Service) reuseDetected(ctx context.Context, sess *latch.Session, rt *latch.RefreshToken, c Client, now time.Time, why string) {
+func (s *Service) reuseDetected(ctx context.Context, sess *latch.Session, rt *latch.RefreshToken, c Device, now time.Time, why string) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), reuseTimeout)
 	defer cancel()
 	s.metrics.ReuseDetections.Inc()
@@ -708,13 +708,13 @@ func (s *Service) revocationMargin() time.Duration {
 }
 
 // Logout revokes the session of a verified access token.
-func (s *Service) Logout(ctx context.Context, claims *verifier.Claims, c Client) error {
+func (s *Service) Logout(ctx context.Context, claims *verifier.Claims, c Device) error {
 	return s.revokeSession(ctx, claims.Subject, claims.SessionID, "logout", c)
 }
 
 // LogoutRefreshToken revokes the session a refresh token belongs to without
 // rotating it. Unknown tokens are ignored, as RFC 7009 asks.
-func (s *Service) LogoutRefreshToken(ctx context.Context, refresh string, c Client) error {
+func (s *Service) LogoutRefreshToken(ctx context.Context, refresh string, c Device) error {
 	if !wellFormedRefreshToken(refresh) {
 		return nil
 	}
@@ -737,7 +737,7 @@ func (s *Service) LogoutRefreshToken(ctx context.Context, refresh string, c Clie
 
 // LogoutSession revokes a session by id (a browser's logout, after its CSRF
 // token was checked against the session).
-func (s *Service) LogoutSession(ctx context.Context, sessionID string, c Client) error {
+func (s *Service) LogoutSession(ctx context.Context, sessionID string, c Device) error {
 	sess, err := s.store.Session(ctx, sessionID)
 	if errors.Is(err, latch.ErrNotFound) {
 		return ErrNotFound
@@ -750,11 +750,11 @@ func (s *Service) LogoutSession(ctx context.Context, sessionID string, c Client)
 
 // RevokeSession revokes one of the user's sessions. A session of another
 // user is ErrNotFound, exactly as a session that does not exist.
-func (s *Service) RevokeSession(ctx context.Context, userID, sessionID string, c Client) error {
+func (s *Service) RevokeSession(ctx context.Context, userID, sessionID string, c Device) error {
 	return s.revokeSession(ctx, userID, sessionID, "revoked_by_user", c)
 }
 
-func (s *Service) revokeSession(ctx context.Context, userID, sessionID, reason string, c Client) error {
+func (s *Service) revokeSession(ctx context.Context, userID, sessionID, reason string, c Device) error {
 	sess, err := s.store.Session(ctx, sessionID)
 	if errors.Is(err, latch.ErrNotFound) || (err == nil && sess.UserID != userID) {
 		return ErrNotFound
@@ -778,7 +778,7 @@ func (s *Service) revokeSession(ctx context.Context, userID, sessionID, reason s
 
 // LogoutAll revokes every session of the user and every access token issued
 // to the user before now.
-func (s *Service) LogoutAll(ctx context.Context, userID string, c Client) error {
+func (s *Service) LogoutAll(ctx context.Context, userID string, c Device) error {
 	now := s.clock()
 	ids, err := s.store.RevokeUser(ctx, userID, "logout_all", now, s.cover(now))
 	if err != nil {

@@ -130,16 +130,16 @@ func testDeps(t *testing.T, st latch.Store) Deps {
 // independent of which form the tree has.
 func login(ctx context.Context, svc *Service, email, pw string) (*Tokens, error) {
 	type withClientID interface {
-		Login(ctx context.Context, email, pw, clientID string, c Client) (*Tokens, error)
+		Login(ctx context.Context, email, pw, clientID string, c Device) (*Tokens, error)
 	}
 	type withoutClientID interface {
-		Login(ctx context.Context, email, pw string, c Client) (*Tokens, error)
+		Login(ctx context.Context, email, pw string, c Device) (*Tokens, error)
 	}
 	switch l := any(svc).(type) {
 	case withClientID:
-		return l.Login(ctx, email, pw, "", Client{})
+		return l.Login(ctx, email, pw, "", Device{})
 	case withoutClientID:
-		return l.Login(ctx, email, pw, Client{})
+		return l.Login(ctx, email, pw, Device{})
 	}
 	panic("auth: unknown Login signature")
 }
@@ -189,7 +189,7 @@ func TestEmailIdentifiers(t *testing.T) {
 	svc, _ := newService(t)
 	ctx := context.Background()
 	const pw = "correct horse battery"
-	u, err := svc.CreateUser(ctx, "ＫＡＴＥ@Example.com", pw, Client{})
+	u, err := svc.CreateUser(ctx, "ＫＡＴＥ@Example.com", pw, Device{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -198,7 +198,7 @@ func TestEmailIdentifiers(t *testing.T) {
 	}
 	// The same identifier: one account, and sign-in reaches it.
 	for _, same := range []string{"\u212Aate@example.com", "kate@EXAMPLE.com", "ｋａｔｅ@example.com"} {
-		if _, err := svc.CreateUser(ctx, same, pw, Client{}); !errors.Is(err, ErrEmailTaken) {
+		if _, err := svc.CreateUser(ctx, same, pw, Device{}); !errors.Is(err, ErrEmailTaken) {
 			t.Errorf("CreateUser(%+q) = %v, want ErrEmailTaken", same, err)
 		}
 		tok, err := login(ctx, svc, same, pw)
@@ -207,11 +207,11 @@ func TestEmailIdentifiers(t *testing.T) {
 		}
 	}
 	// NFD and NFC: one account.
-	rene, err := svc.CreateUser(ctx, "ren\u00e9@example.com", pw, Client{})
+	rene, err := svc.CreateUser(ctx, "ren\u00e9@example.com", pw, Device{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := svc.CreateUser(ctx, "rene\u0301@example.com", pw, Client{}); !errors.Is(err, ErrEmailTaken) {
+	if _, err := svc.CreateUser(ctx, "rene\u0301@example.com", pw, Device{}); !errors.Is(err, ErrEmailTaken) {
 		t.Errorf("NFD duplicate of an NFC account: %v, want ErrEmailTaken", err)
 	}
 	if tok, err := login(ctx, svc, "rene\u0301@example.com", pw); err != nil || tok.UserID != rene.ID {
@@ -219,7 +219,7 @@ func TestEmailIdentifiers(t *testing.T) {
 	}
 	// Look-alikes are refused, with the reason, and never sign in.
 	for _, bad := range []string{"ka\u200Bte@example.com", "ka\u00ADte@example.com", "\u202Eetak@example.com", "k\u0131te@example.com", "k\u0430te@example.com"} {
-		_, err := svc.CreateUser(ctx, bad, pw, Client{})
+		_, err := svc.CreateUser(ctx, bad, pw, Device{})
 		var e *email.Error
 		if !errors.Is(err, ErrInvalidEmail) || !errors.As(err, &e) {
 			t.Errorf("CreateUser(%+q) = %v, want ErrInvalidEmail as an *email.Error", bad, err)
@@ -254,7 +254,7 @@ func TestThrottleCountsEverySpelling(t *testing.T) {
 	svc, _ := newService(t)
 	svc.throttle = newThrottle(ThrottleConfig{MaxFailures: 3, Lockout: time.Hour}, time.Now)
 	ctx := context.Background()
-	if _, err := svc.CreateUser(ctx, "kate@example.com", "correct horse battery", Client{}); err != nil {
+	if _, err := svc.CreateUser(ctx, "kate@example.com", "correct horse battery", Device{}); err != nil {
 		t.Fatal(err)
 	}
 	for _, s := range []string{"KATE@example.com", "\u212Aate@example.com", "ｋａｔｅ@example.com"} {
@@ -270,20 +270,20 @@ func TestThrottleCountsEverySpelling(t *testing.T) {
 func TestCreateUserRejects(t *testing.T) {
 	svc, _ := newService(t)
 	ctx := context.Background()
-	if _, err := svc.CreateUser(ctx, "ada@example", "correct horse battery", Client{}); !errors.Is(err, ErrInvalidEmail) {
+	if _, err := svc.CreateUser(ctx, "ada@example", "correct horse battery", Device{}); !errors.Is(err, ErrInvalidEmail) {
 		t.Fatalf("invalid email: %v, want ErrInvalidEmail", err)
 	}
 	var policy *password.PolicyError
-	if _, err := svc.CreateUser(ctx, "ada@example.com", "short", Client{}); !errors.As(err, &policy) {
+	if _, err := svc.CreateUser(ctx, "ada@example.com", "short", Device{}); !errors.As(err, &policy) {
 		t.Fatalf("weak password: %v, want a *password.PolicyError", err)
 	}
-	if _, err := svc.Register(ctx, "ada@example.com", "correct horse battery", Client{}); !errors.Is(err, ErrRegistrationDisabled) {
+	if _, err := svc.Register(ctx, "ada@example.com", "correct horse battery", Device{}); !errors.Is(err, ErrRegistrationDisabled) {
 		t.Fatalf("register with registration off: %v", err)
 	}
-	if _, err := svc.CreateUser(ctx, "Ada@Example.com", "correct horse battery", Client{}); err != nil {
+	if _, err := svc.CreateUser(ctx, "Ada@Example.com", "correct horse battery", Device{}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := svc.CreateUser(ctx, "ada@example.com", "another good password", Client{}); !errors.Is(err, ErrEmailTaken) {
+	if _, err := svc.CreateUser(ctx, "ada@example.com", "another good password", Device{}); !errors.Is(err, ErrEmailTaken) {
 		t.Fatalf("duplicate: %v, want ErrEmailTaken", err)
 	}
 }
@@ -325,10 +325,10 @@ func TestMalformedRefreshTokensNeverReachTheStore(t *testing.T) {
 	ctx := context.Background()
 	tok := newRefreshToken()
 	for _, s := range []string{"garbage", RefreshTokenPrefix, tok[:len(tok)-1], "latch_xx_" + tok[len(RefreshTokenPrefix):]} {
-		if _, err := svc.Refresh(ctx, s, Client{}); !errors.Is(err, ErrInvalidGrant) {
+		if _, err := svc.Refresh(ctx, s, Device{}); !errors.Is(err, ErrInvalidGrant) {
 			t.Fatalf("Refresh(%q) = %v, want ErrInvalidGrant", s, err)
 		}
-		if err := svc.LogoutRefreshToken(ctx, s, Client{}); err != nil {
+		if err := svc.LogoutRefreshToken(ctx, s, Device{}); err != nil {
 			t.Fatalf("LogoutRefreshToken(%q) = %v, want nil", s, err)
 		}
 	}
@@ -336,7 +336,7 @@ func TestMalformedRefreshTokensNeverReachTheStore(t *testing.T) {
 		t.Fatalf("%d store lookups for malformed tokens, want 0", n)
 	}
 	// A well-formed unknown token is looked up, and is invalid.
-	if _, err := svc.Refresh(ctx, tok, Client{}); !errors.Is(err, ErrInvalidGrant) {
+	if _, err := svc.Refresh(ctx, tok, Device{}); !errors.Is(err, ErrInvalidGrant) {
 		t.Fatalf("unknown token: %v", err)
 	}
 	if n := spy.tokenLookups.Load(); n != 1 {
@@ -349,7 +349,7 @@ func TestMalformedRefreshTokensNeverReachTheStore(t *testing.T) {
 func TestRefreshOfVanishedSession(t *testing.T) {
 	svc, spy := newService(t)
 	ctx := context.Background()
-	if _, err := svc.CreateUser(ctx, "ada@example.com", "correct horse battery", Client{}); err != nil {
+	if _, err := svc.CreateUser(ctx, "ada@example.com", "correct horse battery", Device{}); err != nil {
 		t.Fatal(err)
 	}
 	tok, err := login(ctx, svc, "ada@example.com", "correct horse battery")
@@ -357,13 +357,13 @@ func TestRefreshOfVanishedSession(t *testing.T) {
 		t.Fatal(err)
 	}
 	spy.noSessions.Store(true)
-	if _, err := svc.Refresh(ctx, tok.RefreshToken, Client{}); !errors.Is(err, ErrInvalidGrant) {
+	if _, err := svc.Refresh(ctx, tok.RefreshToken, Device{}); !errors.Is(err, ErrInvalidGrant) {
 		t.Fatalf("Refresh of a vanished session = %v, want ErrInvalidGrant", err)
 	}
-	if err := svc.LogoutRefreshToken(ctx, tok.RefreshToken, Client{}); err != nil {
+	if err := svc.LogoutRefreshToken(ctx, tok.RefreshToken, Device{}); err != nil {
 		t.Fatalf("LogoutRefreshToken of a vanished session = %v, want nil (RFC 7009)", err)
 	}
-	if err := svc.RevokeSession(ctx, tok.UserID, tok.SessionID, Client{}); !errors.Is(err, ErrNotFound) {
+	if err := svc.RevokeSession(ctx, tok.UserID, tok.SessionID, Device{}); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("RevokeSession of a vanished session = %v, want ErrNotFound", err)
 	}
 }
@@ -374,7 +374,7 @@ func TestRefreshOfVanishedSession(t *testing.T) {
 // instead of the unknown email answering "invalid credentials" at once.
 func TestLoginUnknownEmailWaitsForTheHasher(t *testing.T) {
 	svc, _ := newService(t)
-	if _, err := svc.CreateUser(context.Background(), "ada@example.com", "correct horse battery", Client{}); err != nil {
+	if _, err := svc.CreateUser(context.Background(), "ada@example.com", "correct horse battery", Device{}); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -395,7 +395,7 @@ func TestRevokeSessionOfAnotherUser(t *testing.T) {
 	svc, spy := newService(t)
 	ctx := context.Background()
 	for _, e := range []string{"ada@example.com", "grace@example.com"} {
-		if _, err := svc.CreateUser(ctx, e, "correct horse battery", Client{}); err != nil {
+		if _, err := svc.CreateUser(ctx, e, "correct horse battery", Device{}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -407,13 +407,13 @@ func TestRevokeSessionOfAnotherUser(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := svc.RevokeSession(ctx, a.UserID, g.SessionID, Client{}); !errors.Is(err, ErrNotFound) {
+	if err := svc.RevokeSession(ctx, a.UserID, g.SessionID, Device{}); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("revoking another user's session: %v, want ErrNotFound", err)
 	}
 	if s, err := spy.Store.Session(ctx, g.SessionID); err != nil || s.Revoked() {
 		t.Fatalf("another user's session was revoked: %v", err)
 	}
-	if _, err := svc.Refresh(ctx, g.RefreshToken, Client{}); err != nil {
+	if _, err := svc.Refresh(ctx, g.RefreshToken, Device{}); err != nil {
 		t.Fatalf("the other user's refresh token stopped working: %v", err)
 	}
 }

@@ -51,8 +51,8 @@ func boundEvent(e *latch.Event) {
 
 // boundClient cuts the device description of a request to the bounds of
 // what a session records.
-func boundClient(c Client) Client {
-	return Client{IP: truncate(c.IP, MaxIPLen), UserAgent: truncate(c.UserAgent, MaxUserAgentLen)}
+func boundClient(c Device) Device {
+	return Device{IP: truncate(c.IP, MaxIPLen), UserAgent: truncate(c.UserAgent, MaxUserAgentLen)}
 }
 
 // truncate returns at most n bytes of s, cut at a character boundary.

@@ -17,11 +17,11 @@ func TestStoredStringsAreBounded(t *testing.T) {
 	svc, st := newService(t)
 	ctx := context.Background()
 	const pw = "correct horse battery"
-	u, err := svc.CreateUser(ctx, "ada@example.com", pw, Client{})
+	u, err := svc.CreateUser(ctx, "ada@example.com", pw, Device{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	huge := Client{IP: strings.Repeat("1", 60<<10), UserAgent: "Mozilla/5.0 " + strings.Repeat("é", 30<<10)}
+	huge := Device{IP: strings.Repeat("1", 60<<10), UserAgent: "Mozilla/5.0 " + strings.Repeat("é", 30<<10)}
 	if _, err := svc.Login(ctx, "ada@example.com", "wrong password!", "", huge); err != ErrInvalidCredentials {
 		t.Fatalf("wrong password: %v", err)
 	}

@@ -252,7 +252,7 @@ func (s *Service) ClientCredentials(ctx context.Context, c *latch.Client, scope 
 // token endpoint: the refresh token must have been issued to that client.
 // The check comes before any rotation, so a token presented by the wrong
 // client is not consumed.
-func (s *Service) RefreshForClient(ctx context.Context, c *latch.Client, refresh string, dev Client) (*Tokens, error) {
+func (s *Service) RefreshForClient(ctx context.Context, c *latch.Client, refresh string, dev Device) (*Tokens, error) {
 	return s.refreshChecked(ctx, refresh, c.ID, dev, func(sess *latch.Session, delivery string) error {
 		if sess.ClientID != c.ID || delivery != latch.DeliveryBearer {
 			return errWrongDelivery
@@ -265,7 +265,7 @@ func (s *Service) RefreshForClient(ctx context.Context, c *latch.Client, refresh
 // (RFC 7009): a refresh token ends its session, an access token is
 // revoked by its jti. Unknown tokens, and tokens of other clients, are
 // ignored, as the RFC asks of invalid tokens.
-func (s *Service) RevokeToken(ctx context.Context, c *latch.Client, token string, dev Client) error {
+func (s *Service) RevokeToken(ctx context.Context, c *latch.Client, token string, dev Device) error {
 	if wellFormedRefreshToken(token) {
 		rt, err := s.store.RefreshToken(ctx, hashToken(token))
 		if errors.Is(err, latch.ErrNotFound) {

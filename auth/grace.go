@@ -50,7 +50,7 @@ func (g GraceRule) Allows(sess *latch.Session, device []byte, now time.Time) (la
 // under the service's key, of the client that authenticated the request
 // (via, "" for none), the IP network and the user agent. Only this hash is
 // stored; the user agent is stored once, with the session.
-func (s *Service) device(via string, c Client) []byte {
+func (s *Service) device(via string, c Device) []byte {
 	msg := make([]byte, 0, len(via)+len(c.IP)+len(c.UserAgent)+3)
 	msg = append(msg, via...)
 	msg = append(msg, 0)

@@ -15,25 +15,25 @@ import (
 func TestReuseRevokesAfterClientLeft(t *testing.T) {
 	svc, spy := newService(t)
 	ctx := context.Background()
-	if _, err := svc.CreateUser(ctx, "ada@example.com", "correct horse battery", Client{}); err != nil {
+	if _, err := svc.CreateUser(ctx, "ada@example.com", "correct horse battery", Device{}); err != nil {
 		t.Fatal(err)
 	}
 	t1, err := login(ctx, svc, "ada@example.com", "correct horse battery")
 	if err != nil {
 		t.Fatal(err)
 	}
-	t2, err := svc.Refresh(ctx, t1.RefreshToken, Client{})
+	t2, err := svc.Refresh(ctx, t1.RefreshToken, Device{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := svc.Refresh(ctx, t2.RefreshToken, Client{}); err != nil {
+	if _, err := svc.Refresh(ctx, t2.RefreshToken, Device{}); err != nil {
 		t.Fatal(err)
 	}
 	// t1 is two generations old: reuse. The client leaves as soon as the
 	// session has been read, before anything is revoked.
 	rctx, cancel := context.WithCancel(ctx)
 	spy.afterSession = cancel
-	if _, err := svc.Refresh(rctx, t1.RefreshToken, Client{}); !errors.Is(err, ErrInvalidGrant) {
+	if _, err := svc.Refresh(rctx, t1.RefreshToken, Device{}); !errors.Is(err, ErrInvalidGrant) {
 		t.Fatalf("reuse = %v, want ErrInvalidGrant", err)
 	}
 	spy.afterSession = nil

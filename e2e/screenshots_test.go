@@ -27,7 +27,7 @@ const (
 func TestBrowserScreenshots(t *testing.T) {
 	srv := startLatch(t)
 	const email, password = "ada@example.com", "correct horse battery staple"
-	if _, err := srv.in.Auth.CreateUser(context.Background(), email, password, auth.Client{UserAgent: "latch user add"}); err != nil {
+	if _, err := srv.in.Auth.CreateUser(context.Background(), email, password, auth.Device{UserAgent: "latch user add"}); err != nil {
 		t.Fatalf("create user: %v", err)
 	}
 	b := startBrowser(t)

@@ -113,7 +113,7 @@ func (h *harness) close() {
 // addUser creates a user through the service, as `latch user add` does.
 func (h *harness) addUser(email, pw string) string {
 	h.t.Helper()
-	u, err := h.in.Auth.CreateUser(context.Background(), email, pw, auth.Client{})
+	u, err := h.in.Auth.CreateUser(context.Background(), email, pw, auth.Device{})
 	if err != nil {
 		h.t.Fatalf("create user %s: %v", email, err)
 	}

@@ -120,7 +120,7 @@ func seedDemo(ctx context.Context, svc *auth.Service) (Demo, error) {
 		return Demo{}, fmt.Errorf("demo client: %w", err)
 	}
 	d := Demo{Email: demoEmail, Password: "demo-" + strings.ToLower(rand.Text()[:16])}
-	if _, err := svc.CreateUser(ctx, d.Email, d.Password, auth.Client{UserAgent: "latch-demo"}); err != nil {
+	if _, err := svc.CreateUser(ctx, d.Email, d.Password, auth.Device{UserAgent: "latch-demo"}); err != nil {
 		return Demo{}, fmt.Errorf("demo user: %w", err)
 	}
 	return d, nil
@@ -158,7 +158,7 @@ func retireDemo(ctx context.Context, svc *auth.Service, st latch.Store, log *slo
 	if err := st.SetPasswordHash(ctx, u.ID, hash, now); err != nil {
 		return err
 	}
-	if err := svc.LogoutAll(ctx, u.ID, auth.Client{UserAgent: "latch"}); err != nil {
+	if err := svc.LogoutAll(ctx, u.ID, auth.Device{UserAgent: "latch"}); err != nil {
 		return err
 	}
 	log.Warn("an earlier `latch serve --demo` left its demo user in this data directory; it can no longer sign in (--demo now keeps its data in a throw-away directory)",

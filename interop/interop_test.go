@@ -99,7 +99,7 @@ func start(t *testing.T, alg string) *latch {
 	})
 
 	ctx := t.Context()
-	if _, err := in.Auth.CreateUser(ctx, userEmail, userPassword, auth.Client{}); err != nil {
+	if _, err := in.Auth.CreateUser(ctx, userEmail, userPassword, auth.Device{}); err != nil {
 		t.Fatalf("create user: %v", err)
 	}
 	if _, err := in.Auth.CreateClient(ctx, auth.NewClient{ID: svcID, Secret: svcSecret, Scopes: []string{"read", "write"}}); err != nil {

@@ -53,7 +53,7 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "invalid_request", msg)
 		return
 	}
-	u, err := s.auth.Register(r.Context(), req.Email, req.Password, s.clientOf(r))
+	u, err := s.auth.Register(r.Context(), req.Email, req.Password, s.deviceOf(r))
 	var policy *password.PolicyError
 	var badEmail *email.Error
 	var throttled *auth.ThrottleError
@@ -87,7 +87,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "invalid_request", msg)
 		return
 	}
-	t, err := s.auth.Login(r.Context(), req.Email, req.Password, req.ClientID, s.clientOf(r))
+	t, err := s.auth.Login(r.Context(), req.Email, req.Password, req.ClientID, s.deviceOf(r))
 	var throttled *auth.ThrottleError
 	switch {
 	case err == nil:
@@ -123,14 +123,14 @@ func (s *Server) refresh(w http.ResponseWriter, r *http.Request) {
 	)
 	switch rt := value(r, s.cfg.Cookies.Refresh); {
 	case req.RefreshToken != "":
-		t, err = s.auth.Refresh(r.Context(), req.RefreshToken, s.clientOf(r))
+		t, err = s.auth.Refresh(r.Context(), req.RefreshToken, s.deviceOf(r))
 	case rt != "":
 		csrf := r.Header.Get(verifier.CSRFHeader)
 		if !verifier.SameSiteOrAllowed(r, s.origins) || csrf == "" || csrf != value(r, s.cfg.Cookies.CSRF) {
 			csrfFailed(w)
 			return
 		}
-		t, err = s.auth.RefreshFromCookie(r.Context(), rt, csrf, s.clientOf(r))
+		t, err = s.auth.RefreshFromCookie(r.Context(), rt, csrf, s.deviceOf(r))
 	case r.Header.Get(verifier.CSRFHeader) != "":
 		// A browser refresh whose cookies are gone (signed out in
 		// another tab, cleared): the session is over, not malformed.
@@ -170,7 +170,7 @@ func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
 				csrfFailed(w)
 				return
 			}
-			err = s.auth.LogoutSession(r.Context(), sid, s.clientOf(r))
+			err = s.auth.LogoutSession(r.Context(), sid, s.deviceOf(r))
 		}
 	case r.Header.Get("Authorization") != "":
 		c, ok := s.authenticate(w, r)
@@ -181,7 +181,7 @@ func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusBadRequest, "invalid_request", "this access token belongs to no session")
 			return
 		}
-		err = s.auth.Logout(r.Context(), c, s.clientOf(r))
+		err = s.auth.Logout(r.Context(), c, s.deviceOf(r))
 	default:
 		var req refreshRequest
 		if !decode(w, r, &req) {
@@ -191,7 +191,7 @@ func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusBadRequest, "invalid_request", `send "Authorization: Bearer", the session cookies, or a body with "refresh_token"`)
 			return
 		}
-		err = s.auth.LogoutRefreshToken(r.Context(), req.RefreshToken, s.clientOf(r))
+		err = s.auth.LogoutRefreshToken(r.Context(), req.RefreshToken, s.deviceOf(r))
 	}
 	if err != nil && !errors.Is(err, auth.ErrNotFound) {
 		s.fail(w, r, err)
@@ -259,7 +259,7 @@ func (s *Server) logoutAll(w http.ResponseWriter, r *http.Request) {
 		}
 		userID = c.Subject
 	}
-	if err := s.auth.LogoutAll(r.Context(), userID, s.clientOf(r)); err != nil {
+	if err := s.auth.LogoutAll(r.Context(), userID, s.deviceOf(r)); err != nil {
 		s.fail(w, r, err)
 		return
 	}
@@ -338,7 +338,7 @@ func (s *Server) sessions(w http.ResponseWriter, r *http.Request, c *verifier.Cl
 }
 
 func (s *Server) deleteSession(w http.ResponseWriter, r *http.Request, c *verifier.Claims) {
-	err := s.auth.RevokeSession(r.Context(), c.Subject, r.PathValue("id"), s.clientOf(r))
+	err := s.auth.RevokeSession(r.Context(), c.Subject, r.PathValue("id"), s.deviceOf(r))
 	switch {
 	case err == nil:
 		w.WriteHeader(http.StatusNoContent)

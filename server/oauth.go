@@ -144,7 +144,7 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 			err = auth.ErrInvalidScope
 			break
 		}
-		t, err = s.auth.RefreshForClient(r.Context(), c, rt, s.clientOf(r))
+		t, err = s.auth.RefreshForClient(r.Context(), c, rt, s.deviceOf(r))
 	case "":
 		writeError(w, http.StatusBadRequest, "invalid_request", "grant_type is required")
 		return
@@ -186,7 +186,7 @@ func (s *Server) revoke(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "invalid_request", "token is required")
 		return
 	}
-	if err := s.auth.RevokeToken(r.Context(), c, tok, s.clientOf(r)); err != nil {
+	if err := s.auth.RevokeToken(r.Context(), c, tok, s.deviceOf(r)); err != nil {
 		s.fail(w, r, err)
 		return
 	}

@@ -321,10 +321,10 @@ func safeMethod(m string) bool {
 	return m == http.MethodGet || m == http.MethodHead || m == http.MethodOptions
 }
 
-// clientOf describes the device of a request: its IP (from
+// deviceOf describes the device of a request: its IP (from
 // X-Forwarded-For only when the peer is a trusted proxy) and user agent.
-func (s *Server) clientOf(r *http.Request) auth.Client {
-	return auth.Client{IP: s.clientIP(r), UserAgent: r.UserAgent()}
+func (s *Server) deviceOf(r *http.Request) auth.Device {
+	return auth.Device{IP: s.clientIP(r), UserAgent: r.UserAgent()}
 }
 
 func (s *Server) clientIP(r *http.Request) string {

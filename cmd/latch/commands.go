@@ -182,7 +182,7 @@ func (e *cliEnv) userCmd() *cobra.Command {
 				return err
 			}
 			defer in.Close()
-			u, err := in.Auth.CreateUser(cmd.Context(), email, pw, auth.Client{UserAgent: "latch-cli"})
+			u, err := in.Auth.CreateUser(cmd.Context(), email, pw, auth.Device{UserAgent: "latch-cli"})
 			var policy *password.PolicyError
 			switch {
 			case errors.As(err, &policy):
