@@ -765,3 +765,38 @@ func testPruneOIDC(t *testing.T, s latch.Store) {
 		t.Errorf("pending message after Prune: %v", err)
 	}
 }
+
+// EndSSOSessionRollsBack checks that EndSSOSession is one transaction: s
+// is an empty store, and breakOutbox makes every later insert into the
+// outbox fail (a trigger, say), so that EndSSOSession fails after it has
+// ended the SSO session, revoked its family and appended to the feed.
+// None of that may remain: the SSO session is live, the family live, the
+// feed and the outbox unchanged.
+func EndSSOSessionRollsBack(t *testing.T, s latch.Store, breakOutbox func(t *testing.T)) {
+	ctx := t.Context()
+	mustUser(t, s, "alice")
+	mustClient(t, s, "rp1", "https://rp1.example/bcl")
+	mustSSO(t, s, newSSO("sso1", "alice", base))
+	if err := s.RecordSSOClient(ctx, "sso1", "rp1", base); err != nil {
+		t.Fatalf("RecordSSOClient: %v", err)
+	}
+	mustSession(t, s, linkedSession("f1", "alice", "rp1", "sso1", base))
+	breakOutbox(t)
+
+	at := base.Add(time.Hour)
+	if _, err := s.EndSSOSession(ctx, "sso1", "logout", at, latch.Cover{Until: at.Add(time.Hour)}); err == nil {
+		t.Fatal("EndSSOSession succeeded although the outbox insert fails")
+	}
+	if got := mustGetSSO(t, s, "sso1"); got.Ended() {
+		t.Errorf("the SSO session stayed ended after a failed EndSSOSession: %+v", got)
+	}
+	if got := mustGetSession(t, s, "f1"); got.Revoked() {
+		t.Errorf("the family stayed revoked after a failed EndSSOSession: %+v", got)
+	}
+	if feed := mustRevocations(t, s, 0, base); len(feed) != 0 {
+		t.Errorf("the feed kept %+v after a failed EndSSOSession", feed)
+	}
+	if got := claimAll(t, s, "w", at); len(got) != 0 {
+		t.Errorf("the outbox kept %+v after a failed EndSSOSession", got)
+	}
+}
