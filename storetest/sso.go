@@ -632,7 +632,9 @@ func testOutboxConcurrent(t *testing.T, s latch.Store) {
 	for o := range owners {
 		wg.Go(func() {
 			<-start
-			for {
+			// Bounded: a store that hands out leased messages again
+			// would otherwise keep this loop going for ever.
+			for range messages + 1 {
 				got, err := s.ClaimOutbox(ctx, fmt.Sprintf("owner%d", o), now, now.Add(time.Hour), 4)
 				if err != nil {
 					errs[o] = err
