@@ -802,3 +802,80 @@ func EndSSOSessionRollsBack(t *testing.T, s latch.Store, breakOutbox func(t *tes
 		t.Errorf("the outbox kept %+v after a failed EndSSOSession", got)
 	}
 }
+
+// testEndSSOSessionConcurrent races EndSSOSession against the creation of
+// families from the SSO session and the recording of clients in it: once
+// it has returned, no live family of the SSO session is left, and every
+// client recorded before it was told.
+func testEndSSOSessionConcurrent(t *testing.T, s latch.Store) {
+	const n = 20
+	ctx := t.Context()
+	mustUser(t, s, "alice")
+	mustSSO(t, s, newSSO("sso1", "alice", base))
+	for i := range n {
+		mustClient(t, s, fmt.Sprintf("rp%02d", i), fmt.Sprintf("https://rp%02d.example/bcl", i))
+	}
+	createErrs, recordErrs := make([]error, n), make([]error, n)
+	start := make(chan struct{})
+	done, endReturned := make(chan struct{}, n), make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			// Half the workers go before the end, a quarter race it and
+			// a quarter come after it.
+			if i >= 3*n/4 {
+				<-endReturned
+			}
+			client := fmt.Sprintf("rp%02d", i)
+			recordErrs[i] = s.RecordSSOClient(ctx, "sso1", client, base)
+			f := linkedSession(fmt.Sprintf("f%02d", i), "alice", client, "sso1", base)
+			createErrs[i] = s.CreateSession(ctx, f, hash(f.ID+"/1"))
+			done <- struct{}{}
+		})
+	}
+	var ended []string
+	var endErr error
+	wg.Go(func() {
+		<-start
+		for range n / 2 {
+			<-done
+		}
+		ended, endErr = s.EndSSOSession(ctx, "sso1", "logout", base.Add(time.Minute), latch.Cover{Until: base.Add(time.Hour)})
+		close(endReturned)
+	})
+	close(start)
+	wg.Wait()
+	if endErr != nil {
+		t.Fatalf("EndSSOSession: %v", endErr)
+	}
+	told := map[string]bool{}
+	for _, m := range claimAll(t, s, "w", base.Add(time.Hour)) {
+		b, err := latch.ParseBackchannelLogout(m.Payload)
+		if err != nil {
+			t.Fatal(err)
+		}
+		told[b.ClientID] = true
+	}
+	for i := range n {
+		client := fmt.Sprintf("rp%02d", i)
+		switch err := recordErrs[i]; {
+		case err == nil && !told[client]:
+			t.Errorf("%s was recorded in the SSO session but not told of its end", client)
+		case err != nil && !errors.Is(err, latch.ErrNotFound):
+			t.Errorf("RecordSSOClient(%s): %v, want nil or ErrNotFound", client, err)
+		}
+		id := fmt.Sprintf("f%02d", i)
+		switch err := createErrs[i]; {
+		case err == nil:
+			if got := mustGetSession(t, s, id); !got.Revoked() {
+				t.Errorf("family %s of the ended SSO session is live", id)
+			}
+			if !slices.Contains(ended, id) {
+				t.Errorf("family %s was revoked but EndSSOSession did not report it (%v)", id, ended)
+			}
+		case !errors.Is(err, latch.ErrNotFound):
+			t.Errorf("CreateSession(%s): %v, want nil or ErrNotFound", id, err)
+		}
+	}
+}

@@ -73,6 +73,7 @@ func Run(t *testing.T, open func(t *testing.T) latch.Store) {
 		{"SessionSSOLink", testSessionSSOLink},
 		{"SSOSessions", testSSOSessions},
 		{"EndSSOSession", testEndSSOSession},
+		{"EndSSOSessionConcurrent", testEndSSOSessionConcurrent},
 		{"AuthorizationCodes", testAuthorizationCodes},
 		{"RedeemConcurrent", testRedeemConcurrent},
 		{"Consents", testConsents},
