@@ -67,6 +67,9 @@ type AuthorizationCode struct {
 	// (see CodeStore.AttachCodeSession); empty until then, and when the
 	// exchange created no family.
 	SessionID string
+	// ReusedAt is when the code was first presented again after its
+	// redemption; zero if it never was.
+	ReusedAt time.Time
 }
 
 // Redeemed reports whether the code has been exchanged.
@@ -193,14 +196,18 @@ type CodeStore interface {
 	CreateAuthorizationCode(ctx context.Context, c *AuthorizationCode) error
 	// RedeemAuthorizationCode marks the code with the hash redeemed at at
 	// and returns it, atomically: of concurrent redemptions exactly one
-	// succeeds. A code redeemed already is returned together with an error
-	// matching ErrConflict (the caller revokes c.SessionID: a code
-	// presented twice revokes what it issued). ErrNotFound if no code has
-	// the hash or it expired (ExpiresAt not after at) unredeemed.
+	// succeeds. A code redeemed already is marked reused (ReusedAt, the
+	// first time) and returned together with an error matching ErrConflict
+	// (the caller revokes c.SessionID: a code presented twice revokes what
+	// it issued). ErrNotFound if no code has the hash or it expired
+	// (ExpiresAt not after at) unredeemed.
 	RedeemAuthorizationCode(ctx context.Context, hash []byte, at time.Time) (*AuthorizationCode, error)
 	// AttachCodeSession records sessionID as the family created from the
 	// redeemed code with the hash. ErrNotFound if no redeemed code has the
-	// hash; ErrConflict if another family is attached already.
+	// hash; ErrConflict if another family is attached already (nothing
+	// changes), or if the code was presented again since its redemption:
+	// the family is attached all the same, and the caller revokes it, so
+	// that a replay racing the first exchange still revokes what it issued.
 	AttachCodeSession(ctx context.Context, hash []byte, sessionID string) error
 }
 

@@ -324,28 +324,25 @@ func testAuthorizationCodes(t *testing.T, s latch.Store) {
 		t.Error("redeemed code reports Redeemed false")
 	}
 
-	// Presented again: the stored code and ErrConflict, so that the caller
-	// can revoke what it issued.
-	got, err = s.RedeemAuthorizationCode(ctx, hash("code1"), at.Add(time.Second))
+	// Presented again: the stored code, marked reused, and ErrConflict,
+	// so that the caller can revoke what it issued.
+	reuse := at.Add(time.Second)
+	got, err = s.RedeemAuthorizationCode(ctx, hash("code1"), reuse)
 	wantErr(t, "RedeemAuthorizationCode(used)", err, latch.ErrConflict)
-	if got == nil || !bytes.Equal(got.Hash, hash("code1")) || !got.RedeemedAt.Equal(at) || got.SessionID != "" {
-		t.Errorf("used code returned %+v, want the stored code redeemed at %v", got, at)
+	if got == nil || !bytes.Equal(got.Hash, hash("code1")) || !got.RedeemedAt.Equal(at) || got.SessionID != "" || !got.ReusedAt.Equal(reuse) {
+		t.Errorf("used code returned %+v, want the stored code redeemed at %v, reused at %v", got, at, reuse)
 	}
-
-	if err := s.AttachCodeSession(ctx, hash("code1"), "f1"); err != nil {
-		t.Fatalf("AttachCodeSession: %v", err)
-	}
-	if err := s.AttachCodeSession(ctx, hash("code1"), "f1"); err != nil {
-		t.Errorf("AttachCodeSession(same family again): %v", err)
-	}
-	wantErr(t, "AttachCodeSession(other family)", s.AttachCodeSession(ctx, hash("code1"), "f2"), latch.ErrConflict)
-	wantErr(t, "AttachCodeSession(unknown)", s.AttachCodeSession(ctx, hash("nope"), "f1"), latch.ErrNotFound)
-	// Reuse after the exchange, even past expiry: the family to revoke.
+	// The first exchange attaches its family after the replay: attached,
+	// but ErrConflict, so that the exchange revokes it.
+	wantErr(t, "AttachCodeSession(after a replay)", s.AttachCodeSession(ctx, hash("code1"), "f1"), latch.ErrConflict)
+	// A later replay, even past expiry, finds the family to revoke; the
+	// first reuse time stays.
 	got, err = s.RedeemAuthorizationCode(ctx, hash("code1"), c.ExpiresAt.Add(time.Second))
 	wantErr(t, "RedeemAuthorizationCode(used, expired)", err, latch.ErrConflict)
-	if got == nil || got.SessionID != "f1" {
-		t.Errorf("used code returned %+v, want SessionID f1", got)
+	if got == nil || got.SessionID != "f1" || !got.ReusedAt.Equal(reuse) {
+		t.Errorf("used code returned %+v, want SessionID f1, ReusedAt %v", got, reuse)
 	}
+	wantErr(t, "AttachCodeSession(unknown)", s.AttachCodeSession(ctx, hash("nope"), "f1"), latch.ErrNotFound)
 
 	_, err = s.RedeemAuthorizationCode(ctx, hash("nope"), at)
 	wantErr(t, "RedeemAuthorizationCode(unknown)", err, latch.ErrNotFound)
@@ -377,6 +374,20 @@ func testAuthorizationCodes(t *testing.T, s latch.Store) {
 	want = *bare
 	want.RedeemedAt = base
 	checkEqual(t, "bare code", got, &want)
+
+	// Attaching without a replay.
+	if err := s.AttachCodeSession(ctx, hash("code3"), "f3"); err != nil {
+		t.Fatalf("AttachCodeSession: %v", err)
+	}
+	if err := s.AttachCodeSession(ctx, hash("code3"), "f3"); err != nil {
+		t.Errorf("AttachCodeSession(same family again): %v", err)
+	}
+	wantErr(t, "AttachCodeSession(other family)", s.AttachCodeSession(ctx, hash("code3"), "f4"), latch.ErrConflict)
+	got, err = s.RedeemAuthorizationCode(ctx, hash("code3"), base.Add(time.Second))
+	wantErr(t, "RedeemAuthorizationCode(used code3)", err, latch.ErrConflict)
+	if got == nil || got.SessionID != "f3" {
+		t.Errorf("used code3 returned %+v, want SessionID f3 (the first family kept)", got)
+	}
 }
 
 func testRedeemConcurrent(t *testing.T, s latch.Store) {
@@ -405,7 +416,7 @@ func testRedeemConcurrent(t *testing.T, s latch.Store) {
 			wins++
 		case errors.Is(err, latch.ErrConflict):
 			conflicts++
-			if codes[i] == nil || !codes[i].Redeemed() {
+			if codes[i] == nil || !codes[i].Redeemed() || codes[i].ReusedAt.IsZero() {
 				t.Errorf("redemption %d lost with ErrConflict but returned %+v", i, codes[i])
 			}
 		default:

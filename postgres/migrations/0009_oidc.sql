@@ -57,7 +57,8 @@ CREATE TABLE authorization_codes (
 	created_at     timestamptz NOT NULL,
 	expires_at     timestamptz NOT NULL,
 	redeemed_at    timestamptz,
-	session_id     text        NOT NULL DEFAULT ''
+	session_id     text        NOT NULL DEFAULT '',
+	reused_at      timestamptz
 );
 CREATE INDEX authorization_codes_expires ON authorization_codes (expires_at);
 CREATE INDEX authorization_codes_user ON authorization_codes (user_id);

@@ -55,7 +55,8 @@ CREATE TABLE authorization_codes (
 	created_at     INTEGER NOT NULL,
 	expires_at     INTEGER NOT NULL,
 	redeemed_at    INTEGER NOT NULL DEFAULT 0,
-	session_id     TEXT    NOT NULL DEFAULT ''
+	session_id     TEXT    NOT NULL DEFAULT '',
+	reused_at      INTEGER NOT NULL DEFAULT 0
 ) STRICT, WITHOUT ROWID;
 CREATE INDEX authorization_codes_expires ON authorization_codes (expires_at);
 
