@@ -182,14 +182,14 @@ func (s *Store) EndSSOSession(ctx context.Context, id, reason string, at time.Ti
 
 // codeColumns lists the columns that scanCode reads, in order.
 const codeColumns = `hash, client_id, redirect_uri, user_id, sso_session_id, scope, nonce,
-	code_challenge, auth_time, amr, created_at, expires_at, redeemed_at, session_id`
+	code_challenge, auth_time, amr, created_at, expires_at, redeemed_at, session_id, reused_at`
 
 // scanCode scans a row of codeColumns.
 func scanCode(row pgx.Row) (*latch.AuthorizationCode, error) {
 	var c latch.AuthorizationCode
 	err := row.Scan(&c.Hash, &c.ClientID, &c.RedirectURI, &c.UserID, &c.SSOSessionID, &c.Scope, &c.Nonce,
 		&c.CodeChallenge, (*nullTime)(&c.AuthTime), &c.AMR, (*nullTime)(&c.CreatedAt), (*nullTime)(&c.ExpiresAt),
-		(*nullTime)(&c.RedeemedAt), &c.SessionID)
+		(*nullTime)(&c.RedeemedAt), &c.SessionID, (*nullTime)(&c.ReusedAt))
 	if err != nil {
 		return nil, err
 	}
@@ -201,10 +201,10 @@ func scanCode(row pgx.Row) (*latch.AuthorizationCode, error) {
 // latch.ErrConflict if the hash is taken.
 func (s *Store) CreateAuthorizationCode(ctx context.Context, c *latch.AuthorizationCode) error {
 	_, err := s.pool.Exec(ctx, "INSERT INTO authorization_codes ("+codeColumns+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
 		c.Hash, c.ClientID, c.RedirectURI, c.UserID, c.SSOSessionID, c.Scope, c.Nonce,
 		c.CodeChallenge, ts(c.AuthTime), list(c.AMR), ts(c.CreatedAt), ts(c.ExpiresAt),
-		ts(c.RedeemedAt), c.SessionID)
+		ts(c.RedeemedAt), c.SessionID, ts(c.ReusedAt))
 	if err != nil {
 		return fmt.Errorf("postgres: create authorization code %x: %w", truncHash(c.Hash), translate(err))
 	}
@@ -219,13 +219,12 @@ func (s *Store) RedeemAuthorizationCode(ctx context.Context, hash []byte, at tim
 	c, err := scanCode(s.pool.QueryRow(ctx, `UPDATE authorization_codes SET redeemed_at = $1
 		WHERE hash = $2 AND redeemed_at IS NULL AND expires_at > $1 RETURNING `+codeColumns, ts(at), hash))
 	if errors.Is(err, pgx.ErrNoRows) {
-		// Redeemed already, expired, or unknown.
-		c, err = scanCode(s.pool.QueryRow(ctx, "SELECT "+codeColumns+" FROM authorization_codes WHERE hash = $1", hash))
-		switch {
-		case err == nil && c.Redeemed():
+		// Redeemed already (then marked reused, under the row lock that
+		// AttachCodeSession takes too), expired, or unknown.
+		c, err = scanCode(s.pool.QueryRow(ctx, `UPDATE authorization_codes SET reused_at = coalesce(reused_at, $1)
+			WHERE hash = $2 AND redeemed_at IS NOT NULL RETURNING `+codeColumns, ts(at), hash))
+		if err == nil {
 			return c, fmt.Errorf("postgres: redeem authorization code %x: redeemed already: %w", truncHash(hash), latch.ErrConflict)
-		case err == nil:
-			err = latch.ErrNotFound // expired
 		}
 	}
 	if err != nil {
@@ -237,9 +236,16 @@ func (s *Store) RedeemAuthorizationCode(ctx context.Context, hash []byte, at tim
 // AttachCodeSession records the family created from a redeemed code; see
 // latch.CodeStore.
 func (s *Store) AttachCodeSession(ctx context.Context, hash []byte, sessionID string) error {
-	tag, err := s.pool.Exec(ctx, `UPDATE authorization_codes SET session_id = $2
-		WHERE hash = $1 AND redeemed_at IS NOT NULL AND (session_id = '' OR session_id = $2)`, hash, sessionID)
-	if err == nil && tag.RowsAffected() == 0 {
+	// One statement: a replay either marked the code reused before it
+	// (and is seen here) or finds the family attached after it.
+	var reused time.Time
+	err := s.pool.QueryRow(ctx, `UPDATE authorization_codes SET session_id = $2
+		WHERE hash = $1 AND redeemed_at IS NOT NULL AND (session_id = '' OR session_id = $2)
+		RETURNING reused_at`, hash, sessionID).Scan((*nullTime)(&reused))
+	switch {
+	case err == nil && !reused.IsZero():
+		err = fmt.Errorf("code presented again since its redemption: %w", latch.ErrConflict)
+	case errors.Is(err, pgx.ErrNoRows):
 		var redeemed time.Time
 		err = s.pool.QueryRow(ctx, "SELECT redeemed_at FROM authorization_codes WHERE hash = $1", hash).
 			Scan((*nullTime)(&redeemed))

@@ -190,14 +190,14 @@ func logoutClients(ctx context.Context, tx *sql.Tx, ssoID string) ([]string, err
 
 // codeColumns lists the columns that scanCode reads, in order.
 const codeColumns = `hash, client_id, redirect_uri, user_id, sso_session_id, scope, nonce,
-	code_challenge, auth_time, amr, created_at, expires_at, redeemed_at, session_id`
+	code_challenge, auth_time, amr, created_at, expires_at, redeemed_at, session_id, reused_at`
 
 // scanCode scans a row of codeColumns.
 func scanCode(row interface{ Scan(...any) error }) (*latch.AuthorizationCode, error) {
 	var c latch.AuthorizationCode
 	err := row.Scan(&c.Hash, &c.ClientID, &c.RedirectURI, &c.UserID, &c.SSOSessionID, &c.Scope, &c.Nonce,
 		&c.CodeChallenge, scanTime(&c.AuthTime), scanList(&c.AMR), scanTime(&c.CreatedAt), scanTime(&c.ExpiresAt),
-		scanTime(&c.RedeemedAt), &c.SessionID)
+		scanTime(&c.RedeemedAt), &c.SessionID, scanTime(&c.ReusedAt))
 	if err != nil {
 		return nil, err
 	}
@@ -207,10 +207,10 @@ func scanCode(row interface{ Scan(...any) error }) (*latch.AuthorizationCode, er
 // CreateAuthorizationCode stores c. It returns an error matching
 // latch.ErrConflict if the hash is taken.
 func (s *Store) CreateAuthorizationCode(ctx context.Context, c *latch.AuthorizationCode) error {
-	_, err := s.w.ExecContext(ctx, "INSERT INTO authorization_codes ("+codeColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+	_, err := s.w.ExecContext(ctx, "INSERT INTO authorization_codes ("+codeColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
 		c.Hash, c.ClientID, c.RedirectURI, c.UserID, c.SSOSessionID, c.Scope, c.Nonce,
 		c.CodeChallenge, micros(c.AuthTime), jsonList(c.AMR), micros(c.CreatedAt), micros(c.ExpiresAt),
-		micros(c.RedeemedAt), c.SessionID)
+		micros(c.RedeemedAt), c.SessionID, micros(c.ReusedAt))
 	if err != nil {
 		return fmt.Errorf("sqlite: create authorization code %x: %w", truncHash(c.Hash), translate(err))
 	}
@@ -226,14 +226,13 @@ func (s *Store) RedeemAuthorizationCode(ctx context.Context, hash []byte, at tim
 		WHERE hash = ? AND redeemed_at = 0 AND expires_at > ? RETURNING `+codeColumns,
 		micros(at), hash, micros(at)))
 	if errors.Is(err, sql.ErrNoRows) {
-		// Redeemed already, expired, or unknown. The writer connection
-		// sees every redemption committed so far.
-		c, err = scanCode(s.w.QueryRowContext(ctx, "SELECT "+codeColumns+" FROM authorization_codes WHERE hash = ?", hash))
-		switch {
-		case err == nil && c.Redeemed():
+		// Redeemed already (then marked reused), expired, or unknown.
+		// The writer connection serialises this with AttachCodeSession.
+		c, err = scanCode(s.w.QueryRowContext(ctx, `UPDATE authorization_codes
+			SET reused_at = CASE WHEN reused_at = 0 THEN ? ELSE reused_at END
+			WHERE hash = ? AND redeemed_at <> 0 RETURNING `+codeColumns, micros(at), hash))
+		if err == nil {
 			return c, fmt.Errorf("sqlite: redeem authorization code %x: redeemed already: %w", truncHash(hash), latch.ErrConflict)
-		case err == nil:
-			err = latch.ErrNotFound // expired
 		}
 	}
 	if err != nil {
@@ -245,24 +244,27 @@ func (s *Store) RedeemAuthorizationCode(ctx context.Context, hash []byte, at tim
 // AttachCodeSession records the family created from a redeemed code; see
 // latch.CodeStore.
 func (s *Store) AttachCodeSession(ctx context.Context, hash []byte, sessionID string) error {
+	var reused time.Time
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		var redeemed time.Time
 		var current string
-		err := tx.QueryRowContext(ctx, "SELECT redeemed_at, session_id FROM authorization_codes WHERE hash = ?", hash).
-			Scan(scanTime(&redeemed), &current)
+		err := tx.QueryRowContext(ctx, "SELECT redeemed_at, session_id, reused_at FROM authorization_codes WHERE hash = ?", hash).
+			Scan(scanTime(&redeemed), &current, scanTime(&reused))
 		switch {
 		case err != nil:
 			return translate(err)
 		case redeemed.IsZero():
 			return fmt.Errorf("not redeemed: %w", latch.ErrNotFound)
-		case current == sessionID:
-			return nil
-		case current != "":
+		case current != "" && current != sessionID:
 			return fmt.Errorf("attached to another session: %w", latch.ErrConflict)
 		}
 		_, err = tx.ExecContext(ctx, "UPDATE authorization_codes SET session_id = ? WHERE hash = ?", sessionID, hash)
 		return err
 	})
+	if err == nil && !reused.IsZero() {
+		// Committed: the family is attached, and the caller revokes it.
+		err = fmt.Errorf("code presented again since its redemption: %w", latch.ErrConflict)
+	}
 	if err != nil {
 		return fmt.Errorf("sqlite: attach session %s to authorization code %x: %w", sessionID, truncHash(hash), err)
 	}
