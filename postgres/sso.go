@@ -383,6 +383,9 @@ func enqueue(ctx context.Context, q querier, m *latch.OutboxMessage) error {
 // other, and a row another claim leased meanwhile is re-checked and
 // skipped. See latch.OutboxStore.
 func (s *Store) ClaimOutbox(ctx context.Context, owner string, now, leaseUntil time.Time, limit int) ([]latch.OutboxMessage, error) {
+	if limit <= 0 {
+		return nil, nil
+	}
 	var out []latch.OutboxMessage
 	err := retry(ctx, func() error {
 		rows, err := s.pool.Query(ctx, `WITH due AS (

@@ -418,6 +418,9 @@ func enqueue(ctx context.Context, tx *sql.Tx, m *latch.OutboxMessage) error {
 // ClaimOutbox leases due messages to owner in one UPDATE of the single
 // writer, so no two owners hold one message. See latch.OutboxStore.
 func (s *Store) ClaimOutbox(ctx context.Context, owner string, now, leaseUntil time.Time, limit int) ([]latch.OutboxMessage, error) {
+	if limit <= 0 {
+		return nil, nil
+	}
 	var out []latch.OutboxMessage
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		out = nil
