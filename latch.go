@@ -58,7 +58,19 @@ type Client struct {
 	// Permissions are what the client may do beyond the OAuth grants, in
 	// ascending order (see PermissionReadRevocations).
 	Permissions []string
-	CreatedAt   time.Time
+	// RedirectURIs are the OpenID Connect redirect URIs, matched exactly.
+	RedirectURIs []string
+	// PostLogoutRedirectURIs are where RP-initiated logout may return to.
+	PostLogoutRedirectURIs []string
+	// BackchannelLogoutURI receives OIDC Back-Channel Logout tokens; empty
+	// if the client registered none.
+	BackchannelLogoutURI string
+	// FirstParty clients are not shown the consent page.
+	FirstParty bool
+	// IDTokenSignedResponseAlg is the JWS algorithm of the client's
+	// id_tokens; empty means RS256, OpenID Connect's default.
+	IDTokenSignedResponseAlg string
+	CreatedAt                time.Time
 }
 
 // Permissions of a client.
@@ -90,9 +102,16 @@ func (c *Client) Public() bool { return c.SecretHash == "" }
 // are stored; the successor of the previous generation is kept encrypted for
 // the grace window, so a retried refresh gets the identical token back.
 type Session struct {
-	ID        string
-	UserID    string
-	ClientID  string
+	ID       string
+	UserID   string
+	ClientID string
+	// SSOSessionID is the SSO session the family was created from (the
+	// id_token's sid); empty for a sign-in through the JSON API. Ending
+	// that SSO session revokes the family (SSOStore.EndSSOSession).
+	SSOSessionID string
+	// Scope is the granted scope, space-separated, so that a refresh may
+	// ask for the same or a narrower one.
+	Scope     string
 	UserAgent string
 	IP        string
 	CreatedAt time.Time
@@ -346,7 +365,9 @@ type ClientStore interface {
 type SessionStore interface {
 	// CreateSession stores a new session at generation 1 together with the
 	// hash of its first refresh token. s.AccessExpiresAt is the exp of the
-	// first access token.
+	// first access token. If s.SSOSessionID is not empty, the family is
+	// stored only if that SSO session exists and has not been ended
+	// (ErrNotFound otherwise), so that no family outlives EndSSOSession.
 	CreateSession(ctx context.Context, s *Session, tokenHash []byte) error
 	// Session returns a session, revoked or not, or ErrNotFound.
 	Session(ctx context.Context, id string) (*Session, error)
@@ -438,9 +459,16 @@ type Store interface {
 	RevocationStore
 	EventStore
 	KeyStore
+	SSOStore
+	CodeStore
+	ConsentStore
+	OutboxStore
 	// Prune deletes what can no longer matter at now: expired revocation
 	// entries, keys past NotAfter, sessions (and their token hashes) whose
-	// absolute expiry passed before now, and events older than keepEvents.
+	// absolute expiry passed before now, events older than keepEvents,
+	// outbox messages delivered or failed more than keepEvents ago,
+	// authorization codes past ExpiresAt, and SSO sessions past ExpiresAt
+	// or ended before now (with their recorded clients).
 	Prune(ctx context.Context, now time.Time, keepEvents time.Duration) error
 	// Ping reports whether the store is reachable.
 	Ping(ctx context.Context) error

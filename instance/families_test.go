@@ -65,7 +65,21 @@ func TestUpgradedDataDirGainsIDKey(t *testing.T) {
 		"DELETE FROM signing_keys WHERE family <> 'access'",
 		"DROP INDEX signing_keys_family",
 		"ALTER TABLE signing_keys DROP COLUMN family",
-		"DELETE FROM schema_migrations WHERE version = 8",
+		// 0009 goes too, so that 0008 applies again.
+		"DROP TABLE outbox",
+		"DROP TABLE consents",
+		"DROP TABLE authorization_codes",
+		"DROP TABLE sso_clients",
+		"DROP TABLE sso_sessions",
+		"DROP INDEX sessions_sso",
+		"ALTER TABLE sessions DROP COLUMN sso_session_id",
+		"ALTER TABLE sessions DROP COLUMN scope",
+		"ALTER TABLE clients DROP COLUMN redirect_uris",
+		"ALTER TABLE clients DROP COLUMN post_logout_redirect_uris",
+		"ALTER TABLE clients DROP COLUMN backchannel_logout_uri",
+		"ALTER TABLE clients DROP COLUMN first_party",
+		"ALTER TABLE clients DROP COLUMN id_token_alg",
+		"DELETE FROM schema_migrations WHERE version >= 8",
 	} {
 		if _, err := db.ExecContext(t.Context(), q); err != nil {
 			t.Fatalf("%s: %v", q, err)

@@ -9,7 +9,8 @@ import (
 )
 
 // clientColumns lists the columns that scanClient reads, in order.
-const clientColumns = "id, secret_hash, scopes, audience, delivery, permissions, created_at"
+const clientColumns = `id, secret_hash, scopes, audience, delivery, permissions,
+	redirect_uris, post_logout_redirect_uris, backchannel_logout_uri, first_party, id_token_alg, created_at`
 
 // CreateClient stores c. It returns an error matching latch.ErrConflict if
 // the id is taken. Scopes are stored as a text array, in order.
@@ -22,8 +23,10 @@ func (s *Store) CreateClient(ctx context.Context, c *latch.Client) error {
 		perms = []string{}
 	}
 	_, err := s.pool.Exec(ctx,
-		"INSERT INTO clients ("+clientColumns+") VALUES ($1, $2, $3, $4, $5, $6, $7)",
-		c.ID, c.SecretHash, scopes, c.Audience, delivery(c.Delivery), perms, ts(c.CreatedAt))
+		"INSERT INTO clients ("+clientColumns+") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+		c.ID, c.SecretHash, scopes, c.Audience, delivery(c.Delivery), perms,
+		list(c.RedirectURIs), list(c.PostLogoutRedirectURIs), c.BackchannelLogoutURI, c.FirstParty, c.IDTokenSignedResponseAlg,
+		ts(c.CreatedAt))
 	if err != nil {
 		return fmt.Errorf("postgres: create client %s: %w", c.ID, translate(err))
 	}
@@ -65,9 +68,12 @@ func (s *Store) Clients(ctx context.Context) ([]*latch.Client, error) {
 // back as nil.
 func scanClient(row pgx.Row) (*latch.Client, error) {
 	var c latch.Client
-	if err := row.Scan(&c.ID, &c.SecretHash, &c.Scopes, &c.Audience, &c.Delivery, &c.Permissions, (*nullTime)(&c.CreatedAt)); err != nil {
+	if err := row.Scan(&c.ID, &c.SecretHash, &c.Scopes, &c.Audience, &c.Delivery, &c.Permissions,
+		&c.RedirectURIs, &c.PostLogoutRedirectURIs, &c.BackchannelLogoutURI, &c.FirstParty, &c.IDTokenSignedResponseAlg,
+		(*nullTime)(&c.CreatedAt)); err != nil {
 		return nil, err
 	}
+	c.RedirectURIs, c.PostLogoutRedirectURIs = nilIfNone(c.RedirectURIs), nilIfNone(c.PostLogoutRedirectURIs)
 	if len(c.Scopes) == 0 {
 		c.Scopes = nil
 	}
@@ -83,4 +89,20 @@ func delivery(d string) string {
 		return latch.DeliveryBearer
 	}
 	return d
+}
+
+// list returns l for a NOT NULL text[] column: nil as an empty array.
+func list(l []string) []string {
+	if l == nil {
+		return []string{}
+	}
+	return l
+}
+
+// nilIfNone returns nil for an empty list read from a text[] column.
+func nilIfNone(l []string) []string {
+	if len(l) == 0 {
+		return nil
+	}
+	return l
 }

@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"slices"
 	"testing"
 	"time"
 )
@@ -16,7 +17,7 @@ func TestMigrationCoversExistingSessions(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Back to the schema before 0004, with two sessions of that time.
-	for _, q := range []string{
+	for _, q := range append(slices.Clone(undo0009),
 		"ALTER TABLE sessions DROP COLUMN access_expires_at, DROP COLUMN rotated_by, DROP COLUMN grace_replays",
 		// Later migrations go too, so that they apply again after 0004.
 		"ALTER TABLE clients DROP COLUMN permissions",
@@ -26,7 +27,7 @@ func TestMigrationCoversExistingSessions(t *testing.T) {
 		"DROP TABLE key_ring_version",
 		"DELETE FROM schema_migrations WHERE version >= 4",
 		"INSERT INTO users (id, email, password_hash, created_at, updated_at) VALUES ('u', 'u@example.com', 'x', now(), now())",
-	} {
+	) {
 		if _, err := s.pool.Exec(t.Context(), q); err != nil {
 			t.Fatalf("%s: %v", q, err)
 		}
@@ -54,4 +55,13 @@ func TestMigrationCoversExistingSessions(t *testing.T) {
 				id, sess.AccessExpiresAt, sess.GraceReplays, sess.RotatedBy, want)
 		}
 	}
+}
+
+// undo0009 takes the schema back before migration 0009, for the tests
+// that downgrade to an older schema and upgrade again.
+var undo0009 = []string{
+	"DROP TABLE outbox, consents, authorization_codes, sso_clients, sso_sessions",
+	"ALTER TABLE sessions DROP COLUMN sso_session_id, DROP COLUMN scope",
+	`ALTER TABLE clients DROP COLUMN redirect_uris, DROP COLUMN post_logout_redirect_uris,
+		DROP COLUMN backchannel_logout_uri, DROP COLUMN first_party, DROP COLUMN id_token_alg`,
 }

@@ -165,10 +165,13 @@ func (s *Store) Close() error {
 
 // Prune deletes, in one transaction, the revocation entries expired at now,
 // the keys whose NotAfter is set and not after now, the sessions whose
-// ExpiresAt is not after now together with their refresh token hashes, and
-// the events older than now minus keepEvents.
+// ExpiresAt is not after now together with their refresh token hashes, the
+// events older than now minus keepEvents, the outbox messages delivered or
+// failed before then, the authorization codes whose ExpiresAt is not after
+// now, and the SSO sessions whose ExpiresAt is not after now or that were
+// ended at or before now, together with their recorded clients.
 func (s *Store) Prune(ctx context.Context, now time.Time, keepEvents time.Duration) error {
-	n := ts(now)
+	n, kept := ts(now), ts(now.Add(-keepEvents))
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		for _, q := range []struct {
 			sql string
@@ -178,7 +181,11 @@ func (s *Store) Prune(ctx context.Context, now time.Time, keepEvents time.Durati
 			{"DELETE FROM signing_keys WHERE not_after <= $1", n},
 			// refresh_tokens go with their session (ON DELETE CASCADE).
 			{"DELETE FROM sessions WHERE expires_at <= $1", n},
-			{"DELETE FROM events WHERE at < $1", ts(now.Add(-keepEvents))},
+			{"DELETE FROM events WHERE at < $1", kept},
+			{"DELETE FROM outbox WHERE delivered_at < $1 OR failed_at < $1", kept},
+			{"DELETE FROM authorization_codes WHERE expires_at <= $1", n},
+			// sso_clients go with their SSO session (ON DELETE CASCADE).
+			{"DELETE FROM sso_sessions WHERE expires_at <= $1 OR revoked_at <= $1", n},
 		} {
 			if _, err := tx.Exec(ctx, q.sql, q.arg); err != nil {
 				return err

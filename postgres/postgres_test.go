@@ -835,7 +835,7 @@ func TestMigrationGrantsFeedToExistingClients(t *testing.T) {
 	url := newSchema(t)
 	s := open(t, url)
 	// Back to the schema before 0005, with clients registered then.
-	for _, q := range []string{
+	for _, q := range append(slices.Clone(undo0009),
 		"ALTER TABLE clients DROP COLUMN permissions",
 		// 0006 and 0008 go too, so that they apply again after 0005.
 		"DROP INDEX signing_keys_family",
@@ -844,7 +844,7 @@ func TestMigrationGrantsFeedToExistingClients(t *testing.T) {
 		"DROP TABLE key_ring_version",
 		"DELETE FROM schema_migrations WHERE version >= 5",
 		"INSERT INTO clients (id, secret_hash, scopes, audience, delivery, created_at) VALUES ('svc', 'sha256:x', '{}', '', 'bearer', now()), ('app', '', '{}', '', 'cookie', now())",
-	} {
+	) {
 		if _, err := s.pool.Exec(t.Context(), q); err != nil {
 			t.Fatalf("%s: %v", q, err)
 		}

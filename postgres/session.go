@@ -16,7 +16,7 @@ import (
 // sessionColumns lists the columns that scanSession reads, in order.
 const sessionColumns = `id, user_id, client_id, user_agent, ip, created_at, auth_time,
 	last_used_at, expires_at, generation, rotated_at, successor, revoked_at, revoke_reason,
-	rotated_by, grace_replays, access_expires_at`
+	rotated_by, grace_replays, access_expires_at, sso_session_id, scope`
 
 // scanSession scans a row of sessionColumns.
 func scanSession(row pgx.Row) (*latch.Session, error) {
@@ -24,7 +24,7 @@ func scanSession(row pgx.Row) (*latch.Session, error) {
 	err := row.Scan(&s.ID, &s.UserID, &s.ClientID, &s.UserAgent, &s.IP,
 		(*nullTime)(&s.CreatedAt), (*nullTime)(&s.AuthTime), (*nullTime)(&s.LastUsedAt), (*nullTime)(&s.ExpiresAt),
 		&s.Generation, (*nullTime)(&s.RotatedAt), &s.Successor, (*nullTime)(&s.RevokedAt), &s.RevokeReason,
-		&s.RotatedBy, &s.GraceReplays, (*nullTime)(&s.AccessExpiresAt))
+		&s.RotatedBy, &s.GraceReplays, (*nullTime)(&s.AccessExpiresAt), &s.SSOSessionID, &s.Scope)
 	if err != nil {
 		return nil, err
 	}
@@ -35,17 +35,30 @@ func scanSession(row pgx.Row) (*latch.Session, error) {
 // together with tokenHash as the refresh token of generation 1 created at
 // s.CreatedAt, in one statement. It returns an error matching
 // latch.ErrConflict if the session id or the token hash exists already.
+//
+// If sess.SSOSessionID is set, the same statement takes a share lock on
+// that SSO session and inserts only if it has not been ended (an error
+// matching latch.ErrNotFound otherwise): a concurrent EndSSOSession either
+// commits first, and the session is refused, or waits for this statement
+// and then revokes the new family with the others.
 func (s *Store) CreateSession(ctx context.Context, sess *latch.Session, tokenHash []byte) error {
-	_, err := s.pool.Exec(ctx, `WITH s AS (
+	tag, err := s.pool.Exec(ctx, `WITH sso AS (
+			SELECT 1 FROM sso_sessions WHERE id = $18 AND revoked_at IS NULL FOR SHARE),
+		s AS (
 			INSERT INTO sessions (`+sessionColumns+`)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 1, $10, $11, $12, $13, $15, $16, $17)
+			SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, 1, $10, $11, $12, $13, $15, $16, $17, $18, $19
+			WHERE $18 = '' OR EXISTS (SELECT 1 FROM sso)
 			RETURNING id, created_at)
 		INSERT INTO refresh_tokens (hash, session_id, generation, created_at)
 		SELECT $14, id, 1, created_at FROM s`,
 		sess.ID, sess.UserID, sess.ClientID, sess.UserAgent, sess.IP,
 		ts(sess.CreatedAt), ts(sess.AuthTime), ts(sess.LastUsedAt), ts(sess.ExpiresAt),
 		ts(sess.RotatedAt), nilIfEmpty(sess.Successor), ts(sess.RevokedAt), sess.RevokeReason,
-		tokenHash, nilIfEmpty(sess.RotatedBy), sess.GraceReplays, ts(sess.AccessExpiresAt))
+		tokenHash, nilIfEmpty(sess.RotatedBy), sess.GraceReplays, ts(sess.AccessExpiresAt),
+		sess.SSOSessionID, sess.Scope)
+	if err == nil && tag.RowsAffected() == 0 {
+		err = fmt.Errorf("SSO session %s: %w", sess.SSOSessionID, latch.ErrNotFound)
+	}
 	if err != nil {
 		return fmt.Errorf("postgres: create session %s: %w", sess.ID, translate(err))
 	}

@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strings"
 
@@ -12,8 +13,10 @@ import (
 // the id is taken.
 func (s *Store) CreateClient(ctx context.Context, c *latch.Client) error {
 	_, err := s.w.ExecContext(ctx,
-		"INSERT INTO clients (id, secret_hash, scopes, audience, delivery, permissions, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-		c.ID, c.SecretHash, strings.Join(c.Scopes, " "), c.Audience, delivery(c.Delivery), strings.Join(c.Permissions, " "), micros(c.CreatedAt))
+		"INSERT INTO clients ("+clientColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+		c.ID, c.SecretHash, strings.Join(c.Scopes, " "), c.Audience, delivery(c.Delivery), strings.Join(c.Permissions, " "),
+		jsonList(c.RedirectURIs), jsonList(c.PostLogoutRedirectURIs), c.BackchannelLogoutURI, c.FirstParty, c.IDTokenSignedResponseAlg,
+		micros(c.CreatedAt))
 	if err != nil {
 		return fmt.Errorf("sqlite: create client %s: %w", c.ID, translate(err))
 	}
@@ -24,7 +27,7 @@ func (s *Store) CreateClient(ctx context.Context, c *latch.Client) error {
 // latch.ErrNotFound.
 func (s *Store) Client(ctx context.Context, id string) (*latch.Client, error) {
 	c, err := scanClient(s.db.QueryRowContext(ctx,
-		"SELECT id, secret_hash, scopes, audience, delivery, permissions, created_at FROM clients WHERE id = ?", id))
+		"SELECT "+clientColumns+" FROM clients WHERE id = ?", id))
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: client %s: %w", id, translate(err))
 	}
@@ -33,7 +36,7 @@ func (s *Store) Client(ctx context.Context, id string) (*latch.Client, error) {
 
 // Clients returns every client ordered by id.
 func (s *Store) Clients(ctx context.Context) ([]*latch.Client, error) {
-	rows, err := s.db.QueryContext(ctx, "SELECT id, secret_hash, scopes, audience, delivery, permissions, created_at FROM clients ORDER BY id")
+	rows, err := s.db.QueryContext(ctx, "SELECT "+clientColumns+" FROM clients ORDER BY id")
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: clients: %w", err)
 	}
@@ -52,10 +55,17 @@ func (s *Store) Clients(ctx context.Context) ([]*latch.Client, error) {
 	return out, nil
 }
 
+// clientColumns lists the columns that scanClient reads, in order.
+const clientColumns = `id, secret_hash, scopes, audience, delivery, permissions,
+	redirect_uris, post_logout_redirect_uris, backchannel_logout_uri, first_party, id_token_alg, created_at`
+
+// scanClient scans a row of clientColumns.
 func scanClient(row interface{ Scan(...any) error }) (*latch.Client, error) {
 	var c latch.Client
 	var scopes, perms string
-	if err := row.Scan(&c.ID, &c.SecretHash, &scopes, &c.Audience, &c.Delivery, &perms, scanTime(&c.CreatedAt)); err != nil {
+	if err := row.Scan(&c.ID, &c.SecretHash, &scopes, &c.Audience, &c.Delivery, &perms,
+		scanList(&c.RedirectURIs), scanList(&c.PostLogoutRedirectURIs), &c.BackchannelLogoutURI, &c.FirstParty, &c.IDTokenSignedResponseAlg,
+		scanTime(&c.CreatedAt)); err != nil {
 		return nil, err
 	}
 	c.Scopes = strings.Fields(scopes)
@@ -71,4 +81,45 @@ func delivery(d string) string {
 		return latch.DeliveryBearer
 	}
 	return d
+}
+
+// jsonList encodes a list of strings for a JSON array column; nil as [].
+func jsonList(l []string) string {
+	if len(l) == 0 {
+		return "[]"
+	}
+	b, err := json.Marshal(l)
+	if err != nil {
+		panic(err) // strings always encode
+	}
+	return string(b)
+}
+
+// listScanner scans a JSON array column written by jsonList; an empty
+// array as nil.
+type listScanner struct{ l *[]string }
+
+// scanList returns a sql.Scanner that stores the scanned list in *l.
+func scanList(l *[]string) listScanner { return listScanner{l} }
+
+// Scan implements sql.Scanner.
+func (s listScanner) Scan(v any) error {
+	var b []byte
+	switch v := v.(type) {
+	case string:
+		b = []byte(v)
+	case []byte:
+		b = v
+	default:
+		return fmt.Errorf("list column holds %T, want text", v)
+	}
+	var l []string
+	if err := json.Unmarshal(b, &l); err != nil {
+		return fmt.Errorf("list column: %w", err)
+	}
+	if len(l) == 0 {
+		l = nil
+	}
+	*s.l = l
+	return nil
 }

@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 )
@@ -18,7 +19,7 @@ func TestMigrationCoversExistingSessions(t *testing.T) {
 	}
 	// Back to the schema before 0004, with two sessions of that time.
 	t0 := time.Date(2030, 5, 6, 7, 8, 9, 0, time.UTC)
-	for _, q := range []string{
+	for _, q := range append(slices.Clone(undo0009),
 		"ALTER TABLE sessions DROP COLUMN access_expires_at",
 		"ALTER TABLE sessions DROP COLUMN rotated_by",
 		"ALTER TABLE sessions DROP COLUMN grace_replays",
@@ -30,7 +31,7 @@ func TestMigrationCoversExistingSessions(t *testing.T) {
 		"DROP TABLE key_ring_version",
 		"DELETE FROM schema_migrations WHERE version >= 4",
 		"INSERT INTO users (id, email, password_hash, created_at, updated_at) VALUES ('u', 'u@example.com', 'x', 1, 1)",
-	} {
+	) {
 		if _, err := s.w.ExecContext(t.Context(), q); err != nil {
 			t.Fatalf("%s: %v", q, err)
 		}
@@ -69,4 +70,22 @@ func TestMigrationCoversExistingSessions(t *testing.T) {
 				id, sess.AccessExpiresAt, sess.GraceReplays, sess.RotatedBy, want)
 		}
 	}
+}
+
+// undo0009 takes the schema back before migration 0009, for the tests
+// that downgrade to an older schema and upgrade again.
+var undo0009 = []string{
+	"DROP TABLE outbox",
+	"DROP TABLE consents",
+	"DROP TABLE authorization_codes",
+	"DROP TABLE sso_clients",
+	"DROP TABLE sso_sessions",
+	"DROP INDEX sessions_sso",
+	"ALTER TABLE sessions DROP COLUMN sso_session_id",
+	"ALTER TABLE sessions DROP COLUMN scope",
+	"ALTER TABLE clients DROP COLUMN redirect_uris",
+	"ALTER TABLE clients DROP COLUMN post_logout_redirect_uris",
+	"ALTER TABLE clients DROP COLUMN backchannel_logout_uri",
+	"ALTER TABLE clients DROP COLUMN first_party",
+	"ALTER TABLE clients DROP COLUMN id_token_alg",
 }

@@ -15,7 +15,7 @@ import (
 // sessionColumns lists the columns that scanSession reads, in order.
 const sessionColumns = `id, user_id, client_id, user_agent, ip, created_at, auth_time,
 	last_used_at, expires_at, generation, rotated_at, successor, revoked_at, revoke_reason,
-	rotated_by, grace_replays, access_expires_at`
+	rotated_by, grace_replays, access_expires_at, sso_session_id, scope`
 
 // scanSession scans a row of sessionColumns.
 func scanSession(row interface{ Scan(...any) error }) (*latch.Session, error) {
@@ -23,7 +23,7 @@ func scanSession(row interface{ Scan(...any) error }) (*latch.Session, error) {
 	err := row.Scan(&s.ID, &s.UserID, &s.ClientID, &s.UserAgent, &s.IP,
 		scanTime(&s.CreatedAt), scanTime(&s.AuthTime), scanTime(&s.LastUsedAt), scanTime(&s.ExpiresAt),
 		&s.Generation, scanTime(&s.RotatedAt), &s.Successor, scanTime(&s.RevokedAt), &s.RevokeReason,
-		&s.RotatedBy, &s.GraceReplays, scanTime(&s.AccessExpiresAt))
+		&s.RotatedBy, &s.GraceReplays, scanTime(&s.AccessExpiresAt), &s.SSOSessionID, &s.Scope)
 	if err != nil {
 		return nil, err
 	}
@@ -33,15 +33,25 @@ func scanSession(row interface{ Scan(...any) error }) (*latch.Session, error) {
 // CreateSession stores s at generation 1, whatever s.Generation says,
 // together with tokenHash as the refresh token of generation 1 created at
 // s.CreatedAt. It returns an error matching latch.ErrConflict if the
-// session id or the token hash exists already.
+// session id or the token hash exists already, and one matching
+// latch.ErrNotFound if sess.SSOSessionID names an SSO session that does not
+// exist or has been ended: the check and the insert share the writer's
+// transaction, so EndSSOSession cannot slip in between.
 func (s *Store) CreateSession(ctx context.Context, sess *latch.Session, tokenHash []byte) error {
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		if sess.SSOSessionID != "" {
+			var one int
+			err := tx.QueryRowContext(ctx, "SELECT 1 FROM sso_sessions WHERE id = ? AND revoked_at = 0", sess.SSOSessionID).Scan(&one)
+			if err != nil {
+				return fmt.Errorf("SSO session %s: %w", sess.SSOSessionID, translate(err))
+			}
+		}
 		_, err := tx.ExecContext(ctx, `INSERT INTO sessions (`+sessionColumns+`)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?)`,
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			sess.ID, sess.UserID, sess.ClientID, sess.UserAgent, sess.IP,
 			micros(sess.CreatedAt), micros(sess.AuthTime), micros(sess.LastUsedAt), micros(sess.ExpiresAt),
 			micros(sess.RotatedAt), nilIfEmpty(sess.Successor), micros(sess.RevokedAt), sess.RevokeReason,
-			nilIfEmpty(sess.RotatedBy), sess.GraceReplays, micros(sess.AccessExpiresAt))
+			nilIfEmpty(sess.RotatedBy), sess.GraceReplays, micros(sess.AccessExpiresAt), sess.SSOSessionID, sess.Scope)
 		if err != nil {
 			return err
 		}

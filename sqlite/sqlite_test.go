@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -378,7 +379,7 @@ func TestMigrationGrantsFeedToExistingClients(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Back to the schema before 0005, with clients registered then.
-	for _, q := range []string{
+	for _, q := range append(slices.Clone(undo0009),
 		"ALTER TABLE clients DROP COLUMN permissions",
 		// 0006 and 0008 go too, so that they apply again after 0005.
 		"DROP INDEX signing_keys_family",
@@ -387,7 +388,7 @@ func TestMigrationGrantsFeedToExistingClients(t *testing.T) {
 		"DROP TABLE key_ring_version",
 		"DELETE FROM schema_migrations WHERE version >= 5",
 		"INSERT INTO clients (id, secret_hash, scopes, audience, delivery, created_at) VALUES ('svc', 'sha256:x', '', '', 'bearer', 0), ('app', '', '', '', 'cookie', 0)",
-	} {
+	) {
 		if _, err := s.db.ExecContext(t.Context(), q); err != nil {
 			t.Fatalf("%s: %v", q, err)
 		}

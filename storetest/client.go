@@ -10,7 +10,11 @@ import (
 func testClients(t *testing.T, s latch.Store) {
 	ctx := t.Context()
 	svc := &latch.Client{ID: "svc", SecretHash: "sha256:abc", Scopes: []string{"read", "write"}, Audience: "https://api.example", Delivery: latch.DeliveryBearer,
-		Permissions: []string{latch.PermissionReadRevocations}, CreatedAt: base}
+		Permissions:            []string{latch.PermissionReadRevocations},
+		RedirectURIs:           []string{"https://dash.example.com/callback", "https://dash.example.com/cb?x=1 y"},
+		PostLogoutRedirectURIs: []string{"https://dash.example.com/bye"},
+		BackchannelLogoutURI:   "https://dash.example.com/backchannel",
+		FirstParty:             true, IDTokenSignedResponseAlg: "ES256", CreatedAt: base}
 	app := &latch.Client{ID: "app", Delivery: latch.DeliveryCookie, CreatedAt: base.Add(1)}
 	legacy := &latch.Client{ID: "legacy", CreatedAt: base}
 	for _, c := range []*latch.Client{svc, app, legacy} {
@@ -36,7 +40,8 @@ func testClients(t *testing.T, s latch.Store) {
 	if err != nil {
 		t.Fatalf("Client: %v", err)
 	}
-	if !got.Public() || len(got.Scopes) != 0 || got.Delivery != latch.DeliveryCookie || got.Permissions != nil || got.Can(latch.PermissionReadRevocations) {
+	if !got.Public() || len(got.Scopes) != 0 || got.Delivery != latch.DeliveryCookie || got.Permissions != nil || got.Can(latch.PermissionReadRevocations) ||
+		got.RedirectURIs != nil || got.PostLogoutRedirectURIs != nil || got.BackchannelLogoutURI != "" || got.FirstParty || got.IDTokenSignedResponseAlg != "" {
 		t.Errorf("public client = %+v", got)
 	}
 	if got, err := s.Client(ctx, "legacy"); err != nil || got.Delivery != latch.DeliveryBearer {

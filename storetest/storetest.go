@@ -70,6 +70,17 @@ func Run(t *testing.T, open func(t *testing.T) latch.Store) {
 		{"KeyFamilies", testKeyFamilies},
 		{"KeyFamiliesConcurrent", testKeyFamiliesConcurrent},
 		{"Prune", testPrune},
+		{"SessionSSOLink", testSessionSSOLink},
+		{"SSOSessions", testSSOSessions},
+		{"EndSSOSession", testEndSSOSession},
+		{"EndSSOSessionConcurrent", testEndSSOSessionConcurrent},
+		{"AuthorizationCodes", testAuthorizationCodes},
+		{"RedeemConcurrent", testRedeemConcurrent},
+		{"Consents", testConsents},
+		{"Outbox", testOutbox},
+		{"OutboxLeaseExpiry", testOutboxLeaseExpiry},
+		{"OutboxConcurrent", testOutboxConcurrent},
+		{"PruneOIDC", testPruneOIDC},
 		{"Ping", testPing},
 	}
 	for _, tt := range tests {
