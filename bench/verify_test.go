@@ -9,7 +9,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"math/big"
 	"strings"
 	"testing"
 	"time"
@@ -104,6 +103,31 @@ func checkVerifier(tb testing.TB, f *fixture, impl verifyImpl, verify verifyFunc
 
 var errBadSignature = errors.New("bad signature")
 
+// derSignature appends the ASN.1 DER of the ECDSA signature (r, s), given
+// as big-endian integers of one curve size, to b: a SEQUENCE of two
+// minimal INTEGERs.
+func derSignature(b, r, s []byte) []byte {
+	integer := func(b, v []byte) []byte {
+		for len(v) > 1 && v[0] == 0 {
+			v = v[1:]
+		}
+		pad := v[0]&0x80 != 0
+		n := len(v)
+		if pad {
+			n++
+		}
+		b = append(b, 0x02, byte(n))
+		if pad {
+			b = append(b, 0)
+		}
+		return append(b, v...)
+	}
+	var body [70]byte
+	seq := integer(integer(body[:0], r), s)
+	b = append(b, 0x30, byte(len(seq)))
+	return append(b, seq...)
+}
+
 // rawVerifier is the physical floor: split off the signature, decode it
 // and run the bare primitive (with SHA-256 for ECDSA and RSA) over the
 // signing input. No header, no claims, no key lookup.
@@ -113,14 +137,16 @@ func rawVerifier(tb testing.TB, f *fixture) verifyFunc {
 	case ed25519.PublicKey:
 		check = func(input, sig []byte) bool { return ed25519.Verify(pub, input, sig) }
 	case *ecdsa.PublicKey:
+		// ecdsa.Verify with big.Ints re-encodes r and s as ASN.1 and
+		// calls VerifyASN1; the floor is VerifyASN1 on a DER built
+		// straight from the JWS r||s, into a stack buffer.
 		check = func(input, sig []byte) bool {
 			if len(sig) != 64 {
 				return false
 			}
 			h := sha256.Sum256(input)
-			r := new(big.Int).SetBytes(sig[:32])
-			s := new(big.Int).SetBytes(sig[32:])
-			return ecdsa.Verify(pub, h[:], r, s)
+			var buf [72]byte
+			return ecdsa.VerifyASN1(pub, h[:], derSignature(buf[:0], sig[:32], sig[32:]))
 		}
 	case *rsa.PublicKey:
 		check = func(input, sig []byte) bool {
