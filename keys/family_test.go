@@ -572,3 +572,31 @@ func TestUnknownFamilyKeys(t *testing.T) {
 		t.Fatal("the gateway key is trusted for access tokens")
 	}
 }
+
+// TestLoadRingCreatesNothing: LoadRing (latch keys list) reads the ring as
+// stored; a family without a key stays without one. NewRing on the same
+// store then creates the missing family's key.
+func TestLoadRingCreatesNothing(t *testing.T) {
+	ctx := context.Background()
+	c, store := newClock(), &memStore{}
+	kek := mustKEK(t)
+	r, err := LoadRing(ctx, store, kek, Config{}, c.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := store.Keys(ctx); len(got) != 0 || len(r.List()) != 0 {
+		t.Fatalf("LoadRing on an empty store created %d keys (ring lists %d)", len(got), len(r.List()))
+	}
+	newTestRing(t, store, kek, Config{}, c)
+	stored, _ := store.Keys(ctx)
+	if len(stored) != len(Families()) {
+		t.Fatalf("NewRing left %d keys, want one per family (%d)", len(stored), len(Families()))
+	}
+	r, err = LoadRing(ctx, store, kek, Config{}, c.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.List()) != len(stored) {
+		t.Fatalf("LoadRing lists %d keys of %d stored", len(r.List()), len(stored))
+	}
+}

@@ -259,6 +259,31 @@ type jwksCache struct {
 // another process creates it first, that key is used. now is the clock (nil
 // for time.Now). The configuration is validated after defaults.
 func NewRing(ctx context.Context, store latch.KeyStore, kek KEK, cfg Config, now func() time.Time) (*Ring, error) {
+	r, err := LoadRing(ctx, store, kek, cfg, now)
+	if err != nil {
+		return nil, err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, fam := range families {
+		if r.canSignNowOrLater(fam) {
+			continue
+		}
+		if _, err := r.rotateLocked(ctx, fam, true); err != nil && !errors.Is(err, latch.ErrConflict) {
+			return nil, err
+		}
+		// On a conflict rotateLocked has reloaded the winner's ring.
+		if !r.canSignNowOrLater(fam) {
+			return nil, fmt.Errorf("keys: the key store has no usable %s signing key and creating one failed", fam)
+		}
+	}
+	return r, nil
+}
+
+// LoadRing is NewRing without creating anything: the ring as stored, for
+// commands that only read it (latch keys list). A family without a usable
+// key stays without one.
+func LoadRing(ctx context.Context, store latch.KeyStore, kek KEK, cfg Config, now func() time.Time) (*Ring, error) {
 	if store == nil {
 		return nil, errors.New("keys: NewRing: nil KeyStore")
 	}
@@ -280,18 +305,6 @@ func NewRing(ctx context.Context, store latch.KeyStore, kek KEK, cfg Config, now
 	defer r.mu.Unlock()
 	if err := r.reloadLocked(ctx); err != nil {
 		return nil, err
-	}
-	for _, fam := range families {
-		if r.canSignNowOrLater(fam) {
-			continue
-		}
-		if _, err := r.rotateLocked(ctx, fam, true); err != nil && !errors.Is(err, latch.ErrConflict) {
-			return nil, err
-		}
-		// On a conflict rotateLocked has reloaded the winner's ring.
-		if !r.canSignNowOrLater(fam) {
-			return nil, fmt.Errorf("keys: the key store has no usable %s signing key and creating one failed", fam)
-		}
 	}
 	return r, nil
 }

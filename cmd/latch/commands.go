@@ -359,7 +359,7 @@ tokens (tokens.algorithm), "id" keys sign id_tokens and logout tokens
 (signs), retired (published until its tokens expire), removed, revoked.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ring, st, err := e.openRing(cmd, &lf)
+			ring, st, err := e.openRing(cmd, &lf, keys.LoadRing)
 			if err != nil {
 				return err
 			}
@@ -389,7 +389,7 @@ command fails naming it. After a suspected key compromise use
 latch keys revoke KID instead: it also stops trusting the old key.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ring, st, err := e.openRing(cmd, &rf)
+			ring, st, err := e.openRing(cmd, &rf, keys.NewRing)
 			if err != nil {
 				return err
 			}
@@ -440,7 +440,7 @@ sessions and get tokens of the new key at their next refresh. Revoking a
 key twice announces it again.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ring, st, err := e.openRing(cmd, &vf)
+			ring, st, err := e.openRing(cmd, &vf, keys.NewRing)
 			if err != nil {
 				return err
 			}
@@ -500,9 +500,10 @@ func (e *cliEnv) announce(cmd *cobra.Command, f *configFlags, topics ...string) 
 	}
 }
 
-// openRing opens the store and the key ring of an existing deployment;
-// the caller closes the store.
-func (e *cliEnv) openRing(cmd *cobra.Command, f *configFlags) (*keys.Ring, latch.Store, error) {
+// openRing opens the store and the key ring of an existing deployment
+// with open (keys.NewRing, or keys.LoadRing for a command that only reads
+// and must create nothing); the caller closes the store.
+func (e *cliEnv) openRing(cmd *cobra.Command, f *configFlags, open func(context.Context, latch.KeyStore, keys.KEK, keys.Config, func() time.Time) (*keys.Ring, error)) (*keys.Ring, latch.Store, error) {
 	cfg, err := f.load(cmd, e.environ)
 	if err != nil {
 		return nil, nil, err
@@ -516,7 +517,7 @@ func (e *cliEnv) openRing(cmd *cobra.Command, f *configFlags) (*keys.Ring, latch
 		st.Close()
 		return nil, nil, err
 	}
-	ring, err := keys.NewRing(cmd.Context(), st, kek, instance.RingConfig(cfg), time.Now)
+	ring, err := open(cmd.Context(), st, kek, instance.RingConfig(cfg), time.Now)
 	if err != nil {
 		st.Close()
 		return nil, nil, fmt.Errorf("key ring: %w", err)
