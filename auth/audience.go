@@ -46,7 +46,7 @@ func newAudiences(server string, main *verifier.Verifier, factory func(string) (
 // unverified payload only to choose the verifier; the verifier then checks
 // the signature, the claims, that audience and revocation.
 func (a *audiences) verify(token string, known ...string) (*verifier.Claims, error) {
-	auds, err := unverifiedAudience(token)
+	auds, _, err := unverifiedClaims(token)
 	if err != nil {
 		return nil, err
 	}
@@ -95,25 +95,26 @@ func (a *audiences) verifier(aud string) (*verifier.Verifier, error) {
 	return v, nil
 }
 
-// unverifiedAudience reads the aud claim of a compact JWS without
-// verifying it.
-func unverifiedAudience(token string) ([]string, error) {
+// unverifiedClaims reads the aud and client_id claims of a compact JWS
+// without verifying it.
+func unverifiedClaims(token string) (aud []string, clientID string, err error) {
 	if len(token) > maxIntrospectedToken {
-		return nil, errors.New("auth: token too large")
+		return nil, "", errors.New("auth: token too large")
 	}
 	parts := strings.Split(token, ".")
 	if len(parts) != 3 {
-		return nil, errors.New("auth: not a compact JWS")
+		return nil, "", errors.New("auth: not a compact JWS")
 	}
 	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
 	if err != nil {
-		return nil, fmt.Errorf("auth: token payload: %w", err)
+		return nil, "", fmt.Errorf("auth: token payload: %w", err)
 	}
 	var claims struct {
-		Aud jwt.ClaimStrings `json:"aud"`
+		Aud      jwt.ClaimStrings `json:"aud"`
+		ClientID string           `json:"client_id"`
 	}
 	if err := json.Unmarshal(payload, &claims); err != nil {
-		return nil, fmt.Errorf("auth: token payload: %w", err)
+		return nil, "", fmt.Errorf("auth: token payload: %w", err)
 	}
-	return claims.Aud, nil
+	return claims.Aud, claims.ClientID, nil
 }

@@ -171,6 +171,37 @@ func (s *Service) Client(ctx context.Context, id string) (*latch.Client, error) 
 	return c, nil
 }
 
+// ClientToken verifies an access token that a confidential client
+// obtained for itself with the client_credentials grant, whatever its
+// audience: the server's, or the one the client is registered for (its
+// tokens carry that one). It returns the client and the claims, or an
+// error if the token is invalid, revoked, not a client's own token, or
+// its client is unknown or public.
+func (s *Service) ClientToken(ctx context.Context, token string) (*latch.Client, *verifier.Claims, error) {
+	_, id, err := unverifiedClaims(token)
+	if err != nil {
+		return nil, nil, err
+	}
+	if id == "" {
+		return nil, nil, ErrUnauthorizedClient
+	}
+	c, err := s.Client(ctx, id)
+	if err != nil {
+		return nil, nil, err
+	}
+	if c.Public() {
+		return nil, nil, ErrUnauthorizedClient
+	}
+	claims, err := s.audience.verify(token, s.cfg.Audience, c.Audience)
+	if err != nil {
+		return nil, nil, err
+	}
+	if claims.ClientID != c.ID || claims.Subject != c.ID || claims.SessionID != "" {
+		return nil, nil, ErrUnauthorizedClient
+	}
+	return c, claims, nil
+}
+
 // Clients lists the registered clients.
 func (s *Service) Clients(ctx context.Context) ([]*latch.Client, error) {
 	list, err := s.store.Clients(ctx)

@@ -380,3 +380,33 @@ func TestRevocationFeed(t *testing.T) {
 }
 
 func itoa(n int) string { b, _ := json.Marshal(n); return string(b) }
+
+// TestFeedWithAudienceClientToken: a resource server registered with its
+// own audience gets client_credentials tokens for that audience, and the
+// feed accepts them as its own token (docs/oauth.md: "by HTTP Basic or by
+// a client_credentials access token of their own"); the permission is
+// still required, and a revoked token is refused.
+func TestFeedWithAudienceClientToken(t *testing.T) {
+	h := start(t, "", nil)
+	ctx := t.Context()
+	for _, c := range []auth.NewClient{
+		{ID: "rs", Secret: svcSecret + "-rs", Audience: "https://api.example", Permissions: []string{latch.PermissionReadRevocations}},
+		{ID: "rs2", Secret: svcSecret + "-rs2", Audience: "https://api2.example"},
+	} {
+		if _, err := h.in.Auth.CreateClient(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	token := func(id, secret string) string {
+		r := h.form("/oauth2/token", url.Values{"grant_type": {"client_credentials"}}, basic(id, secret)...)
+		if r.code != http.StatusOK || r.str("access_token") == "" {
+			t.Fatalf("client_credentials for %s: %d %s", id, r.code, r.raw)
+		}
+		return r.str("access_token")
+	}
+	tok := token("rs", svcSecret+"-rs")
+	expect(t, "feed with the client's own audience token", h.do("GET", "/v1/revocations", "", bearer(tok)...), http.StatusOK, "")
+	expect(t, "feed without the permission", h.do("GET", "/v1/revocations", "", bearer(token("rs2", svcSecret+"-rs2"))...), http.StatusForbidden, "insufficient_scope")
+	expect(t, "revoke it", h.form("/oauth2/revoke", url.Values{"token": {tok}}, basic("rs", svcSecret+"-rs")...), http.StatusOK, "")
+	expect(t, "feed with the revoked token", h.do("GET", "/v1/revocations", "", bearer(tok)...), http.StatusUnauthorized, "invalid_token")
+}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/latchauth/latch"
+	"github.com/latchauth/latch/verifier"
 	"github.com/latchauth/latch/verifier/revocation"
 )
 
@@ -59,6 +60,10 @@ func (s *Server) feedClient(w http.ResponseWriter, r *http.Request) (*latch.Clie
 			s.invalidClient(w, true)
 			return nil, time.Time{}, false
 		}
+	} else if tok, ok := verifier.BearerToken(r); ok && s.clientToken(r, tok, &c, &until) {
+		// A client's own token, for the server's audience or for the
+		// one the client is registered with (a resource server's
+		// client_credentials tokens carry its audience).
 	} else {
 		claims, ok := s.authenticate(w, r)
 		if !ok {
@@ -88,6 +93,21 @@ func (s *Server) feedClient(w http.ResponseWriter, r *http.Request) (*latch.Clie
 		return nil, time.Time{}, false
 	}
 	return c, until, true
+}
+
+// clientToken reports whether tok is an access token a confidential
+// client obtained for itself, whatever its audience, and sets *c and
+// *until (the token's expiry) if so.
+func (s *Server) clientToken(r *http.Request, tok string, c **latch.Client, until *time.Time) bool {
+	cl, claims, err := s.auth.ClientToken(r.Context(), tok)
+	if err != nil {
+		return false
+	}
+	*c = cl
+	if claims.ExpiresAt != nil {
+		*until = claims.ExpiresAt.Time
+	}
+	return true
 }
 
 // streamCounter counts the open revocation streams of each client. Its
