@@ -261,6 +261,10 @@ const (
 	// again inside the grace window by the device that rotated it and was
 	// answered with the same successor. Detail: generation, count.
 	EventRefreshGraceReplay = "refresh_token_grace_replay"
+	// EventDemoRetired: a demo user that an earlier `latch serve --demo`
+	// left in a real data directory was disarmed (random password, every
+	// session revoked); recorded so that it is done once.
+	EventDemoRetired = "demo_retired"
 )
 
 // Event is an entry of the security log.

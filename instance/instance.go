@@ -151,6 +151,17 @@ func retireDemo(ctx context.Context, svc *auth.Service, st latch.Store, log *slo
 	} else if err != nil {
 		return err
 	}
+	// Done once: every later start would otherwise hash a password and
+	// append a user cutoff to the revocation feed again.
+	events, err := st.EventsByUser(ctx, u.ID, 1000)
+	if err != nil {
+		return err
+	}
+	for _, e := range events {
+		if e.Type == latch.EventDemoRetired {
+			return nil
+		}
+	}
 	hash, err := svc.HashPassword(ctx, "retired-"+rand.Text()+rand.Text())
 	if err != nil {
 		return err
@@ -159,6 +170,9 @@ func retireDemo(ctx context.Context, svc *auth.Service, st latch.Store, log *slo
 		return err
 	}
 	if err := svc.LogoutAll(ctx, u.ID, auth.Device{UserAgent: "latch"}); err != nil {
+		return err
+	}
+	if err := st.AddEvent(ctx, &latch.Event{Type: latch.EventDemoRetired, At: now, UserID: u.ID, UserAgent: "latch"}); err != nil {
 		return err
 	}
 	log.Warn("an earlier `latch serve --demo` left its demo user in this data directory; it can no longer sign in (--demo now keeps its data in a throw-away directory)",
@@ -625,11 +639,11 @@ func (f keyFeed) RevocationsAfter(ctx context.Context, after int64, now time.Tim
 // rotation or revocation made by the command line or another instance
 // applies here within about a second, Redis or not.
 func (in *Instance) watchKeys(ctx context.Context) {
-	loaded := int64(-1) // the version of the ring as loaded; -1: unknown
-	if v, err := in.Store.KeyRingVersion(ctx); err == nil {
-		// NewRing loaded the ring after this version at the latest.
-		loaded = v
-	}
+	// The version of the ring as loaded; -1: unknown. It starts unknown:
+	// a change committed between NewRing's load and a first read of the
+	// version here would otherwise pass for loaded, so the first check
+	// reloads once.
+	loaded := int64(-1)
 	t := time.NewTicker(keyCheck)
 	defer t.Stop()
 	for {

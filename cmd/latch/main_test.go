@@ -662,6 +662,13 @@ func TestServeRetiresAnEarlierDemoUser(t *testing.T) {
 	if !strings.Contains(s.logs.String(), "earlier `latch serve --demo`") {
 		t.Errorf("no warning about the earlier demo:\n%s", s.logs)
 	}
+	s.stop()
+	// Done once: the next start neither warns nor revokes again.
+	again := startServe(t, nil, "--data-dir", dir)
+	again.stop()
+	if strings.Contains(again.logs.String(), "earlier `latch serve --demo`") {
+		t.Errorf("the demo user was retired again at the next start:\n%s", again.logs)
+	}
 }
 
 // TestServeOnPostgresLogsTheStore: on PostgreSQL the start-up log names
