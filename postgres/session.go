@@ -274,19 +274,10 @@ func (s *Store) RevokeUser(ctx context.Context, userID, reason string, at time.T
 		if err != nil {
 			return err
 		}
-		type revokedSession struct {
-			id  string
-			exp time.Time
-		}
-		list, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (revokedSession, error) {
-			var r revokedSession
-			err := row.Scan(&r.id, (*nullTime)(&r.exp))
-			return r, err
-		})
+		list, err := collectRevoked(rows)
 		if err != nil {
 			return err
 		}
-		slices.SortFunc(list, func(a, b revokedSession) int { return strings.Compare(a.id, b.id) })
 		var latestOfUser time.Time
 		if err := tx.QueryRow(ctx, "SELECT max(access_expires_at) FROM sessions WHERE user_id = $1", userID).
 			Scan((*nullTime)(&latestOfUser)); err != nil {
@@ -323,4 +314,27 @@ func (s *Store) RevokeUser(ctx context.Context, userID, reason string, at time.T
 		return nil, fmt.Errorf("postgres: revoke user %s: %w", userID, err)
 	}
 	return ids, nil
+}
+
+// revokedSession is a session an UPDATE … RETURNING id, access_expires_at
+// just revoked.
+type revokedSession struct {
+	id  string
+	exp time.Time // the latest exp of an access token it issued
+}
+
+// collectRevoked reads the rows of an UPDATE … RETURNING id,
+// access_expires_at that revoked sessions, in ascending id order (the
+// order their revocation-feed entries are written).
+func collectRevoked(rows pgx.Rows) ([]revokedSession, error) {
+	list, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (revokedSession, error) {
+		var r revokedSession
+		err := row.Scan(&r.id, (*nullTime)(&r.exp))
+		return r, err
+	})
+	if err != nil {
+		return nil, err
+	}
+	slices.SortFunc(list, func(a, b revokedSession) int { return strings.Compare(a.id, b.id) })
+	return list, nil
 }

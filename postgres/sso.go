@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -119,19 +118,10 @@ func (s *Store) EndSSOSession(ctx context.Context, id, reason string, at time.Ti
 		if err != nil {
 			return err
 		}
-		type revokedSession struct {
-			id  string
-			exp time.Time
-		}
-		revoked, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (revokedSession, error) {
-			var r revokedSession
-			err := row.Scan(&r.id, (*nullTime)(&r.exp))
-			return r, err
-		})
+		revoked, err := collectRevoked(rows)
 		if err != nil {
 			return err
 		}
-		slices.SortFunc(revoked, func(a, b revokedSession) int { return strings.Compare(a.id, b.id) })
 		if len(revoked) > 0 {
 			if err := takeFeedLock(ctx, tx); err != nil {
 				return err

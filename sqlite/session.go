@@ -268,38 +268,16 @@ func (s *Store) RevokeUser(ctx context.Context, userID, reason string, at time.T
 		if err != nil {
 			return err
 		}
-		latest := map[string]time.Time{}
-		for rows.Next() {
-			var id string
-			var exp time.Time
-			if err := rows.Scan(&id, scanTime(&exp)); err != nil {
-				rows.Close()
-				return err
-			}
-			ids = append(ids, id)
-			latest[id] = exp
-		}
-		if err := rows.Close(); err != nil {
-			return err
-		}
-		if err := rows.Err(); err != nil {
-			return err
-		}
-		slices.Sort(ids)
-		entries := []latch.Revocation{{
+		var entries []latch.Revocation
+		ids, entries, err = revokedSessions(rows, at, cover, []latch.Revocation{{
 			Kind:      latch.RevokeUser,
 			Value:     userID,
 			Cutoff:    at,
 			CreatedAt: at,
 			ExpiresAt: cover.Expiry(latestOfUser),
-		}}
-		for _, id := range ids {
-			entries = append(entries, latch.Revocation{
-				Kind:      latch.RevokeSession,
-				Value:     id,
-				CreatedAt: at,
-				ExpiresAt: cover.Expiry(latest[id]),
-			})
+		}})
+		if err != nil {
+			return err
 		}
 		for i := range entries {
 			if _, err := addRevocation(ctx, tx, &entries[i]); err != nil {
@@ -312,4 +290,39 @@ func (s *Store) RevokeUser(ctx context.Context, userID, reason string, at time.T
 		return nil, fmt.Errorf("sqlite: revoke user %s: %w", userID, err)
 	}
 	return ids, nil
+}
+
+// revokedSessions reads the rows of an UPDATE … RETURNING id,
+// access_expires_at that revoked sessions and returns their ids in
+// ascending order, with entries followed by one RevokeSession entry per
+// session (in the same order) that covers its latest access token.
+func revokedSessions(rows *sql.Rows, at time.Time, cover latch.Cover, entries []latch.Revocation) ([]string, []latch.Revocation, error) {
+	defer rows.Close()
+	var ids []string
+	latest := map[string]time.Time{}
+	for rows.Next() {
+		var id string
+		var exp time.Time
+		if err := rows.Scan(&id, scanTime(&exp)); err != nil {
+			return nil, nil, err
+		}
+		ids = append(ids, id)
+		latest[id] = exp
+	}
+	if err := rows.Close(); err != nil {
+		return nil, nil, err
+	}
+	if err := rows.Err(); err != nil {
+		return nil, nil, err
+	}
+	slices.Sort(ids)
+	for _, id := range ids {
+		entries = append(entries, latch.Revocation{
+			Kind:      latch.RevokeSession,
+			Value:     id,
+			CreatedAt: at,
+			ExpiresAt: cover.Expiry(latest[id]),
+		})
+	}
+	return ids, entries, nil
 }

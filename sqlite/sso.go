@@ -112,31 +112,13 @@ func (s *Store) EndSSOSession(ctx context.Context, id, reason string, at time.Ti
 		if err != nil {
 			return err
 		}
-		latest := map[string]time.Time{}
-		for rows.Next() {
-			var sid string
-			var exp time.Time
-			if err := rows.Scan(&sid, scanTime(&exp)); err != nil {
-				rows.Close()
-				return err
-			}
-			ids = append(ids, sid)
-			latest[sid] = exp
-		}
-		if err := rows.Close(); err != nil {
+		var entries []latch.Revocation
+		ids, entries, err = revokedSessions(rows, at, cover, nil)
+		if err != nil {
 			return err
 		}
-		if err := rows.Err(); err != nil {
-			return err
-		}
-		slices.Sort(ids)
-		for _, sid := range ids {
-			if _, err := addRevocation(ctx, tx, &latch.Revocation{
-				Kind:      latch.RevokeSession,
-				Value:     sid,
-				CreatedAt: at,
-				ExpiresAt: cover.Expiry(latest[sid]),
-			}); err != nil {
+		for i := range entries {
+			if _, err := addRevocation(ctx, tx, &entries[i]); err != nil {
 				return err
 			}
 		}
