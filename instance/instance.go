@@ -497,12 +497,12 @@ func warnCleartext(log *slog.Logger, issuer, addr string) {
 }
 
 // pages serves Latch's own web pages with the browser SDK.
-func pages(cfg config.Config, demo *Demo) http.Handler {
+func pages(cfg config.Config, demo *Demo) *web.Pages {
 	wc := web.Config{Registration: cfg.Registration, Issuer: cfg.Issuer}
 	if demo != nil {
 		wc.Demo, wc.DemoEmail, wc.DemoPassword = true, demo.Email, demo.Password
 	}
-	return web.Handler(wc, sdkjs.FS)
+	return web.New(wc, sdkjs.FS)
 }
 
 // checks are the readiness checks: the store is required; Redis, when

@@ -1,6 +1,9 @@
 // Package web serves Latch's own pages: the sign-in page (/login), the
 // account security page (/account) and, in demo mode, a small demo app
-// (/demo), together with their static assets and the browser SDK.
+// (/demo), together with their static assets and the browser SDK. It also
+// renders the OpenID Provider's server-side pages (consent, logout
+// confirmation, signed out, authorization error) for the handlers that own
+// those routes.
 //
 // Everything is embedded in the binary and served from the same origin;
 // the pages load no external resource. Every response carries a strict
@@ -46,7 +49,9 @@ const (
 	DemoClientID = "demo"
 )
 
-// ContentSecurityPolicy is sent with every response of the handler.
+// ContentSecurityPolicy is sent with every response of the pages but the
+// consent and logout-confirmation pages, whose form-action also names the
+// origins their form redirects to (see Pages.Consent).
 const ContentSecurityPolicy = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
 	"connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 
@@ -73,7 +78,9 @@ type asset struct {
 	sdk   bool // served under /sdk/
 }
 
-type handler struct {
+// Pages serves the pages and renders the OpenID Provider's pages. It is
+// safe for concurrent use.
+type Pages struct {
 	cfg     Config
 	mux     *http.ServeMux
 	pages   map[string]*template.Template
@@ -83,15 +90,15 @@ type handler struct {
 	sdkHash string
 }
 
-// Handler returns the handler of the pages. sdk is the file system holding
+// New returns the pages. sdk is the file system holding
 // the browser SDK (latch.js at its root); it is served under /sdk/. The
-// handler answers GET /login, /account, /demo, /static/..., /sdk/... and /
+// pages answer GET /login, /account, /demo, /static/..., /sdk/... and /
 // (a redirect to /account); the server mounts it on those paths.
 //
-// Handler panics if the embedded assets or templates are broken, which the
+// New panics if the embedded assets or templates are broken, which the
 // tests rule out.
-func Handler(cfg Config, sdk fs.FS) http.Handler {
-	h := &handler{cfg: cfg, mux: http.NewServeMux(), static: map[string]*asset{}, sdk: map[string]*asset{}, urls: map[string]string{}}
+func New(cfg Config, sdk fs.FS) *Pages {
+	h := &Pages{cfg: cfg, mux: http.NewServeMux(), static: map[string]*asset{}, sdk: map[string]*asset{}, urls: map[string]string{}}
 	h.loadSDK(sdk)
 	h.loadStatic()
 	h.loadTemplates()
@@ -100,7 +107,7 @@ func Handler(cfg Config, sdk fs.FS) http.Handler {
 		w.Header().Set("Cache-Control", "no-store")
 		http.Redirect(w, r, "/account", http.StatusSeeOther)
 	})
-	h.mux.HandleFunc("GET /login", h.page("login"))
+	h.mux.HandleFunc("GET /login", h.login)
 	h.mux.HandleFunc("GET /account", h.page("account"))
 	h.mux.HandleFunc("GET /demo", func(w http.ResponseWriter, r *http.Request) {
 		if !h.cfg.Demo {
@@ -121,18 +128,10 @@ func Handler(cfg Config, sdk fs.FS) http.Handler {
 
 // ServeHTTP sets the security headers every response carries, answers any
 // method but GET and HEAD with 405, and routes.
-func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+func (h *Pages) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	hd := w.Header()
-	hd.Set("Content-Security-Policy", ContentSecurityPolicy)
-	hd.Set("Referrer-Policy", "no-referrer")
-	hd.Set("X-Content-Type-Options", "nosniff")
-	hd.Set("X-Frame-Options", "DENY")
-	hd.Set("Cross-Origin-Opener-Policy", "same-origin")
-	hd.Set("Permissions-Policy", PermissionsPolicy)
-	if !strings.HasPrefix(r.URL.Path, "/sdk/") {
-		// The SDK may be loaded by other origins' pages; nothing else may.
-		hd.Set("Cross-Origin-Resource-Policy", "same-origin")
-	}
+	// The SDK may be loaded by other origins' pages; nothing else may.
+	securityHeaders(hd, ContentSecurityPolicy, !strings.HasPrefix(r.URL.Path, "/sdk/"))
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		hd.Set("Allow", "GET, HEAD")
 		hd.Set("Cache-Control", "no-store")
@@ -142,8 +141,22 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.mux.ServeHTTP(w, r)
 }
 
+// securityHeaders sets the headers every response of the pages carries,
+// with the given Content-Security-Policy.
+func securityHeaders(hd http.Header, csp string, sameOriginResource bool) {
+	hd.Set("Content-Security-Policy", csp)
+	hd.Set("Referrer-Policy", "no-referrer")
+	hd.Set("X-Content-Type-Options", "nosniff")
+	hd.Set("X-Frame-Options", "DENY")
+	hd.Set("Cross-Origin-Opener-Policy", "same-origin")
+	hd.Set("Permissions-Policy", PermissionsPolicy)
+	if sameOriginResource {
+		hd.Set("Cross-Origin-Resource-Policy", "same-origin")
+	}
+}
+
 // loadSDK reads the SDK's JavaScript files from the root of sdk.
-func (h *handler) loadSDK(sdk fs.FS) {
+func (h *Pages) loadSDK(sdk fs.FS) {
 	if sdk == nil {
 		return
 	}
@@ -175,7 +188,7 @@ func (h *handler) loadSDK(sdk fs.FS) {
 // are rewritten to the versioned URLs, dependencies first, so that a
 // module's hash covers everything it imports and the whole graph can be
 // cached for good.
-func (h *handler) loadStatic() {
+func (h *Pages) loadStatic() {
 	entries, err := fs.ReadDir(staticFS, "static")
 	if err != nil {
 		panic(fmt.Sprintf("web: read embedded assets: %v", err))
@@ -275,7 +288,7 @@ func contentType(name string) string {
 // serveAsset answers with a static file. A request for the versioned URL
 // (the hash in the file name, or ?v=hash for the SDK) is cached for a year
 // as immutable; any other is revalidated with the ETag every time.
-func (h *handler) serveAsset(w http.ResponseWriter, r *http.Request, a *asset) {
+func (h *Pages) serveAsset(w http.ResponseWriter, r *http.Request, a *asset) {
 	if a == nil {
 		h.notFound(w, r)
 		return
@@ -309,6 +322,12 @@ type pageData struct {
 	DemoEmail    string
 	DemoPassword string
 	Issuer       string
+	// LoginHint prefills the email field of /login.
+	LoginHint string
+	// ReturnTo is the accepted return_to of /login, or "".
+	ReturnTo string
+	// View is the view of an OpenID Provider page.
+	View any
 }
 
 // pageConfig is the configuration the page scripts read.
@@ -317,6 +336,9 @@ type pageConfig struct {
 	ClientID     string `json:"clientId"`
 	Registration bool   `json:"registration"`
 	Demo         bool   `json:"demo"`
+	// ReturnTo is where /login goes after signing in: an accepted
+	// return_to (see ValidReturnTo), or "" for /account.
+	ReturnTo string `json:"returnTo,omitempty"`
 }
 
 var titles = map[string]string{
@@ -324,9 +346,14 @@ var titles = map[string]string{
 	"account":  "Account security",
 	"demo":     "Demo app",
 	"notfound": "Page not found",
+	// The OpenID Provider's pages, rendered by the methods in oidc.go.
+	"consent":   "Allow access",
+	"logout":    "Sign out",
+	"signedout": "Signed out",
+	"error":     "Sign-in error",
 }
 
-func (h *handler) loadTemplates() {
+func (h *Pages) loadTemplates() {
 	base := template.Must(template.New("").ParseFS(templateFS, "templates/base.html"))
 	h.pages = map[string]*template.Template{}
 	for page := range titles {
@@ -336,29 +363,53 @@ func (h *handler) loadTemplates() {
 	}
 }
 
-func (h *handler) data(page string) *pageData {
+func (h *Pages) data(page string) *pageData {
 	client := AccountClientID
 	if page == "demo" {
 		client = DemoClientID
 	}
-	cj, _ := json.Marshal(pageConfig{BaseURL: "", ClientID: client, Registration: h.cfg.Registration, Demo: h.cfg.Demo})
 	d := &pageData{
-		Page: page, Title: titles[page], ConfigJSON: string(cj), Assets: h.urls,
+		Page: page, Title: titles[page], Assets: h.urls,
 		Script: h.urls[page+".js"], Registration: h.cfg.Registration, Demo: h.cfg.Demo, Issuer: h.cfg.Issuer,
 	}
+	d.ConfigJSON = h.configJSON(client, "")
 	if page == "demo" {
 		d.DemoEmail, d.DemoPassword = h.cfg.DemoEmail, h.cfg.DemoPassword
 	}
 	return d
 }
 
-func (h *handler) page(name string) http.HandlerFunc {
+func (h *Pages) configJSON(client, returnTo string) string {
+	cj, _ := json.Marshal(pageConfig{BaseURL: "", ClientID: client, Registration: h.cfg.Registration, Demo: h.cfg.Demo, ReturnTo: returnTo})
+	return string(cj)
+}
+
+func (h *Pages) page(name string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) { h.render(w, name, http.StatusOK) }
 }
 
-func (h *handler) render(w http.ResponseWriter, name string, code int) {
+// login renders /login. A return_to that ValidReturnTo accepts travels to
+// the script in the page configuration; any other is ignored. A
+// login_hint prefills the email field when it is a plausible one.
+func (h *Pages) login(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	d := h.data("login")
+	if rt := q.Get("return_to"); ValidReturnTo(rt) {
+		d.ReturnTo = rt
+		d.ConfigJSON = h.configJSON(AccountClientID, rt)
+	}
+	d.LoginHint = loginHint(q.Get("login_hint"))
+	h.write(w, d, http.StatusOK)
+}
+
+func (h *Pages) render(w http.ResponseWriter, name string, code int) {
+	h.write(w, h.data(name), code)
+}
+
+// write renders a page with its data and answers with code.
+func (h *Pages) write(w http.ResponseWriter, d *pageData, code int) {
 	var buf bytes.Buffer
-	if err := h.pages[name].ExecuteTemplate(&buf, "base", h.data(name)); err != nil {
+	if err := h.pages[d.Page].ExecuteTemplate(&buf, "base", d); err != nil {
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
 	}
@@ -369,7 +420,7 @@ func (h *handler) render(w http.ResponseWriter, name string, code int) {
 	_, _ = w.Write(buf.Bytes())
 }
 
-func (h *handler) notFound(w http.ResponseWriter, r *http.Request) {
+func (h *Pages) notFound(w http.ResponseWriter, r *http.Request) {
 	if strings.HasPrefix(r.URL.Path, "/static/") || strings.HasPrefix(r.URL.Path, "/sdk/") {
 		w.Header().Set("Cache-Control", "no-store")
 		http.Error(w, "404 page not found", http.StatusNotFound)

@@ -2,10 +2,12 @@ package web
 
 import (
 	"encoding/json"
+	"fmt"
 	"html"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"regexp"
 	"strings"
 	"testing"
@@ -23,7 +25,7 @@ func testSDK() fstest.MapFS {
 
 func newServer(t *testing.T, cfg Config) *httptest.Server {
 	t.Helper()
-	srv := httptest.NewServer(Handler(cfg, testSDK()))
+	srv := httptest.NewServer(New(cfg, testSDK()))
 	t.Cleanup(srv.Close)
 	return srv
 }
@@ -449,7 +451,7 @@ func TestSDKIsServedFromTheFS(t *testing.T) {
 		t.Errorf("GET /sdk/README.md: %d", r.code)
 	}
 	// Without an SDK the pages still render; the import then fails in the browser.
-	srv2 := httptest.NewServer(Handler(Config{}, nil))
+	srv2 := httptest.NewServer(New(Config{}, nil))
 	defer srv2.Close()
 	res, err := http.Get(srv2.URL + "/sdk/latch.js")
 	if err != nil {
@@ -543,5 +545,520 @@ func TestFormsNeverSubmitPasswordsByGET(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// ---- the OpenID Provider's pages ----
+
+func newPages(t *testing.T) *Pages {
+	t.Helper()
+	return New(Config{Issuer: "http://127.0.0.1:8080"}, testSDK())
+}
+
+// record runs one page method and returns its response.
+func record(f func(w http.ResponseWriter)) response {
+	w := httptest.NewRecorder()
+	f(w)
+	res := w.Result()
+	b, _ := io.ReadAll(res.Body)
+	return response{res.StatusCode, res.Header, string(b)}
+}
+
+func consentView() ConsentView {
+	return ConsentView{
+		ClientID: "dash", ClientName: "Dashboard", RedirectHost: "dash.example.com", UserEmail: "ada@example.com",
+		Scopes:      []string{"openid", "profile", "email", "offline_access", "payments:read", "email"},
+		Action:      "/oauth2/consent",
+		Fields:      []Field{{"csrf_token", "tok-123"}, {"request", `abc"def&<x>`}},
+		FormTargets: []string{"https://dash.example.com"},
+	}
+}
+
+// checkPageHeaders checks the headers of a server-rendered page with the
+// given Content-Security-Policy.
+func checkPageHeaders(t *testing.T, name string, r response, csp string) {
+	t.Helper()
+	want := map[string]string{
+		"Content-Security-Policy":      csp,
+		"Referrer-Policy":              "no-referrer",
+		"X-Content-Type-Options":       "nosniff",
+		"X-Frame-Options":              "DENY",
+		"Cross-Origin-Opener-Policy":   "same-origin",
+		"Cross-Origin-Resource-Policy": "same-origin",
+		"Cache-Control":                "no-store",
+		"Content-Type":                 "text/html; charset=utf-8",
+	}
+	for k, v := range want {
+		if got := r.header.Get(k); got != v {
+			t.Errorf("%s: %s = %q, want %q", name, k, got, v)
+		}
+	}
+	got := r.header.Get("Content-Security-Policy")
+	if !strings.Contains(got, "frame-ancestors 'none'") || strings.Contains(got, "unsafe") {
+		t.Errorf("%s: CSP %q", name, got)
+	}
+	if !strings.Contains(r.header.Get("Permissions-Policy"), "camera=()") {
+		t.Errorf("%s: no Permissions-Policy", name)
+	}
+	if !strings.HasPrefix(r.body, "<!doctype html>") {
+		t.Errorf("%s: no doctype", name)
+	}
+}
+
+// checkPlainPage checks a server-rendered page needs no script: no script
+// at all, no inline style, no handler attribute, a typed button, one h1.
+func checkPlainPage(t *testing.T, name, body string) []tag {
+	t.Helper()
+	tags := parseTags(t, body)
+	h1s := 0
+	for _, tg := range tags {
+		switch tg.name {
+		case "script", "style":
+			t.Errorf("%s: <%s> element", name, tg.name)
+		case "h1":
+			h1s++
+		case "button":
+			if tg.attrs["type"] == "" {
+				t.Errorf("%s: <button> without type", name)
+			}
+		}
+		for a, v := range tg.attrs {
+			if a == "style" || strings.HasPrefix(a, "on") || strings.HasPrefix(strings.TrimSpace(strings.ToLower(v)), "javascript:") {
+				t.Errorf("%s: %s=%q on <%s>", name, a, v, tg.name)
+			}
+		}
+	}
+	if h1s != 1 {
+		t.Errorf("%s: %d h1 elements", name, h1s)
+	}
+	return tags
+}
+
+// decisionForm finds the page's one POST form: its action, hidden fields
+// and submit buttons (name=value).
+func decisionForm(t *testing.T, name string, tags []tag) (action string, hidden []Field, buttons []string) {
+	t.Helper()
+	forms := 0
+	for _, tg := range tags {
+		switch {
+		case tg.name == "form":
+			forms++
+			if strings.ToLower(tg.attrs["method"]) != "post" {
+				t.Errorf("%s: form method %q", name, tg.attrs["method"])
+			}
+			action = tg.attrs["action"]
+		case tg.name == "input" && tg.attrs["type"] == "hidden":
+			hidden = append(hidden, Field{tg.attrs["name"], tg.attrs["value"]})
+		case tg.name == "button" && tg.attrs["type"] == "submit":
+			buttons = append(buttons, tg.attrs["name"]+"="+tg.attrs["value"])
+		}
+	}
+	if forms != 1 {
+		t.Errorf("%s: %d forms, want one", name, forms)
+	}
+	return action, hidden, buttons
+}
+
+func TestConsentPage(t *testing.T) {
+	p := newPages(t)
+	v := consentView()
+	r := record(func(w http.ResponseWriter) { p.Consent(w, v) })
+	if r.code != http.StatusOK {
+		t.Fatalf("status %d", r.code)
+	}
+	checkPageHeaders(t, "consent", r, strings.Replace(ContentSecurityPolicy, "form-action 'self'", "form-action 'self' https://dash.example.com", 1))
+	tags := checkPlainPage(t, "consent", r.body)
+	action, hidden, buttons := decisionForm(t, "consent", tags)
+	if action != "/oauth2/consent" {
+		t.Errorf("action %q", action)
+	}
+	if fmt.Sprint(hidden) != fmt.Sprint(v.Fields) {
+		t.Errorf("hidden fields %v, want %v", hidden, v.Fields)
+	}
+	if fmt.Sprint(buttons) != "[decision=deny decision=allow]" {
+		t.Errorf("buttons %v", buttons)
+	}
+	text := html.UnescapeString(regexp.MustCompile(`<[^>]*>`).ReplaceAllString(r.body, ""))
+	text = strings.Join(strings.Fields(text), " ")
+	for _, want := range []string{
+		"Dashboard wants to access your account", "App ID dash", "Signed in as ada@example.com",
+		"Confirm you are signed in as ada@example.com", "Your basic profile information", "Your email address",
+		"Stay signed in to the app when you are away", "payments:read", "you will be sent to dash.example.com",
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("consent page lacks %q:\n%s", want, text)
+		}
+	}
+	if n := strings.Count(text, "Your email address"); n != 1 {
+		t.Errorf("a repeated scope is listed %d times", n)
+	}
+	if title := regexp.MustCompile(`<title>[^<]*</title>`).FindString(r.body); title != "<title>Allow access · Latch</title>" {
+		t.Errorf("title %s", title)
+	}
+
+	// Without a name the id is the name, shown once.
+	v.ClientName = ""
+	r = record(func(w http.ResponseWriter) { p.Consent(w, v) })
+	if !strings.Contains(r.body, `<span class="client-name">dash</span> wants to access`) || strings.Contains(r.body, "App ID") {
+		t.Errorf("consent without a client name:\n%s", r.body)
+	}
+}
+
+func TestConsentPageWithoutTargetsKeepsTheDefaultPolicy(t *testing.T) {
+	p := newPages(t)
+	v := consentView()
+	v.FormTargets = nil
+	r := record(func(w http.ResponseWriter) { p.Consent(w, v) })
+	checkPageHeaders(t, "consent", r, ContentSecurityPolicy)
+}
+
+func TestLogoutConfirmPage(t *testing.T) {
+	p := newPages(t)
+	v := LogoutView{ClientID: "dash", Action: "/oauth2/logout", Fields: []Field{{"csrf_token", "t"}, {"state", "s1"}},
+		FormTargets: []string{"https://dash.example.com:8443", "https://dash.example.com:8443"}}
+	r := record(func(w http.ResponseWriter) { p.LogoutConfirm(w, v) })
+	if r.code != http.StatusOK {
+		t.Fatalf("status %d", r.code)
+	}
+	checkPageHeaders(t, "logout", r, strings.Replace(ContentSecurityPolicy, "form-action 'self'", "form-action 'self' https://dash.example.com:8443", 1))
+	tags := checkPlainPage(t, "logout", r.body)
+	action, hidden, buttons := decisionForm(t, "logout", tags)
+	if action != "/oauth2/logout" || fmt.Sprint(hidden) != fmt.Sprint(v.Fields) || fmt.Sprint(buttons) != "[decision=stay decision=logout]" {
+		t.Errorf("form: action %q hidden %v buttons %v", action, hidden, buttons)
+	}
+	for _, want := range []string{"Sign out of Latch?", "Stay signed in", `<span class="client-name">dash</span> asked to sign you out`} {
+		if !strings.Contains(r.body, want) {
+			t.Errorf("logout page lacks %q", want)
+		}
+	}
+	// Without a client, no "asked to sign you out".
+	r = record(func(w http.ResponseWriter) { p.LogoutConfirm(w, LogoutView{Action: "/oauth2/logout"}) })
+	if strings.Contains(r.body, "asked to sign you out") || !strings.Contains(r.body, "Sign out of Latch?") {
+		t.Errorf("logout page without a client:\n%s", r.body)
+	}
+	checkPageHeaders(t, "logout", r, ContentSecurityPolicy)
+}
+
+func TestSignedOutPage(t *testing.T) {
+	p := newPages(t)
+	r := record(func(w http.ResponseWriter) { p.SignedOut(w, SignedOutView{}) })
+	if r.code != http.StatusOK {
+		t.Fatalf("status %d", r.code)
+	}
+	checkPageHeaders(t, "signed out", r, ContentSecurityPolicy)
+	tags := checkPlainPage(t, "signed out", r.body)
+	if !strings.Contains(r.body, "You are signed out") {
+		t.Error("no heading")
+	}
+	login := false
+	for _, tg := range tags {
+		if tg.name == "a" && tg.attrs["href"] == "/login" {
+			login = true
+		}
+	}
+	if !login {
+		t.Error("no link to /login")
+	}
+}
+
+func TestErrorPage(t *testing.T) {
+	p := newPages(t)
+	bad := "https://evil.example/cb"
+	r := record(func(w http.ResponseWriter) {
+		p.Error(w, http.StatusBadRequest, ErrorView{Title: "Unknown app", Message: "The redirect address is not registered for this app."})
+	})
+	if r.code != http.StatusBadRequest {
+		t.Fatalf("status %d", r.code)
+	}
+	checkPageHeaders(t, "error", r, ContentSecurityPolicy)
+	tags := checkPlainPage(t, "error", r.body)
+	for _, want := range []string{"<title>Unknown app · Latch</title>", "Unknown app</h1>", "not registered for this app"} {
+		if !strings.Contains(r.body, want) {
+			t.Errorf("error page lacks %q", want)
+		}
+	}
+	// Links go only to this server's own pages and assets.
+	for _, tg := range tags {
+		for _, a := range []string{"href", "src", "action"} {
+			if u := tg.attrs[a]; u != "" && !regexp.MustCompile(`^(/account|/login|/static/[a-z]+\.[0-9a-f]{12}\.[a-z]+|#main)$`).MatchString(u) {
+				t.Errorf("error page: <%s %s=%q>", tg.name, a, u)
+			}
+		}
+	}
+	if strings.Contains(r.body, bad) {
+		t.Error("bad redirect URI on the page")
+	}
+	// A status that is not an error is not sent; empty text gets a sentence.
+	for _, code := range []int{0, 200, 302, 600} {
+		r := record(func(w http.ResponseWriter) { p.Error(w, code, ErrorView{}) })
+		if r.code != http.StatusBadRequest || !strings.Contains(r.body, "can&#39;t continue") {
+			t.Errorf("Error(%d): %d\n%s", code, r.code, r.body)
+		}
+	}
+	if r := record(func(w http.ResponseWriter) { p.Error(w, 503, ErrorView{}) }); r.code != 503 {
+		t.Errorf("Error(503): %d", r.code)
+	}
+}
+
+func TestOIDCPagesEscape(t *testing.T) {
+	p := newPages(t)
+	evil := `"><script>alert(1)</script><img src=x onerror=alert(2)>`
+	pages := map[string]response{
+		"consent": record(func(w http.ResponseWriter) {
+			p.Consent(w, ConsentView{ClientID: "c" + evil, ClientName: "n" + evil, RedirectHost: "h" + evil, UserEmail: "e" + evil,
+				Scopes: []string{"openid", "s" + evil}, Action: "/oauth2/consent", Fields: []Field{{"f" + evil, "v" + evil}},
+				FormTargets: []string{evil}})
+		}),
+		"consent-noname": record(func(w http.ResponseWriter) {
+			p.Consent(w, ConsentView{ClientID: "c" + evil, Scopes: []string{"s" + evil}, Action: "javascript:alert(1)"})
+		}),
+		"logout": record(func(w http.ResponseWriter) {
+			p.LogoutConfirm(w, LogoutView{ClientID: "c" + evil, Action: "/oauth2/logout", Fields: []Field{{"f", "v" + evil}}})
+		}),
+		"error": record(func(w http.ResponseWriter) { p.Error(w, 400, ErrorView{Title: "t" + evil, Message: "m" + evil}) }),
+	}
+	for name, r := range pages {
+		for _, bad := range []string{"<script", "<img src=x", `"><script`} {
+			if strings.Contains(r.body, bad) {
+				t.Errorf("%s: unescaped %q", name, bad)
+			}
+		}
+		for _, tg := range parseTags(t, r.body) {
+			if tg.name == "script" || tg.name == "img" && tg.attrs["src"] == "x" {
+				t.Errorf("%s: injected <%s>", name, tg.name)
+			}
+			if tg.name == "form" && strings.Contains(tg.attrs["action"], "javascript:") {
+				t.Errorf("%s: javascript: form action", name)
+			}
+		}
+		if !strings.Contains(r.body, "&lt;script&gt;alert(1)&lt;/script&gt;") {
+			t.Errorf("%s: the text is not shown escaped", name)
+		}
+		if csp := r.header.Get("Content-Security-Policy"); strings.Contains(csp, "script") && !strings.Contains(csp, "script-src 'self';") {
+			t.Errorf("%s: CSP %q", name, csp)
+		}
+	}
+	// Hidden values go back intact.
+	for _, tg := range parseTags(t, pages["consent"].body) {
+		if tg.name == "input" && tg.attrs["type"] == "hidden" && (tg.attrs["name"] != "f"+evil || tg.attrs["value"] != "v"+evil) {
+			t.Errorf("hidden field %q=%q", tg.attrs["name"], tg.attrs["value"])
+		}
+	}
+}
+
+// directives splits a policy into its directives, by name.
+func directives(csp string) map[string]string {
+	m := map[string]string{}
+	for _, d := range strings.Split(csp, ";") {
+		d = strings.TrimSpace(d)
+		name, _, _ := strings.Cut(d, " ")
+		m[name] = d
+	}
+	return m
+}
+
+func TestFormActionCSP(t *testing.T) {
+	base := directives(ContentSecurityPolicy)
+	cases := []struct {
+		targets []string
+		want    string // the form-action directive
+	}{
+		{nil, "form-action 'self'"},
+		{[]string{"https://dash.example.com"}, "form-action 'self' https://dash.example.com"},
+		{[]string{"HTTPS://Dash.Example.COM:8443"}, "form-action 'self' https://dash.example.com:8443"},
+		{[]string{"http://127.0.0.1:53211", "http://[::1]:8080", "http://app-a.localhost:9000"}, "form-action 'self' http://127.0.0.1:53211 http://[::1]:8080 http://app-a.localhost:9000"},
+		{[]string{"com.example.app:", "com.example.app://cb", "com.example.app:"}, "form-action 'self' com.example.app:"},
+		{[]string{"https://a.example", "https://a.example"}, "form-action 'self' https://a.example"},
+		// Malformed or dangerous: dropped, never injected.
+		{[]string{
+			"https://a.example; script-src *",
+			"https://a.example;script-src 'unsafe-inline'",
+			"https://a.example 'unsafe-inline'",
+			"https://a.example,https://b.example",
+			"https://a.example\r\nX-Evil: 1",
+			"https://a.example\t",
+			" https://a.example",
+			"https://a.example/",
+			"https://a.example/cb",
+			"https://a.example?x",
+			"https://a.example#x",
+			"https://user@a.example",
+			"https://a.example:0",
+			"https://a.example:99999",
+			"https://a.example:",
+			"https://*.example",
+			"https://",
+			"https:",
+			"*",
+			"'self'",
+			"'unsafe-inline'",
+			"javascript:alert(1)",
+			"data:",
+			"blob:",
+			"file:",
+			"ftp://a.example",
+			"com.example.app:/cb",
+			"com.example.app;x:",
+			"",
+			strings.Repeat("a", 400) + ".example",
+		}, "form-action 'self'"},
+		{[]string{"https://a.example; form-action *", "https://ok.example"}, "form-action 'self' https://ok.example"},
+	}
+	for _, c := range cases {
+		got := FormActionCSP(c.targets)
+		d := directives(got)
+		if d["form-action"] != c.want {
+			t.Errorf("FormActionCSP(%q): form-action %q, want %q", c.targets, d["form-action"], c.want)
+		}
+		if len(d) != len(base) {
+			t.Errorf("FormActionCSP(%q) = %q: %d directives, want %d", c.targets, got, len(d), len(base))
+		}
+		for name, v := range base {
+			if name != "form-action" && d[name] != v {
+				t.Errorf("FormActionCSP(%q): %s = %q, want %q", c.targets, name, d[name], v)
+			}
+		}
+		if strings.ContainsAny(got, "\r\n\t,'*") && strings.Count(got, "'") != strings.Count(ContentSecurityPolicy, "'") {
+			t.Errorf("FormActionCSP(%q) = %q", c.targets, got)
+		}
+	}
+}
+
+func TestReturnToValidation(t *testing.T) {
+	good := []string{
+		"/oauth2/authorize",
+		"/oauth2/authorize?",
+		"/oauth2/authorize?client_id=dash&redirect_uri=https%3A%2F%2Fdash.example.com%2Fcb&response_type=code&scope=openid+email&state=xyz",
+		"/oauth2/authorize?redirect_uri=//evil", // the query is the authorize endpoint's to check
+	}
+	bad := []string{
+		"",
+		"https://evil",
+		"https://evil/oauth2/authorize",
+		"http://evil/oauth2/authorize?x=1",
+		"//evil",
+		"//evil/oauth2/authorize",
+		"/\\evil",
+		"\\\\evil",
+		"/\\evil/oauth2/authorize",
+		"/oauth2/authorizeX",
+		"/oauth2/authorize/",
+		"/oauth2/authorize/../x",
+		"/oauth2/authorize/..%2fx",
+		"/oauth2/authorize%3Fx=1",
+		"/oauth2%2Fauthorize",
+		"/oauth2/authorize%2F..%2F..%2Fevil",
+		"/%2F/evil",
+		"/%5Cevil",
+		"%2F%2Fevil",
+		"/OAUTH2/authorize",
+		"/./oauth2/authorize",
+		"/oauth2/./authorize",
+		"/oauth2//authorize",
+		"/x/../oauth2/authorize",
+		"javascript:alert(1)",
+		"javascript:/oauth2/authorize",
+		"data:text/html,x",
+		"/oauth2/authorize#frag",
+		"/oauth2/authorize?x=1#frag",
+		"/oauth2/authorize?x=\\evil",
+		"/oauth2/authorize?x= y",
+		"/oauth2/authorize?x=\ty",
+		"/oauth2/authorize\r\nLocation: https://evil",
+		"/oauth2/authorize?\x00",
+		" /oauth2/authorize",
+		"/oauth2/authorize ",
+		"/oauth2/authorize?\u0085",
+		"/oauth2/authorize?" + strings.Repeat("a", 9000),
+		"/oauth2/authorize?\xff",
+	}
+	srv := newServer(t, Config{})
+	for _, s := range good {
+		if !ValidReturnTo(s) {
+			t.Errorf("ValidReturnTo(%q) = false", s)
+		}
+		body := get(t, srv, "/login?return_to="+url.QueryEscape(s)).body
+		if cfg := pageConfigOf(t, body); cfg["returnTo"] != s {
+			t.Errorf("/login?return_to=%q: config %v", s, cfg)
+		}
+		if !strings.Contains(body, "Sign in to continue to the app") {
+			t.Errorf("/login?return_to=%q: no continue note", s)
+		}
+	}
+	for _, s := range bad {
+		if ValidReturnTo(s) {
+			t.Errorf("ValidReturnTo(%q) = true", s)
+		}
+		if len(s) > 2000 {
+			continue // too long for a request line in this test; the function is checked
+		}
+		body := get(t, srv, "/login?return_to="+url.QueryEscape(s)).body
+		if cfg := pageConfigOf(t, body); cfg["returnTo"] != nil {
+			t.Errorf("/login?return_to=%q: config %v", s, cfg)
+		}
+		if strings.Contains(body, "continue-note") {
+			t.Errorf("/login?return_to=%q: continue note shown", s)
+		}
+	}
+	// Without return_to: no returnTo, no note.
+	body := get(t, srv, "/login").body
+	if cfg := pageConfigOf(t, body); cfg["returnTo"] != nil || strings.Contains(body, "continue-note") {
+		t.Errorf("/login: config %v", cfg)
+	}
+}
+
+func TestLoginHint(t *testing.T) {
+	srv := newServer(t, Config{})
+	emailValue := func(body string) (string, bool) {
+		for _, tg := range parseTags(t, body) {
+			if tg.name == "input" && tg.attrs["id"] == "email" {
+				v, ok := tg.attrs["value"]
+				return v, ok
+			}
+		}
+		t.Fatal("no email input")
+		return "", false
+	}
+	evil := `ada@example.com"><script>alert(1)</script>`
+	for hint, want := range map[string]string{
+		"ada@example.com":        "ada@example.com",
+		"  ada@example.com ":     "ada@example.com",
+		evil:                     evil,
+		strings.Repeat("a", 255): "",
+		"ada\x00@example.com":    "",
+		"ada\n@example.com":      "",
+		"":                       "",
+		strings.Repeat("é", 128): "", // 256 bytes
+		strings.Repeat("é", 127): strings.Repeat("é", 127),
+		strings.Repeat("a", 254): strings.Repeat("a", 254),
+	} {
+		body := get(t, srv, "/login?login_hint="+url.QueryEscape(hint)).body
+		got, ok := emailValue(body)
+		if got != want || ok != (want != "") {
+			t.Errorf("login_hint %q: value %q (present %v), want %q", hint, got, ok, want)
+		}
+		if strings.Contains(body, "<script>alert") {
+			t.Errorf("login_hint %q: unescaped", hint)
+		}
+	}
+}
+
+func TestAccountPageListsApps(t *testing.T) {
+	srv := newServer(t, Config{})
+	body := get(t, srv, "/account").body
+	for _, want := range []string{`id="apps"`, `id="apps-state"`, "Apps with access"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/account lacks %q", want)
+		}
+	}
+	js := get(t, srv, staticURL(t, srv, "account.js")).body
+	for _, want := range []string{"'/v1/consents'", "/v1/consents/${encodeURIComponent(c.client_id)}", "method: 'DELETE'", "No apps have access."} {
+		if !strings.Contains(js, want) {
+			t.Errorf("account.js lacks %q", want)
+		}
+	}
+	login := get(t, srv, staticURL(t, srv, "login.js")).body
+	if !strings.Contains(login, "window.location.replace(returnTo)") || !strings.Contains(login, "safeReturnTo(cfg.returnTo)") {
+		t.Error("login.js does not return to the checked return_to")
 	}
 }

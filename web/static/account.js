@@ -1,4 +1,5 @@
-// /account: the signed-in user's sessions and recent security events.
+// /account: the signed-in user's sessions, the apps with access to the
+// account (OpenID Connect consents) and recent security events.
 import { createClient } from '/sdk/latch.js';
 import {
   $, h, pageConfig, parseTime, timeEl, refreshRelativeTimes, deviceLabel, deviceKind, capitalize,
@@ -12,6 +13,8 @@ const api = (p) => `${cfg.baseUrl}${p}`;
 const main = $('main');
 const sessionsList = $('sessions');
 const sessionsState = $('sessions-state');
+const appsList = $('apps');
+const appsState = $('apps-state');
 const eventsList = $('events');
 const eventsState = $('events-state');
 const signoutAll = $('signout-all');
@@ -152,6 +155,82 @@ async function signOutEverywhere() {
   }
 }
 
+// ---------- Apps with access ----------
+
+// What a scope lets an app do, in the words of the consent page.
+const scopeWords = {
+  openid: 'your identity',
+  profile: 'your basic profile',
+  email: 'your email address',
+  offline_access: 'stay signed in while you are away',
+};
+
+function scopeSummary(scopes) {
+  const list = Array.isArray(scopes) ? [...new Set(scopes.filter((s) => typeof s === 'string' && s))] : [];
+  if (list.length === 0) return '';
+  return capitalize(list.map((s) => (Object.hasOwn(scopeWords, s) ? scopeWords[s] : s)).join(', '));
+}
+
+function appRow(c) {
+  const name = String(c.client_name || c.client_id || 'An app');
+  const title = h('span', { className: 'row-title' }, h('span', {}, name));
+  if (c.client_name && c.client_id && c.client_name !== c.client_id) {
+    title.append(h('span', { className: 'badge mono' }, c.client_id));
+  }
+  const meta = h('span', { className: 'row-meta' });
+  const what = scopeSummary(c.scopes);
+  if (what) meta.append(what, ' · ');
+  meta.append('Allowed ', timeEl(parseTime(c.granted_at)));
+
+  const action = h('button', { type: 'button', className: 'btn btn-danger-outline btn-small' }, 'Revoke');
+  action.setAttribute('aria-label', `Revoke access for ${name}`);
+  action.addEventListener('click', () => revokeApp(c, name, action));
+  return h(
+    'li',
+    { className: 'list-row app-row', 'data-client-id': c.client_id },
+    h('span', { className: 'row-icon icon-app', 'aria-hidden': 'true' }),
+    h('span', { className: 'row-body' }, title, meta),
+    h('span', { className: 'row-action' }, action),
+  );
+}
+
+async function loadApps() {
+  const body = await guard(() => getJSON(client, api('/v1/consents')));
+  const list = (body && Array.isArray(body.consents) ? body.consents : []).filter((c) => c && c.client_id);
+  // Most recently allowed first.
+  list.sort((a, b) => (parseTime(b.granted_at)?.getTime() || 0) - (parseTime(a.granted_at)?.getTime() || 0));
+  appsList.replaceChildren(...list.map(appRow));
+  appsState.textContent = list.length === 0 ? 'No apps have access.' : '';
+}
+
+async function revokeApp(c, name, btn) {
+  const ok = await confirmAction({
+    title: `Revoke access for ${name}?`,
+    body: `${name} will have to ask for your permission again the next time you use it.`,
+    confirm: 'Revoke',
+  });
+  if (!ok) return;
+  btn.disabled = true;
+  btn.setAttribute('aria-busy', 'true');
+  try {
+    await guard(async () => {
+      const res = await client.fetch(api(`/v1/consents/${encodeURIComponent(c.client_id)}`), { method: 'DELETE' });
+      if (!res.ok && res.status !== 404) throw await responseError(res);
+    });
+    const row = btn.closest('li');
+    const index = row ? [...appsList.children].indexOf(row) : 0;
+    announce(`Revoked access for ${name}.`);
+    await Promise.allSettled([loadApps(), loadEvents()]);
+    const rows = appsList.children;
+    const next = rows.length ? rows[Math.min(Math.max(index, 0), rows.length - 1)].querySelector('button') : null;
+    (next || signoutAll).focus();
+  } catch (err) {
+    btn.disabled = false;
+    btn.removeAttribute('aria-busy');
+    announce(errorMessage(err, { action: `revoke access for ${name}` }), { error: true });
+  }
+}
+
 // ---------- Events ----------
 
 /** describe turns an event into a sentence and a tone: ok, warning or danger. */
@@ -253,8 +332,9 @@ function showLoadError(stateEl, listEl, what, retry) {
 }
 
 async function loadAll() {
-  const [s, e] = await Promise.allSettled([loadSessions(), loadEvents()]);
+  const [s, a, e] = await Promise.allSettled([loadSessions(), loadApps(), loadEvents()]);
   if (s.status === 'rejected') showLoadError(sessionsState, sessionsList, 'your sessions', loadSessions);
+  if (a.status === 'rejected') showLoadError(appsState, appsList, 'the apps with access', loadApps);
   if (e.status === 'rejected') showLoadError(eventsState, eventsList, 'recent activity', loadEvents);
   main.setAttribute('aria-busy', 'false');
 }
@@ -272,6 +352,8 @@ async function init() {
     sessionsState.textContent = errorMessage(err, { action: 'load your account' });
     eventsState.textContent = '';
     eventsList.replaceChildren();
+    appsState.textContent = '';
+    appsList.replaceChildren();
     sessionsList.replaceChildren();
     return;
   }

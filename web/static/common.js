@@ -16,7 +16,30 @@ export function pageConfig() {
     clientId: typeof cfg.clientId === 'string' ? cfg.clientId : 'latch-account',
     registration: cfg.registration === true,
     demo: cfg.demo === true,
+    returnTo: safeReturnTo(cfg.returnTo),
   };
+}
+
+/**
+ * safeReturnTo returns s when /login may go there after signing in — a
+ * same-origin relative URL whose path is exactly /oauth2/authorize, with an
+ * optional query — and '' otherwise. The server checks the same before it
+ * puts the value in the page configuration; this is the second lock.
+ */
+export function safeReturnTo(s) {
+  const path = '/oauth2/authorize';
+  if (typeof s !== 'string' || s.length > 8192) return '';
+  if (s !== path && !s.startsWith(`${path}?`)) return '';
+  // No space, control character, backslash or fragment anywhere.
+  if (/[\s\\#\u0000-\u001f\u007f-\u009f]/.test(s)) return '';
+  let u;
+  try {
+    u = new URL(s, window.location.origin);
+  } catch {
+    return '';
+  }
+  if (u.origin !== window.location.origin || u.pathname !== path || u.hash !== '') return '';
+  return u.pathname + u.search;
 }
 
 /** $ returns the element with the id, or throws: the templates and scripts ship together. */

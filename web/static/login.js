@@ -1,9 +1,14 @@
 // /login: sign in (and sign up when the server allows it) with the SDK in
-// cookie mode, then go to /account.
+// cookie mode, then go to /account, or back to /oauth2/authorize when the
+// page was reached from there (?return_to=, checked by the server and again
+// here).
 import { createClient } from '/sdk/latch.js';
-import { $, pageConfig, errorMessage, retryAfterSeconds, formatWait, setBusy, isNetworkError } from './common.js';
+import {
+  $, pageConfig, safeReturnTo, errorMessage, retryAfterSeconds, formatWait, setBusy, isNetworkError,
+} from './common.js';
 
 const cfg = pageConfig();
+const returnTo = safeReturnTo(cfg.returnTo);
 const client = createClient({ baseUrl: cfg.baseUrl, mode: 'cookie', clientId: cfg.clientId });
 
 const form = $('auth-form');
@@ -163,8 +168,9 @@ async function onSubmit(ev) {
   try {
     if (mode === 'signup') await register(e, p);
     await client.login(e, p);
-    submitLabel.textContent = 'Signed in';
-    window.location.assign('/account');
+    submitLabel.textContent = returnTo ? 'Signed in, continuing…' : 'Signed in';
+    if (returnTo) window.location.replace(returnTo);
+    else window.location.assign('/account');
     return;
   } catch (err) {
     setBusy(submit, false, label());
@@ -247,10 +253,15 @@ function init() {
     if (new URLSearchParams(window.location.search).get('mode') === 'signup') setMode('signup');
   }
   submit.disabled = false;
-  email.focus();
+  // A login_hint prefilled the email: the password is what is left to type.
+  if (email.value) password.focus();
+  else email.focus();
 
-  // Already signed in on this browser? Go straight to the account.
-  if (!reason) {
+  // Already signed in on this browser? Go straight to the account. Not when
+  // an app sent the user here: /oauth2/authorize asks for a sign-in only
+  // when it needs a fresh one (prompt=login, max_age), so going back
+  // without one would loop.
+  if (!reason && !returnTo) {
     Promise.resolve()
       .then(() => client.restore())
       .then((s) => {
