@@ -112,8 +112,13 @@ type Tokens struct {
 	RefreshExpiresIn time.Duration
 	SessionID        string
 	UserID           string
-	// Scope granted to a client's own token (client credentials).
+	// Scope of the access token: a client's own token (client
+	// credentials), or a session's granted (or narrowed) scope.
 	Scope string
+	// SSOSessionID is the SSO session the session was created from, and
+	// AuthTime when its user last authenticated (id_token claims).
+	SSOSessionID string
+	AuthTime     time.Time
 	// ClientID and Delivery describe the client the session belongs to;
 	// the server delivers the tokens accordingly.
 	ClientID string
@@ -132,6 +137,7 @@ type Service struct {
 	revs     *revocation.Set
 	throttle *throttle
 	onRevoke func(ctx context.Context)
+	onOutbox func()
 	verifier *verifier.Verifier // may be nil
 	audience *audiences
 	metrics  *Metrics
@@ -158,6 +164,10 @@ type Deps struct {
 	// OnRevoke, if not nil, is called after a revocation was written, to
 	// tell other instances (see package redis). It must not block.
 	OnRevoke func(ctx context.Context)
+	// OnOutbox, if not nil, is called after something was enqueued in the
+	// durable outbox (an SSO session ended), to wake its worker. It must
+	// not block.
+	OnOutbox func()
 	Log      *slog.Logger
 	Now      func() time.Time // nil means time.Now
 }
@@ -196,7 +206,7 @@ func New(cfg Config, d Deps) (*Service, error) {
 	return &Service{
 		throttle: newThrottle(cfg.Throttle, d.Now),
 		cfg:      cfg, store: d.Store, signer: d.Signer, sealer: d.Sealer, hasher: d.Hasher,
-		revs: d.Revocations, onRevoke: d.OnRevoke, verifier: d.Verifier, metrics: d.Metrics, log: d.Log, now: d.Now,
+		revs: d.Revocations, onRevoke: d.OnRevoke, onOutbox: d.OnOutbox, verifier: d.Verifier, metrics: d.Metrics, log: d.Log, now: d.Now,
 		audience: newAudiences(cfg.Audience, d.Verifier, d.VerifierFor),
 	}, nil
 }
@@ -294,79 +304,7 @@ func (s *Service) CreateUser(ctx context.Context, addr, pw string, c Device) (*l
 // to the one account and counts towards its lockout. An address the rules
 // refuse matches no account, not even a legacy row stored in that form.
 func (s *Service) Login(ctx context.Context, addr, pw, clientID string, c Device) (*Tokens, error) {
-	if clientID == "" {
-		clientID = s.cfg.ClientID
-	}
-	delivery, err := s.delivery(ctx, clientID)
-	if errors.Is(err, ErrUnauthorizedClient) {
-		s.metrics.Logins.WithLabelValues("unauthorized_client").Inc()
-		return nil, err
-	}
-	if err != nil {
-		return nil, s.loginError(err)
-	}
-	key, valid := emailKey(addr)
-	reason := "unknown_email"
-	if !valid {
-		reason = "invalid_email"
-		key = invalidEmailKey(key)
-	}
-	if err := s.throttle.allow(c.IP, key); err != nil {
-		var te *ThrottleError
-		if errors.As(err, &te) && errors.Is(te, ErrAccountLocked) {
-			s.metrics.Logins.WithLabelValues("locked").Inc()
-		} else {
-			s.metrics.Logins.WithLabelValues("rate_limited").Inc()
-		}
-		return nil, err
-	}
-	u, err := (*latch.User)(nil), latch.ErrNotFound
-	if valid {
-		u, err = s.store.UserByEmail(ctx, key)
-	}
-	if errors.Is(err, latch.ErrNotFound) {
-		if err := s.hasher.VerifyDummy(ctx, pw); err != nil {
-			return nil, s.loginError(err)
-		}
-		s.throttle.failed(key)
-		s.metrics.Logins.WithLabelValues("invalid_credentials").Inc()
-		s.event(ctx, &latch.Event{Type: latch.EventLoginFailed, IP: c.IP, UserAgent: c.UserAgent,
-			Detail: map[string]string{"reason": reason}})
-		return nil, ErrInvalidCredentials
-	}
-	if err != nil {
-		return nil, s.loginError(fmt.Errorf("auth: look up user: %w", err))
-	}
-	ok, rehash, err := s.hasher.Verify(ctx, pw, u.PasswordHash)
-	if err != nil && !errors.Is(err, password.ErrBusy) && ctx.Err() == nil {
-		// An unreadable stored hash is the operator's problem, not the
-		// client's: log it, and answer as for a wrong password.
-		s.log.Error("stored password hash unusable", "user_id", u.ID, "err", err)
-		ok, err = false, nil
-	}
-	if err != nil {
-		return nil, s.loginError(err)
-	}
-	if !ok {
-		s.throttle.failed(key)
-		s.metrics.Logins.WithLabelValues("invalid_credentials").Inc()
-		s.event(ctx, &latch.Event{Type: latch.EventLoginFailed, UserID: u.ID, IP: c.IP, UserAgent: c.UserAgent,
-			Detail: map[string]string{"reason": "wrong_password"}})
-		return nil, ErrInvalidCredentials
-	}
-	s.throttle.succeeded(key)
-	if rehash {
-		s.rehash(ctx, u, pw)
-	}
-	t, err := s.startSession(ctx, u.ID, clientID, c)
-	if err != nil {
-		return nil, s.loginError(err)
-	}
-	s.deliver(t, delivery)
-	s.metrics.Logins.WithLabelValues("success").Inc()
-	s.event(ctx, &latch.Event{Type: latch.EventLoginSucceeded, UserID: u.ID, SessionID: t.SessionID,
-		ClientID: clientID, IP: c.IP, UserAgent: c.UserAgent})
-	return t, nil
+	return s.SignIn(ctx, addr, pw, clientID, c, nil)
 }
 
 func (s *Service) loginError(err error) error {
@@ -399,37 +337,26 @@ func (s *Service) rehash(ctx context.Context, u *latch.User, pw string) {
 	}
 }
 
-func (s *Service) startSession(ctx context.Context, userID, clientID string, c Device) (*Tokens, error) {
-	now := s.clock()
-	refresh := newRefreshToken()
-	c = boundClient(c)
-	sess := &latch.Session{
-		ID: newID("s"), UserID: userID, ClientID: clientID,
-		UserAgent: c.UserAgent, IP: c.IP,
-		CreatedAt: now, AuthTime: now, LastUsedAt: now,
-		ExpiresAt: now.Add(s.cfg.RefreshAbsoluteTTL), Generation: 1,
-	}
-	ttl := s.accessLifetime(sess, now)
-	sess.AccessExpiresAt = now.Add(ttl)
-	if err := s.store.CreateSession(ctx, sess, hashToken(refresh)); err != nil {
-		return nil, fmt.Errorf("auth: create session: %w", err)
-	}
-	return s.tokens(sess, refresh, now, ttl)
-}
-
 // tokens issues an access token of lifetime ttl for the session and packs
 // the response. The session's AccessExpiresAt must already cover now+ttl
 // in the store: a revocation racing with this request then still outlives
 // the token.
-func (s *Service) tokens(sess *latch.Session, refresh string, now time.Time, ttl time.Duration) (*Tokens, error) {
-	access, err := s.issueAccessToken(sess, now, ttl)
+//
+// scope is the access token's scope: the session's, or on a refresh a
+// narrower one the client asked for (RFC 6749 §6).
+func (s *Service) tokens(sess *latch.Session, refresh string, now time.Time, ttl time.Duration, scope string) (*Tokens, error) {
+	access, err := s.mintAccess(accessToken{
+		Subject: sess.UserID, Audience: s.cfg.Audience, ClientID: sess.ClientID, SessionID: sess.ID,
+		Scope: scope, AuthTime: sess.AuthTime, IssuedAt: now, TTL: ttl,
+	})
 	if err != nil {
 		return nil, err
 	}
 	return &Tokens{
 		AccessToken: access, ExpiresIn: ttl,
 		RefreshToken: refresh, RefreshExpiresIn: s.sessionExpiry(sess).Sub(now),
-		SessionID: sess.ID, UserID: sess.UserID,
+		SessionID: sess.ID, UserID: sess.UserID, Scope: scope,
+		ClientID: sess.ClientID, SSOSessionID: sess.SSOSessionID, AuthTime: sess.AuthTime,
 	}, nil
 }
 
@@ -444,13 +371,6 @@ func (s *Service) accessLifetime(sess *latch.Session, now time.Time) time.Durati
 		ttl = end.Sub(now)
 	}
 	return ttl.Truncate(time.Second)
-}
-
-func (s *Service) issueAccessToken(sess *latch.Session, now time.Time, ttl time.Duration) (string, error) {
-	return s.mintAccess(accessToken{
-		Subject: sess.UserID, Audience: s.cfg.Audience, ClientID: sess.ClientID, SessionID: sess.ID,
-		AuthTime: sess.AuthTime, IssuedAt: now, TTL: ttl,
-	})
 }
 
 // accessTTL is the lifetime of a new access token: the configured one,
@@ -489,7 +409,7 @@ const maxRotationAttempts = 8
 // session must belong to a client that receives tokens as bearer tokens. A
 // browser client's token (delivered in a cookie) is refused here, unspent.
 func (s *Service) Refresh(ctx context.Context, refresh string, c Device) (*Tokens, error) {
-	return s.refreshChecked(ctx, refresh, "", c, func(sess *latch.Session, delivery string) error {
+	return s.refreshChecked(ctx, refresh, "", "", c, func(sess *latch.Session, delivery string) error {
 		if delivery != latch.DeliveryBearer {
 			return errWrongDelivery
 		}
@@ -501,7 +421,7 @@ func (s *Service) Refresh(ctx context.Context, refresh string, c Device) (*Token
 // refresh cookie. The session must belong to a cookie or memory client, and
 // csrf must be the session's CSRF token; otherwise nothing is consumed.
 func (s *Service) RefreshFromCookie(ctx context.Context, refresh, csrf string, c Device) (*Tokens, error) {
-	return s.refreshChecked(ctx, refresh, "", c, func(sess *latch.Session, delivery string) error {
+	return s.refreshChecked(ctx, refresh, "", "", c, func(sess *latch.Session, delivery string) error {
 		if delivery == latch.DeliveryBearer {
 			return errWrongDelivery
 		}
@@ -523,8 +443,8 @@ var ErrCSRF = errors.New("csrf token mismatch")
 // no reuse detection): a token presented the wrong way is refused unspent.
 // via is the client that authenticated the request ("" when none did); it
 // is part of the device a grace replay must match.
-func (s *Service) refreshChecked(ctx context.Context, refresh, via string, c Device, check func(*latch.Session, string) error) (*Tokens, error) {
-	t, outcome, err := s.refresh(ctx, refresh, via, c, check)
+func (s *Service) refreshChecked(ctx context.Context, refresh, via, scope string, c Device, check func(*latch.Session, string) error) (*Tokens, error) {
+	t, outcome, err := s.refresh(ctx, refresh, via, scope, c, check)
 	s.metrics.Refreshes.WithLabelValues(outcome).Inc()
 	if errors.Is(err, errWrongDelivery) {
 		err = ErrInvalidGrant
@@ -532,7 +452,7 @@ func (s *Service) refreshChecked(ctx context.Context, refresh, via string, c Dev
 	return t, err
 }
 
-func (s *Service) refresh(ctx context.Context, refresh, via string, c Device, check func(*latch.Session, string) error) (*Tokens, string, error) {
+func (s *Service) refresh(ctx context.Context, refresh, via, scope string, c Device, check func(*latch.Session, string) error) (*Tokens, string, error) {
 	if !wellFormedRefreshToken(refresh) {
 		return nil, "invalid", ErrInvalidGrant
 	}
@@ -553,7 +473,7 @@ func (s *Service) refresh(ctx context.Context, refresh, via string, c Device, ch
 		if err != nil {
 			return nil, "error", fmt.Errorf("auth: load session: %w", err)
 		}
-		delivery, err := s.delivery(ctx, sess.ClientID)
+		delivery, err := s.sessionDelivery(ctx, sess.ClientID)
 		if errors.Is(err, ErrUnauthorizedClient) {
 			return nil, "invalid", ErrInvalidGrant // its client is gone
 		}
@@ -565,6 +485,10 @@ func (s *Service) refresh(ctx context.Context, refresh, via string, c Device, ch
 				return nil, "csrf", err
 			}
 			return nil, "wrong_client", err
+		}
+		granted, err := narrowScope(sess.Scope, scope)
+		if err != nil {
+			return nil, "invalid_scope", err
 		}
 		if sess.Revoked() {
 			return nil, "revoked", ErrInvalidGrant
@@ -592,7 +516,7 @@ func (s *Service) refresh(ctx context.Context, refresh, via string, c Device, ch
 			}
 			sess.Generation++
 			sess.LastUsedAt, sess.RotatedAt = now, now
-			t, err := s.tokens(sess, next, now, ttl)
+			t, err := s.tokens(sess, next, now, ttl, granted)
 			if err != nil {
 				return nil, "error", err
 			}
@@ -618,7 +542,7 @@ func (s *Service) refresh(ctx context.Context, refresh, via string, c Device, ch
 			if err != nil {
 				return nil, "error", fmt.Errorf("auth: record grace replay: %w", err)
 			}
-			t, err := s.tokens(sess, string(next), now, ttl)
+			t, err := s.tokens(sess, string(next), now, ttl, granted)
 			if err != nil {
 				return nil, "error", err
 			}
@@ -662,6 +586,17 @@ func (s *Service) reuseDetected(ctx context.Context, sess *latch.Session, rt *la
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), reuseTimeout)
 	defer cancel()
 	s.metrics.ReuseDetections.Inc()
+	if sess.SSOSessionID != "" {
+		// The family came from an SSO session: the thief may hold that
+		// browser's sign-in too. End it, with every family it made and a
+		// back-channel logout to each app it served.
+		if _, err := s.store.EndSSOSession(ctx, sess.SSOSessionID, latch.EventRefreshReused, now, s.cover(now)); err != nil {
+			s.log.Error("ending the SSO session after refresh-token reuse failed", "session_id", sess.ID, "err", err)
+		} else {
+			s.metrics.Revocations.WithLabelValues("sso_session").Inc()
+			s.notifyOutbox()
+		}
+	}
 	revoked, err := s.store.RevokeSession(ctx, sess.ID, latch.EventRefreshReused, now, s.cover(now))
 	if err != nil {
 		s.log.Error("revoking session after refresh-token reuse failed", "session_id", sess.ID, "err", err)
@@ -786,6 +721,7 @@ func (s *Service) LogoutAll(ctx context.Context, userID string, c Device) error 
 	}
 	s.metrics.Revocations.WithLabelValues("user").Inc()
 	s.syncRevocations(ctx)
+	s.notifyOutbox() // the user's SSO sessions ended: back-channel logouts
 	s.event(ctx, &latch.Event{Type: latch.EventLogoutAll, UserID: userID, IP: c.IP, UserAgent: c.UserAgent,
 		Detail: map[string]string{"sessions": fmt.Sprint(len(ids))}})
 	return nil
@@ -854,6 +790,13 @@ func (s *Service) syncRevocations(ctx context.Context) {
 	}
 	if _, err := s.revs.Sync(ctx, s.store, s.now()); err != nil {
 		s.log.Warn("revocation sync failed; the follower will retry", "err", err)
+	}
+}
+
+// notifyOutbox wakes the outbox worker, if any.
+func (s *Service) notifyOutbox() {
+	if s.onOutbox != nil {
+		s.onOutbox()
 	}
 }
 

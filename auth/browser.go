@@ -91,3 +91,27 @@ func (s *Service) UserOfSession(ctx context.Context, sessionID string) (string, 
 	}
 	return sess.UserID, nil
 }
+
+// sessionDelivery is how a session's client receives refreshed tokens.
+// Unlike delivery (a sign-in through /v1/auth, public clients only), it
+// accepts a confidential client: its sessions come from the authorization
+// code grant, and it refreshes at the token endpoint with bearer tokens.
+func (s *Service) sessionDelivery(ctx context.Context, clientID string) (string, error) {
+	switch clientID {
+	case s.cfg.ClientID:
+		return latch.DeliveryBearer, nil
+	case AccountClientID:
+		return latch.DeliveryCookie, nil
+	}
+	cl, err := s.store.Client(ctx, clientID)
+	if errors.Is(err, latch.ErrNotFound) {
+		return "", ErrUnauthorizedClient
+	}
+	if err != nil {
+		return "", fmt.Errorf("auth: load client: %w", err)
+	}
+	if cl.Delivery == "" || !cl.Public() {
+		return latch.DeliveryBearer, nil
+	}
+	return cl.Delivery, nil
+}

@@ -281,10 +281,12 @@ func (s *Service) ClientCredentials(ctx context.Context, c *latch.Client, scope 
 
 // RefreshForClient is Refresh for a client authenticated at the OAuth
 // token endpoint: the refresh token must have been issued to that client.
-// The check comes before any rotation, so a token presented by the wrong
-// client is not consumed.
-func (s *Service) RefreshForClient(ctx context.Context, c *latch.Client, refresh string, dev Device) (*Tokens, error) {
-	return s.refreshChecked(ctx, refresh, c.ID, dev, func(sess *latch.Session, delivery string) error {
+// scope, if not empty, asks for an access token with that scope, which
+// must be the session's granted scope or narrower (RFC 6749 §6); the
+// session keeps its grant. The checks come before any rotation, so a token
+// presented by the wrong client, or with too wide a scope, is not consumed.
+func (s *Service) RefreshForClient(ctx context.Context, c *latch.Client, refresh, scope string, dev Device) (*Tokens, error) {
+	return s.refreshChecked(ctx, refresh, c.ID, scope, dev, func(sess *latch.Session, delivery string) error {
 		if sess.ClientID != c.ID || delivery != latch.DeliveryBearer {
 			return errWrongDelivery
 		}

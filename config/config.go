@@ -52,7 +52,11 @@ type Config struct {
 		RefreshGrace       Duration `yaml:"refresh_grace" doc:"previous refresh token returns the same successor this long; 0 disables"`
 		GraceReplays       int      `yaml:"refresh_grace_replays" doc:"times per rotation the previous refresh token may be replayed after the first 2s (same device only); 0 to 10"`
 		Leeway             Duration `yaml:"leeway" doc:"clock skew tolerated when verifying (at most 30s)"`
+		IDTokenTTL         Duration `yaml:"id_token_ttl" doc:"OpenID Connect id_token lifetime (1m to 1h)"`
 	} `yaml:"tokens"`
+	Codes struct {
+		TTL Duration `yaml:"ttl" doc:"authorization code lifetime: the cross-domain hand-off's window (10s to 10m)"`
+	} `yaml:"codes"`
 	Keys struct {
 		RotationPeriod Duration `yaml:"rotation_period" doc:"how long a signing key signs before the next one takes over"`
 		JWKSMaxAge     Duration `yaml:"jwks_max_age" doc:"Cache-Control max-age of the JWKS"`
@@ -161,6 +165,8 @@ func Defaults() Config {
 	c.Tokens.RefreshGrace = Duration(30 * time.Second)
 	c.Tokens.GraceReplays = 3
 	c.Tokens.Leeway = Duration(5 * time.Second)
+	c.Tokens.IDTokenTTL = Duration(time.Hour)
+	c.Codes.TTL = Duration(time.Minute)
 	c.Keys.RotationPeriod = Duration(30 * 24 * time.Hour)
 	c.Keys.JWKSMaxAge = Duration(15 * time.Minute)
 	c.Password.MaxWait = Duration(2 * time.Second)
@@ -603,6 +609,12 @@ func (c *Config) validate(origins map[string]origin) error {
 	}
 	if t.Leeway < 0 || t.Leeway.D() > 30*time.Second {
 		bad("tokens.leeway", "%s must be between 0 and 30s", show("tokens.leeway", t.Leeway))
+	}
+	if t.IDTokenTTL.D() < time.Minute || t.IDTokenTTL.D() > time.Hour {
+		bad("tokens.id_token_ttl", "%s must be between 1m and 1h", show("tokens.id_token_ttl", t.IDTokenTTL))
+	}
+	if c.Codes.TTL.D() < 10*time.Second || c.Codes.TTL.D() > 10*time.Minute {
+		bad("codes.ttl", "%s must be between 10s (the seeds' hand-off) and 10m (RFC 6749 §4.1.2)", show("codes.ttl", c.Codes.TTL))
 	}
 	if c.Keys.RotationPeriod.D() < time.Hour {
 		bad("keys.rotation_period", "%s must be at least 1h", show("keys.rotation_period", c.Keys.RotationPeriod))

@@ -6,6 +6,7 @@ package instance
 
 import (
 	"context"
+	"crypto"
 	"crypto/rand"
 	"errors"
 	"fmt"
@@ -27,6 +28,7 @@ import (
 	"github.com/latchauth/latch/auth"
 	"github.com/latchauth/latch/config"
 	"github.com/latchauth/latch/keys"
+	"github.com/latchauth/latch/oidc"
 	"github.com/latchauth/latch/password"
 	"github.com/latchauth/latch/postgres"
 	"github.com/latchauth/latch/redis"
@@ -63,8 +65,10 @@ type Instance struct {
 	Revocations *revocation.Set
 	Verifier    *verifier.Verifier
 	Auth        *auth.Service
-	Server      *server.Server
-	Registry    *prometheus.Registry
+	// OIDC is the OpenID Provider.
+	OIDC     *oidc.Provider
+	Server   *server.Server
+	Registry *prometheus.Registry
 	// Fanout is the Redis fan-out between instances; nil without Redis.
 	Fanout *redis.Fanout
 	// Demo holds the demo credentials when Options.Demo was set.
@@ -460,8 +464,27 @@ func wire(ctx context.Context, cfg config.Config, st latch.Store, opt Options) (
 	for _, p := range cfg.TrustedProxies {
 		proxies = append(proxies, netip.MustParsePrefix(p)) // validated by config
 	}
+	provider, err := oidc.New(oidc.Config{
+		Issuer: cfg.Issuer, CodeTTL: cfg.Codes.TTL.D(), IDTokenTTL: cfg.Tokens.IDTokenTTL.D(),
+		SSOIdle: cfg.Tokens.RefreshIdleTimeout.D(), SSOAbsolute: cfg.Tokens.RefreshAbsoluteTTL.D(),
+		CookieName: cookies.SSO,
+	}, oidc.Deps{
+		Store: st, Auth: svc, Log: log, Now: now,
+		IDTokens: func(alg string) (oidc.Signer, error) {
+			s, err := ring.IDTokens(alg)
+			if err != nil {
+				return nil, err
+			}
+			return s, nil
+		},
+		IDKey: func(kid string) (string, crypto.PublicKey, bool) { return ring.FamilyKey(keys.FamilyID, kid) },
+		MAC:   kek.Derive("latch openid provider v1").MAC,
+	})
+	if err != nil {
+		return nil, err
+	}
 	srv := server.New(server.Config{
-		Issuer: cfg.Issuer, Algorithm: cfg.Tokens.Algorithm,
+		Issuer: cfg.Issuer, Algorithm: cfg.Tokens.Algorithm, IDTokenAlgorithms: ring.IDTokenAlgorithms(),
 		TrustedProxies: proxies, JWKSMaxAge: cfg.Keys.JWKSMaxAge.D(),
 		Cookies: cookies, AllowedOrigins: cfg.CORS.AllowedOrigins,
 		MetricsElsewhere: cfg.Metrics.Addr != "", MetricsToken: cfg.Metrics.Token,
@@ -470,10 +493,10 @@ func wire(ctx context.Context, cfg config.Config, st latch.Store, opt Options) (
 		Auth: svc, Verifier: v, JWKS: ring.JWKS, Registry: reg, Log: log,
 		Checks: checks(st, fan),
 		Store:  st, Revocations: revs, Now: now,
-		Pages: pages(cfg, demo),
+		Pages: pages(cfg, demo), OIDC: provider,
 	})
 	return &Instance{
-		Config: cfg, Store: st, Ring: ring, Revocations: revs, Verifier: v, Auth: svc, Server: srv,
+		Config: cfg, Store: st, Ring: ring, Revocations: revs, Verifier: v, Auth: svc, OIDC: provider, Server: srv,
 		Registry: reg, Fanout: fan, Demo: demo, KEKCreated: created, log: log, now: now,
 		keysChanged: make(chan struct{}, 1),
 	}, nil

@@ -17,6 +17,10 @@ import (
 type Cookies struct {
 	// Access, Refresh and CSRF are the cookie names.
 	Access, Refresh, CSRF string
+	// SSO is the name of the OpenID Provider's SSO-session cookie: always
+	// host-only on the issuer's host, whatever Domain says, since no other
+	// host needs it.
+	SSO string
 	// Secure sets the Secure attribute (and allows the name prefixes).
 	Secure bool
 	// Domain, if set, shares the cookies with subdomains.
@@ -41,12 +45,29 @@ func NewCookies(issuer, domain string) Cookies {
 	}
 	switch {
 	case !secure:
-		return Cookies{Access: "latch_at", Refresh: "latch_rt", CSRF: "latch_csrf", Domain: domain}
+		return Cookies{Access: "latch_at", Refresh: "latch_rt", CSRF: "latch_csrf", SSO: "latch_sso", Domain: domain}
 	case domain != "":
-		return Cookies{Access: "__Secure-latch_at", Refresh: "__Secure-latch_rt", CSRF: "__Secure-latch_csrf", Secure: true, Domain: domain}
+		return Cookies{Access: "__Secure-latch_at", Refresh: "__Secure-latch_rt", CSRF: "__Secure-latch_csrf", SSO: "__Host-latch_sso", Secure: true, Domain: domain}
 	default:
-		return Cookies{Access: "__Host-latch_at", Refresh: "__Secure-latch_rt", CSRF: "__Host-latch_csrf", Secure: true}
+		return Cookies{Access: "__Host-latch_at", Refresh: "__Secure-latch_rt", CSRF: "__Host-latch_csrf", SSO: "__Host-latch_sso", Secure: true}
 	}
+}
+
+// setSSO writes the SSO cookie: HttpOnly, host-only, SameSite=Lax so that
+// it rides the top-level navigation from an app to /oauth2/authorize and
+// no cross-site subrequest or form post.
+func (c Cookies) setSSO(w http.ResponseWriter, value string, maxAge time.Duration) {
+	http.SetCookie(w, &http.Cookie{Name: c.SSO, Value: value, Path: "/", MaxAge: int(maxAge / time.Second),
+		Secure: c.Secure, HttpOnly: true, SameSite: http.SameSiteLaxMode})
+}
+
+// clearSSO deletes the SSO cookie.
+func (c Cookies) clearSSO(w http.ResponseWriter) {
+	if c.SSO == "" {
+		return
+	}
+	http.SetCookie(w, &http.Cookie{Name: c.SSO, Value: "", Path: "/", MaxAge: -1,
+		Secure: c.Secure, HttpOnly: true, SameSite: http.SameSiteLaxMode})
 }
 
 func (c Cookies) cookie(name, value, path string, maxAge time.Duration, httpOnly bool, site http.SameSite) *http.Cookie {

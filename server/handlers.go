@@ -87,10 +87,48 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "invalid_request", msg)
 		return
 	}
-	t, err := s.auth.Login(r.Context(), req.Email, req.Password, req.ClientID, s.deviceOf(r))
+	var (
+		t   *auth.Tokens
+		err error
+		sso string // the new SSO session's cookie
+	)
+	if req.ClientID == auth.AccountClientID && s.oidc != nil {
+		// Latch's own sign-in page: the browser signs in at the provider.
+		// Only the page itself may do that (no login CSRF from elsewhere).
+		if !s.sameOrigin(r) {
+			csrfFailed(w)
+			return
+		}
+		old, lerr := s.oidc.SSO(r.Context(), value(r, s.cfg.Cookies.SSO))
+		if lerr != nil {
+			s.fail(w, r, lerr)
+			return
+		}
+		t, err = s.auth.SignIn(r.Context(), req.Email, req.Password, req.ClientID, s.deviceOf(r),
+			func(ctx context.Context, a *auth.Authentication) (string, error) {
+				if old != nil {
+					// A new sign-in in this browser replaces its SSO
+					// session; the apps of the old one are told.
+					if err := s.oidc.EndSSO(ctx, old, "signed_in_again", s.deviceOf(r)); err != nil {
+						return "", err
+					}
+				}
+				created, cookie, err := s.oidc.StartSSO(ctx, a, s.deviceOf(r))
+				if err != nil {
+					return "", err
+				}
+				sso = cookie
+				return created.ID, nil
+			})
+	} else {
+		t, err = s.auth.Login(r.Context(), req.Email, req.Password, req.ClientID, s.deviceOf(r))
+	}
 	var throttled *auth.ThrottleError
 	switch {
 	case err == nil:
+		if sso != "" {
+			s.cfg.Cookies.setSSO(w, sso, s.oidc.CookieMaxAge())
+		}
 		s.writeTokens(w, t)
 	case errors.Is(err, auth.ErrInvalidCredentials):
 		writeError(w, http.StatusUnauthorized, "invalid_credentials", "email or password is incorrect")
@@ -171,6 +209,9 @@ func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 			err = s.auth.LogoutSession(r.Context(), sid, s.deviceOf(r))
+			if err == nil {
+				err = s.endBrowserSSO(w, r, sid)
+			}
 		}
 	case r.Header.Get("Authorization") != "":
 		c, ok := s.authenticate(w, r)
@@ -201,6 +242,32 @@ func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
 		s.cfg.Cookies.clear(w)
 	}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// endBrowserSSO ends the browser's SSO session, if it has one of the user
+// whose session sid it just signed out of with a checked CSRF token:
+// signing out at Latch signs out of the provider, and every app it
+// served hears of it by back-channel logout.
+func (s *Server) endBrowserSSO(w http.ResponseWriter, r *http.Request, sid string) error {
+	if s.oidc == nil {
+		return nil
+	}
+	sso, err := s.oidc.SSO(r.Context(), value(r, s.cfg.Cookies.SSO))
+	if err != nil || sso == nil {
+		return err
+	}
+	uid, err := s.auth.UserOfSession(r.Context(), sid)
+	if err != nil {
+		return nil // the session is gone: nothing ties this SSO session to it
+	}
+	if uid != sso.UserID {
+		return nil
+	}
+	if err := s.oidc.EndSSO(r.Context(), sso, "logout", s.deviceOf(r)); err != nil {
+		return err
+	}
+	s.cfg.Cookies.clearSSO(w)
+	return nil
 }
 
 // cookieSession is the session named by the browser's cookies: the access
@@ -265,6 +332,7 @@ func (s *Server) logoutAll(w http.ResponseWriter, r *http.Request) {
 	}
 	if s.cfg.Cookies.present(r) {
 		s.cfg.Cookies.clear(w)
+		s.cfg.Cookies.clearSSO(w) // every SSO session of the user ended with it
 	}
 	w.WriteHeader(http.StatusNoContent)
 }

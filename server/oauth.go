@@ -12,6 +12,7 @@ import (
 
 	"github.com/latchauth/latch"
 	"github.com/latchauth/latch/auth"
+	"github.com/latchauth/latch/oidc"
 )
 
 // parseForm reads an application/x-www-form-urlencoded body of at most
@@ -110,6 +111,7 @@ type oauthTokenResponse struct {
 	ExpiresIn    int64  `json:"expires_in"`
 	RefreshToken string `json:"refresh_token,omitempty"`
 	Scope        string `json:"scope,omitempty"`
+	IDToken      string `json:"id_token,omitempty"`
 }
 
 // token is the OAuth 2.0 token endpoint. The client is authenticated before
@@ -128,37 +130,56 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 	}
 	var (
 		t   *auth.Tokens
+		id  string // id_token
 		err error
 	)
 	switch grant := form.Get("grant_type"); grant {
 	case "client_credentials":
 		t, err = s.auth.ClientCredentials(r.Context(), c, form.Get("scope"))
+	case "authorization_code":
+		if s.oidc == nil {
+			writeError(w, http.StatusBadRequest, "unsupported_grant_type", "this server does not offer the authorization code grant")
+			return
+		}
+		var ot *oidc.Tokens
+		ot, err = s.oidc.Exchange(r.Context(), c, form.Get("code"), form.Get("redirect_uri"), form.Get("code_verifier"), s.deviceOf(r))
+		if err == nil {
+			t, id = ot.Tokens, ot.IDToken
+		}
 	case "refresh_token":
 		rt := form.Get("refresh_token")
 		if rt == "" {
 			writeError(w, http.StatusBadRequest, "invalid_request", "refresh_token is required")
 			return
 		}
-		if form.Get("scope") != "" {
-			// Sessions carry no scope; nothing can be narrowed or widened.
-			err = auth.ErrInvalidScope
-			break
+		if s.oidc != nil {
+			var ot *oidc.Tokens
+			ot, err = s.oidc.Refresh(r.Context(), c, rt, form.Get("scope"), s.deviceOf(r))
+			if err == nil {
+				t, id = ot.Tokens, ot.IDToken
+			}
+		} else {
+			t, err = s.auth.RefreshForClient(r.Context(), c, rt, form.Get("scope"), s.deviceOf(r))
 		}
-		t, err = s.auth.RefreshForClient(r.Context(), c, rt, s.deviceOf(r))
 	case "":
 		writeError(w, http.StatusBadRequest, "invalid_request", "grant_type is required")
 		return
 	default:
 		writeError(w, http.StatusBadRequest, "unsupported_grant_type",
-			"supported grant types: client_credentials, refresh_token (the password grant is not offered, RFC 9700)")
+			"supported grant types: authorization_code, client_credentials, refresh_token (the password grant is not offered, RFC 9700)")
 		return
 	}
+	var ge *oidc.GrantError
 	switch {
 	case err == nil:
 		writeJSON(w, http.StatusOK, oauthTokenResponse{
 			AccessToken: t.AccessToken, TokenType: "Bearer", ExpiresIn: int64(t.ExpiresIn / time.Second),
-			RefreshToken: t.RefreshToken, Scope: t.Scope,
+			RefreshToken: t.RefreshToken, Scope: t.Scope, IDToken: id,
 		})
+	case errors.As(err, &ge) && errors.Is(err, oidc.ErrInvalidRequest):
+		writeError(w, http.StatusBadRequest, "invalid_request", ge.Description)
+	case errors.As(err, &ge):
+		writeError(w, http.StatusBadRequest, "invalid_grant", ge.Description)
 	case errors.Is(err, auth.ErrInvalidGrant):
 		writeError(w, http.StatusBadRequest, "invalid_grant", "the refresh token is invalid, expired, revoked, or was issued to another client")
 	case errors.Is(err, auth.ErrInvalidScope):
@@ -221,25 +242,50 @@ func (s *Server) introspect(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, in)
 }
 
-// metadata is the RFC 8414 authorization server metadata, also served at
-// the OpenID-style discovery path with the members that apply.
+// metadata is the RFC 8414 authorization server metadata, served also as
+// the OpenID Connect discovery document (OpenID Connect Discovery 1.0
+// §3): one document, every member true of this server.
 func (s *Server) metadata(w http.ResponseWriter, r *http.Request) {
 	iss := strings.TrimSuffix(s.cfg.Issuer, "/")
 	methods := []string{"client_secret_basic", "client_secret_post"}
-	w.Header().Set("Cache-Control", "public, max-age=300")
-	w.Header().Set("Access-Control-Allow-Origin", "*")
-	writeJSON(w, http.StatusOK, map[string]any{
+	grants := []string{"client_credentials", "refresh_token"}
+	doc := map[string]any{
 		"issuer":                                        s.cfg.Issuer,
 		"token_endpoint":                                iss + "/oauth2/token",
 		"jwks_uri":                                      iss + "/.well-known/jwks.json",
 		"revocation_endpoint":                           iss + "/oauth2/revoke",
 		"introspection_endpoint":                        iss + "/oauth2/introspect",
-		"grant_types_supported":                         []string{"client_credentials", "refresh_token"},
 		"response_types_supported":                      []string{},
 		"token_endpoint_auth_methods_supported":         append(methods, "none"),
 		"revocation_endpoint_auth_methods_supported":    append(methods, "none"),
 		"introspection_endpoint_auth_methods_supported": methods,
 		"access_token_signing_alg_values_supported":     []string{s.cfg.Algorithm},
 		"revocation_feed_endpoint":                      iss + "/v1/revocations",
-	})
+	}
+	if s.oidc != nil {
+		grants = append([]string{"authorization_code"}, grants...)
+		doc["authorization_endpoint"] = iss + "/oauth2/authorize"
+		doc["userinfo_endpoint"] = iss + "/oauth2/userinfo"
+		doc["end_session_endpoint"] = iss + "/oauth2/logout"
+		doc["response_types_supported"] = []string{"code"}
+		doc["response_modes_supported"] = []string{"query"}
+		doc["subject_types_supported"] = []string{"public"}
+		doc["id_token_signing_alg_values_supported"] = s.cfg.IDTokenAlgorithms
+		doc["code_challenge_methods_supported"] = []string{"S256"}
+		doc["scopes_supported"] = oidc.SupportedScopes
+		doc["claims_supported"] = oidc.SupportedClaims
+		doc["claims_parameter_supported"] = false
+		doc["request_parameter_supported"] = false
+		doc["request_uri_parameter_supported"] = false
+		doc["prompt_values_supported"] = []string{"none", "login", "consent", "select_account"}
+		doc["backchannel_logout_supported"] = true
+		doc["backchannel_logout_session_supported"] = true
+		doc["frontchannel_logout_supported"] = false
+		doc["authorization_response_iss_parameter_supported"] = true
+		doc["userinfo_signing_alg_values_supported"] = []string{"none"}
+	}
+	doc["grant_types_supported"] = grants
+	w.Header().Set("Cache-Control", "public, max-age=300")
+	w.Header().Set("Access-Control-Allow-Origin", "*")
+	writeJSON(w, http.StatusOK, doc)
 }

@@ -22,6 +22,7 @@ import (
 
 	"github.com/latchauth/latch"
 	"github.com/latchauth/latch/auth"
+	"github.com/latchauth/latch/oidc"
 	"github.com/latchauth/latch/verifier"
 	"github.com/latchauth/latch/verifier/revocation"
 )
@@ -41,6 +42,9 @@ type Config struct {
 	Issuer string
 	// Algorithm is the signing algorithm named in the metadata.
 	Algorithm string
+	// IDTokenAlgorithms are the algorithms id_tokens can be signed with
+	// (id_token_signing_alg_values_supported).
+	IDTokenAlgorithms []string
 	// TrustedProxies are the networks whose X-Forwarded-For header is
 	// believed when recording a client's IP address.
 	TrustedProxies []netip.Prefix
@@ -83,8 +87,12 @@ type Deps struct {
 	Now func() time.Time
 	// Pages, if not nil, serves the web pages: /login, /account, /demo,
 	// their assets under /static/ and the browser SDK under /sdk/, and /
-	// (see package web).
-	Pages http.Handler
+	// (see package web), and renders the OpenID Provider's pages.
+	Pages Pages
+	// OIDC, if not nil, is the OpenID Provider: /oauth2/authorize,
+	// /oauth2/userinfo, /oauth2/logout, the authorization_code grant and
+	// the SSO session of the sign-in page.
+	OIDC *oidc.Provider
 	// Registry receives the server's metrics and is exposed at /metrics.
 	Registry *prometheus.Registry
 	Log      *slog.Logger
@@ -103,6 +111,8 @@ type Check struct {
 type Server struct {
 	cfg           Config
 	auth          *auth.Service
+	oidc          *oidc.Provider
+	pages         Pages
 	verifier      *verifier.Verifier
 	jwks          func() []byte
 	checks        []Check
@@ -135,7 +145,7 @@ func New(cfg Config, d Deps) *Server {
 	}
 	streams, closeStreams := context.WithCancel(context.Background())
 	s := &Server{
-		cfg: cfg, auth: d.Auth, verifier: d.Verifier, jwks: d.JWKS, checks: d.Checks, log: d.Log, mux: http.NewServeMux(),
+		cfg: cfg, auth: d.Auth, oidc: d.OIDC, pages: d.Pages, verifier: d.Verifier, jwks: d.JWKS, checks: d.Checks, log: d.Log, mux: http.NewServeMux(),
 		store: d.Store, revs: d.Revocations, now: d.Now, streams: streams, closeStreams: closeStreams,
 		origins: make(map[string]bool, len(cfg.AllowedOrigins)),
 		verifyLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
@@ -165,7 +175,15 @@ func New(cfg Config, d Deps) *Server {
 	s.route("GET /v1/sessions", s.protected(s.sessions))
 	s.route("GET /v1/events", s.protected(s.events))
 	s.route("DELETE /v1/sessions/{id}", s.protected(s.deleteSession))
+	s.route("GET /v1/consents", s.protected(s.consents))
+	s.route("DELETE /v1/consents/{client}", s.protected(s.deleteConsent))
 	s.route("POST /oauth2/token", s.token)
+	if d.OIDC != nil {
+		s.route("GET,POST /oauth2/authorize", s.authorize)
+		s.route("POST /oauth2/consent", s.consent)
+		s.route("GET,POST /oauth2/userinfo", s.userinfo)
+		s.route("GET,POST /oauth2/logout", s.endSession)
+	}
 	s.route("POST /oauth2/revoke", s.revoke)
 	s.route("POST /oauth2/introspect", s.introspect)
 	s.route("GET /.well-known/oauth-authorization-server", s.metadata)
@@ -223,29 +241,33 @@ func (s *Server) CloseStreams() { s.closeStreams() }
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
 
-// route registers a "METHOD /path" pattern, and for the same path (any
-// other method) a JSON 405 naming the allowed method. ServeMux prefers the
-// pattern with a method, so the fallback only sees the other methods.
+// route registers a "METHOD /path" pattern ("GET,POST /path" for more
+// than one method), and for the same path (any other method) a JSON 405
+// naming the allowed methods. ServeMux prefers the pattern with a method,
+// so the fallback only sees the other methods.
 func (s *Server) route(pattern string, h http.HandlerFunc) {
-	method, path, _ := strings.Cut(pattern, " ")
+	methods, path, _ := strings.Cut(pattern, " ")
 	stream := strings.HasSuffix(path, "/stream")
-	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
-		if !stream {
-			ctx, cancel := context.WithTimeout(r.Context(), RequestTimeout)
-			defer cancel()
-			r = r.WithContext(ctx)
+	var allow []string
+	for _, method := range strings.Split(methods, ",") {
+		s.mux.HandleFunc(method+" "+path, func(w http.ResponseWriter, r *http.Request) {
+			if !stream {
+				ctx, cancel := context.WithTimeout(r.Context(), RequestTimeout)
+				defer cancel()
+				r = r.WithContext(ctx)
+			}
+			sw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
+			h(sw, r)
+			s.requests.WithLabelValues(path, strconv.Itoa(sw.code)).Inc()
+		})
+		allow = append(allow, method)
+		if method == http.MethodGet {
+			allow = append(allow, http.MethodHead)
 		}
-		sw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
-		h(sw, r)
-		s.requests.WithLabelValues(path, strconv.Itoa(sw.code)).Inc()
-	})
-	allow := method
-	if method == http.MethodGet {
-		allow = "GET, HEAD"
 	}
 	s.mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Allow", allow)
-		writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", "use "+method)
+		w.Header().Set("Allow", strings.Join(allow, ", "))
+		writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", "use "+strings.ReplaceAll(methods, ",", " or "))
 	})
 }
 

@@ -1,0 +1,193 @@
+package auth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/latchauth/latch"
+	"github.com/latchauth/latch/password"
+)
+
+// Authentication is the outcome of a credential check: who proved their
+// identity, when, and how. Checking credentials and creating a session
+// from them are separate steps, so that the JSON sign-in, the page
+// sign-in (which also starts an SSO session) and the code flow compose
+// the same two.
+type Authentication struct {
+	UserID string
+	// Time is when the credentials were checked (the id_token's
+	// auth_time).
+	Time time.Time
+	// AMR lists the methods used (RFC 8176): "pwd" for a password.
+	AMR []string
+}
+
+// Authenticate checks an email and password. It is throttled per address
+// and per email, costs the same for an unknown email as for a wrong
+// password, records the failure in the security log, and upgrades an
+// outdated password hash. Errors: ErrInvalidCredentials, a *ThrottleError,
+// password.ErrBusy, or a store error.
+//
+// The address is looked up in its canonical form (package email), so every
+// spelling of one identifier (case, width, the Kelvin sign, NFD) signs in
+// to the one account and counts towards its lockout. An address the rules
+// refuse matches no account, not even a legacy row stored in that form.
+func (s *Service) Authenticate(ctx context.Context, addr, pw string, c Device) (*Authentication, error) {
+	key, valid := emailKey(addr)
+	reason := "unknown_email"
+	if !valid {
+		reason = "invalid_email"
+		key = invalidEmailKey(key)
+	}
+	if err := s.throttle.allow(c.IP, key); err != nil {
+		var te *ThrottleError
+		if errors.As(err, &te) && errors.Is(te, ErrAccountLocked) {
+			s.metrics.Logins.WithLabelValues("locked").Inc()
+		} else {
+			s.metrics.Logins.WithLabelValues("rate_limited").Inc()
+		}
+		return nil, err
+	}
+	u, err := (*latch.User)(nil), latch.ErrNotFound
+	if valid {
+		u, err = s.store.UserByEmail(ctx, key)
+	}
+	if errors.Is(err, latch.ErrNotFound) {
+		if err := s.hasher.VerifyDummy(ctx, pw); err != nil {
+			return nil, s.loginError(err)
+		}
+		s.throttle.failed(key)
+		s.metrics.Logins.WithLabelValues("invalid_credentials").Inc()
+		s.event(ctx, &latch.Event{Type: latch.EventLoginFailed, IP: c.IP, UserAgent: c.UserAgent,
+			Detail: map[string]string{"reason": reason}})
+		return nil, ErrInvalidCredentials
+	}
+	if err != nil {
+		return nil, s.loginError(fmt.Errorf("auth: look up user: %w", err))
+	}
+	ok, rehash, err := s.hasher.Verify(ctx, pw, u.PasswordHash)
+	if err != nil && !errors.Is(err, password.ErrBusy) && ctx.Err() == nil {
+		// An unreadable stored hash is the operator's problem, not the
+		// client's: log it, and answer as for a wrong password.
+		s.log.Error("stored password hash unusable", "user_id", u.ID, "err", err)
+		ok, err = false, nil
+	}
+	if err != nil {
+		return nil, s.loginError(err)
+	}
+	if !ok {
+		s.throttle.failed(key)
+		s.metrics.Logins.WithLabelValues("invalid_credentials").Inc()
+		s.event(ctx, &latch.Event{Type: latch.EventLoginFailed, UserID: u.ID, IP: c.IP, UserAgent: c.UserAgent,
+			Detail: map[string]string{"reason": "wrong_password"}})
+		return nil, ErrInvalidCredentials
+	}
+	s.throttle.succeeded(key)
+	if rehash {
+		s.rehash(ctx, u, pw)
+	}
+	return &Authentication{UserID: u.ID, Time: s.clock(), AMR: []string{"pwd"}}, nil
+}
+
+// SignIn is Login with a hook: link, if not nil, is called once the
+// credentials are accepted and before the session is created, and returns
+// the SSO session the new session records (Session.SSOSessionID). Latch's
+// own sign-in page uses it to start the provider's SSO session.
+func (s *Service) SignIn(ctx context.Context, addr, pw, clientID string, c Device, link func(context.Context, *Authentication) (string, error)) (*Tokens, error) {
+	if clientID == "" {
+		clientID = s.cfg.ClientID
+	}
+	delivery, err := s.delivery(ctx, clientID)
+	if errors.Is(err, ErrUnauthorizedClient) {
+		s.metrics.Logins.WithLabelValues("unauthorized_client").Inc()
+		return nil, err
+	}
+	if err != nil {
+		return nil, s.loginError(err)
+	}
+	a, err := s.Authenticate(ctx, addr, pw, c)
+	if err != nil {
+		return nil, err
+	}
+	g := Grant{UserID: a.UserID, ClientID: clientID, AuthTime: a.Time, Device: c}
+	if link != nil {
+		if g.SSOSessionID, err = link(ctx, a); err != nil {
+			return nil, s.loginError(err)
+		}
+	}
+	t, err := s.StartSession(ctx, g)
+	if err != nil {
+		return nil, s.loginError(err)
+	}
+	s.deliver(t, delivery)
+	s.metrics.Logins.WithLabelValues("success").Inc()
+	s.event(ctx, &latch.Event{Type: latch.EventLoginSucceeded, UserID: a.UserID, SessionID: t.SessionID,
+		ClientID: clientID, IP: c.IP, UserAgent: c.UserAgent})
+	return t, nil
+}
+
+// Grant describes a session (refresh family) to start for an
+// authenticated user.
+type Grant struct {
+	UserID   string
+	ClientID string
+	// SSOSessionID links the family to an SSO session (empty for none):
+	// ending that SSO session revokes the family.
+	SSOSessionID string
+	// Scope granted, space-separated; a refresh may narrow it.
+	Scope string
+	// AuthTime is when the user authenticated; zero means now.
+	AuthTime time.Time
+	Device   Device
+}
+
+// StartSession creates a session at generation 1 and issues its first
+// access and refresh tokens. It does not deliver them (cookies or body):
+// the caller knows the client's mode. A family linked to an SSO session
+// that has ended meanwhile is not created (an error matching
+// latch.ErrNotFound).
+func (s *Service) StartSession(ctx context.Context, g Grant) (*Tokens, error) {
+	now := s.clock()
+	refresh := newRefreshToken()
+	c := boundClient(g.Device)
+	authTime := g.AuthTime
+	if authTime.IsZero() {
+		authTime = now
+	}
+	sess := &latch.Session{
+		ID: newID("s"), UserID: g.UserID, ClientID: g.ClientID, SSOSessionID: g.SSOSessionID, Scope: g.Scope,
+		UserAgent: c.UserAgent, IP: c.IP,
+		CreatedAt: now, AuthTime: authTime.UTC().Truncate(time.Microsecond), LastUsedAt: now,
+		ExpiresAt: now.Add(s.cfg.RefreshAbsoluteTTL), Generation: 1,
+	}
+	ttl := s.accessLifetime(sess, now)
+	sess.AccessExpiresAt = now.Add(ttl)
+	if err := s.store.CreateSession(ctx, sess, hashToken(refresh)); err != nil {
+		return nil, fmt.Errorf("auth: create session: %w", err)
+	}
+	return s.tokens(sess, refresh, now, ttl, sess.Scope)
+}
+
+// narrowScope resolves the scope a refresh asks for against the session's
+// grant: empty asks for the whole grant; anything else must be a subset of
+// it (RFC 6749 §6), or ErrInvalidScope.
+func narrowScope(granted, requested string) (string, error) {
+	if strings.TrimSpace(requested) == "" {
+		return granted, nil
+	}
+	have := strings.Fields(granted)
+	var out []string
+	for _, sc := range strings.Fields(requested) {
+		if !slices.Contains(have, sc) {
+			return "", ErrInvalidScope
+		}
+		if !slices.Contains(out, sc) {
+			out = append(out, sc)
+		}
+	}
+	return strings.Join(out, " "), nil
+}
