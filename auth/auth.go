@@ -96,6 +96,10 @@ type Config struct {
 	Registration bool
 	// Throttle bounds sign-in attempts per address and per email.
 	Throttle ThrottleConfig
+	// IDTokenAlgorithms are the JWS algorithms id_tokens can be signed
+	// with, which a client may register as its id_token_signed_response_alg
+	// (keys.Ring.IDTokenAlgorithms). Empty means RS256 only.
+	IDTokenAlgorithms []string
 }
 
 // Device describes the device a request came from.

@@ -8,6 +8,8 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"net"
+	"net/url"
 	"slices"
 	"strings"
 
@@ -26,7 +28,50 @@ var (
 	ErrInvalidScope = errors.New("invalid scope")
 	// ErrClientExists: the client id is taken.
 	ErrClientExists = errors.New("client id is already registered")
+	// ErrInvalidClientMetadata: a registered URI or setting is refused
+	// (RFC 7591 §3.2.2); errors wrapping it are *ClientMetadataError.
+	ErrInvalidClientMetadata = errors.New("invalid client metadata")
 )
+
+// ClientMetadataError is a refused client setting: the field, named as
+// OpenID Connect Dynamic Client Registration names it (redirect_uris,
+// post_logout_redirect_uris, backchannel_logout_uri, first_party,
+// id_token_signed_response_alg), the value refused, and why. It wraps
+// ErrInvalidClientMetadata.
+type ClientMetadataError struct {
+	Field  string
+	Value  string // empty when the reason concerns the field as a whole
+	Reason string
+}
+
+func (e *ClientMetadataError) Error() string {
+	if e.Value == "" {
+		return e.Field + ": " + e.Reason
+	}
+	return fmt.Sprintf("%s %q: %s", e.Field, e.Value, e.Reason)
+}
+
+// Unwrap returns ErrInvalidClientMetadata.
+func (e *ClientMetadataError) Unwrap() error { return ErrInvalidClientMetadata }
+
+// Limits on a client's registered URIs.
+const (
+	// MaxClientURILength is the longest URI a client may register, in
+	// bytes: what browsers and servers reliably handle in a Location
+	// header.
+	MaxClientURILength = 2048
+	// MaxClientURIs is how many redirect URIs, and how many post-logout
+	// redirect URIs, a client may register.
+	MaxClientURIs = 20
+)
+
+// OpenIDScopes are the scopes a client registered with redirect URIs and
+// no explicit scopes may be granted.
+var OpenIDScopes = []string{"openid", "profile", "email", "offline_access"}
+
+// defaultIDTokenAlgorithms is what id_tokens can be signed with when
+// Config.IDTokenAlgorithms is empty: RS256, keys.IDAlgorithm.
+var defaultIDTokenAlgorithms = []string{"RS256"}
 
 // MinClientSecretLength is the shortest secret a confidential client may
 // have. Secrets are machine credentials: long and random, so a fast hash
@@ -70,6 +115,30 @@ type NewClient struct {
 	// client only: latch.PermissionReadRevocations lets it read the
 	// revocation feed (a remote verifier's client needs it).
 	Permissions []string
+
+	// The OpenID Connect registration of a client of the
+	// authorization-code flow, which receives bearer tokens (a cookie or
+	// memory browser client signs in through /v1/auth instead).
+	//
+	// RedirectURIs are matched exactly. Each is https; or http on a
+	// loopback host (127.0.0.0/8, [::1], localhost, *.localhost), for
+	// development; or, for a public native app only, a private-use scheme
+	// containing a period (RFC 8252 §7.1: com.example.app:/cb). No
+	// fragment, userinfo or wildcard, at most MaxClientURILength bytes,
+	// at most MaxClientURIs, no duplicates. A client with RedirectURIs and
+	// no Scopes may be granted OpenIDScopes.
+	RedirectURIs []string
+	// PostLogoutRedirectURIs are where RP-initiated logout may return to,
+	// under the rules of RedirectURIs.
+	PostLogoutRedirectURIs []string
+	// BackchannelLogoutURI receives back-channel logout tokens: https, or
+	// http on a loopback host; no fragment.
+	BackchannelLogoutURI string
+	// FirstParty clients are not asked for consent.
+	FirstParty bool
+	// IDTokenSignedResponseAlg is the JWS algorithm of the client's
+	// id_tokens, one of Config.IDTokenAlgorithms; empty means RS256.
+	IDTokenSignedResponseAlg string
 }
 
 // permissions lists every permission a client can be granted.
@@ -102,6 +171,177 @@ func validScope(s string) bool {
 	return true
 }
 
+// checkClientURI checks a URI a client registers under field: absolute,
+// printable ASCII, no fragment, no userinfo, no wildcard, not too long.
+func checkClientURI(field, raw string) (*url.URL, error) {
+	refuse := func(reason string) error { return &ClientMetadataError{Field: field, Value: raw, Reason: reason} }
+	if raw == "" {
+		return nil, &ClientMetadataError{Field: field, Reason: "an empty URI is not allowed"}
+	}
+	if len(raw) > MaxClientURILength {
+		return nil, &ClientMetadataError{Field: field, Value: raw[:64] + "…",
+			Reason: fmt.Sprintf("is %d bytes long; at most %d are allowed", len(raw), MaxClientURILength)}
+	}
+	for i := 0; i < len(raw); i++ {
+		switch c := raw[i]; {
+		case c >= 0x80:
+			return nil, refuse("contains a non-ASCII character; percent-encode it, and write a host in its xn-- form")
+		case c <= 0x20 || c == 0x7f:
+			return nil, refuse("contains a space or a control character; percent-encode it")
+		case strings.IndexByte(`"<>\^`+"`{|}", c) >= 0:
+			return nil, refuse(fmt.Sprintf("contains %q, which RFC 3986 does not allow in a URI; percent-encode it", c))
+		}
+	}
+	if strings.Contains(raw, "*") {
+		return nil, refuse("wildcards are not allowed: register every URI exactly")
+	}
+	if strings.Contains(raw, "#") {
+		return nil, refuse("a fragment is not allowed")
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, refuse("is not a valid URI")
+	}
+	if u.Scheme == "" {
+		return nil, refuse("must be an absolute URI, with a scheme")
+	}
+	if u.User != nil {
+		return nil, refuse("userinfo (user:password@) is not allowed")
+	}
+	return u, nil
+}
+
+// loopbackHost reports whether host (from url.URL.Hostname) is a loopback
+// IP literal, localhost, or a name under .localhost, which browsers
+// resolve to loopback themselves.
+func loopbackHost(host string) bool {
+	if ip := net.ParseIP(host); ip != nil {
+		return ip.IsLoopback()
+	}
+	host = strings.ToLower(host)
+	return host == "localhost" || strings.HasSuffix(host, ".localhost")
+}
+
+// checkWebURI checks the scheme and host of u for a URI a browser or
+// server is sent to: https, or http on a loopback host.
+func checkWebURI(field, raw string, u *url.URL) (ok bool, err error) {
+	switch u.Scheme {
+	case "https":
+	case "http":
+		if u.Hostname() != "" && !loopbackHost(u.Hostname()) {
+			return true, &ClientMetadataError{Field: field, Value: raw,
+				Reason: "http is allowed only on a loopback host (127.0.0.1, [::1], localhost, *.localhost); use https"}
+		}
+	default:
+		return false, nil
+	}
+	if u.Host == "" || u.Hostname() == "" {
+		return true, &ClientMetadataError{Field: field, Value: raw, Reason: "has no host"}
+	}
+	return true, nil
+}
+
+// checkRedirectURIs checks a list of redirect or post-logout redirect URIs.
+func checkRedirectURIs(field string, uris []string, public bool) error {
+	if len(uris) > MaxClientURIs {
+		return &ClientMetadataError{Field: field, Reason: fmt.Sprintf("%d URIs; at most %d are allowed", len(uris), MaxClientURIs)}
+	}
+	for i, raw := range uris {
+		u, err := checkClientURI(field, raw)
+		if err != nil {
+			return err
+		}
+		if slices.Contains(uris[:i], raw) {
+			return &ClientMetadataError{Field: field, Value: raw, Reason: "is listed twice"}
+		}
+		web, err := checkWebURI(field, raw, u)
+		switch {
+		case err != nil:
+			return err
+		case web:
+		case !strings.Contains(u.Scheme, "."):
+			return &ClientMetadataError{Field: field, Value: raw, Reason: fmt.Sprintf(
+				"scheme %q is not allowed: use https, http on a loopback host, or for a public native app a private-use scheme with a period (com.example.app:/cb)", u.Scheme)}
+		case !public:
+			return &ClientMetadataError{Field: field, Value: raw,
+				Reason: "a private-use scheme is for public native apps (RFC 8252 §7.1); a confidential client uses https"}
+		case u.Opaque == "" && u.Host == "" && u.Path == "":
+			return &ClientMetadataError{Field: field, Value: raw, Reason: "has nothing after the scheme"}
+		}
+	}
+	return nil
+}
+
+// checkClientMetadata checks the OpenID Connect registration of n.
+func (s *Service) checkClientMetadata(n *NewClient) error {
+	if n.Delivery != latch.DeliveryBearer {
+		bad := func(field, value string) error {
+			return &ClientMetadataError{Field: field, Value: value, Reason: fmt.Sprintf(
+				"is for clients of the authorization-code flow, which receive bearer tokens; a %s-delivery browser client signs in through /v1/auth", n.Delivery)}
+		}
+		switch {
+		case len(n.RedirectURIs) > 0:
+			return bad("redirect_uris", n.RedirectURIs[0])
+		case len(n.PostLogoutRedirectURIs) > 0:
+			return bad("post_logout_redirect_uris", n.PostLogoutRedirectURIs[0])
+		case n.BackchannelLogoutURI != "":
+			return bad("backchannel_logout_uri", n.BackchannelLogoutURI)
+		case n.FirstParty:
+			return bad("first_party", "")
+		case n.IDTokenSignedResponseAlg != "":
+			return bad("id_token_signed_response_alg", n.IDTokenSignedResponseAlg)
+		}
+		return nil
+	}
+	if err := checkRedirectURIs("redirect_uris", n.RedirectURIs, n.Public); err != nil {
+		return err
+	}
+	if err := checkRedirectURIs("post_logout_redirect_uris", n.PostLogoutRedirectURIs, n.Public); err != nil {
+		return err
+	}
+	if raw := n.BackchannelLogoutURI; raw != "" {
+		u, err := checkClientURI("backchannel_logout_uri", raw)
+		if err != nil {
+			return err
+		}
+		web, err := checkWebURI("backchannel_logout_uri", raw, u)
+		if err != nil {
+			return err
+		}
+		if !web {
+			return &ClientMetadataError{Field: "backchannel_logout_uri", Value: raw,
+				Reason: fmt.Sprintf("scheme %q is not allowed: Latch posts logout tokens to https, or http on a loopback host", u.Scheme)}
+		}
+	}
+	if alg := n.IDTokenSignedResponseAlg; alg != "" {
+		algs := s.cfg.IDTokenAlgorithms
+		if len(algs) == 0 {
+			algs = defaultIDTokenAlgorithms
+		}
+		if !slices.Contains(algs, alg) {
+			return &ClientMetadataError{Field: "id_token_signed_response_alg", Value: alg,
+				Reason: "is not one of " + strings.Join(algs, ", ")}
+		}
+	}
+	if len(n.RedirectURIs) == 0 {
+		needs := func(field, value string) error {
+			return &ClientMetadataError{Field: field, Value: value,
+				Reason: "is for clients of the authorization-code flow: register a redirect URI too"}
+		}
+		switch {
+		case len(n.PostLogoutRedirectURIs) > 0:
+			return needs("post_logout_redirect_uris", n.PostLogoutRedirectURIs[0])
+		case n.BackchannelLogoutURI != "":
+			return needs("backchannel_logout_uri", n.BackchannelLogoutURI)
+		case n.FirstParty:
+			return needs("first_party", "")
+		case n.IDTokenSignedResponseAlg != "":
+			return needs("id_token_signed_response_alg", n.IDTokenSignedResponseAlg)
+		}
+	}
+	return nil
+}
+
 // CreateClient registers a client.
 func (s *Service) CreateClient(ctx context.Context, n NewClient) (*latch.Client, error) {
 	switch {
@@ -128,6 +368,12 @@ func (s *Service) CreateClient(ctx context.Context, n NewClient) (*latch.Client,
 	default:
 		return nil, fmt.Errorf("delivery %q is not one of bearer, cookie, memory", n.Delivery)
 	}
+	if err := s.checkClientMetadata(&n); err != nil {
+		return nil, err
+	}
+	if len(n.Scopes) == 0 && len(n.RedirectURIs) > 0 {
+		n.Scopes = OpenIDScopes
+	}
 	for _, sc := range n.Scopes {
 		if !validScope(sc) {
 			return nil, fmt.Errorf("scope %q is not a valid scope token", sc)
@@ -146,6 +392,13 @@ func (s *Service) CreateClient(ctx context.Context, n NewClient) (*latch.Client,
 	if len(n.Permissions) > 0 {
 		c.Permissions = slices.Compact(slices.Sorted(slices.Values(n.Permissions)))
 	}
+	if len(n.RedirectURIs) > 0 {
+		c.RedirectURIs = slices.Clone(n.RedirectURIs)
+	}
+	if len(n.PostLogoutRedirectURIs) > 0 {
+		c.PostLogoutRedirectURIs = slices.Clone(n.PostLogoutRedirectURIs)
+	}
+	c.BackchannelLogoutURI, c.FirstParty, c.IDTokenSignedResponseAlg = n.BackchannelLogoutURI, n.FirstParty, n.IDTokenSignedResponseAlg
 	if !n.Public {
 		c.SecretHash = hashClientSecret(n.Secret)
 	}

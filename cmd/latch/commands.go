@@ -224,11 +224,12 @@ func (e *cliEnv) clientCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "client", Short: "Manage OAuth clients (services and first-party apps)", Args: cobra.NoArgs}
 
 	var af configFlags
-	var id, scopes, audience, delivery string
-	var fromStdin, generate, public bool
-	var can []string
+	var id, scopes, audience, delivery, backchannel, idTokenAlg string
+	var fromStdin, generate, public, firstParty bool
+	var can, redirects, postLogout []string
 	add := &cobra.Command{
-		Use:   "add --id ID (--secret-stdin | --generate-secret | --public) [--scopes \"a b\"] [--audience AUD] [--can read-revocations]",
+		Use: "add --id ID (--secret-stdin | --generate-secret | --public) [--scopes \"a b\"] [--audience AUD] [--can read-revocations]\n" +
+			"      [--redirect-uri URI]... [--post-logout-redirect-uri URI]... [--backchannel-logout-uri URI] [--first-party] [--id-token-signed-response-alg ALG]",
 		Short: "Register a client",
 		Long: `Register a client. A confidential client (a server) authenticates with a secret
 of at least 32 characters and 128 bits of estimated entropy (patterns such as
@@ -242,7 +243,23 @@ secret) has none: --public. A browser app is a public client with
 --can grants a confidential client a permission beyond the OAuth grants:
 --can read-revocations lets it read the revocation feed, as the client of a
 remote verifier (verifier.NewRemote) must. The feed lists every revoked
-session and user, so grant it only to the services that verify tokens.`,
+session and user, so grant it only to the services that verify tokens.
+
+An OpenID Connect relying party (an app signing users in through
+/oauth2/authorize) registers each --redirect-uri it uses, matched exactly:
+https; http only on a loopback host (127.0.0.1, [::1], localhost,
+*.localhost), for development; or, for a --public native app, a private-use
+scheme with a period (com.example.app:/cb). No fragments, userinfo or
+wildcards. A client with redirect URIs and no --scopes may be granted
+"openid profile email offline_access". A public client must use PKCE.
+--post-logout-redirect-uri lists where logout may return to,
+--backchannel-logout-uri receives logout tokens when a user's session ends,
+--first-party skips the consent page (for your own apps), and
+--id-token-signed-response-alg picks the id_token algorithm (default RS256).
+These are for clients receiving bearer tokens, not --delivery cookie or
+memory. Example:
+  latch client add --id dash --generate-secret --redirect-uri https://dash.example.com/callback
+  latch client add --id spa --public --redirect-uri http://app.localhost:5173/cb`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			n := 0
@@ -254,7 +271,9 @@ session and user, so grant it only to the services that verify tokens.`,
 			if id == "" || n != 1 {
 				return fmt.Errorf("%w: --id and exactly one of --secret-stdin, --generate-secret, --public are required", errUsage)
 			}
-			nc := auth.NewClient{ID: id, Public: public, Scopes: strings.Fields(scopes), Audience: audience, Delivery: delivery, Permissions: can}
+			nc := auth.NewClient{ID: id, Public: public, Scopes: strings.Fields(scopes), Audience: audience, Delivery: delivery, Permissions: can,
+				RedirectURIs: redirects, PostLogoutRedirectURIs: postLogout, BackchannelLogoutURI: backchannel,
+				FirstParty: firstParty, IDTokenSignedResponseAlg: idTokenAlg}
 			switch {
 			case fromStdin:
 				secret, err := readSecret(e.stdin)
@@ -279,7 +298,7 @@ session and user, so grant it only to the services that verify tokens.`,
 				return fmt.Errorf("a client with id %s already exists", id)
 			}
 			if err != nil {
-				return err
+				return clientFlagError(err)
 			}
 			kind := "confidential"
 			if c.Public() {
@@ -288,6 +307,10 @@ session and user, so grant it only to the services that verify tokens.`,
 			fmt.Fprintf(e.stdout, "created %s client %s\n", kind, c.ID)
 			if generate {
 				fmt.Fprintf(e.stdout, "client secret (shown once, store it now): %s\n", nc.Secret)
+			}
+			if len(c.RedirectURIs) > 0 {
+				fmt.Fprintf(e.stdout, "scopes it may be granted: %s\n", strings.Join(c.Scopes, " "))
+				printOIDCClient(e.stdout, c)
 			}
 			return nil
 		},
@@ -301,6 +324,11 @@ session and user, so grant it only to the services that verify tokens.`,
 	add.Flags().StringVar(&audience, "audience", "", "aud of the client's access tokens (default: the server's audience)")
 	add.Flags().StringSliceVar(&can, "can", nil, "grant a permission (repeatable or comma-separated): read-revocations (read the revocation feed, for a remote verifier)")
 	add.Flags().StringVar(&delivery, "delivery", "bearer", "how a public client's sessions receive tokens: bearer (apps), cookie or memory (browsers)")
+	add.Flags().StringArrayVar(&redirects, "redirect-uri", nil, "an OpenID Connect redirect URI, matched exactly (repeatable)")
+	add.Flags().StringArrayVar(&postLogout, "post-logout-redirect-uri", nil, "where RP-initiated logout may return to (repeatable)")
+	add.Flags().StringVar(&backchannel, "backchannel-logout-uri", "", "URI that receives back-channel logout tokens")
+	add.Flags().BoolVar(&firstParty, "first-party", false, "an app of your own: no consent page")
+	add.Flags().StringVar(&idTokenAlg, "id-token-signed-response-alg", "", "JWS algorithm of the client's id_tokens (default RS256)")
 
 	var lf configFlags
 	list := &cobra.Command{
@@ -338,12 +366,83 @@ session and user, so grant it only to the services that verify tokens.`,
 				}
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", c.ID, kind, c.Delivery, sc, aud, c.CreatedAt.Local().Format("2006-01-02 15:04:05"))
 			}
-			return tw.Flush()
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+			for _, c := range clients {
+				if len(c.RedirectURIs) > 0 {
+					fmt.Fprintf(e.stdout, "\nclient %s (OpenID Connect):\n", c.ID)
+					printOIDCClient(e.stdout, c)
+				}
+			}
+			return nil
 		},
 	}
 	lf.register(list.Flags(), false)
 	cmd.AddCommand(add, list)
 	return cmd
+}
+
+// clientFlags names the flags of latch client add after the client
+// metadata fields of auth.ClientMetadataError.
+var clientFlags = map[string]string{
+	"redirect_uris":                "--redirect-uri",
+	"post_logout_redirect_uris":    "--post-logout-redirect-uri",
+	"backchannel_logout_uri":       "--backchannel-logout-uri",
+	"first_party":                  "--first-party",
+	"id_token_signed_response_alg": "--id-token-signed-response-alg",
+}
+
+// clientFlagError restates a refused client setting with the flag the
+// user passed it with.
+func clientFlagError(err error) error {
+	var me *auth.ClientMetadataError
+	if !errors.As(err, &me) {
+		return err
+	}
+	flag, ok := clientFlags[me.Field]
+	if !ok {
+		return err
+	}
+	if me.Value == "" {
+		return fmt.Errorf("%s: %s", flag, me.Reason)
+	}
+	return fmt.Errorf("%s %q: %s", flag, me.Value, me.Reason)
+}
+
+// printOIDCClient prints a client's OpenID Connect registration, indented,
+// one URI a line.
+func printOIDCClient(w io.Writer, c *latch.Client) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	list := func(name string, uris []string) {
+		if len(uris) == 0 {
+			fmt.Fprintf(tw, "  %s\t-\n", name)
+		}
+		for i, u := range uris {
+			if i > 0 {
+				name = ""
+			}
+			fmt.Fprintf(tw, "  %s\t%s\n", name, u)
+		}
+	}
+	list("redirect URIs", c.RedirectURIs)
+	list("post-logout redirect URIs", c.PostLogoutRedirectURIs)
+	bc := c.BackchannelLogoutURI
+	if bc == "" {
+		bc = "-"
+	}
+	fmt.Fprintf(tw, "  back-channel logout URI\t%s\n", bc)
+	fp := "no (asks for consent)"
+	if c.FirstParty {
+		fp = "yes (no consent page)"
+	}
+	fmt.Fprintf(tw, "  first-party\t%s\n", fp)
+	alg := c.IDTokenSignedResponseAlg
+	if alg == "" {
+		alg = "RS256 (default)"
+	}
+	fmt.Fprintf(tw, "  id_token algorithm\t%s\n", alg)
+	tw.Flush()
 }
 
 func (e *cliEnv) keysCmd() *cobra.Command {
