@@ -427,7 +427,7 @@ func wire(ctx context.Context, cfg config.Config, st latch.Store, opt Options) (
 		AccessTokenTTL: cfg.Tokens.AccessTTL.D(), AccessTokenJitter: cfg.Tokens.AccessJitter.D(),
 		RefreshIdleTimeout: cfg.Tokens.RefreshIdleTimeout.D(), RefreshAbsoluteTTL: cfg.Tokens.RefreshAbsoluteTTL.D(),
 		RefreshGrace: cfg.Tokens.RefreshGrace.D(), RefreshGraceReplays: cfg.Tokens.GraceReplays,
-		Leeway: cfg.Tokens.Leeway.D(), Registration: cfg.Registration,
+		Leeway: cfg.Tokens.Leeway.D(), Registration: cfg.Registration, IDTokenAlgorithms: ring.IDTokenAlgorithms(),
 		Throttle: auth.ThrottleConfig{
 			PerIPPerMinute: cfg.Login.RatePerIP, MaxFailures: cfg.Login.MaxFailures, Lockout: cfg.Login.Lockout.D(),
 		},

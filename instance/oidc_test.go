@@ -1,0 +1,116 @@
+package instance_test
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/latchauth/latch/auth"
+)
+
+// TestCodeFlow walks the whole code flow with PKCE: sign-in redirect,
+// consent, code, exchange, id_token claims, userinfo, refresh with a
+// narrower scope, and RP-initiated logout ending the SSO session.
+func TestCodeFlow(t *testing.T) {
+	h := start(t, "", nil)
+	defer h.close()
+	uid := h.addUser("ada@example.com", "correct horse battery staple")
+	h.addRP("dash", nil)
+	b := h.browser()
+	verifier, challenge := pkce("v")
+	q := codeRequest("dash", "openid email offline_access", "code_challenge", challenge, "code_challenge_method", "S256")
+
+	r := b.authorize(q)
+	if r.code != http.StatusSeeOther || !strings.HasPrefix(r.location, "/login?") {
+		t.Fatalf("signed out: want a redirect to /login, got %d %q", r.code, r.location)
+	}
+	lu, _ := url.Parse(r.location)
+	returnTo := lu.Query().Get("return_to")
+	if !strings.HasPrefix(returnTo, "/oauth2/authorize?") {
+		t.Fatalf("return_to = %q", returnTo)
+	}
+	b.signIn("ada@example.com", "correct horse battery staple")
+	r = b.get(returnTo)
+	if r.code != http.StatusOK || !strings.Contains(r.body, "consent_token") {
+		t.Fatalf("want the consent page, got %d %q %s", r.code, r.location, r.body)
+	}
+	form := hiddenInputs(t, r.body)
+	form.Set("decision", "allow")
+	cb := callback(t, b.postForm("/oauth2/consent", form))
+	if cb.Get("state") != "st-dash" || cb.Get("iss") != h.cfg.Issuer || cb.Get("code") == "" {
+		t.Fatalf("callback %v", cb)
+	}
+	tok := h.exchange("dash", cb.Get("code"), "https://dash.example/cb", verifier)
+	if tok.code != http.StatusOK {
+		t.Fatalf("exchange: %d %s", tok.code, tok.raw)
+	}
+	id := segment(t, tok.str("id_token"), 1)
+	if id["sub"] != uid || id["aud"] != "dash" || id["nonce"] != "n-dash" || id["sid"] == nil || id["at_hash"] == nil ||
+		id["email"] != "ada@example.com" || id["auth_time"] == nil {
+		t.Fatalf("id_token claims %v", id)
+	}
+	if tok.str("refresh_token") == "" {
+		t.Fatal("offline_access granted: want a refresh token")
+	}
+	ui := h.do(http.MethodGet, "/oauth2/userinfo", "", bearer(tok.str("access_token"))...)
+	if ui.code != http.StatusOK || ui.str("sub") != uid || ui.str("email") != "ada@example.com" {
+		t.Fatalf("userinfo: %d %s", ui.code, ui.raw)
+	}
+	// Replaying the code revokes what it issued.
+	if again := h.exchange("dash", cb.Get("code"), "https://dash.example/cb", verifier); again.code != http.StatusBadRequest || again.str("error") != "invalid_grant" {
+		t.Fatalf("code replay: %d %s", again.code, again.raw)
+	}
+	if ui := h.do(http.MethodGet, "/oauth2/userinfo", "", bearer(tok.str("access_token"))...); ui.code != http.StatusUnauthorized {
+		t.Fatalf("after code replay the access token must be revoked: %d %s", ui.code, ui.raw)
+	}
+	// A second client signs in without a password (SSO), then logout.
+	h.addRP("wiki", func(n *auth.NewClient) { n.FirstParty = true })
+	cb = callback(t, b.authorize(codeRequest("wiki", "openid")))
+	tok = h.exchange("wiki", cb.Get("code"), "https://wiki.example/cb", "")
+	if tok.code != http.StatusOK || tok.str("refresh_token") == "" {
+		t.Fatalf("first-party exchange: %d %s", tok.code, tok.raw)
+	}
+	lo := b.get("/oauth2/logout?" + url.Values{"id_token_hint": {tok.str("id_token")}, "post_logout_redirect_uri": {"https://wiki.example/bye"}, "state": {"s1"}}.Encode())
+	if lo.code != http.StatusSeeOther || lo.location != "https://wiki.example/bye?state=s1" {
+		t.Fatalf("logout: %d %q %s", lo.code, lo.location, lo.body)
+	}
+	if ui := h.do(http.MethodGet, "/oauth2/userinfo", "", bearer(tok.str("access_token"))...); ui.code != http.StatusUnauthorized {
+		t.Fatalf("after logout the access token must be revoked: %d %s", ui.code, ui.raw)
+	}
+	if r := b.authorize(codeRequest("wiki", "openid", "prompt", "none")); r.code != http.StatusSeeOther || !strings.Contains(r.location, "error=login_required") {
+		t.Fatalf("after logout prompt=none: %d %q", r.code, r.location)
+	}
+}
+
+// hiddenInputs reads the hidden inputs of a rendered form.
+func hiddenInputs(t testing.TB, page string) url.Values {
+	t.Helper()
+	out := url.Values{}
+	for _, part := range strings.Split(page, "<input")[1:] {
+		end := strings.Index(part, ">")
+		tag := part[:end]
+		if !strings.Contains(tag, `type="hidden"`) {
+			continue
+		}
+		out.Set(attr(tag, "name"), attr(tag, "value"))
+	}
+	if len(out) == 0 {
+		t.Fatalf("no hidden inputs in %s", page)
+	}
+	return out
+}
+
+func attr(tag, name string) string {
+	i := strings.Index(tag, name+`="`)
+	if i < 0 {
+		return ""
+	}
+	v := tag[i+len(name)+2:]
+	v = v[:strings.Index(v, `"`)]
+	return htmlUnescape(v)
+}
+
+func htmlUnescape(s string) string {
+	return strings.NewReplacer("&amp;", "&", "&lt;", "<", "&gt;", ">", "&#34;", `"`, "&#39;", "'", "&quot;", `"`, "&#43;", "+").Replace(s)
+}
