@@ -298,8 +298,9 @@ func (p *Provider) decide(ctx context.Context, r *Request, sso *latch.SSOSession
 
 // LoginReturn is where /login sends the browser back to after the sign-in
 // that Decide asked for: the same request, on this provider's own path,
-// without prompt=login (the sign-in about to happen satisfies it) and
-// with latch_after, so that the fresh sign-in is not asked for again.
+// with latch_after, so that the fresh sign-in about to happen satisfies
+// prompt=login, max_age and id_token_hint and is not asked for again,
+// while the same URL followed without signing in still asks.
 func (p *Provider) LoginReturn(r *Request) string {
 	q := url.Values{}
 	for k, v := range r.Params {
@@ -308,17 +309,9 @@ func (p *Provider) LoginReturn(r *Request) string {
 		}
 	}
 	if r.PromptLogin || r.MaxAge >= 0 || r.HintSubject != "" {
-		var keep []string
-		for _, v := range strings.Fields(q.Get("prompt")) {
-			if v != "login" {
-				keep = append(keep, v)
-			}
-		}
-		if len(keep) == 0 {
-			q.Del("prompt")
-		} else {
-			q.Set("prompt", strings.Join(keep, " "))
-		}
+		// prompt=login stays: latch_after is what lets the sign-in
+		// satisfy it, so that following return_to without signing in
+		// does not.
 		q.Set(AfterParam, strconv.FormatInt(p.now().Unix(), 10))
 	}
 	return "/oauth2/authorize?" + q.Encode()
