@@ -31,6 +31,7 @@ package instance_test
 //	oidcc-refresh-token                                      TestOIDCC_RefreshToken
 //	oidcc-ensure-request-with-valid-pkce-succeeds            TestOIDCC_EnsureRequestWithValidPKCESucceeds
 //	oidcc-discovery-endpoint-verification                    TestOIDCC_DiscoveryEndpointVerification
+//	oidcc-rp-initiated-logout, -no-state                     TestOIDCC_RPInitiatedLogout
 //	oidcc-backchannel-rp-initiated-logout                    TestOIDCC_BackchannelRPInitiatedLogout
 //	oidcc-rp-initiated-logout (no id_token_hint)             TestOIDCC_RPInitiatedLogoutNoIDTokenHint
 //	oidcc-rp-initiated-logout-bad-post-logout-redirect-uri   TestOIDCC_RPInitiatedLogoutBadPostLogoutRedirectURI
@@ -696,5 +697,92 @@ func TestOIDCC_DiscoveryEndpointVerification(t *testing.T) {
 	r = b.authorize(codeRequest("rp", "openid", "code_challenge", plain, "code_challenge_method", "plain"))
 	if cb := callback(t, r); cb.Get("error") != "invalid_request" {
 		t.Errorf("plain PKCE: %q", r.location)
+	}
+}
+
+func TestOIDCC_RPInitiatedLogout(t *testing.T) {
+	f := newOP(t, nil)
+	b := f.signedIn()
+	tok := f.tokens(t, b, "openid offline_access")
+	r := b.get("/oauth2/logout?" + url.Values{"id_token_hint": {tok.str("id_token")},
+		"post_logout_redirect_uri": {"https://rp.example/bye"}, "state": {"s1"}}.Encode())
+	if r.code != http.StatusSeeOther || r.location != "https://rp.example/bye?state=s1" {
+		t.Fatalf("logout: %d %q %s", r.code, r.location, r.body)
+	}
+	if ui := f.h.do(http.MethodGet, "/oauth2/userinfo", "", bearer(tok.str("access_token"))...); ui.code != http.StatusUnauthorized {
+		t.Fatalf("access token after logout: %d", ui.code)
+	}
+	expect(t, "refresh after logout", f.h.refreshAs("rp", rpSecret, tok.str("refresh_token"), ""), http.StatusBadRequest, "invalid_grant")
+	if cb := callback(t, b.authorize(codeRequest("rp", "openid", "prompt", "none"))); cb.Get("error") != "login_required" {
+		t.Fatalf("prompt=none after logout: %v", cb)
+	}
+	// oidcc-rp-initiated-logout-no-state: no state, none added.
+	b.signIn(adaEmail, adaPass)
+	id := f.tokens(t, b, "openid").str("id_token")
+	r = b.get("/oauth2/logout?" + url.Values{"id_token_hint": {id}, "post_logout_redirect_uri": {"https://rp.example/bye"}}.Encode())
+	if r.code != http.StatusSeeOther || r.location != "https://rp.example/bye" {
+		t.Fatalf("logout without state: %d %q", r.code, r.location)
+	}
+}
+
+func TestOIDCC_RPInitiatedLogoutNoIDTokenHint(t *testing.T) {
+	f := newOP(t, nil)
+	b := f.signedIn()
+	q := url.Values{"client_id": {"rp"}, "post_logout_redirect_uri": {"https://rp.example/bye"}, "state": {"s2"}}
+	r := b.get("/oauth2/logout?" + q.Encode())
+	if r.code != http.StatusOK || r.location != "" {
+		t.Fatalf("without id_token_hint the user confirms: %d %q", r.code, r.location)
+	}
+	if !ssoAlive(t, b) {
+		t.Fatal("the confirm page ended the session")
+	}
+	form := hiddenInputs(t, r.body)
+	form.Set("decision", "logout")
+	done := b.postForm("/oauth2/logout", form)
+	if done.code != http.StatusSeeOther || done.location != "https://rp.example/bye?state=s2" {
+		t.Fatalf("confirmed logout: %d %q", done.code, done.location)
+	}
+	if ssoAlive(t, b) {
+		t.Fatal("the confirmed logout did not end the session")
+	}
+}
+
+func TestOIDCC_RPInitiatedLogoutBadPostLogoutRedirectURI(t *testing.T) {
+	f := newOP(t, nil)
+	b := f.signedIn()
+	id := f.tokens(t, b, "openid").str("id_token")
+	errorPage(t, "unregistered post_logout_redirect_uri", b.get("/oauth2/logout?"+url.Values{"id_token_hint": {id},
+		"post_logout_redirect_uri": {"https://attacker.example/bye"}, "state": {"s"}}.Encode()))
+	if !ssoAlive(t, b) {
+		t.Fatal("a refused logout ended the session")
+	}
+}
+
+func TestOIDCC_RPInitiatedLogoutModifiedIDTokenHint(t *testing.T) {
+	f := newOP(t, nil)
+	b := f.signedIn()
+	id := f.tokens(t, b, "openid").str("id_token")
+	parts := strings.Split(id, ".")
+	var claims map[string]any
+	raw, _ := base64.RawURLEncoding.DecodeString(parts[1])
+	_ = json.Unmarshal(raw, &claims)
+	claims["sub"] = "someone-else"
+	raw, _ = json.Marshal(claims)
+	modified := parts[0] + "." + base64.RawURLEncoding.EncodeToString(raw) + "." + parts[2]
+	errorPage(t, "modified id_token_hint", b.get("/oauth2/logout?"+url.Values{"id_token_hint": {modified},
+		"post_logout_redirect_uri": {"https://rp.example/bye"}, "state": {"s"}}.Encode()))
+	if !ssoAlive(t, b) {
+		t.Fatal("a modified hint ended the session")
+	}
+}
+
+func TestOIDCC_RPInitiatedLogoutQueryAdded(t *testing.T) {
+	f := newOP(t, nil)
+	b := f.signedIn()
+	id := f.tokens(t, b, "openid").str("id_token")
+	errorPage(t, "query added to post_logout_redirect_uri", b.get("/oauth2/logout?"+url.Values{"id_token_hint": {id},
+		"post_logout_redirect_uri": {"https://rp.example/bye?foo=bar"}}.Encode()))
+	if !ssoAlive(t, b) {
+		t.Fatal("a refused logout ended the session")
 	}
 }
