@@ -524,3 +524,33 @@ func TestAttack_UnregisteredPostLogoutRedirect(t *testing.T) {
 		t.Fatal("a refused logout ended the session")
 	}
 }
+
+func TestAttack_LogoutTokenIsNoOtherToken(t *testing.T) {
+	f, rp := bclOP(t)
+	h := f.h
+	b := f.signedIn()
+	toks := f.signInAll(t, b)
+	// A second browser session, alive, to try the logout token against.
+	o := h.browser()
+	o.signIn(adaEmail, adaPass)
+	b.get("/oauth2/logout?" + url.Values{"id_token_hint": {toks["rp"].str("id_token")}}.Encode())
+	lt := waitLogoutToken(t, f, rp, "/rp", 1, "rp", toks["rp"])
+	if lt == nil {
+		t.Fatal("no logout token")
+	}
+	logout := rp.tokens("/rp")[0]
+	if ui := h.do(http.MethodGet, "/oauth2/userinfo", "", bearer(logout)...); ui.code != http.StatusUnauthorized {
+		t.Fatalf("a logout token at userinfo: %d", ui.code)
+	}
+	if me := h.do(http.MethodGet, "/v1/me", "", bearer(logout)...); me.code != http.StatusUnauthorized {
+		t.Fatalf("a logout token at /v1/me: %d", me.code)
+	}
+	r := o.authorize(codeRequest("rp", "openid", "prompt", "none", "id_token_hint", logout))
+	if cb := callback(t, r); cb.Get("error") != "invalid_request" || cb.Has("code") {
+		t.Fatalf("a logout token as id_token_hint: %q", r.location)
+	}
+	errorPage(t, "a logout token as logout id_token_hint", o.get("/oauth2/logout?"+url.Values{"id_token_hint": {logout},
+		"post_logout_redirect_uri": {"https://rp.example/bye"}}.Encode()))
+	// The second session is untouched and still answers.
+	o.code(codeRequest("rp", "openid", "prompt", "none"))
+}

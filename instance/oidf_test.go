@@ -33,6 +33,10 @@ package instance_test
 //	oidcc-discovery-endpoint-verification                    TestOIDCC_DiscoveryEndpointVerification
 //	oidcc-rp-initiated-logout, -no-state                     TestOIDCC_RPInitiatedLogout
 //	oidcc-backchannel-rp-initiated-logout                    TestOIDCC_BackchannelRPInitiatedLogout
+//	  (confirm page instead of id_token_hint)                TestOIDCC_BackchannelLogoutConfirmedWithoutHint
+//	  (a new sign-in replaces the SSO session)               TestOIDCC_BackchannelLogoutOnNewSignIn
+//	  (the RP is down: the outbox retries)                   TestOIDCC_BackchannelLogoutRetried
+//	  (refresh-token reuse ends the SSO session)             TestOIDCC_BackchannelLogoutOnRefreshReuse
 //	oidcc-rp-initiated-logout (no id_token_hint)             TestOIDCC_RPInitiatedLogoutNoIDTokenHint
 //	oidcc-rp-initiated-logout-bad-post-logout-redirect-uri   TestOIDCC_RPInitiatedLogoutBadPostLogoutRedirectURI
 //	oidcc-rp-initiated-logout-modified-id-token-hint         TestOIDCC_RPInitiatedLogoutModifiedIDTokenHint
@@ -40,13 +44,16 @@ package instance_test
 //	                                                         TestOIDCC_RPInitiatedLogoutQueryAdded
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -784,5 +791,218 @@ func TestOIDCC_RPInitiatedLogoutQueryAdded(t *testing.T) {
 		"post_logout_redirect_uri": {"https://rp.example/bye?foo=bar"}}.Encode()))
 	if !ssoAlive(t, b) {
 		t.Fatal("a refused logout ended the session")
+	}
+}
+
+// bclRP is a relying party's back-channel logout endpoint on 127.0.0.1:
+// it records the logout tokens each path receives and answers with the
+// status its fail function picks (200 when nil).
+type bclRP struct {
+	srv   *httptest.Server
+	mu    sync.Mutex
+	got   map[string][]string
+	bad   []string        // what was wrong with a request, if anything
+	down  map[string]bool // paths that answer 503
+	tries map[string]int
+}
+
+func newBCLRP(t *testing.T) *bclRP {
+	t.Helper()
+	rp := &bclRP{got: map[string][]string{}, down: map[string]bool{}, tries: map[string]int{}}
+	rp.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rp.mu.Lock()
+		defer rp.mu.Unlock()
+		mt := r.Header.Get("Content-Type")
+		if err := r.ParseForm(); err != nil || r.Method != http.MethodPost || mt != "application/x-www-form-urlencoded" ||
+			len(r.PostForm["logout_token"]) != 1 || r.URL.RawQuery != "" {
+			rp.bad = append(rp.bad, r.Method+" "+r.URL.String()+" "+mt)
+		}
+		rp.tries[r.URL.Path]++
+		if rp.down[r.URL.Path] {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		rp.got[r.URL.Path] = append(rp.got[r.URL.Path], r.PostForm.Get("logout_token"))
+	}))
+	t.Cleanup(rp.srv.Close)
+	return rp
+}
+
+func (rp *bclRP) setDown(path string, down bool) {
+	rp.mu.Lock()
+	defer rp.mu.Unlock()
+	rp.down[path] = down
+}
+
+func (rp *bclRP) attempts(path string) int {
+	rp.mu.Lock()
+	defer rp.mu.Unlock()
+	return rp.tries[path]
+}
+
+func (rp *bclRP) tokens(path string) []string {
+	rp.mu.Lock()
+	defer rp.mu.Unlock()
+	return slices.Clone(rp.got[path])
+}
+
+// startWorkers runs the instance's background work (the outbox worker
+// among it) until the test ends.
+func startWorkers(t *testing.T, h *harness) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	h.in.Start(ctx)
+	t.Cleanup(func() { cancel(); h.in.Wait() })
+}
+
+// bclOP is an instance with the outbox worker running, Ada, and the RPs
+// "rp" and "rp2" registered with back-channel logout URIs on rp, and
+// "rp3" without one; all first-party.
+func bclOP(t *testing.T) (opFixture, *bclRP) {
+	t.Helper()
+	rp := newBCLRP(t)
+	f := newOP(t, func(n *auth.NewClient) { n.BackchannelLogoutURI = rp.srv.URL + "/rp" })
+	f.h.addRP("rp2", func(n *auth.NewClient) { n.FirstParty, n.BackchannelLogoutURI = true, rp.srv.URL+"/rp2" })
+	f.h.addRP("rp3", func(n *auth.NewClient) { n.FirstParty = true })
+	startWorkers(t, f.h)
+	return f, rp
+}
+
+// signInAll signs in the browser's SSO session at rp, rp2 and rp3 and
+// returns each one's token response.
+func (f opFixture) signInAll(t *testing.T, b *browser) map[string]response {
+	t.Helper()
+	out := map[string]response{}
+	for _, id := range []string{"rp", "rp2", "rp3"} {
+		tok := f.h.exchange(id, b.code(codeRequest(id, "openid offline_access")), "https://"+id+".example/cb", "")
+		expect(t, "exchange at "+id, tok, http.StatusOK, "")
+		out[id] = tok
+	}
+	return out
+}
+
+// waitLogoutToken waits for exactly n logout tokens at path and checks
+// the last as oidcc-backchannel-rp-initiated-logout does, against the
+// id_token the RP holds: signature by a key of the JWKS, typ logout+jwt,
+// iss, aud, iat, jti, the back-channel logout event, the id_token's sid
+// and sub, no nonce.
+func waitLogoutToken(t *testing.T, f opFixture, rp *bclRP, path string, n int, client string, id response) map[string]any {
+	t.Helper()
+	waitFor(t, "back-channel logout at "+path, func() bool { return len(rp.tokens(path)) >= n })
+	got := rp.tokens(path)
+	if len(got) != n {
+		t.Fatalf("%s: %d logout tokens, want %d", path, len(got), n)
+	}
+	rp.mu.Lock()
+	bad := slices.Clone(rp.bad)
+	rp.mu.Unlock()
+	if len(bad) > 0 {
+		t.Fatalf("malformed back-channel logout requests: %v", bad)
+	}
+	hdr, c := verifiedIDToken(t, f.h, got[n-1])
+	if hdr.ExtraHeaders["typ"] != "logout+jwt" {
+		t.Fatalf("logout token typ %v", hdr.ExtraHeaders["typ"])
+	}
+	_, idc := verifiedIDToken(t, f.h, id.str("id_token"))
+	aud := c["aud"]
+	if list, ok := aud.([]any); ok && len(list) == 1 {
+		aud = list[0]
+	}
+	ev, _ := c["events"].(map[string]any)
+	member, ok := ev["http://schemas.openid.net/event/backchannel-logout"].(map[string]any)
+	if c["iss"] != f.h.cfg.Issuer || aud != client || num(c, "iat") == 0 || c["jti"] == nil || c["jti"] == "" ||
+		!ok || len(member) != 0 || c["sid"] != idc["sid"] || c["sid"] == nil || c["sub"] != idc["sub"] {
+		t.Fatalf("logout token claims %v for id_token %v", c, idc)
+	}
+	if _, has := c["nonce"]; has {
+		t.Fatalf("a logout token must not carry nonce: %v", c)
+	}
+	if exp := num(c, "exp"); exp != 0 && exp <= num(c, "iat") {
+		t.Fatalf("logout token exp %d iat %d", exp, num(c, "iat"))
+	}
+	return c
+}
+
+func TestOIDCC_BackchannelRPInitiatedLogout(t *testing.T) {
+	f, rp := bclOP(t)
+	b := f.signedIn()
+	toks := f.signInAll(t, b)
+	r := b.get("/oauth2/logout?" + url.Values{"id_token_hint": {toks["rp"].str("id_token")},
+		"post_logout_redirect_uri": {"https://rp.example/bye"}, "state": {"s"}}.Encode())
+	if r.code != http.StatusSeeOther || r.location != "https://rp.example/bye?state=s" {
+		t.Fatalf("logout: %d %q", r.code, r.location)
+	}
+	// Both RPs that registered a URI are told, the one that asked too.
+	a := waitLogoutToken(t, f, rp, "/rp", 1, "rp", toks["rp"])
+	c := waitLogoutToken(t, f, rp, "/rp2", 1, "rp2", toks["rp2"])
+	if a["jti"] == c["jti"] {
+		t.Fatalf("two logout tokens share a jti: %v", a["jti"])
+	}
+	for id, tok := range toks {
+		if ui := f.h.do(http.MethodGet, "/oauth2/userinfo", "", bearer(tok.str("access_token"))...); ui.code != http.StatusUnauthorized {
+			t.Fatalf("%s's access token after logout: %d", id, ui.code)
+		}
+	}
+}
+
+func TestOIDCC_BackchannelLogoutConfirmedWithoutHint(t *testing.T) {
+	f, rp := bclOP(t)
+	b := f.signedIn()
+	toks := f.signInAll(t, b)
+	page := b.get("/oauth2/logout")
+	form := hiddenInputs(t, page.body)
+	form.Set("decision", "logout")
+	if r := b.postForm("/oauth2/logout", form); r.code != http.StatusOK {
+		t.Fatalf("confirmed logout: %d %q", r.code, r.location)
+	}
+	waitLogoutToken(t, f, rp, "/rp", 1, "rp", toks["rp"])
+	waitLogoutToken(t, f, rp, "/rp2", 1, "rp2", toks["rp2"])
+}
+
+func TestOIDCC_BackchannelLogoutOnNewSignIn(t *testing.T) {
+	// A new sign-in in the same browser replaces its SSO session: the
+	// apps of the old one are told.
+	f, rp := bclOP(t)
+	b := f.signedIn()
+	toks := f.signInAll(t, b)
+	b.signIn(adaEmail, adaPass)
+	waitLogoutToken(t, f, rp, "/rp", 1, "rp", toks["rp"])
+	waitLogoutToken(t, f, rp, "/rp2", 1, "rp2", toks["rp2"])
+}
+
+func TestOIDCC_BackchannelLogoutRetried(t *testing.T) {
+	// The RP is down at first: the outbox retries until it answers.
+	f, rp := bclOP(t)
+	rp.setDown("/rp2", true)
+	b := f.signedIn()
+	toks := f.signInAll(t, b)
+	if r := b.get("/oauth2/logout?" + url.Values{"id_token_hint": {toks["rp"].str("id_token")}}.Encode()); r.code != http.StatusOK {
+		t.Fatalf("logout: %d %q", r.code, r.location)
+	}
+	waitLogoutToken(t, f, rp, "/rp", 1, "rp", toks["rp"])
+	waitFor(t, "a failed delivery to rp2", func() bool { return rp.attempts("/rp2") > 0 })
+	rp.setDown("/rp2", false)
+	waitFor(t, "the retried delivery to rp2", func() bool {
+		f.h.clock.Advance(time.Minute) // past the backoff
+		f.h.in.Outbox.Notify()
+		return len(rp.tokens("/rp2")) > 0
+	})
+	waitLogoutToken(t, f, rp, "/rp2", 1, "rp2", toks["rp2"])
+}
+
+func TestOIDCC_BackchannelLogoutOnRefreshReuse(t *testing.T) {
+	// Refresh-token reuse ends the SSO session the family came from: every
+	// app of it is told, not only the one whose token leaked.
+	f, rp := bclOP(t)
+	b := f.signedIn()
+	toks := f.signInAll(t, b)
+	old := toks["rp3"].str("refresh_token")
+	expect(t, "refresh", f.h.refreshAs("rp3", rpSecret, old, ""), http.StatusOK, "")
+	f.h.clock.Advance(10 * time.Minute) // past the grace window
+	expect(t, "reuse", f.h.refreshAs("rp3", rpSecret, old, ""), http.StatusBadRequest, "invalid_grant")
+	waitLogoutToken(t, f, rp, "/rp", 1, "rp", toks["rp"])
+	waitLogoutToken(t, f, rp, "/rp2", 1, "rp2", toks["rp2"])
+	if ssoAlive(t, b) {
+		t.Fatal("the SSO session outlived a refresh-token reuse")
 	}
 }
