@@ -411,10 +411,22 @@ const maxRotationAttempts = 8
 //
 // This is the API's refresh: the token came in a request body, so the
 // session must belong to a client that receives tokens as bearer tokens. A
-// browser client's token (delivered in a cookie) is refused here, unspent.
+// browser client's token (delivered in a cookie) is refused here, unspent,
+// and so is a confidential client's: it must authenticate to refresh
+// (RFC 6749 §6), at the token endpoint (RefreshForClient).
 func (s *Service) Refresh(ctx context.Context, refresh string, c Device) (*Tokens, error) {
 	return s.refreshChecked(ctx, refresh, "", "", c, func(sess *latch.Session, delivery string) error {
 		if delivery != latch.DeliveryBearer {
+			return errWrongDelivery
+		}
+		if sess.ClientID == s.cfg.ClientID {
+			return nil
+		}
+		cl, err := s.store.Client(ctx, sess.ClientID)
+		if err != nil {
+			return fmt.Errorf("auth: load client: %w", err)
+		}
+		if !cl.Public() {
 			return errWrongDelivery
 		}
 		return nil

@@ -554,3 +554,19 @@ func TestAttack_LogoutTokenIsNoOtherToken(t *testing.T) {
 	// The second session is untouched and still answers.
 	o.code(codeRequest("rp", "openid", "prompt", "none"))
 }
+
+func TestAttack_ConfidentialRefreshWithoutClientAuthentication(t *testing.T) {
+	// A relying party's refresh token, stolen, is worth nothing without
+	// the client's secret (RFC 6749 §6): not at /v1/auth/refresh, not at
+	// the token endpoint; and trying does not spend it.
+	f := newOP(t, nil)
+	h := f.h
+	tok := f.tokens(t, f.signedIn(), "openid offline_access")
+	rt := tok.str("refresh_token")
+	if r := h.refresh(rt); r.code != http.StatusUnauthorized || r.str("access_token") != "" {
+		t.Fatalf("a confidential client's refresh token at /v1/auth/refresh: %d %s", r.code, r.raw)
+	}
+	expect(t, "refresh with client_id alone", h.form("/oauth2/token", url.Values{"grant_type": {"refresh_token"},
+		"refresh_token": {rt}, "client_id": {"rp"}}), http.StatusUnauthorized, "invalid_client")
+	expect(t, "the client's own refresh", h.refreshAs("rp", rpSecret, rt, ""), http.StatusOK, "")
+}
