@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/latchauth/latch/auth"
 )
@@ -569,4 +570,39 @@ func TestAttack_ConfidentialRefreshWithoutClientAuthentication(t *testing.T) {
 	expect(t, "refresh with client_id alone", h.form("/oauth2/token", url.Values{"grant_type": {"refresh_token"},
 		"refresh_token": {rt}, "client_id": {"rp"}}), http.StatusUnauthorized, "invalid_client")
 	expect(t, "the client's own refresh", h.refreshAs("rp", rpSecret, rt, ""), http.StatusOK, "")
+}
+
+func TestAttack_StaleCodes(t *testing.T) {
+	f := newOP(t, nil)
+	h := f.h
+	b := f.signedIn()
+	// Past codes.ttl (60 s by default) a code is worth nothing.
+	code := b.code(codeRequest("rp", "openid"))
+	h.clock.Advance(61 * time.Second)
+	expect(t, "expired code", h.exchange("rp", code, "https://rp.example/cb", ""), http.StatusBadRequest, "invalid_grant")
+	// Within it, it works.
+	code = b.code(codeRequest("rp", "openid"))
+	h.clock.Advance(59 * time.Second)
+	expect(t, "code within its lifetime", h.exchange("rp", code, "https://rp.example/cb", ""), http.StatusOK, "")
+	// A code whose sign-in ended (the user signed out) is worth nothing.
+	tok := f.tokens(t, b, "openid")
+	code = b.code(codeRequest("rp", "openid"))
+	b.get("/oauth2/logout?" + url.Values{"id_token_hint": {tok.str("id_token")}}.Encode())
+	if ssoAlive(t, b) {
+		t.Fatal("logout did not end the session")
+	}
+	expect(t, "code of an ended sign-in", h.exchange("rp", code, "https://rp.example/cb", ""), http.StatusBadRequest, "invalid_grant")
+}
+
+func TestAttack_ClientTokenAtUserinfo(t *testing.T) {
+	// A client's own token (client_credentials) names no user.
+	f := newOP(t, nil)
+	h := f.h
+	cc := h.form("/oauth2/token", url.Values{"grant_type": {"client_credentials"}}, basic("rp", rpSecret)...)
+	if cc.code != http.StatusOK {
+		t.Fatalf("client_credentials: %d %s", cc.code, cc.raw)
+	}
+	if ui := h.do(http.MethodGet, "/oauth2/userinfo", "", bearer(cc.str("access_token"))...); ui.code/100 != 4 || ui.str("sub") != "" {
+		t.Fatalf("a client's token at userinfo: %d %s", ui.code, ui.raw)
+	}
 }
