@@ -606,3 +606,27 @@ func TestAttack_ClientTokenAtUserinfo(t *testing.T) {
 		t.Fatalf("a client's token at userinfo: %d %s", ui.code, ui.raw)
 	}
 }
+
+func TestAttack_LogoutWithAnOldSessionsHint(t *testing.T) {
+	// RP-Initiated Logout §2: the OP MUST ask when the id_token_hint does
+	// not belong to the current session. An id_token of an earlier
+	// sign-in (which any app of it kept) must not sign the user out of a
+	// later one without asking.
+	f := newOP(t, nil)
+	b := f.signedIn()
+	old := f.tokens(t, b, "openid").str("id_token")
+	b.signIn(adaEmail, adaPass) // a new SSO session replaces the old
+	tok := f.tokens(t, b, "openid")
+	r := b.get("/oauth2/logout?" + url.Values{"id_token_hint": {old}, "post_logout_redirect_uri": {"https://rp.example/bye"}}.Encode())
+	if r.code != http.StatusOK || r.location != "" || !strings.Contains(r.body, "logout_token") {
+		t.Fatalf("logout with an old session's hint: want the confirm page, got %d %q", r.code, r.location)
+	}
+	if !ssoAlive(t, b) {
+		t.Fatal("an old session's id_token ended the current session without asking")
+	}
+	// The current session's hint signs out at once.
+	r = b.get("/oauth2/logout?" + url.Values{"id_token_hint": {tok.str("id_token")}, "post_logout_redirect_uri": {"https://rp.example/bye"}}.Encode())
+	if r.code != http.StatusSeeOther || r.location != "https://rp.example/bye" {
+		t.Fatalf("logout with the current hint: %d %q", r.code, r.location)
+	}
+}
