@@ -55,6 +55,10 @@ func TestAttack_RedirectURIVariants(t *testing.T) {
 			errorPage(t, uri+" by POST", b.postForm("/oauth2/authorize", q))
 		})
 	}
+	// Twice, the registered one first: which one would a client see?
+	q := codeRequest("rp", "openid")
+	q["redirect_uri"] = []string{"https://rp.example/cb", "https://attacker.example/cb"}
+	errorPage(t, "redirect_uri twice", b.authorize(q))
 }
 
 func TestAttack_LoopbackPortOnlyForPublicLoopback(t *testing.T) {

@@ -31,6 +31,15 @@ package instance_test
 //	oidcc-refresh-token                                      TestOIDCC_RefreshToken
 //	oidcc-ensure-request-with-valid-pkce-succeeds            TestOIDCC_EnsureRequestWithValidPKCESucceeds
 //	oidcc-discovery-endpoint-verification                    TestOIDCC_DiscoveryEndpointVerification
+//	oidcc-ensure-other-scope-order-succeeds                  TestOIDCC_EnsureOtherScopeOrderSucceeds
+//	oidcc-display-page, oidcc-display-popup                  TestOIDCC_DisplayPage, TestOIDCC_DisplayPopup
+//	oidcc-claims-essential                                   TestOIDCC_ClaimsEssential
+//	oidcc-ensure-request-with-acr-values-succeeds            TestOIDCC_EnsureRequestWithAcrValuesSucceeds
+//	oidcc-response-type-missing                              TestOIDCC_ResponseTypeMissing
+//	oidcc-ensure-redirect-uri-in-authorization-request       TestOIDCC_EnsureRedirectURIInAuthorizationRequest
+//	oidcc-unsigned-request-object-supported-correctly-or-rejected-as-unsupported
+//	                                                         TestOIDCC_UnsignedRequestObjectRejectedAsUnsupported
+//	oidcc-request-uri-unsigned (rejected as unsupported)     TestOIDCC_RequestURIRejectedAsUnsupported
 //	oidcc-rp-initiated-logout, -no-state                     TestOIDCC_RPInitiatedLogout
 //	oidcc-backchannel-rp-initiated-logout                    TestOIDCC_BackchannelRPInitiatedLogout
 //	  (confirm page instead of id_token_hint)                TestOIDCC_BackchannelLogoutConfirmedWithoutHint
@@ -1005,4 +1014,64 @@ func TestOIDCC_BackchannelLogoutOnRefreshReuse(t *testing.T) {
 	if ssoAlive(t, b) {
 		t.Fatal("the SSO session outlived a refresh-token reuse")
 	}
+}
+
+// codeWith runs the flow for the first-party RP with extra parameters and
+// checks the id_token, as the plan's "succeeds" modules do.
+func (f opFixture) codeWith(t *testing.T, scope string, extra ...string) {
+	t.Helper()
+	checkIDToken(t, f.h, f.tokens(t, f.signedIn(), scope, extra...), "rp", f.uid, "n-rp")
+}
+
+// errorBack checks an authorization error sent back to the redirect URI
+// with state and iss.
+func errorBack(t *testing.T, h *harness, what string, r hop, code string) {
+	t.Helper()
+	cb := callback(t, r)
+	if !strings.HasPrefix(r.location, "https://rp.example/cb?") || cb.Get("error") != code || cb.Get("state") != "st-rp" ||
+		cb.Get("iss") != h.cfg.Issuer || cb.Has("code") {
+		t.Fatalf("%s: want error %s back to the client, got %q", what, code, r.location)
+	}
+}
+
+func TestOIDCC_EnsureOtherScopeOrderSucceeds(t *testing.T) {
+	newOP(t, nil).codeWith(t, "email openid")
+}
+
+func TestOIDCC_DisplayPage(t *testing.T) { newOP(t, nil).codeWith(t, "openid", "display", "page") }
+
+func TestOIDCC_DisplayPopup(t *testing.T) { newOP(t, nil).codeWith(t, "openid", "display", "popup") }
+
+func TestOIDCC_ClaimsEssential(t *testing.T) {
+	newOP(t, nil).codeWith(t, "openid", "claims", `{"userinfo":{"name":{"essential":true}}}`)
+}
+
+func TestOIDCC_EnsureRequestWithAcrValuesSucceeds(t *testing.T) {
+	newOP(t, nil).codeWith(t, "openid", "acr_values", "1 2")
+}
+
+func TestOIDCC_ResponseTypeMissing(t *testing.T) {
+	f := newOP(t, nil)
+	q := codeRequest("rp", "openid")
+	q.Del("response_type")
+	errorBack(t, f.h, "no response_type", f.signedIn().authorize(q), "invalid_request")
+}
+
+func TestOIDCC_EnsureRedirectURIInAuthorizationRequest(t *testing.T) {
+	f := newOP(t, nil)
+	q := codeRequest("rp", "openid")
+	q.Del("redirect_uri")
+	errorPage(t, "no redirect_uri", f.signedIn().authorize(q))
+}
+
+func TestOIDCC_UnsignedRequestObjectRejectedAsUnsupported(t *testing.T) {
+	f := newOP(t, nil)
+	r := f.signedIn().authorize(codeRequest("rp", "openid", "request", "eyJhbGciOiJub25lIn0.eyJzY29wZSI6Im9wZW5pZCJ9."))
+	errorBack(t, f.h, "request object", r, "request_not_supported")
+}
+
+func TestOIDCC_RequestURIRejectedAsUnsupported(t *testing.T) {
+	f := newOP(t, nil)
+	r := f.signedIn().authorize(codeRequest("rp", "openid", "request_uri", "https://rp.example/request.jwt"))
+	errorBack(t, f.h, "request_uri", r, "request_uri_not_supported")
 }
