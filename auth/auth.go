@@ -477,7 +477,7 @@ func (s *Service) refresh(ctx context.Context, refresh, via, scope string, c Dev
 		if err != nil {
 			return nil, "error", fmt.Errorf("auth: load session: %w", err)
 		}
-		delivery, err := s.sessionDelivery(ctx, sess.ClientID)
+		delivery, err := s.delivery(ctx, sess.ClientID, true)
 		if errors.Is(err, ErrUnauthorizedClient) {
 			return nil, "invalid", ErrInvalidGrant // its client is gone
 		}

@@ -279,17 +279,11 @@ func (s *Service) checkClientMetadata(n *NewClient) error {
 			return &ClientMetadataError{Field: field, Value: value, Reason: fmt.Sprintf(
 				"is for clients of the authorization-code flow, which receive bearer tokens; a %s-delivery browser client signs in through /v1/auth", n.Delivery)}
 		}
-		switch {
-		case len(n.RedirectURIs) > 0:
+		if len(n.RedirectURIs) > 0 {
 			return bad("redirect_uris", n.RedirectURIs[0])
-		case len(n.PostLogoutRedirectURIs) > 0:
-			return bad("post_logout_redirect_uris", n.PostLogoutRedirectURIs[0])
-		case n.BackchannelLogoutURI != "":
-			return bad("backchannel_logout_uri", n.BackchannelLogoutURI)
-		case n.FirstParty:
-			return bad("first_party", "")
-		case n.IDTokenSignedResponseAlg != "":
-			return bad("id_token_signed_response_alg", n.IDTokenSignedResponseAlg)
+		}
+		if field, value, ok := codeFlowSetting(n); ok {
+			return bad(field, value)
 		}
 		return nil
 	}
@@ -328,18 +322,28 @@ func (s *Service) checkClientMetadata(n *NewClient) error {
 			return &ClientMetadataError{Field: field, Value: value,
 				Reason: "is for clients of the authorization-code flow: register a redirect URI too"}
 		}
-		switch {
-		case len(n.PostLogoutRedirectURIs) > 0:
-			return needs("post_logout_redirect_uris", n.PostLogoutRedirectURIs[0])
-		case n.BackchannelLogoutURI != "":
-			return needs("backchannel_logout_uri", n.BackchannelLogoutURI)
-		case n.FirstParty:
-			return needs("first_party", "")
-		case n.IDTokenSignedResponseAlg != "":
-			return needs("id_token_signed_response_alg", n.IDTokenSignedResponseAlg)
+		if field, value, ok := codeFlowSetting(n); ok {
+			return needs(field, value)
 		}
 	}
 	return nil
+}
+
+// codeFlowSetting returns the first setting of n besides its redirect URIs
+// that only the authorization-code flow uses, named as in OpenID Connect
+// Registration, for the error that refuses it.
+func codeFlowSetting(n *NewClient) (field, value string, ok bool) {
+	switch {
+	case len(n.PostLogoutRedirectURIs) > 0:
+		return "post_logout_redirect_uris", n.PostLogoutRedirectURIs[0], true
+	case n.BackchannelLogoutURI != "":
+		return "backchannel_logout_uri", n.BackchannelLogoutURI, true
+	case n.FirstParty:
+		return "first_party", "", true
+	case n.IDTokenSignedResponseAlg != "":
+		return "id_token_signed_response_alg", n.IDTokenSignedResponseAlg, true
+	}
+	return "", "", false
 }
 
 // CreateClient registers a client.
