@@ -328,3 +328,107 @@ func TestGoOIDC(t *testing.T) {
 		t.Errorf("a first-party client gets a refresh token: want a refresh that verifies, got %+v", silent)
 	}
 }
+
+// TestOpenIDClientCodeFlow: openid-client (npm), unmodified, is the
+// relying party of a real sign-in (js/oidc.test.mjs serves it on
+// 127.0.0.1): discovery, PKCE (S256), state and nonce, the code exchange
+// with its id_token validation, userinfo, a refresh, and RP-initiated
+// logout through buildEndSessionUrl, after which userinfo refuses the
+// access tokens. This side drives Chromium through Latch's sign-in and
+// consent pages and the RP's sign-out link; the JavaScript side asserts
+// what the library saw.
+func TestOpenIDClientCodeFlow(t *testing.T) {
+	requireNode(t)
+	l := start(t, "EdDSA")
+	tb := startBrowser(t)
+	user, err := l.in.Store.UserByEmail(t.Context(), userEmail)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// The RP announces its address; the client is registered for it.
+	const clientID = "node-rp"
+	bases := make(chan string, 1)
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /rp", func(w http.ResponseWriter, r *http.Request) {
+		var in struct{ Base string }
+		if err := json.NewDecoder(r.Body).Decode(&in); err != nil || !strings.HasPrefix(in.Base, "http://localhost:") {
+			http.Error(w, fmt.Sprintf("bad RP address %q (%v)", in.Base, err), http.StatusBadRequest)
+			return
+		}
+		if _, err := l.in.Auth.CreateClient(r.Context(), auth.NewClient{ID: clientID, Secret: rpSecret,
+			RedirectURIs: []string{in.Base + "/callback"}, PostLogoutRedirectURIs: []string{in.Base + "/bye"}}); err != nil {
+			http.Error(w, err.Error(), http.StatusConflict)
+			return
+		}
+		select {
+		case bases <- in.Base:
+		default:
+			http.Error(w, "the RP announced itself twice", http.StatusConflict)
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+	})
+	ctl := httptest.NewServer(mux)
+	t.Cleanup(ctl.Close)
+
+	node := startNode(t, map[string]string{
+		"LATCH_ISSUER":           l.issuer,
+		"LATCH_RP_CLIENT_ID":     clientID,
+		"LATCH_RP_CLIENT_SECRET": rpSecret,
+		"LATCH_CONTROL":          ctl.URL,
+	}, "oidc.test.mjs")
+	var base string
+	select {
+	case base = <-bases:
+	case <-node.done:
+		node.wait()
+		t.Fatal("node ended before its RP announced itself")
+	case <-time.After(nodeTimeout):
+		t.Fatalf("the RP did not announce itself within %s", nodeTimeout)
+	}
+
+	tb.do("open the RP", chromedp.Navigate(base+"/login"))
+	tb.waitJS("Latch's sign-in page", `location.pathname === '/login' && document.getElementById('continue-note') !== null`)
+	tb.screenshot("oidc-node-login.png")
+	tb.signIn(userEmail, userPassword)
+	tb.consent(clientID, userEmail, "oidc-node-consent.png")
+
+	tb.waitJS("the RP's callback page", `document.getElementById('result') || document.getElementById('rp-error')`)
+	var signedIn struct {
+		Sub, Email, SID string
+		UserinfoSub     string `json:"userinfo_sub"`
+	}
+	tb.readPre("result", &signedIn)
+	if signedIn.Sub != user.ID || signedIn.UserinfoSub != user.ID || signedIn.Email != userEmail || signedIn.SID == "" {
+		t.Errorf("the RP saw %+v, want sub %s", signedIn, user.ID)
+	}
+
+	tb.do("sign out at the RP", chromedp.Click(chromedp.ID("logout")))
+	tb.waitJS("the RP's post-logout page", `document.getElementById('bye') || document.getElementById('rp-error')`)
+	var bye struct {
+		State    string
+		Userinfo []any
+	}
+	tb.readPre("bye", &bye)
+	if got := tb.location(); !strings.HasPrefix(got, base+"/bye?state=") || bye.State == "" {
+		t.Errorf("after logout the browser is at %s (state %q), want the RP's post-logout URI with the state", got, bye.State)
+	}
+	node.wait()
+}
+
+// readPre decodes the JSON in <pre id=id> of an RP's page, or fails with
+// the RP's error page.
+func (tb *tab) readPre(id string, v any) {
+	tb.t.Helper()
+	var page struct{ Text, Error string }
+	if err := tb.evalJSON(`({text: document.getElementById('`+id+`')?.textContent ?? '', error: document.getElementById('rp-error')?.textContent ?? ''})`, &page); err != nil {
+		tb.t.Fatalf("read the RP's page: %v", err)
+	}
+	if page.Error != "" {
+		tb.t.Fatalf("the RP failed: %s", page.Error)
+	}
+	if err := json.Unmarshal([]byte(page.Text), v); err != nil {
+		tb.t.Fatalf("RP page %q: %v", page.Text, err)
+	}
+}
