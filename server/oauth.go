@@ -77,7 +77,10 @@ func (s *Server) authenticateClient(w http.ResponseWriter, r *http.Request, form
 			writeError(w, http.StatusBadRequest, "invalid_request", "client_id differs from the authenticated client")
 			return nil, false
 		}
-		hasSecret = true
+		// An empty password is no secret: a public client that libraries
+		// (x/oauth2's auto-detection) send as "Basic id:" is a public
+		// client, and a confidential one still fails for lack of one.
+		hasSecret = secret != ""
 	default:
 		id, secret, hasSecret = form.Get("client_id"), form.Get("client_secret"), hasPostSecret
 	}
