@@ -408,7 +408,12 @@ type SessionStore interface {
 	// cover.Expiry(the latest AccessExpiresAt of ALL the user's stored
 	// sessions: live, revoked or expired), plus one RevokeSession entry per
 	// session it revoked, each expiring at cover.Expiry(its own
-	// AccessExpiresAt). It returns the ids of the sessions it revoked.
+	// AccessExpiresAt). In the same transaction it ends every SSO session
+	// of the user that has not been ended (RevokedAt at, RevokeReason
+	// reason; ended ones keep theirs) and enqueues, for each, the
+	// back-channel logout messages EndSSOSession would: signing out
+	// everywhere tells every client. It returns the ids of the sessions it
+	// revoked.
 	RevokeUser(ctx context.Context, userID, reason string, at time.Time, cover Cover) ([]string, error)
 }
 

@@ -26,9 +26,11 @@ import (
 
 	"github.com/latchauth/latch"
 	"github.com/latchauth/latch/auth"
+	"github.com/latchauth/latch/backchannel"
 	"github.com/latchauth/latch/config"
 	"github.com/latchauth/latch/keys"
 	"github.com/latchauth/latch/oidc"
+	"github.com/latchauth/latch/outbox"
 	"github.com/latchauth/latch/password"
 	"github.com/latchauth/latch/postgres"
 	"github.com/latchauth/latch/redis"
@@ -75,6 +77,10 @@ type Instance struct {
 	Demo *Demo
 	// KEKCreated is true when this start generated the key-encryption key.
 	KEKCreated bool
+	// Outbox delivers the durable outbox (back-channel logout tokens);
+	// Start runs it. Call Notify after enqueueing (ending an SSO session)
+	// so that the message goes out at once rather than at the next poll.
+	Outbox *outbox.Worker
 
 	log *slog.Logger
 	now func() time.Time
@@ -495,11 +501,47 @@ func wire(ctx context.Context, cfg config.Config, st latch.Store, opt Options) (
 		Store:  st, Revocations: revs, Now: now,
 		Pages: pages(cfg, demo), OIDC: provider,
 	})
+	worker, err := newOutbox(cfg, st, ring, reg, log, now)
+	if err != nil {
+		return nil, err
+	}
 	return &Instance{
 		Config: cfg, Store: st, Ring: ring, Revocations: revs, Verifier: v, Auth: svc, OIDC: provider, Server: srv,
-		Registry: reg, Fanout: fan, Demo: demo, KEKCreated: created, log: log, now: now,
+		Registry: reg, Fanout: fan, Demo: demo, KEKCreated: created, Outbox: worker, log: log, now: now,
 		keysChanged: make(chan struct{}, 1),
 	}, nil
+}
+
+// newOutbox returns the outbox worker of an instance: back-channel logout
+// tokens signed by the ring's logout-token signer, metrics on reg.
+func newOutbox(cfg config.Config, st latch.Store, ring *keys.Ring, reg prometheus.Registerer,
+	log *slog.Logger, now func() time.Time) (*outbox.Worker, error) {
+	bcl, err := backchannel.New(backchannel.Config{
+		Issuer: cfg.Issuer, Clients: st, Now: now,
+		LogoutTokens: func(alg string) (backchannel.Signer, error) {
+			s, err := ring.LogoutTokens(alg)
+			if errors.Is(err, keys.ErrUnsupportedAlgorithm) {
+				// Retrying cannot make the ring sign with it.
+				return nil, outbox.Permanent(err)
+			}
+			if err != nil {
+				return nil, err
+			}
+			return s, nil
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("back-channel logout: %w", err)
+	}
+	w, err := outbox.New(outbox.Config{
+		Store:    st,
+		Handlers: map[string]outbox.Handler{latch.OutboxBackchannelLogout: bcl},
+		Now:      now, Log: log, Registry: reg,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return w, nil
 }
 
 // warnCleartext warns when the issuer is http and either names a host
@@ -556,7 +598,7 @@ func (k RingKeys) Key(kid string) (verifier.Key, bool) {
 // revocation feed (revocations made by other processes, such as the
 // command line), key rotation, reloading the key ring when another process
 // rotated or revoked a key, erasing refresh-token successors whose grace
-// window has passed, and pruning.
+// window has passed, pruning, and delivering the outbox.
 func (in *Instance) Start(ctx context.Context) {
 	if in.Fanout != nil {
 		in.wg.Add(1)
@@ -565,7 +607,11 @@ func (in *Instance) Start(ctx context.Context) {
 			in.follow(ctx)
 		}()
 	}
-	in.wg.Add(5)
+	in.wg.Add(6)
+	go func() {
+		defer in.wg.Done()
+		in.Outbox.Run(ctx)
+	}()
 	go func() {
 		defer in.wg.Done()
 		in.Revocations.Follow(ctx, in.feed(), revocationPoll, in.now, func(err error) {

@@ -257,13 +257,20 @@ func (s *Store) RevokeSession(ctx context.Context, sessionID, reason string, at 
 // appended even if no session was live. It returns the ids of the revoked
 // sessions in ascending order. The sessions are locked in ascending id
 // order, so that concurrent revocations of one user queue rather than
-// deadlock.
+// deadlock. Before them, in the same transaction, every SSO session of the
+// user that has not been ended is ended at at with reason, and the
+// back-channel logout messages of each are enqueued as EndSSOSession
+// enqueues them.
 func (s *Store) RevokeUser(ctx context.Context, userID, reason string, at time.Time, cover latch.Cover) ([]string, error) {
 	if at.IsZero() {
 		return nil, fmt.Errorf("postgres: revoke user %s: zero revocation time", userID)
 	}
 	var ids []string
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		// The SSO sessions first: EndSSOSession's lock order.
+		if _, err := endUserSSOSessions(ctx, tx, userID, reason, at); err != nil {
+			return err
+		}
 		rows, err := tx.Query(ctx, `WITH live AS (
 				SELECT id FROM sessions
 				WHERE user_id = $3 AND revoked_at IS NULL AND expires_at > $1

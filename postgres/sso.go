@@ -138,36 +138,78 @@ func (s *Store) EndSSOSession(ctx context.Context, id, reason string, at time.Ti
 				return err
 			}
 		}
-		rows, err = tx.Query(ctx, `SELECT id FROM clients
-			WHERE backchannel_logout_uri <> '' AND id IN (
-				SELECT client_id FROM sso_clients WHERE sso_session_id = $1
-				UNION SELECT client_id FROM sessions WHERE sso_session_id = $1)
-			ORDER BY id`, id)
-		if err != nil {
-			return err
-		}
-		clients, err := pgx.CollectRows(rows, pgx.RowTo[string])
-		if err != nil {
-			return err
-		}
-		for _, c := range clients {
-			m := latch.OutboxMessage{
-				Kind:      latch.OutboxBackchannelLogout,
-				Key:       latch.BackchannelLogoutKey(id, c),
-				Payload:   latch.BackchannelLogout{ClientID: c, UserID: userID, SSOSessionID: id}.Payload(),
-				CreatedAt: at,
-				NotBefore: at,
-			}
-			if err := enqueue(ctx, tx, &m); err != nil {
-				return err
-			}
-		}
-		return nil
+		return enqueueLogouts(ctx, tx, id, userID, at)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("postgres: end SSO session %s: %w", id, err)
 	}
 	return ids, nil
+}
+
+// endUserSSOSessions marks every SSO session of the user that has not been
+// ended ended at at with reason, inside tx, and enqueues the back-channel
+// logout messages of each as EndSSOSession does. The SSO sessions are
+// locked in id order first, as EndSSOSession locks its one before the
+// families, so that concurrent ends and revocations cannot deadlock, and
+// so that a concurrent CreateSession or RecordSSOClient (which share-lock
+// the SSO session) either commits first and is seen, or fails. It returns
+// the ids of the SSO sessions it ended in ascending order.
+func endUserSSOSessions(ctx context.Context, tx pgx.Tx, userID, reason string, at time.Time) ([]string, error) {
+	rows, err := tx.Query(ctx, `WITH live AS (
+			SELECT id FROM sso_sessions
+			WHERE user_id = $3 AND revoked_at IS NULL
+			ORDER BY id FOR UPDATE)
+		UPDATE sso_sessions SET revoked_at = $1, revoke_reason = $2
+		FROM live WHERE sso_sessions.id = live.id
+		RETURNING sso_sessions.id`, ts(at), reason, userID)
+	if err != nil {
+		return nil, err
+	}
+	ended, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, err
+	}
+	slices.Sort(ended)
+	for _, id := range ended {
+		if err := enqueueLogouts(ctx, tx, id, userID, at); err != nil {
+			return nil, err
+		}
+	}
+	return ended, nil
+}
+
+// enqueueLogouts enqueues inside tx, due at at, one back-channel logout
+// message per client to tell of the end of the user's SSO session ssoID:
+// those recorded in it or owning one of its families, that registered a
+// back-channel logout URI, in ascending order. A message enqueued already
+// for the same SSO session and client is not enqueued again
+// (latch.BackchannelLogoutKey).
+func enqueueLogouts(ctx context.Context, tx pgx.Tx, ssoID, userID string, at time.Time) error {
+	rows, err := tx.Query(ctx, `SELECT id FROM clients
+		WHERE backchannel_logout_uri <> '' AND id IN (
+			SELECT client_id FROM sso_clients WHERE sso_session_id = $1
+			UNION SELECT client_id FROM sessions WHERE sso_session_id = $1)
+		ORDER BY id`, ssoID)
+	if err != nil {
+		return err
+	}
+	clients, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return err
+	}
+	for _, c := range clients {
+		m := latch.OutboxMessage{
+			Kind:      latch.OutboxBackchannelLogout,
+			Key:       latch.BackchannelLogoutKey(ssoID, c),
+			Payload:   latch.BackchannelLogout{ClientID: c, UserID: userID, SSOSessionID: ssoID}.Payload(),
+			CreatedAt: at,
+			NotBefore: at,
+		}
+		if err := enqueue(ctx, tx, &m); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // codeColumns lists the columns that scanCode reads, in order.

@@ -247,8 +247,11 @@ func (s *Store) RevokeSession(ctx context.Context, sessionID, reason string, at 
 // cover.Expiry(that session's access_expires_at); the user entry at
 // cover.Expiry(the latest access_expires_at of every stored session of the
 // user, revoked and expired ones included: their tokens may still be
-// valid). The user entry is appended even if no session was live. It
-// returns the ids of the revoked sessions in ascending order.
+// valid). The user entry is appended even if no session was live. In the
+// same transaction every SSO session of the user that has not been ended
+// is ended at at with reason, and the back-channel logout messages of
+// each are enqueued as EndSSOSession enqueues them. It returns the ids of
+// the revoked sessions in ascending order.
 func (s *Store) RevokeUser(ctx context.Context, userID, reason string, at time.Time, cover latch.Cover) ([]string, error) {
 	if at.IsZero() {
 		return nil, fmt.Errorf("sqlite: revoke user %s: zero revocation time", userID)
@@ -256,6 +259,9 @@ func (s *Store) RevokeUser(ctx context.Context, userID, reason string, at time.T
 	var ids []string
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		ids = nil
+		if _, err := endUserSSOSessions(ctx, tx, userID, reason, at); err != nil {
+			return err
+		}
 		var latestOfUser time.Time
 		if err := tx.QueryRowContext(ctx,
 			"SELECT coalesce(max(access_expires_at), 0) FROM sessions WHERE user_id = ?", userID).

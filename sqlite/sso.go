@@ -122,28 +122,70 @@ func (s *Store) EndSSOSession(ctx context.Context, id, reason string, at time.Ti
 				return err
 			}
 		}
-		clients, err := logoutClients(ctx, tx, id)
-		if err != nil {
-			return err
-		}
-		for _, c := range clients {
-			m := latch.OutboxMessage{
-				Kind:      latch.OutboxBackchannelLogout,
-				Key:       latch.BackchannelLogoutKey(id, c),
-				Payload:   latch.BackchannelLogout{ClientID: c, UserID: userID, SSOSessionID: id}.Payload(),
-				CreatedAt: at,
-				NotBefore: at,
-			}
-			if err := enqueue(ctx, tx, &m); err != nil {
-				return err
-			}
-		}
-		return nil
+		return enqueueLogouts(ctx, tx, id, userID, at)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: end SSO session %s: %w", id, err)
 	}
 	return ids, nil
+}
+
+// endUserSSOSessions marks every SSO session of the user that has not been
+// ended ended at at with reason, inside tx, and enqueues the back-channel
+// logout messages of each as EndSSOSession does. It returns the ids of the
+// SSO sessions it ended in ascending order.
+func endUserSSOSessions(ctx context.Context, tx *sql.Tx, userID, reason string, at time.Time) ([]string, error) {
+	rows, err := tx.QueryContext(ctx, `UPDATE sso_sessions SET revoked_at = ?, revoke_reason = ?
+		WHERE user_id = ? AND revoked_at = 0 RETURNING id`, micros(at), reason, userID)
+	if err != nil {
+		return nil, err
+	}
+	var ended []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		ended = append(ended, id)
+	}
+	if err := rows.Close(); err != nil {
+		return nil, err
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	slices.Sort(ended)
+	for _, id := range ended {
+		if err := enqueueLogouts(ctx, tx, id, userID, at); err != nil {
+			return nil, err
+		}
+	}
+	return ended, nil
+}
+
+// enqueueLogouts enqueues inside tx, due at at, one back-channel logout
+// message per client to tell of the end of the user's SSO session ssoID
+// (see logoutClients). A message enqueued already for the same SSO
+// session and client is not enqueued again (latch.BackchannelLogoutKey).
+func enqueueLogouts(ctx context.Context, tx *sql.Tx, ssoID, userID string, at time.Time) error {
+	clients, err := logoutClients(ctx, tx, ssoID)
+	if err != nil {
+		return err
+	}
+	for _, c := range clients {
+		m := latch.OutboxMessage{
+			Kind:      latch.OutboxBackchannelLogout,
+			Key:       latch.BackchannelLogoutKey(ssoID, c),
+			Payload:   latch.BackchannelLogout{ClientID: c, UserID: userID, SSOSessionID: ssoID}.Payload(),
+			CreatedAt: at,
+			NotBefore: at,
+		}
+		if err := enqueue(ctx, tx, &m); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // logoutClients returns, in ascending order, the clients to tell of the

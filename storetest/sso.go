@@ -283,6 +283,113 @@ func testEndSSOSession(t *testing.T, s latch.Store) {
 	}
 }
 
+// testRevokeUserEndsSSO checks that RevokeUser (logout-all, "sign out
+// everywhere") ends every SSO session of the user that has not been ended
+// and tells its clients, as EndSSOSession would, and touches nothing else.
+func testRevokeUserEndsSSO(t *testing.T, s latch.Store) {
+	ctx := t.Context()
+	mustUser(t, s, "alice")
+	mustUser(t, s, "bob")
+	mustClient(t, s, "rp1", "https://rp1.example/bcl")
+	mustClient(t, s, "rp2", "https://rp2.example/bcl")
+	mustClient(t, s, "rp3", "")
+	// sso1: live, rp1 and rp3 recorded, a family of rp2. sso2: ended
+	// earlier, its message delivered. old: past its expiry but never
+	// ended (the clients' own sessions may outlive it). sso3: bob's.
+	mustSSO(t, s, newSSO("sso1", "alice", base))
+	mustSSO(t, s, newSSO("sso2", "alice", base))
+	old := newSSO("old", "alice", base.Add(-8*24*time.Hour))
+	mustSSO(t, s, old)
+	mustSSO(t, s, newSSO("sso3", "bob", base))
+	for _, r := range []struct{ sso, client string }{{"sso1", "rp1"}, {"sso1", "rp3"}, {"sso2", "rp1"}, {"old", "rp1"}, {"sso3", "rp1"}} {
+		if err := s.RecordSSOClient(ctx, r.sso, r.client, old.CreatedAt); err != nil {
+			t.Fatalf("RecordSSOClient(%s, %s): %v", r.sso, r.client, err)
+		}
+	}
+	mustSession(t, s, linkedSession("f1", "alice", "rp2", "sso1", base))
+	mustSession(t, s, linkedSession("f3", "bob", "rp1", "sso3", base))
+	earlier := base.Add(time.Minute)
+	if _, err := s.EndSSOSession(ctx, "sso2", "logout", earlier, latch.Cover{Until: earlier.Add(time.Hour)}); err != nil {
+		t.Fatalf("EndSSOSession(sso2): %v", err)
+	}
+	for _, m := range claimAll(t, s, "worker", earlier) {
+		if err := s.CompleteOutbox(ctx, m.ID, "worker", earlier); err != nil {
+			t.Fatalf("CompleteOutbox: %v", err)
+		}
+	}
+
+	at := base.Add(time.Hour)
+	ids, err := s.RevokeUser(ctx, "alice", "logout_all", at, latch.Cover{Until: at.Add(10 * time.Minute)})
+	if err != nil {
+		t.Fatalf("RevokeUser: %v", err)
+	}
+	if !slices.Equal(ids, []string{"f1"}) {
+		t.Errorf("RevokeUser revoked %v, want [f1]", ids)
+	}
+	for _, id := range []string{"sso1", "old"} {
+		if got := mustGetSSO(t, s, id); !got.RevokedAt.Equal(at) || got.RevokeReason != "logout_all" {
+			t.Errorf("%s after RevokeUser: RevokedAt %v, reason %q; want %v, logout_all", id, got.RevokedAt, got.RevokeReason, at)
+		}
+	}
+	if got := mustGetSSO(t, s, "sso2"); !got.RevokedAt.Equal(earlier) || got.RevokeReason != "logout" {
+		t.Errorf("an SSO session ended earlier was ended again: %+v", got)
+	}
+	if got := mustGetSSO(t, s, "sso3"); got.Ended() {
+		t.Errorf("another user's SSO session was ended: %+v", got)
+	}
+	if got := mustGetSession(t, s, "f3"); got.Revoked() {
+		t.Errorf("another user's family was revoked: %+v", got)
+	}
+	// Another user's SSO session still takes families and clients.
+	if err := s.RecordSSOClient(ctx, "sso3", "rp2", at); err != nil {
+		t.Errorf("RecordSSOClient(bob's sso3) after alice's RevokeUser: %v", err)
+	}
+
+	msgs := claimAll(t, s, "worker", at)
+	got := map[string]latch.BackchannelLogout{}
+	for _, m := range msgs {
+		b, err := latch.ParseBackchannelLogout(m.Payload)
+		if err != nil {
+			t.Fatalf("message %+v: %v", m, err)
+		}
+		if m.Kind != latch.OutboxBackchannelLogout || !m.CreatedAt.Equal(at) || !m.NotBefore.Equal(at) ||
+			m.Key != latch.BackchannelLogoutKey(b.SSOSessionID, b.ClientID) {
+			t.Errorf("message %+v (payload %s)", m, m.Payload)
+		}
+		got[m.Key] = b
+	}
+	want := map[string]latch.BackchannelLogout{
+		"bcl:sso1:rp1": {ClientID: "rp1", UserID: "alice", SSOSessionID: "sso1"},
+		"bcl:sso1:rp2": {ClientID: "rp2", UserID: "alice", SSOSessionID: "sso1"},
+		"bcl:old:rp1":  {ClientID: "rp1", UserID: "alice", SSOSessionID: "old"},
+	}
+	if len(got) != len(want) || len(msgs) != len(want) {
+		t.Errorf("RevokeUser enqueued %v, want %v", got, want)
+	}
+	for k, w := range want {
+		if got[k] != w {
+			t.Errorf("message %s = %+v, want %+v", k, got[k], w)
+		}
+	}
+
+	for _, m := range msgs {
+		if err := s.CompleteOutbox(ctx, m.ID, "worker", at); err != nil {
+			t.Fatalf("CompleteOutbox: %v", err)
+		}
+	}
+
+	// Once more: nothing left to end, nothing enqueued.
+	if _, err := s.RevokeUser(ctx, "alice", "again", at.Add(time.Minute), latch.Cover{Until: at.Add(time.Hour)}); err != nil {
+		t.Fatalf("second RevokeUser: %v", err)
+	}
+	if got := mustGetSSO(t, s, "sso1"); !got.RevokedAt.Equal(at) || got.RevokeReason != "logout_all" {
+		t.Errorf("second RevokeUser ended sso1 again: %+v", got)
+	}
+	if again := claimAll(t, s, "other", at.Add(time.Minute)); len(again) != 0 {
+		t.Errorf("second RevokeUser enqueued %+v", again)
+	}
+}
+
 // newCode returns an authorization code of user for client dash, created
 // at created, living a minute.
 func newCode(code, userID string, created time.Time) *latch.AuthorizationCode {
@@ -779,7 +886,8 @@ func testPruneOIDC(t *testing.T, s latch.Store) {
 	}
 }
 
-// EndSSOSessionRollsBack checks that EndSSOSession is one transaction: s
+// EndSSOSessionRollsBack checks that EndSSOSession, and RevokeUser which
+// ends the user's SSO sessions alike, are each one transaction: s
 // is an empty store, and breakOutbox makes every later insert into the
 // outbox fail (a trigger, say), so that EndSSOSession fails after it has
 // ended the SSO session, revoked its family and appended to the feed.
@@ -800,17 +908,21 @@ func EndSSOSessionRollsBack(t *testing.T, s latch.Store, breakOutbox func(t *tes
 	if _, err := s.EndSSOSession(ctx, "sso1", "logout", at, latch.Cover{Until: at.Add(time.Hour)}); err == nil {
 		t.Fatal("EndSSOSession succeeded although the outbox insert fails")
 	}
+	// RevokeUser ends the SSO session in its own transaction, as one.
+	if _, err := s.RevokeUser(ctx, "alice", "logout_all", at, latch.Cover{Until: at.Add(time.Hour)}); err == nil {
+		t.Fatal("RevokeUser succeeded although the outbox insert fails")
+	}
 	if got := mustGetSSO(t, s, "sso1"); got.Ended() {
-		t.Errorf("the SSO session stayed ended after a failed EndSSOSession: %+v", got)
+		t.Errorf("the SSO session stayed ended after a failed EndSSOSession or RevokeUser: %+v", got)
 	}
 	if got := mustGetSession(t, s, "f1"); got.Revoked() {
-		t.Errorf("the family stayed revoked after a failed EndSSOSession: %+v", got)
+		t.Errorf("the family stayed revoked after a failed EndSSOSession or RevokeUser: %+v", got)
 	}
 	if feed := mustRevocations(t, s, 0, base); len(feed) != 0 {
-		t.Errorf("the feed kept %+v after a failed EndSSOSession", feed)
+		t.Errorf("the feed kept %+v after a failed EndSSOSession or RevokeUser", feed)
 	}
 	if got := claimAll(t, s, "w", at); len(got) != 0 {
-		t.Errorf("the outbox kept %+v after a failed EndSSOSession", got)
+		t.Errorf("the outbox kept %+v after a failed EndSSOSession or RevokeUser", got)
 	}
 }
 

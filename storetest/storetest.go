@@ -74,6 +74,7 @@ func Run(t *testing.T, open func(t *testing.T) latch.Store) {
 		{"SSOSessions", testSSOSessions},
 		{"EndSSOSession", testEndSSOSession},
 		{"EndSSOSessionConcurrent", testEndSSOSessionConcurrent},
+		{"RevokeUserEndsSSO", testRevokeUserEndsSSO},
 		{"AuthorizationCodes", testAuthorizationCodes},
 		{"RedeemConcurrent", testRedeemConcurrent},
 		{"Consents", testConsents},
