@@ -210,7 +210,7 @@ func TestCrossDomainSSO(t *testing.T) {
 	// A was told by back-channel logout: its page, still open, sees its
 	// session gone and shows it.
 	tabA.waitJSFor(30*time.Second, "A's page signed out by back-channel logout", `document.getElementById('status').dataset.state === 'signed-out'`)
-	if !appA.logged("back-channel logout sid=" + sidA + " ") || !appA.logged("1 session(s) ended") {
+	if !appA.logged("back-channel logout sid="+sidA+" ") || !appA.logged("1 session(s) ended") {
 		t.Fatal("A's page shows signed out, but A's log has no back-channel logout ending its session")
 	}
 	// And A cannot silently sign in again: the SSO session is over.
