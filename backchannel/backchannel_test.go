@@ -21,6 +21,7 @@ import (
 	"github.com/latchauth/latch/keys"
 	"github.com/latchauth/latch/outbox"
 	"github.com/latchauth/latch/sqlite"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 const issuer = "https://sso.example.com"
@@ -350,9 +351,11 @@ func TestEndToEnd(t *testing.T) {
 		}
 	}
 
+	reg := prometheus.NewRegistry()
 	worker := func(owner string) *outbox.Worker {
 		w, err := outbox.New(outbox.Config{
 			Store: e.store, Owner: owner, Now: e.clock.Now, Log: slog.New(slog.DiscardHandler), Poll: time.Hour,
+			Registry: prometheus.WrapRegistererWith(prometheus.Labels{"owner": owner}, reg),
 			Handlers: map[string]outbox.Handler{latch.OutboxBackchannelLogout: e.handler},
 		})
 		if err != nil {
@@ -371,8 +374,10 @@ func TestEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	w.Notify()
+	// Delivered and recorded as such (not merely received by the RP:
+	// a worker stopped before recording leaves the message to another).
 	deadline := time.Now().Add(10 * time.Second)
-	for len(r.requests()) == 0 {
+	for delivered(t, reg) == 0 {
 		if time.Now().After(deadline) {
 			t.Fatal("the RP was not told of the end of sso1")
 		}
@@ -416,4 +421,25 @@ func TestEndToEnd(t *testing.T) {
 	if n, err := w2.RunOnce(ctx); n != 0 || err != nil {
 		t.Errorf("RunOnce after delivery = %d, %v", n, err)
 	}
+}
+
+// delivered returns how many deliveries the workers registered on reg
+// recorded as delivered.
+func delivered(t *testing.T, reg *prometheus.Registry) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n float64
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if mf.GetName() == "latch_outbox_deliveries_total" && l.GetName() == "outcome" && l.GetValue() == outbox.OutcomeDelivered {
+					n += m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return n
 }

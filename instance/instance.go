@@ -428,6 +428,12 @@ func wire(ctx context.Context, cfg config.Config, st latch.Store, opt Options) (
 		return nil, fmt.Errorf("password hasher: %w", err)
 	}
 	reg.MustRegister(staleAccepted, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	// The outbox worker delivers what ending an SSO session enqueues
+	// (back-channel logouts); auth wakes it when it enqueued something.
+	worker, err := newOutbox(cfg, st, ring, reg, log, now)
+	if err != nil {
+		return nil, err
+	}
 	svc, err := auth.New(auth.Config{
 		Issuer: cfg.Issuer, Audience: cfg.Audience, ClientID: cfg.ClientID,
 		AccessTokenTTL: cfg.Tokens.AccessTTL.D(), AccessTokenJitter: cfg.Tokens.AccessJitter.D(),
@@ -448,6 +454,7 @@ func wire(ctx context.Context, cfg config.Config, st latch.Store, opt Options) (
 			return verifier.New(c)
 		},
 		OnRevoke: func(ctx context.Context) { fan.Poke(ctx, redis.TopicRevocations) },
+		OnOutbox: worker.Notify,
 	})
 	if err != nil {
 		return nil, err
@@ -501,10 +508,6 @@ func wire(ctx context.Context, cfg config.Config, st latch.Store, opt Options) (
 		Store:  st, Revocations: revs, Now: now,
 		Pages: pages(cfg, demo), OIDC: provider,
 	})
-	worker, err := newOutbox(cfg, st, ring, reg, log, now)
-	if err != nil {
-		return nil, err
-	}
 	return &Instance{
 		Config: cfg, Store: st, Ring: ring, Revocations: revs, Verifier: v, Auth: svc, OIDC: provider, Server: srv,
 		Registry: reg, Fanout: fan, Demo: demo, KEKCreated: created, Outbox: worker, log: log, now: now,

@@ -94,8 +94,14 @@ func (s *Server) authorizeError(w http.ResponseWriter, r *http.Request, err erro
 		return
 	}
 	if oe.Page() {
+		s.authorizes.WithLabelValues("page_error").Inc()
 		s.errorPage(w, http.StatusBadRequest, "This sign-in link is not valid", pageMessage(oe))
 		return
+	}
+	if oe.Code == "access_denied" {
+		s.authorizes.WithLabelValues("denied").Inc()
+	} else {
+		s.authorizes.WithLabelValues("error").Inc()
 	}
 	s.redirect(w, r, s.oidc.RedirectURL(oe))
 }
@@ -143,8 +149,10 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 		if req.LoginHint != "" {
 			to.Set("login_hint", req.LoginHint)
 		}
+		s.authorizes.WithLabelValues("login").Inc()
 		s.redirect(w, r, "/login?"+to.Encode())
 	case oidc.StepConsent:
+		s.authorizes.WithLabelValues("consent").Inc()
 		s.showConsent(w, r, req, sso)
 	default:
 		s.issueCode(w, r, req, sso)
@@ -157,6 +165,7 @@ func (s *Server) issueCode(w http.ResponseWriter, r *http.Request, req *oidc.Req
 		s.authorizeError(w, r, err)
 		return
 	}
+	s.authorizes.WithLabelValues("code").Inc()
 	s.redirect(w, r, to)
 }
 
@@ -223,7 +232,7 @@ func (s *Server) consent(w http.ResponseWriter, r *http.Request) {
 		}
 		s.issueCode(w, r, req, sso)
 	case "deny":
-		s.redirect(w, r, s.oidc.RedirectURL(oidc.Deny(req)))
+		s.authorizeError(w, r, oidc.Deny(req))
 	default:
 		s.errorPage(w, http.StatusBadRequest, "This form is incomplete", "Choose Allow or Deny on the consent page.")
 	}

@@ -130,6 +130,7 @@ type Server struct {
 	feedStreams   streamCounter // open revocation streams per client
 	verifyLatency prometheus.Histogram
 	requests      *prometheus.CounterVec
+	authorizes    *prometheus.CounterVec
 }
 
 // New returns a Server with every route registered.
@@ -157,7 +158,11 @@ func New(cfg Config, d Deps) *Server {
 			Name: "latch_http_requests_total", Help: "HTTP requests by route and status code.",
 		}, []string{"route", "code"}),
 	}
-	d.Registry.MustRegister(s.verifyLatency, s.requests)
+	s.authorizes = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "latch_oidc_authorizations_total",
+		Help: "Authorization requests by outcome: code (issued), login (sent to sign in), consent (shown), denied, error (to the client), page_error (not redirectable).",
+	}, []string{"outcome"})
+	d.Registry.MustRegister(s.verifyLatency, s.requests, s.authorizes)
 	if u, err := url.Parse(cfg.Issuer); err == nil && u.Scheme == "https" {
 		s.hsts = true
 	}
