@@ -598,6 +598,7 @@ func (s *Service) reuseDetected(ctx context.Context, sess *latch.Session, rt *la
 			s.log.Error("ending the SSO session after refresh-token reuse failed", "session_id", sess.ID, "err", err)
 		} else {
 			s.metrics.Revocations.WithLabelValues("sso_session").Inc()
+			s.syncRevocations(ctx)
 			s.notifyOutbox()
 		}
 	}

@@ -275,7 +275,7 @@ func TestMetadata(t *testing.T) {
 			}
 		}
 		grants, _ := json.Marshal(r.body["grant_types_supported"])
-		if string(grants) != `["client_credentials","refresh_token"]` {
+		if string(grants) != `["authorization_code","client_credentials","refresh_token"]` {
 			t.Errorf("grant_types_supported = %s (the password grant must not be offered)", grants)
 		}
 		if methods, _ := json.Marshal(r.body["token_endpoint_auth_methods_supported"]); !strings.Contains(string(methods), "client_secret_basic") {
