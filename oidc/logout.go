@@ -74,10 +74,12 @@ func (p *Provider) ParseLogout(ctx context.Context, q url.Values) (*Logout, erro
 
 // Confirmed reports whether the logout may end the browser's SSO session
 // without asking the user: the request carries an id_token_hint for the
-// signed-in user. Without one, anyone could sign the user out with a
-// link, so the user confirms (§2: the OP SHOULD ask).
+// signed-in user from this very SSO session (an id_token of an earlier,
+// ended one proves nothing about this one). Without one, anyone could
+// sign the user out with a link, so the user confirms (§2: the OP SHOULD
+// ask).
 func (l *Logout) Confirmed(sso *latch.SSOSession) bool {
-	return sso != nil && l.HintSubject != "" && l.HintSubject == sso.UserID
+	return sso != nil && l.HintSubject != "" && l.HintSubject == sso.UserID && l.HintSID == sso.ID
 }
 
 // RedirectURL is where the browser goes once the logout is done: the

@@ -285,7 +285,6 @@ func (s *Server) metadata(w http.ResponseWriter, r *http.Request) {
 		doc["backchannel_logout_session_supported"] = true
 		doc["frontchannel_logout_supported"] = false
 		doc["authorization_response_iss_parameter_supported"] = true
-		doc["userinfo_signing_alg_values_supported"] = []string{"none"}
 	}
 	doc["grant_types_supported"] = grants
 	w.Header().Set("Cache-Control", "public, max-age=300")
