@@ -182,3 +182,21 @@ func TestSSOEndedByRPLogout(t *testing.T) {
 	}
 	f.ended(t)
 }
+
+// TestLogoutHintOfEndedSessionAsksFirst: an id_token of an earlier SSO
+// session of the same user proves nothing about the current one, so the
+// logout asks for confirmation and ends nothing until then.
+func TestLogoutHintOfEndedSessionAsksFirst(t *testing.T) {
+	f := newSSOFixture(t)
+	old := f.dash.str("id_token")
+	f.b.signIn("grace@example.com", "correct horse battery staple") // a new SSO session replaces the old
+	cb := callback(t, f.b.authorize(codeRequest("wiki", "openid")))
+	fresh := f.h.exchange("wiki", cb.Get("code"), "https://wiki.example/cb", "")
+	r := f.b.get("/oauth2/logout?" + url.Values{"id_token_hint": {old}}.Encode())
+	if r.code != http.StatusOK || !strings.Contains(r.body, "logout_token") {
+		t.Fatalf("logout with an old session's hint: want the confirmation page, got %d %q", r.code, r.location)
+	}
+	if ui := f.h.do(http.MethodGet, "/oauth2/userinfo", "", bearer(fresh.str("access_token"))...); ui.code != http.StatusOK {
+		t.Fatalf("the current SSO session must survive an unconfirmed logout: %d", ui.code)
+	}
+}
