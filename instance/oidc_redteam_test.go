@@ -196,3 +196,51 @@ func TestRedteamConfidentialRefreshTokenNeedsTheClientSecret(t *testing.T) {
 		t.Errorf("a confidential client's refresh token was redeemed without the client secret: %s", r.raw)
 	}
 }
+
+// FINDING 6 (high): the consent page carries every parameter of the
+// authorization request in hidden fields, including one named "decision".
+// A request with decision=allow puts a hidden decision=allow before the
+// Allow and Deny buttons; the handler reads the first value, so the user
+// who clicks Deny approves the app (the consent is remembered, and a code
+// with offline_access is issued). The consent token does not cover it.
+func TestRedteamDenyMeansDeny(t *testing.T) {
+	h := start(t, "", nil)
+	defer h.close()
+	h.addUser(rtEmail, rtPass)
+	h.addRP("dash", nil)
+	b := h.browser()
+	b.signIn(rtEmail, rtPass)
+	r := b.authorize(codeRequest("dash", "openid email offline_access", "decision", "allow"))
+	if r.code != http.StatusOK || !strings.Contains(r.body, "consent_token") {
+		t.Fatalf("want the consent page, got %d %q", r.code, r.location)
+	}
+	// What a browser posts when the user clicks Deny: the form's fields
+	// in document order (the hidden ones), then the button's.
+	body := hiddenFieldsInOrder(t, r.body) + "&decision=deny"
+	req, _ := http.NewRequest(http.MethodPost, h.srv.URL+"/oauth2/consent", strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	cb := callback(t, b.do(req))
+	if cb.Get("code") != "" || cb.Get("error") != "access_denied" {
+		t.Fatalf("the user clicked Deny, the app got %v", cb)
+	}
+	if r := b.authorize(codeRequest("dash", "openid email offline_access", "prompt", "none")); strings.Contains(r.location, "code=") {
+		t.Fatalf("the user clicked Deny, and the consent was remembered: %q", r.location)
+	}
+}
+
+// hiddenFieldsInOrder encodes the hidden inputs of a page in document
+// order, as a browser submits them (duplicates kept).
+func hiddenFieldsInOrder(t *testing.T, page string) string {
+	t.Helper()
+	var parts []string
+	for _, part := range strings.Split(page, "<input")[1:] {
+		tag := part[:strings.Index(part, ">")]
+		if strings.Contains(tag, `type="hidden"`) {
+			parts = append(parts, url.QueryEscape(attr(tag, "name"))+"="+url.QueryEscape(attr(tag, "value")))
+		}
+	}
+	if len(parts) == 0 {
+		t.Fatalf("no hidden inputs in %s", page)
+	}
+	return strings.Join(parts, "&")
+}
