@@ -244,3 +244,33 @@ func hiddenFieldsInOrder(t *testing.T, page string) string {
 	}
 	return strings.Join(parts, "&")
 }
+
+// FINDING 7 (low): error_description breaks RFC 6749 §4.1.2.1 and §5.2
+// ("MUST NOT include characters outside the set %x20-21 / %x23-5B /
+// %x5D-7E"): descriptions quote values with '"' (strconv.Quote), and a
+// quoted value is the attacker's own bytes (a scope value, a parameter
+// name), which may be any UTF-8 up to 2 KiB.
+func TestRedteamErrorDescriptionCharset(t *testing.T) {
+	h := start(t, "", nil)
+	defer h.close()
+	h.addRP("dash", nil)
+	b := h.browser()
+	cb := callback(t, b.authorize(codeRequest("dash", "openid <b>Call+1-555-SCAM</b>")))
+	if cb.Get("error") != "invalid_scope" {
+		t.Fatalf("want invalid_scope, got %v", cb)
+	}
+	checkDescription(t, "authorization error", cb.Get("error_description"))
+	tok := h.do(http.MethodPost, "/oauth2/token", "grant_type=client_credentials&scope=a&scope=b",
+		"Content-Type", "application/x-www-form-urlencoded")
+	checkDescription(t, "token endpoint error", tok.str("error_description"))
+}
+
+func checkDescription(t *testing.T, what, d string) {
+	t.Helper()
+	for _, c := range []byte(d) {
+		if c < 0x20 || c == 0x22 || c == 0x5c || c > 0x7e {
+			t.Errorf("%s: error_description %q has %q, outside RFC 6749's set", what, d, c)
+			return
+		}
+	}
+}
