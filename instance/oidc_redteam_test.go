@@ -124,7 +124,7 @@ func TestRedteamRevokingADevicesSessionEndsItsSSOSession(t *testing.T) {
 	}
 }
 
-// FINDING 3 (medium): latch_after, the parameter the provider adds to
+// FINDING 5 (medium): latch_after, the parameter the provider adds to
 // the request it returns to after a sign-in it asked for, is taken from
 // the URL unauthenticated. Anyone at the browser (or any link) adds
 // latch_after=<a time before the last sign-in> and prompt=login or max_age
@@ -151,7 +151,7 @@ func TestRedteamForgedLatchAfterDoesNotSkipReauthentication(t *testing.T) {
 	}
 }
 
-// FINDING 4 (medium): RP-initiated logout ends the browser's SSO session
+// FINDING 6 (medium): RP-initiated logout ends the browser's SSO session
 // without asking whenever id_token_hint names the signed-in user, even
 // when the hint belongs to another (older, ended) SSO session. RP-Initiated
 // Logout 1.0 §2: the OP MUST ask if the ID Token does not belong to the
@@ -175,7 +175,7 @@ func TestRedteamLogoutHintOfAnotherSSOSessionAsks(t *testing.T) {
 	stillSignedIn(t, b, "wiki", "after a logout link carrying an old id_token")
 }
 
-// FINDING 5 (high): a confidential RP's refresh token is redeemed at
+// FINDING 4 (high): a confidential RP's refresh token is redeemed at
 // /v1/auth/refresh with no client authentication at all. RFC 6749 §6 and
 // §10.4: the server MUST authenticate a confidential client on refresh;
 // that is what makes a refresh token stolen from an RP useless without
@@ -197,7 +197,7 @@ func TestRedteamConfidentialRefreshTokenNeedsTheClientSecret(t *testing.T) {
 	}
 }
 
-// FINDING 6 (high): the consent page carries every parameter of the
+// FINDING 3 (high): the consent page carries every parameter of the
 // authorization request in hidden fields, including one named "decision".
 // A request with decision=allow puts a hidden decision=allow before the
 // Allow and Deny buttons; the handler reads the first value, so the user
