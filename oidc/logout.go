@@ -6,7 +6,6 @@ import (
 	"encoding/base64"
 	"net/url"
 	"slices"
-	"strconv"
 
 	"github.com/latchauth/latch"
 	"github.com/latchauth/latch/auth"
@@ -30,13 +29,8 @@ type Logout struct {
 // ParseLogout validates a logout request. Its errors are page errors: a
 // logout request that cannot be trusted never redirects.
 func (p *Provider) ParseLogout(ctx context.Context, q url.Values) (*Logout, error) {
-	for k, v := range q {
-		if len(v) > 1 {
-			return nil, &Error{Code: "invalid_request", Description: "parameter " + strconv.Quote(k) + " appears more than once"}
-		}
-		if len(v[0]) > maxParam {
-			return nil, &Error{Code: "invalid_request", Description: "parameter " + strconv.Quote(k) + " is too long"}
-		}
+	if err := checkParams(q); err != nil {
+		return nil, err
 	}
 	l := &Logout{State: q.Get("state"), Params: q}
 	clientID := q.Get("client_id")

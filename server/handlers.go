@@ -308,7 +308,7 @@ func (s *Server) logoutAll(w http.ResponseWriter, r *http.Request) {
 		userID = uid
 	} else {
 		c, ok := s.authenticate(w, r)
-		if !ok {
+		if !ok || !s.accountAccess(w, r, c) {
 			return
 		}
 		if c.SessionID == "" {

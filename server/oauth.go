@@ -41,7 +41,7 @@ func parseForm(w http.ResponseWriter, r *http.Request) (url.Values, bool) {
 	}
 	for k, v := range form {
 		if len(v) > 1 {
-			writeError(w, http.StatusBadRequest, "invalid_request", fmt.Sprintf("parameter %q appears more than once", k))
+			writeError(w, http.StatusBadRequest, "invalid_request", "parameter '"+oidc.Describe(k)+"' appears more than once")
 			return nil, false
 		}
 	}
