@@ -19,16 +19,20 @@ build:
 
 # The verifier is its own module (what resource servers import, with the
 # fewest dependencies); the example is a module that requires it as a user
-# would. Both are vetted and tested with the main module.
+# would. Both are vetted and tested with the main module; examples/sso (two
+# OpenID Connect relying parties, go-oidc + x/oauth2) too, and e2e drives it
+# in Chromium.
 vet:
 	@test -z "$$(gofmt -l .)" || { echo "gofmt would rewrite:"; gofmt -l .; exit 1; }
 	$(GO) vet $(PKGS)
 	cd verifier && $(GO) vet ./...
 	cd examples/resource-server && $(GO) vet ./...
+	cd examples/sso && $(GO) vet ./...
 
 test: vet interop-deps
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
 	cd verifier && $(GO) test -race -count=1 -timeout 10m ./...
+	cd examples/sso && $(GO) test -race -count=1 -timeout 5m ./...
 	cd bench && $(GO) vet ./... && $(GO) test -count=1 ./...
 	@$(MAKE) --no-print-directory sdk-test
 

@@ -411,22 +411,10 @@ const maxRotationAttempts = 8
 //
 // This is the API's refresh: the token came in a request body, so the
 // session must belong to a client that receives tokens as bearer tokens. A
-// browser client's token (delivered in a cookie) is refused here, unspent,
-// and so is a confidential client's: it must authenticate to refresh
-// (RFC 6749 §6), at the token endpoint (RefreshForClient).
+// browser client's token (delivered in a cookie) is refused here, unspent.
 func (s *Service) Refresh(ctx context.Context, refresh string, c Device) (*Tokens, error) {
-	return s.refreshChecked(ctx, refresh, "", "", c, func(sess *latch.Session, delivery string) error {
+	return s.refreshChecked(ctx, refresh, "", "", false, c, func(sess *latch.Session, delivery string) error {
 		if delivery != latch.DeliveryBearer {
-			return errWrongDelivery
-		}
-		if sess.ClientID == s.cfg.ClientID {
-			return nil
-		}
-		cl, err := s.store.Client(ctx, sess.ClientID)
-		if err != nil {
-			return fmt.Errorf("auth: load client: %w", err)
-		}
-		if !cl.Public() {
 			return errWrongDelivery
 		}
 		return nil
@@ -437,7 +425,7 @@ func (s *Service) Refresh(ctx context.Context, refresh string, c Device) (*Token
 // refresh cookie. The session must belong to a cookie or memory client, and
 // csrf must be the session's CSRF token; otherwise nothing is consumed.
 func (s *Service) RefreshFromCookie(ctx context.Context, refresh, csrf string, c Device) (*Tokens, error) {
-	return s.refreshChecked(ctx, refresh, "", "", c, func(sess *latch.Session, delivery string) error {
+	return s.refreshChecked(ctx, refresh, "", "", false, c, func(sess *latch.Session, delivery string) error {
 		if delivery == latch.DeliveryBearer {
 			return errWrongDelivery
 		}
@@ -459,8 +447,11 @@ var ErrCSRF = errors.New("csrf token mismatch")
 // no reuse detection): a token presented the wrong way is refused unspent.
 // via is the client that authenticated the request ("" when none did); it
 // is part of the device a grace replay must match.
-func (s *Service) refreshChecked(ctx context.Context, refresh, via, scope string, c Device, check func(*latch.Session, string) error) (*Tokens, error) {
-	t, outcome, err := s.refresh(ctx, refresh, via, scope, c, check)
+//
+// confidential admits the sessions of confidential clients; only the
+// token endpoint, which authenticated the client, sets it (RFC 6749 §6).
+func (s *Service) refreshChecked(ctx context.Context, refresh, via, scope string, confidential bool, c Device, check func(*latch.Session, string) error) (*Tokens, error) {
+	t, outcome, err := s.refresh(ctx, refresh, via, scope, confidential, c, check)
 	s.metrics.Refreshes.WithLabelValues(outcome).Inc()
 	if errors.Is(err, errWrongDelivery) {
 		err = ErrInvalidGrant
@@ -468,7 +459,7 @@ func (s *Service) refreshChecked(ctx context.Context, refresh, via, scope string
 	return t, err
 }
 
-func (s *Service) refresh(ctx context.Context, refresh, via, scope string, c Device, check func(*latch.Session, string) error) (*Tokens, string, error) {
+func (s *Service) refresh(ctx context.Context, refresh, via, scope string, confidential bool, c Device, check func(*latch.Session, string) error) (*Tokens, string, error) {
 	if !wellFormedRefreshToken(refresh) {
 		return nil, "invalid", ErrInvalidGrant
 	}
@@ -489,9 +480,11 @@ func (s *Service) refresh(ctx context.Context, refresh, via, scope string, c Dev
 		if err != nil {
 			return nil, "error", fmt.Errorf("auth: load session: %w", err)
 		}
-		delivery, err := s.sessionDelivery(ctx, sess.ClientID)
+		delivery, err := s.delivery(ctx, sess.ClientID, confidential)
 		if errors.Is(err, ErrUnauthorizedClient) {
-			return nil, "invalid", ErrInvalidGrant // its client is gone
+			// Its client is gone, or is confidential and did not
+			// authenticate: refused unspent.
+			return nil, "wrong_client", ErrInvalidGrant
 		}
 		if err != nil {
 			return nil, "error", err
@@ -610,6 +603,7 @@ func (s *Service) reuseDetected(ctx context.Context, sess *latch.Session, rt *la
 			s.log.Error("ending the SSO session after refresh-token reuse failed", "session_id", sess.ID, "err", err)
 		} else {
 			s.metrics.Revocations.WithLabelValues("sso_session").Inc()
+			s.syncRevocations(ctx)
 			s.notifyOutbox()
 		}
 	}
@@ -683,6 +677,13 @@ func (s *Service) LogoutRefreshToken(ctx context.Context, refresh string, c Devi
 	if err != nil {
 		return fmt.Errorf("auth: load session: %w", err)
 	}
+	if _, err := s.delivery(ctx, sess.ClientID, false); errors.Is(err, ErrUnauthorizedClient) {
+		// A confidential client's token: only that client, authenticated
+		// at /oauth2/revoke, may end its session.
+		return nil
+	} else if err != nil {
+		return err
+	}
 	return s.revokeSession(ctx, sess.UserID, sess.ID, "logout", c)
 }
 
@@ -712,6 +713,14 @@ func (s *Service) revokeSession(ctx context.Context, userID, sessionID, reason s
 	}
 	if err != nil {
 		return fmt.Errorf("auth: load session: %w", err)
+	}
+	if sess.SSOSessionID != "" && sess.ClientID == AccountClientID {
+		// The session of Latch's own pages in a browser is that browser's
+		// sign-in at the provider: ending it ends the SSO session, with
+		// every app's family it made and a back-channel logout to each.
+		if err := s.EndSSOSession(ctx, userID, sess.SSOSessionID, reason, c); err != nil && !errors.Is(err, ErrNotFound) {
+			return err
+		}
 	}
 	now := s.clock()
 	revoked, err := s.store.RevokeSession(ctx, sessionID, reason, now, s.cover(now))

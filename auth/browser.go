@@ -15,9 +15,12 @@ import (
 const AccountClientID = "latch-account"
 
 // delivery resolves how a client's sessions receive tokens: the built-in
-// clients by definition, registered ones from the store. A confidential or
-// unknown client cannot hold user sessions: ErrUnauthorizedClient.
-func (s *Service) delivery(ctx context.Context, clientID string) (string, error) {
+// clients by definition, registered ones from the store. An unknown client
+// is ErrUnauthorizedClient, and so is a confidential one unless
+// confidential is set: it cannot sign users in through /v1/auth, but its
+// sessions (from the authorization code grant) refresh at the token
+// endpoint with bearer tokens.
+func (s *Service) delivery(ctx context.Context, clientID string, confidential bool) (string, error) {
 	switch clientID {
 	case s.cfg.ClientID:
 		return latch.DeliveryBearer, nil
@@ -25,13 +28,13 @@ func (s *Service) delivery(ctx context.Context, clientID string) (string, error)
 		return latch.DeliveryCookie, nil
 	}
 	cl, err := s.store.Client(ctx, clientID)
-	if errors.Is(err, latch.ErrNotFound) || (err == nil && !cl.Public()) {
+	if errors.Is(err, latch.ErrNotFound) || (err == nil && !cl.Public() && !confidential) {
 		return "", ErrUnauthorizedClient
 	}
 	if err != nil {
 		return "", fmt.Errorf("auth: load client: %w", err)
 	}
-	if cl.Delivery == "" {
+	if cl.Delivery == "" || !cl.Public() {
 		return latch.DeliveryBearer, nil
 	}
 	return cl.Delivery, nil
@@ -90,28 +93,4 @@ func (s *Service) UserOfSession(ctx context.Context, sessionID string) (string, 
 		return "", fmt.Errorf("auth: load session: %w", err)
 	}
 	return sess.UserID, nil
-}
-
-// sessionDelivery is how a session's client receives refreshed tokens.
-// Unlike delivery (a sign-in through /v1/auth, public clients only), it
-// accepts a confidential client: its sessions come from the authorization
-// code grant, and it refreshes at the token endpoint with bearer tokens.
-func (s *Service) sessionDelivery(ctx context.Context, clientID string) (string, error) {
-	switch clientID {
-	case s.cfg.ClientID:
-		return latch.DeliveryBearer, nil
-	case AccountClientID:
-		return latch.DeliveryCookie, nil
-	}
-	cl, err := s.store.Client(ctx, clientID)
-	if errors.Is(err, latch.ErrNotFound) {
-		return "", ErrUnauthorizedClient
-	}
-	if err != nil {
-		return "", fmt.Errorf("auth: load client: %w", err)
-	}
-	if cl.Delivery == "" || !cl.Public() {
-		return latch.DeliveryBearer, nil
-	}
-	return cl.Delivery, nil
 }

@@ -242,6 +242,10 @@ func checkWebURI(field, raw string, u *url.URL) (ok bool, err error) {
 }
 
 // checkRedirectURIs checks a list of redirect or post-logout redirect URIs.
+// responseParams are the parameters Latch adds to a redirect URI's query
+// (RFC 6749 §4.1.2, RFC 9207; RP-Initiated Logout's state).
+var responseParams = []string{"code", "state", "iss", "error", "error_description", "error_uri"}
+
 func checkRedirectURIs(field string, uris []string, public bool) error {
 	if len(uris) > MaxClientURIs {
 		return &ClientMetadataError{Field: field, Reason: fmt.Sprintf("%d URIs; at most %d are allowed", len(uris), MaxClientURIs)}
@@ -253,6 +257,12 @@ func checkRedirectURIs(field string, uris []string, public bool) error {
 		}
 		if slices.Contains(uris[:i], raw) {
 			return &ClientMetadataError{Field: field, Value: raw, Reason: "is listed twice"}
+		}
+		for _, p := range responseParams {
+			if u.Query().Has(p) {
+				return &ClientMetadataError{Field: field, Value: raw, Reason: fmt.Sprintf(
+					"its query holds %q, which Latch adds to the response itself: the app would receive two", p)}
+			}
 		}
 		web, err := checkWebURI(field, raw, u)
 		switch {
@@ -279,17 +289,11 @@ func (s *Service) checkClientMetadata(n *NewClient) error {
 			return &ClientMetadataError{Field: field, Value: value, Reason: fmt.Sprintf(
 				"is for clients of the authorization-code flow, which receive bearer tokens; a %s-delivery browser client signs in through /v1/auth", n.Delivery)}
 		}
-		switch {
-		case len(n.RedirectURIs) > 0:
+		if len(n.RedirectURIs) > 0 {
 			return bad("redirect_uris", n.RedirectURIs[0])
-		case len(n.PostLogoutRedirectURIs) > 0:
-			return bad("post_logout_redirect_uris", n.PostLogoutRedirectURIs[0])
-		case n.BackchannelLogoutURI != "":
-			return bad("backchannel_logout_uri", n.BackchannelLogoutURI)
-		case n.FirstParty:
-			return bad("first_party", "")
-		case n.IDTokenSignedResponseAlg != "":
-			return bad("id_token_signed_response_alg", n.IDTokenSignedResponseAlg)
+		}
+		if field, value, ok := codeFlowSetting(n); ok {
+			return bad(field, value)
 		}
 		return nil
 	}
@@ -328,18 +332,28 @@ func (s *Service) checkClientMetadata(n *NewClient) error {
 			return &ClientMetadataError{Field: field, Value: value,
 				Reason: "is for clients of the authorization-code flow: register a redirect URI too"}
 		}
-		switch {
-		case len(n.PostLogoutRedirectURIs) > 0:
-			return needs("post_logout_redirect_uris", n.PostLogoutRedirectURIs[0])
-		case n.BackchannelLogoutURI != "":
-			return needs("backchannel_logout_uri", n.BackchannelLogoutURI)
-		case n.FirstParty:
-			return needs("first_party", "")
-		case n.IDTokenSignedResponseAlg != "":
-			return needs("id_token_signed_response_alg", n.IDTokenSignedResponseAlg)
+		if field, value, ok := codeFlowSetting(n); ok {
+			return needs(field, value)
 		}
 	}
 	return nil
+}
+
+// codeFlowSetting returns the first setting of n besides its redirect URIs
+// that only the authorization-code flow uses, named as in OpenID Connect
+// Registration, for the error that refuses it.
+func codeFlowSetting(n *NewClient) (field, value string, ok bool) {
+	switch {
+	case len(n.PostLogoutRedirectURIs) > 0:
+		return "post_logout_redirect_uris", n.PostLogoutRedirectURIs[0], true
+	case n.BackchannelLogoutURI != "":
+		return "backchannel_logout_uri", n.BackchannelLogoutURI, true
+	case n.FirstParty:
+		return "first_party", "", true
+	case n.IDTokenSignedResponseAlg != "":
+		return "id_token_signed_response_alg", n.IDTokenSignedResponseAlg, true
+	}
+	return "", "", false
 }
 
 // CreateClient registers a client.
@@ -539,7 +553,7 @@ func (s *Service) ClientCredentials(ctx context.Context, c *latch.Client, scope 
 // session keeps its grant. The checks come before any rotation, so a token
 // presented by the wrong client, or with too wide a scope, is not consumed.
 func (s *Service) RefreshForClient(ctx context.Context, c *latch.Client, refresh, scope string, dev Device) (*Tokens, error) {
-	return s.refreshChecked(ctx, refresh, c.ID, scope, dev, func(sess *latch.Session, delivery string) error {
+	return s.refreshChecked(ctx, refresh, c.ID, scope, true, dev, func(sess *latch.Session, delivery string) error {
 		if sess.ClientID != c.ID || delivery != latch.DeliveryBearer {
 			return errWrongDelivery
 		}
@@ -683,4 +697,25 @@ func (s *Service) introspectRefresh(ctx context.Context, c *latch.Client, token 
 		Active: true, ClientID: sess.ClientID, TokenType: "refresh_token", Sub: sess.UserID,
 		Iss: s.cfg.Issuer, Exp: exp.Unix(), Iat: rt.CreatedAt.Unix(), SessionID: sess.ID,
 	}, nil
+}
+
+// AccountAccess reports whether an access token may use the account API
+// (/v1/me, /v1/sessions, /v1/events, /v1/consents, logout-all): it must
+// have been issued to Latch's own clients, to a client that signs users in
+// through /v1/auth, or to a first-party app. A third-party app's token
+// carries only the scopes the user granted it; the user's email, devices,
+// security log and other apps are none of them.
+func (s *Service) AccountAccess(ctx context.Context, claims *verifier.Claims) (bool, error) {
+	switch claims.ClientID {
+	case s.cfg.ClientID, AccountClientID:
+		return true, nil
+	}
+	c, err := s.store.Client(ctx, claims.ClientID)
+	if errors.Is(err, latch.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("auth: load client: %w", err)
+	}
+	return len(c.RedirectURIs) == 0 || c.FirstParty, nil
 }

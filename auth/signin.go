@@ -101,7 +101,7 @@ func (s *Service) SignIn(ctx context.Context, addr, pw, clientID string, c Devic
 	if clientID == "" {
 		clientID = s.cfg.ClientID
 	}
-	delivery, err := s.delivery(ctx, clientID)
+	delivery, err := s.delivery(ctx, clientID, false)
 	if errors.Is(err, ErrUnauthorizedClient) {
 		s.metrics.Logins.WithLabelValues("unauthorized_client").Inc()
 		return nil, err

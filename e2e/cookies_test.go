@@ -38,13 +38,17 @@ func TestBrowserCookies(t *testing.T) {
 			// The refresh and CSRF cookies as long as the session may idle (7d).
 			{refreshCookie, "/v1/auth", true, network.CookieSameSiteStrict, 6 * 24 * time.Hour, 7*24*time.Hour + time.Hour},
 			{csrfCookie, "/", false, network.CookieSameSiteStrict, 6 * 24 * time.Hour, 7*24*time.Hour + time.Hour},
+			// The OpenID Provider's SSO session: Lax, so that it rides the
+			// top-level navigation from an app to /oauth2/authorize; as long
+			// as the SSO session may live (30d).
+			{ssoCookie, "/", true, network.CookieSameSiteLax, 29 * 24 * time.Hour, 30*24*time.Hour + time.Hour},
 		}
 		var names []string
 		for n := range jar {
 			names = append(names, n)
 		}
 		slices.Sort(names)
-		if wantNames := []string{refreshCookie, accessCookie, csrfCookie}; !slices.Equal(names, sorted(wantNames)) {
+		if wantNames := []string{refreshCookie, accessCookie, csrfCookie, ssoCookie}; !slices.Equal(names, sorted(wantNames)) {
 			t.Fatalf("cookie jar holds %v, want exactly %v", names, sorted(wantNames))
 		}
 		for _, w := range want {
@@ -177,8 +181,8 @@ func TestBrowserCookies(t *testing.T) {
 	t.Run("signing out clears the cookies", func(t *testing.T) {
 		tb := b.newProfile(t)
 		tb.loginViaPage(srv.URL, srv.email, srv.pass)
-		if n := len(tb.cookies()); n != 3 {
-			t.Fatalf("%d cookies after sign-in, want 3", n)
+		if n := len(tb.cookies()); n != 4 {
+			t.Fatalf("%d cookies after sign-in, want 4 (the session's 3 and the SSO cookie)", n)
 		}
 		start := srv.rec.mark()
 		tb.do("click Sign out", chromedp.Click(chromedp.ID("signout"), chromedp.NodeVisible))

@@ -46,6 +46,7 @@ const (
 	accessCookie  = "__Host-latch_at"
 	refreshCookie = "__Secure-latch_rt"
 	csrfCookie    = "__Host-latch_csrf"
+	ssoCookie     = "__Host-latch_sso"
 )
 
 // Bounds of the waits. Every browser call runs under stepTimeout; a whole

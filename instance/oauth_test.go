@@ -113,6 +113,10 @@ func TestTokenEndpointRejections(t *testing.T) {
 		{"unknown client", cc.Encode(), basic("ghost", svcSecret), 401, "invalid_client"},
 		{"empty secret", url.Values{"grant_type": {"client_credentials"}, "client_id": {"svc"}, "client_secret": {""}}.Encode(), nil, 401, "invalid_client"},
 		{"confidential without secret", url.Values{"grant_type": {"client_credentials"}, "client_id": {"svc"}}.Encode(), nil, 401, "invalid_client"},
+		{"confidential with an empty basic password", url.Values{"grant_type": {"client_credentials"}}.Encode(), basic("svc", ""), 401, "invalid_client"},
+		// A public client sent as "Basic app:" (x/oauth2's auto-detection)
+		// is recognised as the public client it is.
+		{"public client by basic without password", url.Values{"grant_type": {"client_credentials"}}.Encode(), basic("app", ""), 400, "unauthorized_client"},
 		{"public client with a secret", url.Values{"grant_type": {"client_credentials"}, "client_id": {"app"}, "client_secret": {"x"}}.Encode(), nil, 401, "invalid_client"},
 		{"two auth methods", post(cc).Encode(), basic("svc", svcSecret), 400, "invalid_request"},
 		{"basic and other client_id", url.Values{"grant_type": {"client_credentials"}, "client_id": {"other"}}.Encode(), basic("svc", svcSecret), 400, "invalid_request"},
@@ -275,7 +279,7 @@ func TestMetadata(t *testing.T) {
 			}
 		}
 		grants, _ := json.Marshal(r.body["grant_types_supported"])
-		if string(grants) != `["client_credentials","refresh_token"]` {
+		if string(grants) != `["authorization_code","client_credentials","refresh_token"]` {
 			t.Errorf("grant_types_supported = %s (the password grant must not be offered)", grants)
 		}
 		if methods, _ := json.Marshal(r.body["token_endpoint_auth_methods_supported"]); !strings.Contains(string(methods), "client_secret_basic") {

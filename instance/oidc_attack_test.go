@@ -193,7 +193,7 @@ func TestAttack_CodeReplayRevokesEverything(t *testing.T) {
 	tok := h.exchange("rp", code, "https://rp.example/cb", "")
 	expect(t, "exchange", tok, http.StatusOK, "")
 	// The client refreshed already: the rotated tokens fall too.
-	nt := h.refreshAs("rp", rpSecret, tok.str("refresh_token"), "")
+	nt := h.rpRefresh("rp", rpSecret, tok.str("refresh_token"), "")
 	expect(t, "refresh", nt, http.StatusOK, "")
 	if ui := h.do(http.MethodGet, "/oauth2/userinfo", "", bearer(nt.str("access_token"))...); ui.code != http.StatusOK {
 		t.Fatalf("refreshed access token before the replay: %d", ui.code)
@@ -207,7 +207,7 @@ func TestAttack_CodeReplayRevokesEverything(t *testing.T) {
 			t.Fatalf("an access token of the replayed code still works at /v1/me: %d", me.code)
 		}
 	}
-	expect(t, "rotated refresh token after the replay", h.refreshAs("rp", rpSecret, nt.str("refresh_token"), ""), http.StatusBadRequest, "invalid_grant")
+	expect(t, "rotated refresh token after the replay", h.rpRefresh("rp", rpSecret, nt.str("refresh_token"), ""), http.StatusBadRequest, "invalid_grant")
 	// A replay by another client (a thief) revokes them just the same.
 	h.addRP("thief", nil)
 	code = b.code(codeRequest("rp", "openid offline_access"))
@@ -573,7 +573,7 @@ func TestAttack_ConfidentialRefreshWithoutClientAuthentication(t *testing.T) {
 	}
 	expect(t, "refresh with client_id alone", h.form("/oauth2/token", url.Values{"grant_type": {"refresh_token"},
 		"refresh_token": {rt}, "client_id": {"rp"}}), http.StatusUnauthorized, "invalid_client")
-	expect(t, "the client's own refresh", h.refreshAs("rp", rpSecret, rt, ""), http.StatusOK, "")
+	expect(t, "the client's own refresh", h.rpRefresh("rp", rpSecret, rt, ""), http.StatusOK, "")
 }
 
 func TestAttack_StaleCodes(t *testing.T) {

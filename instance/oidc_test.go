@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/latchauth/latch/auth"
 )
@@ -113,4 +114,35 @@ func attr(tag, name string) string {
 
 func htmlUnescape(s string) string {
 	return strings.NewReplacer("&amp;", "&", "&lt;", "<", "&gt;", ">", "&#34;", `"`, "&#39;", "'", "&quot;", `"`, "&#43;", "+").Replace(s)
+}
+
+// TestPromptLoginSignsInOnce: prompt=login (and max_age=0) send a signed-in
+// browser to sign in again exactly once; the fresh sign-in, proven by the
+// re-authentication cookie of this browser, then yields the code, with a
+// later auth_time.
+func TestPromptLoginSignsInOnce(t *testing.T) {
+	h := start(t, "", nil)
+	defer h.close()
+	h.addUser("ada@example.com", "correct horse battery staple")
+	h.addRP("wiki", func(n *auth.NewClient) { n.FirstParty = true })
+	b := h.browser()
+	b.signIn("ada@example.com", "correct horse battery staple")
+	first := h.exchange("wiki", callback(t, b.authorize(codeRequest("wiki", "openid"))).Get("code"), "https://wiki.example/cb", "")
+	for _, extra := range [][]string{{"prompt", "login"}, {"max_age", "0"}} {
+		h.clock.Advance(2 * time.Second)
+		r := b.authorize(codeRequest("wiki", "openid", extra...))
+		if r.code != http.StatusSeeOther || !strings.HasPrefix(r.location, "/login?") {
+			t.Fatalf("%v: want a sign-in, got %d %q", extra, r.code, r.location)
+		}
+		lu, _ := url.Parse(r.location)
+		b.signIn("ada@example.com", "correct horse battery staple")
+		cb := callback(t, b.get(lu.Query().Get("return_to")))
+		if cb.Get("code") == "" {
+			t.Fatalf("%v: after the fresh sign-in want a code, got %v", extra, cb)
+		}
+		again := h.exchange("wiki", cb.Get("code"), "https://wiki.example/cb", "")
+		if a, b := segment(t, again.str("id_token"), 1)["auth_time"].(float64), segment(t, first.str("id_token"), 1)["auth_time"].(float64); a <= b {
+			t.Fatalf("%v: auth_time %v not after the first sign-in's %v", extra, a, b)
+		}
+	}
 }

@@ -542,8 +542,8 @@ func TestOIDCC_ServerClientSecretPost(t *testing.T) {
 	checkIDToken(t, f.h, tok, "rp", f.uid, "n-rp")
 }
 
-// refreshAs refreshes with the client's secret (client_secret_basic).
-func (h *harness) refreshAs(client, secret, rt, scope string) response {
+// rpRefresh refreshes with the client's secret (client_secret_basic).
+func (h *harness) rpRefresh(client, secret, rt, scope string) response {
 	h.t.Helper()
 	form := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}}
 	if scope != "" {
@@ -572,9 +572,9 @@ func TestOIDCC_RefreshToken(t *testing.T) {
 	}
 
 	// Another client presenting it fails and does not consume it.
-	expect(t, "refresh by another client", f.h.refreshAs("other", rpSecret, rt, ""), http.StatusBadRequest, "invalid_grant")
+	expect(t, "refresh by another client", f.h.rpRefresh("other", rpSecret, rt, ""), http.StatusBadRequest, "invalid_grant")
 	f.h.clock.Advance(2 * time.Second)
-	nt := f.h.refreshAs("rp", rpSecret, rt, "")
+	nt := f.h.rpRefresh("rp", rpSecret, rt, "")
 	expect(t, "refresh after the other client's attempt", nt, http.StatusOK, "")
 	c := checkIDToken(t, f.h, nt, "rp", f.uid, "")
 	if c["sub"] != first["sub"] || c["aud"] != first["aud"] || num(c, "auth_time") != num(first, "auth_time") ||
@@ -586,7 +586,7 @@ func TestOIDCC_RefreshToken(t *testing.T) {
 	}
 
 	// Narrower scope: granted narrower; no email in userinfo.
-	narrow := f.h.refreshAs("rp", rpSecret, nt.str("refresh_token"), "openid offline_access")
+	narrow := f.h.rpRefresh("rp", rpSecret, nt.str("refresh_token"), "openid offline_access")
 	expect(t, "refresh with a narrower scope", narrow, http.StatusOK, "")
 	if narrow.str("scope") != "openid offline_access" {
 		t.Fatalf("narrowed scope: %q", narrow.str("scope"))
@@ -595,11 +595,11 @@ func TestOIDCC_RefreshToken(t *testing.T) {
 		t.Fatalf("userinfo after narrowing: %d %s", ui.code, ui.raw)
 	}
 	// Wider than the grant: refused.
-	expect(t, "refresh with a wider scope", f.h.refreshAs("rp", rpSecret, narrow.str("refresh_token"), "openid profile offline_access"),
+	expect(t, "refresh with a wider scope", f.h.rpRefresh("rp", rpSecret, narrow.str("refresh_token"), "openid profile offline_access"),
 		http.StatusBadRequest, "invalid_scope")
 	// The wrong secret is invalid_client and consumes nothing either.
-	expect(t, "refresh with a wrong secret", f.h.refreshAs("rp", rpSecret+"x", narrow.str("refresh_token"), ""), http.StatusUnauthorized, "invalid_client")
-	expect(t, "refresh after refusals", f.h.refreshAs("rp", rpSecret, narrow.str("refresh_token"), ""), http.StatusOK, "")
+	expect(t, "refresh with a wrong secret", f.h.rpRefresh("rp", rpSecret+"x", narrow.str("refresh_token"), ""), http.StatusUnauthorized, "invalid_client")
+	expect(t, "refresh after refusals", f.h.rpRefresh("rp", rpSecret, narrow.str("refresh_token"), ""), http.StatusOK, "")
 }
 
 func TestOIDCC_EnsureRequestWithValidPKCESucceeds(t *testing.T) {
@@ -728,7 +728,7 @@ func TestOIDCC_RPInitiatedLogout(t *testing.T) {
 	if ui := f.h.do(http.MethodGet, "/oauth2/userinfo", "", bearer(tok.str("access_token"))...); ui.code != http.StatusUnauthorized {
 		t.Fatalf("access token after logout: %d", ui.code)
 	}
-	expect(t, "refresh after logout", f.h.refreshAs("rp", rpSecret, tok.str("refresh_token"), ""), http.StatusBadRequest, "invalid_grant")
+	expect(t, "refresh after logout", f.h.rpRefresh("rp", rpSecret, tok.str("refresh_token"), ""), http.StatusBadRequest, "invalid_grant")
 	if cb := callback(t, b.authorize(codeRequest("rp", "openid", "prompt", "none"))); cb.Get("error") != "login_required" {
 		t.Fatalf("prompt=none after logout: %v", cb)
 	}
@@ -1006,9 +1006,9 @@ func TestOIDCC_BackchannelLogoutOnRefreshReuse(t *testing.T) {
 	b := f.signedIn()
 	toks := f.signInAll(t, b)
 	old := toks["rp3"].str("refresh_token")
-	expect(t, "refresh", f.h.refreshAs("rp3", rpSecret, old, ""), http.StatusOK, "")
+	expect(t, "refresh", f.h.rpRefresh("rp3", rpSecret, old, ""), http.StatusOK, "")
 	f.h.clock.Advance(10 * time.Minute) // past the grace window
-	expect(t, "reuse", f.h.refreshAs("rp3", rpSecret, old, ""), http.StatusBadRequest, "invalid_grant")
+	expect(t, "reuse", f.h.rpRefresh("rp3", rpSecret, old, ""), http.StatusBadRequest, "invalid_grant")
 	waitLogoutToken(t, f, rp, "/rp", 1, "rp", toks["rp"])
 	waitLogoutToken(t, f, rp, "/rp2", 1, "rp2", toks["rp2"])
 	if ssoAlive(t, b) {

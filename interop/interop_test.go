@@ -1,10 +1,14 @@
 // Package interop_test runs clients that nobody here wrote against a real
 // Latch: the npm packages jose (JWT verification through the JWKS, across
 // key rotations), oauth4webapi and openid-client (discovery, the token
-// endpoint, revocation, introspection, refresh). The JavaScript side lives
-// in js/; `npm ci` there installs the pinned versions from its lock file.
-// Without node or js/node_modules the tests skip, unless LATCH_TEST_REQUIRE
-// names "node", which makes them fail.
+// endpoint, revocation, introspection, refresh) — and, as relying parties
+// of the OpenID Connect code flow driven through Latch's pages in headless
+// Chromium, github.com/coreos/go-oidc/v3 with golang.org/x/oauth2
+// (oidc_test.go) and openid-client (js/oidc.test.mjs). The JavaScript side
+// lives in js/; `npm ci` there installs the pinned versions from its lock
+// file. Without node or js/node_modules the node tests skip, and without
+// Chromium the browser tests skip, unless LATCH_TEST_REQUIRE names "node"
+// or "browser", which makes them fail.
 package interop_test
 
 import (
@@ -312,8 +316,27 @@ func requireNode(t *testing.T) {
 // test if node fails.
 func runNode(t *testing.T, env map[string]string, files ...string) {
 	t.Helper()
+	startNode(t, env, files...).wait()
+}
+
+// nodeRun is a node process started by startNode.
+type nodeRun struct {
+	t     *testing.T
+	files []string
+	ctx   context.Context
+	start time.Time
+	out   *lineLogger
+	// done is closed when the process has exited; err is then its result.
+	done chan struct{}
+	err  error
+}
+
+// startNode starts node's test runner on files in js/, with env added to
+// the environment and its output logged. The test's end stops the
+// process if it is still running.
+func startNode(t *testing.T, env map[string]string, files ...string) *nodeRun {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), nodeTimeout)
-	defer cancel()
 	args := append([]string{"--test", "--test-reporter=spec"}, files...)
 	cmd := exec.CommandContext(ctx, "node", args...)
 	cmd.Dir = jsDir
@@ -321,21 +344,38 @@ func runNode(t *testing.T, env map[string]string, files ...string) {
 	for k, v := range env {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
-	out := &lineLogger{t: t}
-	cmd.Stdout, cmd.Stderr = out, out
+	n := &nodeRun{t: t, files: files, ctx: ctx, start: time.Now(), out: &lineLogger{t: t}, done: make(chan struct{})}
+	cmd.Stdout, cmd.Stderr = n.out, n.out
 	cmd.WaitDelay = 5 * time.Second
-	start := time.Now()
-	err := cmd.Run()
-	out.flush()
+	if err := cmd.Start(); err != nil {
+		cancel()
+		testenv.Unavailable(t, nodeService, err)
+	}
+	go func() {
+		n.err = cmd.Wait()
+		n.out.flush()
+		close(n.done)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-n.done
+	})
+	return n
+}
+
+// wait waits for node to exit and fails the test if it failed.
+func (n *nodeRun) wait() {
+	n.t.Helper()
+	<-n.done
 	var exit *exec.ExitError
 	switch {
-	case err == nil:
-	case ctx.Err() != nil:
-		t.Fatalf("node %s: no result within %s", strings.Join(files, " "), nodeTimeout)
-	case errors.As(err, &exit):
-		t.Fatalf("node %s failed (%v) after %s; its output is above", strings.Join(files, " "), err, time.Since(start).Round(time.Millisecond))
+	case n.err == nil:
+	case n.ctx.Err() != nil:
+		n.t.Fatalf("node %s: no result within %s", strings.Join(n.files, " "), nodeTimeout)
+	case errors.As(n.err, &exit):
+		n.t.Fatalf("node %s failed (%v) after %s; its output is above", strings.Join(n.files, " "), n.err, time.Since(n.start).Round(time.Millisecond))
 	default:
-		testenv.Unavailable(t, nodeService, err)
+		testenv.Unavailable(n.t, nodeService, n.err)
 	}
 }
 

@@ -17,15 +17,9 @@ import (
 	"github.com/latchauth/latch"
 )
 
-// AfterParam is the parameter the provider adds to the authorization
-// request it returns to after a sign-in it asked for: the sign-in must
-// not be older than it (Unix seconds). It lets prompt=login and max_age
-// be satisfied by the sign-in they caused, instead of asking again.
-const AfterParam = "latch_after"
-
-// afterWindow bounds how old a latch_after may be: it can only vouch for
-// a sign-in that followed the request within this window.
-const afterWindow = 10 * time.Minute
+// reauthWindow bounds how long a re-authentication the provider asked for
+// may take: its proof (ReauthProof) is honoured that long.
+const reauthWindow = 10 * time.Minute
 
 // Request is a validated authorization request (RFC 6749 §4.1.1, OpenID
 // Connect Core §3.1.2.1).
@@ -45,7 +39,10 @@ type Request struct {
 	LoginHint string
 	// HintSubject is the sub of a valid id_token_hint; empty without one.
 	HintSubject string
-	// After is the latch_after the request carries (zero: none).
+	// After is when the provider sent this browser to sign in again for
+	// this very request (ReauthProof); zero if it did not. A sign-in since
+	// then satisfies prompt=login, max_age and an id_token_hint for another
+	// user, instead of asking again.
 	After time.Time
 	// Params are the request's parameters, to show the request again
 	// after a sign-in or on the consent page.
@@ -63,14 +60,8 @@ const maxParam = 2048
 // and the redirect URI are established every error is a page error; after
 // that errors go back to the redirect URI. Unknown parameters are ignored.
 func (p *Provider) ParseAuthorization(ctx context.Context, q url.Values) (*Request, error) {
-	for k, v := range q {
-		if len(v) > 1 {
-			// RFC 6749 §3.1: parameters must not be included more than once.
-			return nil, &Error{Code: "invalid_request", Description: "parameter " + strconv.Quote(k) + " appears more than once"}
-		}
-		if len(v[0]) > maxParam {
-			return nil, &Error{Code: "invalid_request", Description: "parameter " + strconv.Quote(k) + " is too long"}
-		}
+	if err := checkParams(q); err != nil {
+		return nil, err
 	}
 	clientID := q.Get("client_id")
 	if clientID == "" {
@@ -121,7 +112,7 @@ func (p *Provider) ParseAuthorization(ctx context.Context, q url.Values) (*Reque
 	}
 	for _, s := range r.Scopes {
 		if !slices.Contains(c.Scopes, s) {
-			return nil, fail("invalid_scope", "scope "+strconv.Quote(s)+" is not allowed for this application")
+			return nil, fail("invalid_scope", "scope '"+Describe(s)+"' is not allowed for this application")
 		}
 	}
 	// PKCE (RFC 7636): S256 only; a challenge without a method is plain
@@ -149,7 +140,7 @@ func (p *Provider) ParseAuthorization(ctx context.Context, q url.Values) (*Reque
 		case "select_account":
 			// One account per browser: the signed-in one is the selection.
 		default:
-			return nil, fail("invalid_request", "prompt "+strconv.Quote(v)+" is not supported")
+			return nil, fail("invalid_request", "prompt '"+Describe(v)+"' is not supported")
 		}
 	}
 	if r.PromptNone && (r.PromptLogin || r.PromptConsent) {
@@ -169,15 +160,37 @@ func (p *Provider) ParseAuthorization(ctx context.Context, q url.Values) (*Reque
 		}
 		r.HintSubject = claims.Subject
 	}
-	if s := q.Get(AfterParam); s != "" {
-		if n, err := strconv.ParseInt(s, 10, 64); err == nil {
-			at := time.Unix(n, 0)
-			if now := p.now(); !at.After(now) && now.Sub(at) <= afterWindow {
-				r.After = at
-			}
+	return r, nil
+}
+
+// checkParams refuses a request whose parameters appear more than once
+// (RFC 6749 §3.1) or are longer than maxParam, as a page error.
+func checkParams(q url.Values) error {
+	for k, v := range q {
+		if len(v) > 1 {
+			return &Error{Code: "invalid_request", Description: "parameter '" + Describe(k) + "' appears more than once"}
+		}
+		if len(v[0]) > maxParam {
+			return &Error{Code: "invalid_request", Description: "parameter '" + Describe(k) + "' is too long"}
 		}
 	}
-	return r, nil
+	return nil
+}
+
+// Describe makes a value the client sent fit an error_description, whose
+// characters RFC 6749 §4.1.2.1 limits to printable ASCII without '"' and
+// '\\': anything else becomes '?', and long values are cut.
+func Describe(v string) string {
+	const max = 64
+	b := make([]byte, 0, min(len(v), max))
+	for i := 0; i < len(v) && len(b) < max; i++ {
+		c := v[i]
+		if c < 0x20 || c > 0x7e || c == '"' || c == '\\' {
+			c = '?'
+		}
+		b = append(b, c)
+	}
+	return string(b)
 }
 
 // validChallenge: a base64url SHA-256, 43 characters (RFC 7636 §4.2).
@@ -263,8 +276,8 @@ func (p *Provider) decide(ctx context.Context, r *Request, sso *latch.SSOSession
 	if sso == nil {
 		return StepLogin, nil
 	}
-	// A sign-in that followed the request (latch_after) satisfies
-	// prompt=login, max_age and an id_token_hint for another user.
+	// A sign-in that followed the request (After) satisfies prompt=login,
+	// max_age and an id_token_hint for another user.
 	fresh := !r.After.IsZero() && sso.AuthTime.Unix() >= r.After.Unix()
 	if r.HintSubject != "" && r.HintSubject != sso.UserID && !fresh {
 		return StepLogin, nil
@@ -297,24 +310,57 @@ func (p *Provider) decide(ctx context.Context, r *Request, sso *latch.SSOSession
 }
 
 // LoginReturn is where /login sends the browser back to after the sign-in
-// that Decide asked for: the same request, on this provider's own path,
-// with latch_after, so that the fresh sign-in about to happen satisfies
-// prompt=login, max_age and id_token_hint and is not asked for again,
-// while the same URL followed without signing in still asks.
+// that Decide asked for: the same request, on this provider's own path.
 func (p *Provider) LoginReturn(r *Request) string {
-	q := url.Values{}
-	for k, v := range r.Params {
-		if k != AfterParam && len(v) == 1 {
-			q.Set(k, v[0])
-		}
+	return "/oauth2/authorize?" + r.Params.Encode()
+}
+
+// NeedsReauthProof reports whether a sign-in for the request must be
+// proven to have followed it (prompt=login, max_age, an id_token_hint):
+// then the server gives the browser ReauthProof before sending it to sign
+// in, so that the sign-in that follows is not asked for again.
+func (r *Request) NeedsReauthProof() bool {
+	return r.PromptLogin || r.MaxAge >= 0 || r.HintSubject != ""
+}
+
+// reauthPurpose keys the re-authentication proof.
+const reauthPurpose = "latch reauth proof v1"
+
+// ReauthProof is the value of the cookie that records, in this browser
+// only, when the provider sent it to sign in again for this request: the
+// time and a MAC binding it to the request (client, redirect URI, state,
+// nonce). It travels in an HttpOnly cookie, never in the URL, so that no
+// one can hand another browser a claim of a recent sign-in.
+func (p *Provider) ReauthProof(r *Request) string {
+	at := strconv.FormatInt(p.now().Unix(), 10)
+	return at + "." + base64.RawURLEncoding.EncodeToString(p.mac(reauthPurpose, reauthMessage(r, at)))
+}
+
+// Reauthenticated checks a ReauthProof for the request and sets r.After
+// from it; a proof for another request, forged, or older than
+// reauthWindow is ignored.
+func (p *Provider) Reauthenticated(r *Request, proof string) {
+	at, mac, ok := strings.Cut(proof, ".")
+	if !ok || len(at) > 20 {
+		return
 	}
-	if r.PromptLogin || r.MaxAge >= 0 || r.HintSubject != "" {
-		// prompt=login stays: latch_after is what lets the sign-in
-		// satisfy it, so that following return_to without signing in
-		// does not.
-		q.Set(AfterParam, strconv.FormatInt(p.now().Unix(), 10))
+	n, err := strconv.ParseInt(at, 10, 64)
+	if err != nil {
+		return
 	}
-	return "/oauth2/authorize?" + q.Encode()
+	got, err := base64.RawURLEncoding.Strict().DecodeString(mac)
+	if err != nil || subtle.ConstantTimeCompare(got, p.mac(reauthPurpose, reauthMessage(r, at))) != 1 {
+		return
+	}
+	t := time.Unix(n, 0)
+	if now := p.now(); t.After(now) || now.Sub(t) > reauthWindow {
+		return
+	}
+	r.After = t
+}
+
+func reauthMessage(r *Request, at string) []byte {
+	return []byte(strings.Join([]string{at, r.Client.ID, r.RedirectURI, r.State, r.Nonce, r.CodeChallenge}, "\x00"))
 }
 
 // consentPurpose keys the consent page's form token.

@@ -6,7 +6,6 @@ import (
 	"encoding/base64"
 	"net/url"
 	"slices"
-	"strconv"
 
 	"github.com/latchauth/latch"
 	"github.com/latchauth/latch/auth"
@@ -30,13 +29,8 @@ type Logout struct {
 // ParseLogout validates a logout request. Its errors are page errors: a
 // logout request that cannot be trusted never redirects.
 func (p *Provider) ParseLogout(ctx context.Context, q url.Values) (*Logout, error) {
-	for k, v := range q {
-		if len(v) > 1 {
-			return nil, &Error{Code: "invalid_request", Description: "parameter " + strconv.Quote(k) + " appears more than once"}
-		}
-		if len(v[0]) > maxParam {
-			return nil, &Error{Code: "invalid_request", Description: "parameter " + strconv.Quote(k) + " is too long"}
-		}
+	if err := checkParams(q); err != nil {
+		return nil, err
 	}
 	l := &Logout{State: q.Get("state"), Params: q}
 	clientID := q.Get("client_id")
@@ -74,10 +68,10 @@ func (p *Provider) ParseLogout(ctx context.Context, q url.Values) (*Logout, erro
 
 // Confirmed reports whether the logout may end the browser's SSO session
 // without asking the user: the request carries an id_token_hint for the
-// signed-in user and of this SSO session (its sid). Without one, anyone
-// could sign the user out with a link, or with an id_token of an earlier
-// sign-in, so the user confirms (§2: the OP MUST ask when the hint does
-// not belong to the current session).
+// signed-in user from this very SSO session (an id_token of an earlier,
+// ended one proves nothing about this one). Without one, anyone could
+// sign the user out with a link, so the user confirms (§2: the OP SHOULD
+// ask).
 func (l *Logout) Confirmed(sso *latch.SSOSession) bool {
 	return sso != nil && l.HintSubject != "" && l.HintSubject == sso.UserID && l.HintSID == sso.ID
 }

@@ -21,6 +21,9 @@ type Cookies struct {
 	// host-only on the issuer's host, whatever Domain says, since no other
 	// host needs it.
 	SSO string
+	// Reauth is the name of the cookie that proves a re-authentication
+	// the provider asked for (oidc.Provider.ReauthProof); host-only too.
+	Reauth string
 	// Secure sets the Secure attribute (and allows the name prefixes).
 	Secure bool
 	// Domain, if set, shares the cookies with subdomains.
@@ -45,11 +48,11 @@ func NewCookies(issuer, domain string) Cookies {
 	}
 	switch {
 	case !secure:
-		return Cookies{Access: "latch_at", Refresh: "latch_rt", CSRF: "latch_csrf", SSO: "latch_sso", Domain: domain}
+		return Cookies{Access: "latch_at", Refresh: "latch_rt", CSRF: "latch_csrf", SSO: "latch_sso", Reauth: "latch_reauth", Domain: domain}
 	case domain != "":
-		return Cookies{Access: "__Secure-latch_at", Refresh: "__Secure-latch_rt", CSRF: "__Secure-latch_csrf", SSO: "__Host-latch_sso", Secure: true, Domain: domain}
+		return Cookies{Access: "__Secure-latch_at", Refresh: "__Secure-latch_rt", CSRF: "__Secure-latch_csrf", SSO: "__Host-latch_sso", Reauth: "__Host-latch_reauth", Secure: true, Domain: domain}
 	default:
-		return Cookies{Access: "__Host-latch_at", Refresh: "__Secure-latch_rt", CSRF: "__Host-latch_csrf", SSO: "__Host-latch_sso", Secure: true}
+		return Cookies{Access: "__Host-latch_at", Refresh: "__Secure-latch_rt", CSRF: "__Host-latch_csrf", SSO: "__Host-latch_sso", Reauth: "__Host-latch_reauth", Secure: true}
 	}
 }
 
@@ -58,6 +61,20 @@ func NewCookies(issuer, domain string) Cookies {
 // no cross-site subrequest or form post.
 func (c Cookies) setSSO(w http.ResponseWriter, value string, maxAge time.Duration) {
 	http.SetCookie(w, &http.Cookie{Name: c.SSO, Value: value, Path: "/", MaxAge: int(maxAge / time.Second),
+		Secure: c.Secure, HttpOnly: true, SameSite: http.SameSiteLaxMode})
+}
+
+// setReauth writes the re-authentication proof for the sign-in about to
+// happen: HttpOnly, host-only, Lax (it must come back on the navigation
+// from /login to /oauth2/authorize), ten minutes.
+func (c Cookies) setReauth(w http.ResponseWriter, value string) {
+	http.SetCookie(w, &http.Cookie{Name: c.Reauth, Value: value, Path: "/", MaxAge: 600,
+		Secure: c.Secure, HttpOnly: true, SameSite: http.SameSiteLaxMode})
+}
+
+// clearReauth deletes the re-authentication proof once it served.
+func (c Cookies) clearReauth(w http.ResponseWriter) {
+	http.SetCookie(w, &http.Cookie{Name: c.Reauth, Value: "", Path: "/", MaxAge: -1,
 		Secure: c.Secure, HttpOnly: true, SameSite: http.SameSiteLaxMode})
 }
 

@@ -208,9 +208,10 @@ func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
 				csrfFailed(w)
 				return
 			}
+			uid, _ := s.auth.UserOfSession(r.Context(), sid) // before the session is gone
 			err = s.auth.LogoutSession(r.Context(), sid, s.deviceOf(r))
-			if err == nil {
-				err = s.endBrowserSSO(w, r, sid)
+			if err == nil && uid != "" {
+				err = s.endBrowserSSO(w, r, uid)
 			}
 		}
 	case r.Header.Get("Authorization") != "":
@@ -245,23 +246,16 @@ func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
 }
 
 // endBrowserSSO ends the browser's SSO session, if it has one of the user
-// whose session sid it just signed out of with a checked CSRF token:
-// signing out at Latch signs out of the provider, and every app it
-// served hears of it by back-channel logout.
-func (s *Server) endBrowserSSO(w http.ResponseWriter, r *http.Request, sid string) error {
+// uid, whose session it just signed out of with a checked CSRF token:
+// signing out at Latch signs out of the provider, and every app it served
+// hears of it by back-channel logout.
+func (s *Server) endBrowserSSO(w http.ResponseWriter, r *http.Request, uid string) error {
 	if s.oidc == nil {
 		return nil
 	}
 	sso, err := s.oidc.SSO(r.Context(), value(r, s.cfg.Cookies.SSO))
-	if err != nil || sso == nil {
+	if err != nil || sso == nil || sso.UserID != uid {
 		return err
-	}
-	uid, err := s.auth.UserOfSession(r.Context(), sid)
-	if err != nil {
-		return nil // the session is gone: nothing ties this SSO session to it
-	}
-	if uid != sso.UserID {
-		return nil
 	}
 	if err := s.oidc.EndSSO(r.Context(), sso, "logout", s.deviceOf(r)); err != nil {
 		return err
@@ -314,7 +308,7 @@ func (s *Server) logoutAll(w http.ResponseWriter, r *http.Request) {
 		userID = uid
 	} else {
 		c, ok := s.authenticate(w, r)
-		if !ok {
+		if !ok || !s.accountAccess(w, r, c) {
 			return
 		}
 		if c.SessionID == "" {

@@ -41,7 +41,7 @@ func parseForm(w http.ResponseWriter, r *http.Request) (url.Values, bool) {
 	}
 	for k, v := range form {
 		if len(v) > 1 {
-			writeError(w, http.StatusBadRequest, "invalid_request", fmt.Sprintf("parameter %q appears more than once", k))
+			writeError(w, http.StatusBadRequest, "invalid_request", "parameter '"+oidc.Describe(k)+"' appears more than once")
 			return nil, false
 		}
 	}
@@ -77,7 +77,10 @@ func (s *Server) authenticateClient(w http.ResponseWriter, r *http.Request, form
 			writeError(w, http.StatusBadRequest, "invalid_request", "client_id differs from the authenticated client")
 			return nil, false
 		}
-		hasSecret = true
+		// An empty password is no secret: a public client that libraries
+		// (x/oauth2's auto-detection) send as "Basic id:" is a public
+		// client, and a confidential one still fails for lack of one.
+		hasSecret = secret != ""
 	default:
 		id, secret, hasSecret = form.Get("client_id"), form.Get("client_secret"), hasPostSecret
 	}
@@ -282,7 +285,6 @@ func (s *Server) metadata(w http.ResponseWriter, r *http.Request) {
 		doc["backchannel_logout_session_supported"] = true
 		doc["frontchannel_logout_supported"] = false
 		doc["authorization_response_iss_parameter_supported"] = true
-		doc["userinfo_signing_alg_values_supported"] = []string{"none"}
 	}
 	doc["grant_types_supported"] = grants
 	w.Header().Set("Cache-Control", "public, max-age=300")

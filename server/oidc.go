@@ -121,6 +121,27 @@ func (s *Server) redirect(w http.ResponseWriter, r *http.Request, to string) {
 	w.WriteHeader(http.StatusSeeOther)
 }
 
+// authorizationRequest validates an authorization request, reads the
+// browser's SSO session (nil if it has none) and its proof of a
+// re-authentication asked for this request, if any. It answers errors
+// itself and reports false after doing so.
+func (s *Server) authorizationRequest(w http.ResponseWriter, r *http.Request, q url.Values) (*oidc.Request, *latch.SSOSession, bool) {
+	req, err := s.oidc.ParseAuthorization(r.Context(), q)
+	if err != nil {
+		s.authorizeError(w, r, err)
+		return nil, nil, false
+	}
+	sso, err := s.oidc.SSO(r.Context(), value(r, s.cfg.Cookies.SSO))
+	if err != nil {
+		s.authorizeError(w, r, err)
+		return nil, nil, false
+	}
+	if proof := value(r, s.cfg.Cookies.Reauth); proof != "" {
+		s.oidc.Reauthenticated(req, proof)
+	}
+	return req, sso, true
+}
+
 // authorize is the authorization endpoint (RFC 6749 §3.1, OpenID Connect
 // Core §3.1.2), GET and POST.
 func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
@@ -128,14 +149,8 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	req, err := s.oidc.ParseAuthorization(r.Context(), q)
-	if err != nil {
-		s.authorizeError(w, r, err)
-		return
-	}
-	sso, err := s.oidc.SSO(r.Context(), value(r, s.cfg.Cookies.SSO))
-	if err != nil {
-		s.authorizeError(w, r, err)
+	req, sso, ok := s.authorizationRequest(w, r, q)
+	if !ok {
 		return
 	}
 	step, err := s.oidc.Decide(r.Context(), req, sso)
@@ -150,6 +165,9 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 			to.Set("login_hint", req.LoginHint)
 		}
 		s.authorizes.WithLabelValues("login").Inc()
+		if req.NeedsReauthProof() {
+			s.cfg.Cookies.setReauth(w, s.oidc.ReauthProof(req))
+		}
 		s.redirect(w, r, "/login?"+to.Encode())
 	case oidc.StepConsent:
 		s.authorizes.WithLabelValues("consent").Inc()
@@ -166,6 +184,9 @@ func (s *Server) issueCode(w http.ResponseWriter, r *http.Request, req *oidc.Req
 		return
 	}
 	s.authorizes.WithLabelValues("code").Inc()
+	if value(r, s.cfg.Cookies.Reauth) != "" {
+		s.cfg.Cookies.clearReauth(w)
+	}
 	s.redirect(w, r, to)
 }
 
@@ -198,6 +219,13 @@ func (s *Server) consent(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	if len(q[fieldDecision]) != 1 || len(q[fieldConsentToken]) != 1 {
+		// The page posts exactly one of each: a second decision smuggled
+		// in through the request's own parameters must not outvote the
+		// button the user pressed.
+		s.errorPage(w, http.StatusBadRequest, "This form is not valid", "Choose Allow or Deny on the consent page.")
+		return
+	}
 	decision, token := q.Get(fieldDecision), q.Get(fieldConsentToken)
 	q.Del(fieldDecision)
 	q.Del(fieldConsentToken)
@@ -205,14 +233,8 @@ func (s *Server) consent(w http.ResponseWriter, r *http.Request) {
 		s.errorPage(w, http.StatusForbidden, "This form came from another site", "Approving an application is only possible from this service's own consent page.")
 		return
 	}
-	req, err := s.oidc.ParseAuthorization(r.Context(), q)
-	if err != nil {
-		s.authorizeError(w, r, err)
-		return
-	}
-	sso, err := s.oidc.SSO(r.Context(), value(r, s.cfg.Cookies.SSO))
-	if err != nil {
-		s.authorizeError(w, r, err)
+	req, sso, ok := s.authorizationRequest(w, r, q)
+	if !ok {
 		return
 	}
 	if sso == nil {
@@ -263,10 +285,15 @@ func requestOrigin(r *http.Request) string {
 }
 
 // hiddenFields carries a request's parameters through a form, in a stable
-// order.
+// order, without the names the provider's own forms use: those come only
+// from the page itself.
 func hiddenFields(q url.Values) []web.Field {
 	var out []web.Field
 	for _, k := range sortedKeys(q) {
+		switch k {
+		case fieldDecision, fieldConsentToken, fieldLogoutToken:
+			continue
+		}
 		out = append(out, web.Field{Name: k, Value: q.Get(k)})
 	}
 	return out
@@ -377,6 +404,10 @@ func bearerError(w http.ResponseWriter, status int, code, desc string) {
 func (s *Server) endSession(w http.ResponseWriter, r *http.Request) {
 	q, ok := s.requestParams(w, r)
 	if !ok {
+		return
+	}
+	if len(q[fieldDecision]) > 1 || len(q[fieldLogoutToken]) > 1 {
+		s.errorPage(w, http.StatusBadRequest, "This form is not valid", "Open the sign-out link again.")
 		return
 	}
 	decision, token := q.Get(fieldDecision), q.Get(fieldLogoutToken)

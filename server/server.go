@@ -318,10 +318,31 @@ type claimsHandler func(w http.ResponseWriter, r *http.Request, c *verifier.Clai
 func (s *Server) protected(h claimsHandler) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		c, ok := s.authenticate(w, r)
-		if ok {
+		if ok && s.accountAccess(w, r, c) {
 			h(w, r, c)
 		}
 	}
+}
+
+// accountAccess refuses a third-party app's token on the account API with
+// 403 insufficient_scope (see auth.Service.AccountAccess), and reports
+// whether the request may go on. A client's own token (no session) is
+// left to the handlers, which say what it lacks.
+func (s *Server) accountAccess(w http.ResponseWriter, r *http.Request, c *verifier.Claims) bool {
+	if c.SessionID == "" {
+		return true
+	}
+	ok, err := s.auth.AccountAccess(r.Context(), c)
+	if err != nil {
+		s.fail(w, r, err)
+		return false
+	}
+	if !ok {
+		w.Header().Set("WWW-Authenticate", `Bearer error="insufficient_scope", error_description="an app's access token cannot use the account API"`)
+		writeError(w, http.StatusForbidden, "insufficient_scope", "this access token was issued to a third-party app; the account API needs a token from Latch's own sign-in or a first-party app")
+		return false
+	}
+	return true
 }
 
 // authenticate verifies the access token of r (Authorization: Bearer, or

@@ -108,6 +108,7 @@ func startProc(name string, env []string, logPath string, argv ...string) (*proc
 type cluster struct {
 	topo     topology
 	dir      string
+	dataDir  string // the instances' --data-dir
 	bin      string
 	env      []string // the children's environment
 	pgURL    string   // with search_path and application_name; "" for SQLite
@@ -188,7 +189,8 @@ func (c *cluster) run(ctx context.Context, stdin string, args ...string) error {
 
 // startCluster brings a topology up: store, Redis, the user, the client and
 // the instances, each ready. On error everything started is stopped.
-func startCluster(ctx context.Context, t topology, bin, workDir, adminURL string, logf func(string, ...any)) (c *cluster, err error) {
+// extra adds LATCH_* settings to the instances' environment.
+func startCluster(ctx context.Context, t topology, bin, workDir, adminURL string, extra []string, logf func(string, ...any)) (c *cluster, err error) {
 	c = &cluster{topo: t, bin: bin, adminURL: adminURL}
 	defer func() {
 		if err != nil {
@@ -197,6 +199,7 @@ func startCluster(ctx context.Context, t topology, bin, workDir, adminURL string
 		}
 	}()
 	c.dir, err = os.MkdirTemp(workDir, t.name+"-")
+	c.dataDir = filepath.Join(c.dir, "data")
 	if err != nil {
 		return nil, err
 	}
@@ -211,7 +214,8 @@ func startCluster(ctx context.Context, t topology, bin, workDir, adminURL string
 		"LATCH_LOGIN_RATE_PER_IP=0",
 		"LATCH_LOGIN_MAX_FAILURES=0",
 	)
-	dataDir := filepath.Join(c.dir, "data")
+	c.env = append(c.env, extra...)
+	dataDir := c.dataDir
 	if t.postgres {
 		suffix := strings.ToLower(rand.Text()[:12])
 		c.schema = "latch_load_" + suffix

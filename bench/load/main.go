@@ -23,6 +23,13 @@
 //	go run ./load -duration 3s -warmup 1s -rounds 10 -out /tmp/smoke
 //	go run ./load -topologies pg3 -scenarios propagation
 //
+// With -experiment code-exchange it measures instead the OpenID Connect
+// authorization_code grant at the token endpoint beside client_credentials,
+// in -repeats interleaved rounds on one instance per topology, and writes
+// results/oidc-code-exchange.md (oidc.go says how the codes are minted):
+//
+//	go run ./load -experiment code-exchange -topologies sqlite,pg1 -workers 16 -repeats 5 -duration 10s -warmup 2s
+//
 // It needs psql and a PostgreSQL server at -pg (a schema of its own is
 // created and dropped) and redis-server on the PATH (a private server on a
 // free port is started and stopped). Everything it starts is stopped and
@@ -63,6 +70,10 @@ type options struct {
 	maxLoad      float64
 	maxWait      time.Duration
 	bin          string
+	// experiment is "load" (the scenarios above, results/load.md) or
+	// "code-exchange" (oidc.go: results/oidc-code-exchange.md).
+	experiment string
+	repeats    int
 }
 
 func main() {
@@ -83,6 +94,8 @@ func main() {
 	flag.Float64Var(&o.maxLoad, "max-load", 0, "if > 0, wait (up to -max-wait) until the 1-minute load average is below this before starting")
 	flag.DurationVar(&o.maxWait, "max-wait", 10*time.Minute, "longest wait for -max-load")
 	flag.StringVar(&o.bin, "bin", "", "use this latch binary instead of building -repo/cmd/latch")
+	flag.StringVar(&o.experiment, "experiment", "load", "load (the -scenarios, results/load.md) or code-exchange (the authorization_code grant beside client_credentials, -repeats interleaved rounds, results/oidc-code-exchange.md)")
+	flag.IntVar(&o.repeats, "repeats", 5, "interleaved rounds of the code-exchange experiment (its figures are their medians)")
 	flag.Parse()
 	o.topologies = split(topos)
 	o.scenarios = split(scens)
@@ -90,6 +103,12 @@ func main() {
 		if _, ok := topologies[t]; !ok {
 			fatalf("unknown topology %q (sqlite, pg1, pg3)", t)
 		}
+	}
+	if o.experiment != "load" && o.experiment != "code-exchange" {
+		fatalf("unknown experiment %q (load, code-exchange)", o.experiment)
+	}
+	if o.repeats < 1 {
+		fatalf("bad -repeats %d", o.repeats)
 	}
 	for _, s := range o.scenarios {
 		switch s {
@@ -210,6 +229,9 @@ func run(ctx context.Context, o options) error {
 	}
 	m.date = time.Now().UTC().Format("2006-01-02 15:04 UTC")
 	m.loadStart = loadAvg()
+	if o.experiment == "code-exchange" {
+		return codeExchangeExperiment(ctx, o, m, bin, work, logf)
+	}
 
 	var results []*topoResult
 	for _, name := range o.topologies {
@@ -269,7 +291,7 @@ func cmdOut(ctx context.Context, name string, args ...string) string {
 // runTopology starts one topology, runs the scenarios on it and stops it.
 func runTopology(ctx context.Context, o options, t topology, bin, work string, logf func(string, ...any)) (*topoResult, error) {
 	logf("== %s", t.title)
-	c, err := startCluster(ctx, t, bin, work, o.pg, logf)
+	c, err := startCluster(ctx, t, bin, work, o.pg, nil, logf)
 	if err != nil {
 		return nil, err
 	}

@@ -57,7 +57,7 @@ describe('oauth4webapi', () => {
       for (const ep of ['token_endpoint', 'revocation_endpoint', 'introspection_endpoint', 'jwks_uri']) {
         assert.ok(md[ep]?.startsWith(env('LATCH_ISSUER') + '/'), `${algorithm}: ${ep} = ${md[ep]}`)
       }
-      assert.deepEqual(md.grant_types_supported, ['client_credentials', 'refresh_token'])
+      assert.deepEqual(md.grant_types_supported, ['authorization_code', 'client_credentials', 'refresh_token'])
       for (const m of ['client_secret_basic', 'client_secret_post']) {
         assert.ok(md.token_endpoint_auth_methods_supported.includes(m), m)
         assert.ok(md.introspection_endpoint_auth_methods_supported.includes(m), m)
