@@ -253,14 +253,23 @@ func (s *Server) endBrowserSSO(w http.ResponseWriter, r *http.Request, uid strin
 	if s.oidc == nil {
 		return nil
 	}
-	sso, err := s.oidc.SSO(r.Context(), value(r, s.cfg.Cookies.SSO))
-	if err != nil || sso == nil || sso.UserID != uid {
+	cookie := value(r, s.cfg.Cookies.SSO)
+	if cookie == "" {
+		return nil
+	}
+	sso, err := s.oidc.SSO(r.Context(), cookie)
+	if err != nil {
 		return err
 	}
-	if err := s.oidc.EndSSO(r.Context(), sso, "logout", s.deviceOf(r)); err != nil {
-		return err
+	if sso != nil {
+		if sso.UserID != uid {
+			return nil // another user's sign-in in this browser: not ours to end
+		}
+		if err := s.oidc.EndSSO(r.Context(), sso, "logout", s.deviceOf(r)); err != nil {
+			return err
+		}
 	}
-	s.cfg.Cookies.clearSSO(w)
+	s.cfg.Cookies.clearSSO(w) // ended now, or already (with the session)
 	return nil
 }
 
