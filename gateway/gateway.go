@@ -80,7 +80,12 @@ type Gateway struct {
 	cookie    string
 	metrics   *metrics
 	metricsH  http.Handler
+	// afterFunc starts a route timeout (time.AfterFunc; tests fire it).
+	afterFunc func(time.Duration, func()) stopper
 }
+
+// stopper is the part of *time.Timer a route timeout uses.
+type stopper interface{ Stop() bool }
 
 // route is a configured route ready to serve.
 type route struct {
@@ -109,6 +114,7 @@ func New(cfg Config, d Deps) (*Gateway, error) {
 		trusted:   newTrusted(cfg.TrustedProxies),
 		cookie:    cfg.Session.Cookie,
 		verifiers: map[string]*verifier.Verifier{},
+		afterFunc: func(d time.Duration, f func()) stopper { return time.AfterFunc(d, f) },
 	}
 	if g.log == nil {
 		g.log = slog.Default()
@@ -215,7 +221,7 @@ type exchange struct {
 	route    *route
 	id       *identity
 	start    time.Time
-	timer    *time.Timer
+	timer    stopper
 	timedOut atomic.Bool
 	rec      *recorder
 }
@@ -309,7 +315,7 @@ func (g *Gateway) proxy(w http.ResponseWriter, r *http.Request, rt *route, id *i
 	defer cancel()
 	ex := &exchange{route: rt, id: id, start: g.now(), rec: rec}
 	if t := rt.Timeout.D(); t > 0 {
-		ex.timer = time.AfterFunc(t, func() {
+		ex.timer = g.afterFunc(t, func() {
 			ex.timedOut.Store(true)
 			cancel()
 		})
