@@ -53,7 +53,10 @@ func (g *Gateway) authToken(w http.ResponseWriter, r *http.Request, rt *route, c
 // cause a refresh), then the session, whose access token is verified
 // like a bearer token for the route's audience and scopes.
 func (g *Gateway) authSession(w http.ResponseWriter, r *http.Request, rt *route, csrf bool) (*identity, bool) {
-	if !safeMethod(r.Method) && !csrf {
+	// A WebSocket handshake is a GET that carries the cookie: without an
+	// Origin check any site could open a socket as the user (cross-site
+	// WebSocket hijacking). Browsers always send Origin on it.
+	if !safeMethod(r.Method) && !csrf || r.Header.Get("Upgrade") != "" && !g.sameOrigin(r) {
 		g.authFailed(rt, "csrf")
 		writeJSON(w, http.StatusForbidden, "csrf_failed", "a state-changing request needs the "+HeaderCSRF+" header and a same-origin Origin")
 		return nil, false
@@ -164,15 +167,17 @@ func (g *Gateway) csrfOK(r *http.Request) bool {
 	if len(site) > 1 || len(site) == 1 && site[0] != "same-origin" {
 		return false
 	}
-	origins := r.Header.Values("Origin")
-	switch len(origins) {
-	case 0:
+	if len(r.Header.Values("Origin")) == 0 {
 		return len(site) == 1
-	case 1:
-		return strings.EqualFold(origins[0], g.origin)
-	default:
-		return false
 	}
+	return g.sameOrigin(r)
+}
+
+// sameOrigin reports whether the request carries exactly one Origin, the
+// gateway's own.
+func (g *Gateway) sameOrigin(r *http.Request) bool {
+	o := r.Header.Values("Origin")
+	return len(o) == 1 && strings.EqualFold(o[0], g.origin)
 }
 
 // safeMethod: methods that must not change state.

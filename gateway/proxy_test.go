@@ -152,7 +152,7 @@ func TestWebSocketEcho(t *testing.T) {
 
 func TestWebSocketNeedsAuth(t *testing.T) {
 	h := newHarness(t, []Route{{Path: "/ws/", Upstream: wsUpstream(t), Auth: AuthToken}})
-	res := h.do("GET", "/ws/chat", nil, "Upgrade: websocket", "Connection: Upgrade", "Sec-WebSocket-Version: 13", "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==")
+	res := h.do("GET", "/ws/chat", nil, "Upgrade: websocket", "Connection: Upgrade", "Sec-WebSocket-Version: 13", "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==", "Origin: "+h.url)
 	if res.StatusCode != 401 {
 		t.Fatalf("status %d, want 401", res.StatusCode)
 	}
@@ -444,5 +444,26 @@ func TestReadyzStaleRevocations(t *testing.T) {
 	set.MarkSynced(time.Now())
 	if res := h.do("GET", "/readyz", nil); res.StatusCode != 200 {
 		t.Errorf("/readyz with fresh revocations: %d", res.StatusCode)
+	}
+}
+
+// A WebSocket handshake authenticated by the session cookie must come
+// from the gateway's own origin (cross-site WebSocket hijacking).
+func TestWebSocketSessionOrigin(t *testing.T) {
+	h := newHarness(t, []Route{{Path: "/ws/", Upstream: wsUpstream(t), Auth: AuthSession}})
+	h.sessions.tokens["c1"] = h.auth.token("")
+	ws := []string{"Upgrade: websocket", "Connection: Upgrade", "Sec-WebSocket-Version: 13", "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==", "Cookie: " + DefaultCookie + "=c1"}
+	for _, origin := range []string{"https://evil.example", "null", ""} {
+		hdr := ws
+		if origin != "" {
+			hdr = append(append([]string(nil), ws...), "Origin: "+origin)
+		}
+		if status, code := errorOf(t, h.do("GET", "/ws/chat", nil, hdr...)); status != 403 || code != "csrf_failed" {
+			t.Errorf("Origin %q: %d %s, want 403 csrf_failed", origin, status, code)
+		}
+	}
+	res := h.do("GET", "/ws/chat", nil, append(ws, "Origin: "+h.url)...)
+	if res.StatusCode != http.StatusSwitchingProtocols {
+		t.Errorf("same-origin handshake: %d, want 101", res.StatusCode)
 	}
 }
