@@ -121,7 +121,6 @@ func applyEnv(v reflect.Value, env map[string]string) {
 // and each route's Audience (the
 // gateway's) and Timeout (30 s). Load calls it; so does New.
 func (c *Config) Normalize() {
-	c.Issuer = strings.TrimSuffix(c.Issuer, "/")
 	if c.PublicURL == "" && c.Addr != "" {
 		c.PublicURL = "http://" + c.Addr
 	}

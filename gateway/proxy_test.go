@@ -207,7 +207,7 @@ func TestUploadStreamedWithBoundedMemory(t *testing.T) {
 			got <- int64(n)
 			return
 		}
-		close(first) // 1 MB arrived; the client has not sent the rest yet
+		close(first)                                                       // 1 MB arrived; the client has not sent the rest yet
 		rest, _ := io.CopyBuffer(io.Discard, r.Body, make([]byte, 16<<10)) // a slow, small reader
 		got <- int64(n) + rest
 		w.WriteHeader(http.StatusNoContent)
