@@ -413,6 +413,18 @@ func (v *Verifier) freshEnough() bool {
 	return true
 }
 
+// Fresh reports whether the revocation data is recent enough (no older
+// than MaxStale) for the fail-safe policy to stay out of the way; it is
+// always true without Config.Freshness. Unlike Verify under FailOpen it
+// counts nothing. Readiness probes use it.
+func (v *Verifier) Fresh() bool {
+	if v.fresh == nil {
+		return true
+	}
+	last := v.fresh.LastSync()
+	return !last.IsZero() && v.now().Sub(last) <= v.maxStale
+}
+
 // StaleAccepted returns how many tokens were accepted with stale
 // revocation data under Config.FailOpen. Export it as a warning metric.
 func (v *Verifier) StaleAccepted() uint64 { return v.staleAccepted.Load() }
