@@ -214,8 +214,11 @@ func (m *Manager) verifyLogoutToken(ctx context.Context, token string) (*jwtClai
 	if token == "" {
 		return nil, errors.New("logout_token is missing")
 	}
-	if _, _, err := m.provider.endpoints(ctx); err != nil {
-		return nil, fmt.Errorf("the auth server's keys are unavailable: %w", err)
+	if m.provider.static == nil {
+		// The key set is found through discovery.
+		if _, _, err := m.provider.endpoints(ctx); err != nil {
+			return nil, fmt.Errorf("the auth server's keys are unavailable: %w", err)
+		}
 	}
 	c, err := m.provider.verifyJWT(ctx, token, "logout+jwt")
 	if err != nil {
