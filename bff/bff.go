@@ -203,6 +203,11 @@ func New(cfg gateway.Config, d Deps) (*Manager, error) {
 	m.waiters.m = map[string]map[chan struct{}]struct{}{}
 	m.flights.m = map[string]*flight{}
 	m.replays.seen = map[string]time.Time{}
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		m.pruneLoop()
+	}()
 	if m.fanout != nil {
 		m.wg.Add(1)
 		go func() {
@@ -215,6 +220,26 @@ func New(cfg gateway.Config, d Deps) (*Manager, error) {
 		}()
 	}
 	return m, nil
+}
+
+// pruneEvery is how often ended and expired sessions are deleted.
+const pruneEvery = time.Hour
+
+// pruneLoop deletes ended and expired sessions every pruneEvery until
+// Close. Several gateways pruning one store at once is harmless.
+func (m *Manager) pruneLoop() {
+	t := time.NewTicker(pruneEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-m.ctx.Done():
+			return
+		case <-t.C:
+			if err := m.store.PruneGatewaySessions(m.ctx, m.now()); err != nil && m.ctx.Err() == nil {
+				m.log.Warn("pruning gateway sessions failed", "err", err)
+			}
+		}
+	}
 }
 
 // refreshedTopic prefixes the fan-out topic that says a session's refresh

@@ -237,12 +237,11 @@ func cleanCode(s string) string {
 func tokenAAD(kind, id string) []byte { return []byte("gateway " + kind + ":" + id) }
 
 // accessExpiry is when an access token expires by the gateway's clock:
-// now + expires_in, or the token's exp if the response had none; never
-// later than exp.
+// now + expires_in, or exp (the token's own claim) if the response had
+// no expires_in.
 func accessExpiry(tok *oauth2.Token, exp, now time.Time) time.Time {
 	if tok.ExpiresIn > 0 {
-		at := now.Add(time.Duration(tok.ExpiresIn) * time.Second)
-		return at
+		return now.Add(time.Duration(tok.ExpiresIn) * time.Second)
 	}
 	return exp
 }

@@ -225,9 +225,15 @@ func (m *Manager) refreshHeld(ctx context.Context, g *latch.GatewaySession, owne
 		return m.fallback(g, fmt.Errorf("bff: refresh: %w", err))
 	}
 	now := m.now()
+	exp := now.Add(m.before + time.Minute) // if neither expires_in nor exp tells
+	if tok.ExpiresIn <= 0 {
+		if c, err := m.verifier.VerifyContext(ctx, tok.AccessToken); err == nil && c.ExpiresAt != nil {
+			exp = c.ExpiresAt.Time
+		}
+	}
 	upd := latch.GatewayRefresh{
 		AccessToken:     m.sealer.Seal([]byte(tok.AccessToken), tokenAAD("access", g.ID)),
-		AccessExpiresAt: accessExpiry(tok, now, now),
+		AccessExpiresAt: accessExpiry(tok, exp, now),
 	}
 	if tok.RefreshToken != "" {
 		upd.RefreshToken = m.sealer.Seal([]byte(tok.RefreshToken), tokenAAD("refresh", g.ID))
