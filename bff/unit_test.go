@@ -500,3 +500,64 @@ func (u *unit) postLogout(token string) *httptest.ResponseRecorder {
 	u.m.ServeHTTP(rec, req)
 	return rec
 }
+
+// TestIDTokenRejections: the callback's id_token checks, each row a
+// token that must be refused.
+func TestIDTokenRejections(t *testing.T) {
+	u := newUnit(t)
+	other, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	now := u.clock.Now()
+	valid := func() map[string]any {
+		return map[string]any{"iss": u.iss, "aud": "gw", "sub": "u1", "sid": "s1", "nonce": "n1",
+			"iat": now.Unix(), "exp": now.Add(time.Minute).Unix()}
+	}
+	if _, err := u.m.verifyIDToken(t.Context(), sign(t, u.key, "JWT", valid()), "n1", now); err != nil {
+		t.Fatalf("valid id_token refused: %v", err)
+	}
+	for _, tt := range []struct {
+		name   string
+		key    *ecdsa.PrivateKey
+		typ    string
+		mutate func(c map[string]any)
+	}{
+		{"bad signature", other, "JWT", nil},
+		{"wrong nonce", nil, "JWT", func(c map[string]any) { c["nonce"] = "n2" }},
+		{"no nonce", nil, "JWT", func(c map[string]any) { delete(c, "nonce") }},
+		{"wrong aud", nil, "JWT", func(c map[string]any) { c["aud"] = "other" }},
+		{"aud with us, azp another", nil, "JWT", func(c map[string]any) { c["aud"] = []string{"gw", "other"}; c["azp"] = "other" }},
+		{"wrong iss", nil, "JWT", func(c map[string]any) { c["iss"] = "https://evil.example" }},
+		{"expired", nil, "JWT", func(c map[string]any) { c["exp"] = now.Add(-time.Minute).Unix() }},
+		{"no exp", nil, "JWT", func(c map[string]any) { delete(c, "exp") }},
+		{"no iat", nil, "JWT", func(c map[string]any) { delete(c, "iat") }},
+		{"no sub", nil, "JWT", func(c map[string]any) { delete(c, "sub") }},
+		{"a logout token", nil, "logout+jwt", nil},
+		{"an access token", nil, "at+jwt", nil},
+	} {
+		key := u.key
+		if tt.key != nil {
+			key = tt.key
+		}
+		c := valid()
+		if tt.mutate != nil {
+			tt.mutate(c)
+		}
+		if _, err := u.m.verifyIDToken(t.Context(), sign(t, key, tt.typ, c), "n1", now); err == nil {
+			t.Errorf("%s: id_token accepted", tt.name)
+		}
+	}
+}
+
+// TestSealedTokensBoundToSession: a sealed token copied into another
+// session's row does not open there.
+func TestSealedTokensBoundToSession(t *testing.T) {
+	u := newUnit(t)
+	_, a := u.session("u1", "s1")
+	_, b := u.session("u1", "s2")
+	ga, gb := u.ended(a), u.ended(b)
+	if _, err := u.m.sealer.Open(ga.AccessToken, tokenAAD("access", gb.ID)); err == nil {
+		t.Error("a's access token opens as b's")
+	}
+	if _, err := u.m.sealer.Open(ga.RefreshToken, tokenAAD("access", ga.ID)); err == nil {
+		t.Error("a's refresh token opens as its access token")
+	}
+}
