@@ -57,9 +57,11 @@ func TestMigrationCoversExistingSessions(t *testing.T) {
 	}
 }
 
-// undo0009 takes the schema back before migration 0009, for the tests
-// that downgrade to an older schema and upgrade again.
+// undo0009 takes the schema back before migration 0009 (undoing 0010
+// first), for the tests that downgrade to an older schema and upgrade
+// again.
 var undo0009 = []string{
+	"DROP TABLE gateway_sessions", // 0010
 	"DROP TABLE outbox, consents, authorization_codes, sso_clients, sso_sessions",
 	"ALTER TABLE sessions DROP COLUMN sso_session_id, DROP COLUMN scope",
 	`ALTER TABLE clients DROP COLUMN redirect_uris, DROP COLUMN post_logout_redirect_uris,

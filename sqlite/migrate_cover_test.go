@@ -72,9 +72,11 @@ func TestMigrationCoversExistingSessions(t *testing.T) {
 	}
 }
 
-// undo0009 takes the schema back before migration 0009, for the tests
-// that downgrade to an older schema and upgrade again.
+// undo0009 takes the schema back before migration 0009 (undoing 0010
+// first), for the tests that downgrade to an older schema and upgrade
+// again.
 var undo0009 = []string{
+	"DROP TABLE gateway_sessions", // 0010
 	"DROP TABLE outbox",
 	"DROP TABLE consents",
 	"DROP TABLE authorization_codes",

@@ -408,3 +408,9 @@ func TestMigrationGrantsFeedToExistingClients(t *testing.T) {
 		t.Fatalf("existing public client after the upgrade: %+v, %v; want no permission", app, err)
 	}
 }
+
+func TestGatewaySessionStore(t *testing.T) {
+	storetest.RunGateway(t, func(t *testing.T) latch.GatewaySessionStore {
+		return openTemp(t)
+	})
+}
