@@ -38,7 +38,7 @@ type GatewaySessionDeps struct {
 // newGatewaySessions builds the gateway's browser sessions (package bff):
 // the Sessions and the readiness checks of its store. nil means this
 // build has none; routes with auth: session are then refused at start.
-var newGatewaySessions func(ctx context.Context, cfg gateway.Config, d GatewaySessionDeps) (gateway.Sessions, []gateway.ReadyCheck, error)
+var newGatewaySessions = openGatewaySessions
 
 func (e *cliEnv) gatewayCmd() *cobra.Command {
 	var path string
