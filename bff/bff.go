@@ -261,6 +261,10 @@ func (m *Manager) CookieName() string { return m.cookie }
 // backchannel-logout and session.
 func (m *Manager) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
+	// The gateway's server has no read timeout (bodies it proxies may
+	// stream for long); these endpoints read small forms and must not let
+	// a slow client hold a connection open.
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(authReadTimeout))
 	switch r.URL.Path {
 	case "/auth/login":
 		m.only(w, r, m.login, http.MethodGet, http.MethodHead)
@@ -276,6 +280,9 @@ func (m *Manager) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "no such endpoint")
 	}
 }
+
+// authReadTimeout bounds reading a request to /auth/.
+const authReadTimeout = 10 * time.Second
 
 // only runs h if r's method is one of methods, else answers 405.
 func (m *Manager) only(w http.ResponseWriter, r *http.Request, h http.HandlerFunc, methods ...string) {

@@ -492,7 +492,8 @@ func TestBackchannelLogoutEndsSession(t *testing.T) {
 	}
 }
 
-// TestLogout: a fetch sign-out ends the session (204), a form sign-out
+// TestLogout: a fetch sign-out ends the session and answers the URL that
+// ends the SSO session too (the page navigates there), a form sign-out
 // also ends the SSO session through the end_session_endpoint and comes
 // back to the gateway.
 func TestLogout(t *testing.T) {
@@ -502,7 +503,7 @@ func TestLogout(t *testing.T) {
 	req, _ := http.NewRequest(http.MethodPost, r.gwURL+"/auth/logout", nil)
 	req.Header.Set(CSRFHeader, "1")
 	req.Header.Set("Origin", r.gwURL)
-	if res, body := b.do(req); res.StatusCode != http.StatusNoContent {
+	if res, body := b.do(req); res.StatusCode != http.StatusOK || !strings.Contains(body, `"end_session_url":"`+r.iss+`/oauth2/logout?`) {
 		t.Fatalf("fetch logout: %d %s", res.StatusCode, body)
 	}
 	if _, err := r.lookup(0, value); !errors.Is(err, gateway.ErrNoSession) {

@@ -77,6 +77,30 @@ func (m *Manager) loginCookie(state string) string {
 	return m.cookie + "_login_" + hex.EncodeToString(tag[:8])
 }
 
+// maxPendingLogins bounds the sign-in cookies a browser holds: each
+// /auth/login adds one (Path=/, ten minutes), and abandoned sign-ins must
+// not pile up until the Cookie header overflows the limits of the gateway,
+// the auth server or an upstream.
+const maxPendingLogins = 3
+
+// dropStaleLogins deletes the browser's pending sign-in cookies when it
+// holds maxPendingLogins already: the sign-ins they belong to fail if
+// finished after all, and start again.
+func (m *Manager) dropStaleLogins(w http.ResponseWriter, r *http.Request) {
+	var pending []string
+	for _, c := range r.Cookies() {
+		if strings.HasPrefix(c.Name, m.cookie+"_login_") {
+			pending = append(pending, c.Name)
+		}
+	}
+	if len(pending) < maxPendingLogins {
+		return
+	}
+	for _, name := range pending {
+		m.clearCookie(w, name)
+	}
+}
+
 // loginAAD binds a sealed sign-in to its state.
 func loginAAD(state string) []byte { return []byte("gateway login:" + state) }
 
@@ -98,6 +122,7 @@ func (m *Manager) login(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadGateway, "temporarily_unavailable", "the auth server cannot be reached")
 		return
 	}
+	m.dropStaleLogins(w, r)
 	state, nonce := newCookieValue(), newCookieValue()
 	ls := loginState{Nonce: nonce, Verifier: oauth2.GenerateVerifier(), ReturnTo: returnTo, Started: m.now().Unix()}
 	b, _ := json.Marshal(ls)

@@ -66,8 +66,10 @@ func navigation(r *http.Request) bool {
 // session's CSRF token in the form field csrf (an HTML form), and a
 // same-origin request; otherwise 403 JSON. It ends the gateway session,
 // revokes its refresh token at the auth server and deletes the cookie.
-// A fetch gets 204: the gateway session and the tokens are gone, the
-// user's single sign-on session at the auth server stays. A navigation
+// A fetch gets 200 JSON {"signed_out": true, "end_session_url": …}: the
+// gateway session and the tokens are gone, and the page navigates to
+// end_session_url to end the user's single sign-on session at the auth
+// server too (only the browser carries its cookie). A navigation
 // (a form) gets 303 to the auth server's end_session_endpoint with
 // id_token_hint and post_logout_redirect_uri PUBLIC_URL/, which ends the
 // SSO session too (and tells the other apps by back-channel logout).
@@ -114,14 +116,26 @@ func (m *Manager) logout(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
+	end := m.endSessionURL(r.Context(), idToken)
 	if !navigation(r) && !form {
-		w.WriteHeader(http.StatusNoContent)
+		// A fetch cannot follow a cross-origin redirect with the user's
+		// cookies: it gets the URL that ends the sign-in at the auth
+		// server too, for the page to navigate to (the SSO session lives
+		// in the browser's cookie there, so only the browser can end it).
+		w.Header().Set("Cache-Control", "no-store")
+		writeJSON(w, http.StatusOK, map[string]any{"signed_out": true, "end_session_url": end})
 		return
 	}
-	doc, _, err := m.provider.endpoints(r.Context())
+	http.Redirect(w, r, end, http.StatusSeeOther)
+}
+
+// endSessionURL is the auth server's end_session_endpoint with
+// id_token_hint and post_logout_redirect_uri PUBLIC_URL/, or "/" when it
+// is unknown.
+func (m *Manager) endSessionURL(ctx context.Context, idToken string) string {
+	doc, _, err := m.provider.endpoints(ctx)
 	if err != nil || doc.EndSessionEndpoint == "" {
-		http.Redirect(w, r, "/", http.StatusSeeOther)
-		return
+		return "/"
 	}
 	q := url.Values{"client_id": {m.cfg.ClientID}, "post_logout_redirect_uri": {m.origin + "/"}}
 	if idToken != "" {
@@ -131,7 +145,7 @@ func (m *Manager) logout(w http.ResponseWriter, r *http.Request) {
 	if strings.Contains(doc.EndSessionEndpoint, "?") {
 		sep = "&"
 	}
-	http.Redirect(w, r, doc.EndSessionEndpoint+sep+q.Encode(), http.StatusSeeOther)
+	return doc.EndSessionEndpoint + sep + q.Encode()
 }
 
 // revoke revokes a refresh token at the auth server (RFC 7009), which
@@ -185,8 +199,10 @@ func (m *Manager) backchannelLogout(w http.ResponseWriter, r *http.Request) {
 	}
 	c, err := m.verifyLogoutToken(r.Context(), r.PostForm.Get("logout_token"))
 	if err != nil {
+		// The reason goes to the log, not to whoever posted the token:
+		// the details would only help someone forging one.
 		m.log.Info("back-channel logout refused", "err", err)
-		writeError(w, http.StatusBadRequest, "invalid_request", err.Error())
+		writeError(w, http.StatusBadRequest, "invalid_request", "the logout token is not valid")
 		return
 	}
 	var ids []string

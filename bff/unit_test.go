@@ -339,8 +339,8 @@ func TestLogoutCSRF(t *testing.T) {
 		{"text/plain form", []string{"Origin", self}, "valid", "text/plain", 403},
 		{"multipart form", []string{"Origin", self}, "valid", "multipart/form-data; boundary=x", 403},
 		{"form with token, cross-site", []string{"Origin", "https://evil.example"}, "valid", "application/x-www-form-urlencoded", 403},
-		{"fetch, same origin", []string{CSRFHeader, "1", "Origin", self, "Sec-Fetch-Site", "same-origin", "Sec-Fetch-Mode", "cors"}, "", "", 204},
-		{"fetch, Origin only", []string{CSRFHeader, "1", "Origin", self}, "", "", 204},
+		{"fetch, same origin", []string{CSRFHeader, "1", "Origin", self, "Sec-Fetch-Site", "same-origin", "Sec-Fetch-Mode", "cors"}, "", "", 200},
+		{"fetch, Origin only", []string{CSRFHeader, "1", "Origin", self}, "", "", 200},
 		{"form with token", []string{"Origin", self, "Sec-Fetch-Site", "same-origin", "Sec-Fetch-Mode", "navigate"}, "valid", "application/x-www-form-urlencoded", 303},
 	} {
 		t.Run(tt.name, func(t *testing.T) {

@@ -66,20 +66,21 @@ type ReadyCheck struct {
 // own endpoints and proxies every other request to its route's upstream
 // after authenticating it as the route requires.
 type Gateway struct {
-	cfg       Config
-	origin    string // PublicURL's scheme://host
-	routes    []*route
-	sessions  Sessions
-	signer    AssertionSigner
-	verifiers map[string]*verifier.Verifier
-	ready     []ReadyCheck
-	log       *slog.Logger
-	now       func() time.Time
-	strip     *stripper
-	trusted   trusted
-	cookie    string
-	metrics   *metrics
-	metricsH  http.Handler
+	cfg        Config
+	origin     string // PublicURL's scheme://host
+	publicHost string // PublicURL's host[:port]
+	routes     []*route
+	sessions   Sessions
+	signer     AssertionSigner
+	verifiers  map[string]*verifier.Verifier
+	ready      []ReadyCheck
+	log        *slog.Logger
+	now        func() time.Time
+	strip      *stripper
+	trusted    trusted
+	cookie     string
+	metrics    *metrics
+	metricsH   http.Handler
 	// afterFunc starts a route timeout (time.AfterFunc; tests fire it).
 	afterFunc func(time.Duration, func()) stopper
 }
@@ -91,6 +92,7 @@ type stopper interface{ Stop() bool }
 type route struct {
 	Route
 	target   *url.URL
+	lower    string // Path in lower case, for matching
 	audience string // the origin of the upstream: an assertion's aud
 	verifier *verifier.Verifier
 	scopes   string // the route's scopes joined by spaces, for challenges
@@ -124,6 +126,7 @@ func New(cfg Config, d Deps) (*Gateway, error) {
 	}
 	pu, _ := url.Parse(cfg.PublicURL)
 	g.origin = pu.Scheme + "://" + pu.Host
+	g.publicHost = pu.Host
 	reg := d.Registry
 	if reg == nil {
 		reg = prometheus.NewRegistry()
@@ -149,7 +152,7 @@ func New(cfg Config, d Deps) (*Gateway, error) {
 	errorLog := slog.NewLogLogger(g.log.Handler(), slog.LevelWarn)
 	var errs []error
 	for i, rc := range cfg.Routes {
-		rt := &route{Route: rc, scopes: strings.Join(rc.Scopes, " ")}
+		rt := &route{Route: rc, lower: strings.ToLower(rc.Path), scopes: strings.Join(rc.Scopes, " ")}
 		rt.target, _ = url.Parse(rc.Upstream)
 		rt.audience = rt.target.Scheme + "://" + rt.target.Host
 		if rc.Auth != AuthNone {
@@ -180,6 +183,17 @@ func New(cfg Config, d Deps) (*Gateway, error) {
 	return g, nil
 }
 
+// hasControl reports whether p holds an ASCII control character (a NUL
+// decoded from %00 ends a path early in C-based upstreams).
+func hasControl(p string) bool {
+	for i := 0; i < len(p); i++ {
+		if p[i] < 0x20 || p[i] == 0x7f {
+			return true
+		}
+	}
+	return false
+}
+
 // NewTransport returns the transport New uses by default: the standard
 // one with more idle connections per upstream and without transparent
 // compression (the client's Accept-Encoding passes through).
@@ -196,16 +210,21 @@ func (g *Gateway) Config() Config { return g.cfg }
 
 // match returns the route of path p (longest prefix on segment
 // boundaries), or nil.
+//
+// Matching ignores case, so that /ADMIN/ is held to /admin/'s rules:
+// many upstreams (ASP.NET, IIS, case-insensitive file systems) serve it
+// as /admin/.
 func (g *Gateway) match(p string) *route {
+	p = strings.ToLower(p)
 	for _, rt := range g.routes {
 		switch {
-		case rt.Path == "/":
+		case rt.lower == "/":
 			return rt
-		case strings.HasSuffix(rt.Path, "/"):
-			if strings.HasPrefix(p, rt.Path) || p+"/" == rt.Path {
+		case strings.HasSuffix(rt.lower, "/"):
+			if strings.HasPrefix(p, rt.lower) || p+"/" == rt.lower {
 				return rt
 			}
-		case p == rt.Path || strings.HasPrefix(p, rt.Path+"/"):
+		case p == rt.lower || strings.HasPrefix(p, rt.lower+"/"):
 			return rt
 		}
 	}
@@ -247,8 +266,10 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}()
 	w = rec
 	p := r.URL.Path
-	if !strings.HasPrefix(p, "/") || !canonicalPath(p) || strings.ContainsRune(p, '\\') || strings.ContainsRune(r.URL.RawPath, '\\') {
-		// /public/../api/ must not reach /api/ with /public/'s rules.
+	if !strings.HasPrefix(p, "/") || !canonicalPath(p) || strings.ContainsAny(p, "\\;") || strings.ContainsRune(r.URL.RawPath, '\\') || hasControl(p) {
+		// /public/../api/ must not reach /api/ with /public/'s rules; nor
+		// /public/..;/api/, which servlet stacks read as /api/ (matrix
+		// parameters are path syntax to them), nor a NUL.
 		writeJSON(w, http.StatusBadRequest, "invalid_request", "the request path is not canonical")
 		return
 	}
@@ -347,9 +368,9 @@ func (g *Gateway) rewrite(pr *httputil.ProxyRequest) {
 		}
 	}
 	pr.SetURL(rt.target)
-	g.trusted.setForwarded(pr.In, pr.Out)
+	g.trusted.setForwarded(pr.In, pr.Out, g.publicHost)
 	h := pr.Out.Header
-	dropCookie(h, g.cookie)
+	dropCookies(h, g.cookie)
 	if ex.id == nil {
 		return
 	}

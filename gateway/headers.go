@@ -28,6 +28,25 @@ var DefaultStripHeaders = []string{
 	"Remote-User",
 	"X-Email",
 	"Forwarded",
+	// Headers frameworks read as the request's URL (Symfony, Laminas, IIS
+	// URL Rewrite) or as the client's address and scheme: only the
+	// gateway sets X-Forwarded-For/-Proto/-Host, from trusted proxies.
+	"X-Original-URL",
+	"X-Original-Uri",
+	"X-Rewrite-URL",
+	"X-Real-IP",
+	"True-Client-IP",
+	"X-Client-IP",
+	"X-Cluster-Client-IP",
+	"CF-Connecting-IP",
+	"Fastly-Client-IP",
+	"X-Forwarded-Port",
+	"X-Forwarded-Ssl",
+	"X-Forwarded-Scheme",
+	"X-Forwarded-Prefix",
+	"X-Forwarded-Server",
+	"X-Url-Scheme",
+	"Front-End-Https",
 }
 
 // Headers the gateway sends upstream on routes with identity.headers and
@@ -127,12 +146,16 @@ func peerIP(remoteAddr string) (netip.Addr, bool) {
 // setForwarded sets X-Forwarded-For, -Proto and -Host on out: taken from
 // in (the address appended to its X-Forwarded-For) when the peer is a
 // trusted proxy, replaced by what the gateway itself sees otherwise.
-func (t trusted) setForwarded(in, out *http.Request) {
+//
+// Without a trusted proxy in front, X-Forwarded-Host is the gateway's own
+// public host, never the Host a client chose: upstreams build absolute
+// URLs (password-reset links) from it.
+func (t trusted) setForwarded(in, out *http.Request, publicHost string) {
 	proto := "http"
 	if in.TLS != nil {
 		proto = "https"
 	}
-	host := in.Host
+	host := publicHost
 	peer, ok := peerIP(in.RemoteAddr)
 	xff := ""
 	if ok {
@@ -167,11 +190,16 @@ func validHost(h string) bool {
 	return err == nil && u.Host == h && u.Path == "" && u.User == nil
 }
 
-// dropCookie removes the cookie named name from the Cookie headers of h,
-// so that no upstream ever sees the gateway's session id.
-func dropCookie(h http.Header, name string) {
+// dropCookies removes from the Cookie headers of h every cookie that is
+// not the application's: the gateway's session cookie and its sign-in
+// cookies (name, name_login_…), and Latch's own (latch_…, with or without
+// a __Host-/__Secure- prefix: the auth server's SSO and account cookies
+// reach the gateway whenever both share a host name, since cookies ignore
+// ports). None of them may reach an upstream: an SSO cookie replayed at
+// /oauth2/authorize signs in as the user.
+func dropCookies(h http.Header, name string) {
 	vals := h.Values("Cookie")
-	if len(vals) == 0 || name == "" {
+	if len(vals) == 0 {
 		return
 	}
 	var kept []string
@@ -179,7 +207,7 @@ func dropCookie(h http.Header, name string) {
 		for part := range strings.SplitSeq(line, ";") {
 			part = strings.TrimSpace(part)
 			n, _, _ := strings.Cut(part, "=")
-			if part == "" || strings.TrimSpace(n) == name {
+			if n = strings.TrimSpace(n); part == "" || gatewayCookie(n, name) {
 				continue
 			}
 			kept = append(kept, part)
@@ -189,6 +217,16 @@ func dropCookie(h http.Header, name string) {
 	if len(kept) > 0 {
 		h.Set("Cookie", strings.Join(kept, "; "))
 	}
+}
+
+// gatewayCookie reports whether the cookie n belongs to the gateway (its
+// session cookie name, its sign-in cookies) or to Latch.
+func gatewayCookie(n, name string) bool {
+	if name != "" && (n == name || strings.HasPrefix(n, name+"_login_")) {
+		return true
+	}
+	bare := strings.TrimPrefix(strings.TrimPrefix(n, "__Host-"), "__Secure-")
+	return strings.HasPrefix(bare, "latch_")
 }
 
 // dropSetCookie removes the upstream's Set-Cookie headers for the

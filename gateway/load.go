@@ -245,10 +245,11 @@ func (c Config) Check() error {
 		case reservedPath(r.Path):
 			p.add(key("path"), "%q is served by the gateway itself (/auth/, /healthz, /readyz, /metrics, /.well-known/jwks.json)", r.Path)
 		default:
-			if j, dup := seen[r.Path]; dup {
-				p.add(key("path"), "%q is also the path of routes[%d]", r.Path, j)
+			// Routes match regardless of case (see Gateway.match).
+			if j, dup := seen[strings.ToLower(r.Path)]; dup {
+				p.add(key("path"), "%q is also the path of routes[%d] (paths match regardless of case)", r.Path, j)
 			} else {
-				seen[r.Path] = i
+				seen[strings.ToLower(r.Path)] = i
 			}
 		}
 		if r.Upstream == "" {
@@ -364,6 +365,7 @@ func canonicalPath(p string) bool {
 // reservedPath reports whether a route path would shadow or be shadowed
 // by the gateway's own endpoints.
 func reservedPath(p string) bool {
+	p = strings.ToLower(p)
 	switch strings.TrimSuffix(p, "/") {
 	case "/auth", "/healthz", "/readyz", "/metrics", "/.well-known/jwks.json":
 		return true
