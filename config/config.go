@@ -263,7 +263,7 @@ func Load(path string, environ []string, flags map[string]Flag) (Config, error) 
 		names = append(names, EnvName(key))
 	}
 	for _, name := range unknown {
-		errs = append(errs, fmt.Errorf("unknown setting %s in the environment%s (see `latch config` for the accepted keys)", name, suggest(name, names)))
+		errs = append(errs, fmt.Errorf("unknown setting %s in the environment%s (see `latch config` for the accepted keys)", name, Suggest(name, names)))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return c, err
@@ -324,7 +324,7 @@ func readFile(path string, leaves map[string]reflect.Value, set func(key, raw, f
 				// with its closest known key.
 				walk(key+".", v)
 			case !leaf:
-				errs = append(errs, fmt.Errorf("unknown setting %s in %s%s", key, at(k), suggest(key, keys)))
+				errs = append(errs, fmt.Errorf("unknown setting %s in %s%s", key, at(k), Suggest(key, keys)))
 			case v.Kind == yaml.ScalarNode && v.Tag == "!!null":
 				// "key:" with no value keeps the default.
 			case v.Kind == yaml.ScalarNode:
@@ -348,9 +348,10 @@ func readFile(path string, leaves map[string]reflect.Value, set func(key, raw, f
 	return errors.Join(errs...)
 }
 
-// suggest returns "; did you mean X?" for the candidate closest to name,
-// or "" when none is close enough to be a likely typo.
-func suggest(name string, candidates []string) string {
+// Suggest returns "; did you mean X?" for the candidate closest to name
+// (ignoring case), or "" when none is close enough to be a likely typo:
+// the hint every Latch configuration error about an unknown key carries.
+func Suggest(name string, candidates []string) string {
 	best, bestDist := "", 0
 	for _, c := range candidates {
 		if d := distance(strings.ToLower(name), strings.ToLower(c)); best == "" || d < bestDist {

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/latchauth/latch/config"
 )
 
 // Defaults of the configuration (docs/gateway.md lists them).
@@ -495,7 +497,7 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, key string) {
 			seen[k.Value] = true
 			fi, ok := fields[k.Value]
 			if !ok {
-				d.errorf(k, sub, "unknown key%s", suggest(k.Value, names))
+				d.errorf(k, sub, "unknown key%s", config.Suggest(k.Value, names))
 				continue
 			}
 			d.decode(val, v.Field(fi), sub)
@@ -544,40 +546,4 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, key string) {
 	default:
 		d.errorf(n, where, "cannot be set from a file")
 	}
-}
-
-// suggest returns "; did you mean X?" for the candidate closest to name,
-// or "" when none is close enough to be a likely typo.
-func suggest(name string, candidates []string) string {
-	best, bestDist := "", 0
-	for _, c := range candidates {
-		if d := distance(strings.ToLower(name), c); best == "" || d < bestDist {
-			best, bestDist = c, d
-		}
-	}
-	if best == "" || bestDist > max(2, len(name)/4) {
-		return ""
-	}
-	return "; did you mean " + best + "?"
-}
-
-// distance is the Levenshtein edit distance between a and b.
-func distance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }
