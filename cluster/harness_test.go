@@ -296,6 +296,11 @@ type options struct {
 	// postgresAddr, if set, is the host:port the nodes use for
 	// PostgreSQL instead of the database's own (a proxy).
 	postgresAddr string
+	// localIssuer makes the issuer http://localhost:PORT of the first
+	// node instead of the fixed test issuer, so that a browser can follow
+	// redirects to it (and its cookies get their __Host- prefix, which
+	// browsers accept on localhost).
+	localIssuer bool
 }
 
 // cluster is a set of `latch serve` processes sharing one schema, one
@@ -365,6 +370,10 @@ func newCluster(t *testing.T, o options) *cluster {
 		}
 		n.base = "http://" + n.addr
 		c.nodes = append(c.nodes, n)
+	}
+	if o.localIssuer {
+		_, port, _ := strings.Cut(c.nodes[0].addr, ":")
+		c.env["LATCH_ISSUER"] = "http://localhost:" + port
 	}
 	t.Cleanup(func() {
 		for _, n := range c.nodes {

@@ -1,0 +1,201 @@
+package cluster_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/chromedp"
+
+	"github.com/latchauth/latch/internal/testenv"
+)
+
+// Bounds of the browser's waits: each step, and the browser's whole life.
+const (
+	chromeStep = 20 * time.Second
+	chromeLife = 4 * time.Minute
+)
+
+// chromiumPath finds the browser as e2e/ does (LATCH_CHROMIUM, then
+// /usr/bin/chromium, then chromium on PATH), or ends the test: a skip, or
+// a failure where LATCH_TEST_REQUIRE names "browser".
+func chromiumPath(t *testing.T) string {
+	t.Helper()
+	if p := os.Getenv("LATCH_CHROMIUM"); p != "" {
+		return p
+	}
+	if _, err := os.Stat("/usr/bin/chromium"); err == nil {
+		return "/usr/bin/chromium"
+	}
+	p, err := exec.LookPath("chromium")
+	if err != nil {
+		testenv.Unavailable(t, testenv.Browser, fmt.Errorf("no /usr/bin/chromium and %w", err))
+	}
+	return p
+}
+
+// page is one tab of a headless Chromium started for one test, with a
+// fresh profile. (The cluster's cookie-jar client is called browser.)
+type page struct {
+	t   *testing.T
+	ctx context.Context
+}
+
+// startChrome starts Chromium for the test and returns its first tab; the
+// test's end closes it.
+func startChrome(t *testing.T) *page {
+	t.Helper()
+	path := chromiumPath(t)
+	life, cancelLife := context.WithTimeout(context.Background(), chromeLife)
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(life,
+		chromedp.ExecPath(path),
+		chromedp.Flag("headless", true),
+		chromedp.Flag("no-sandbox", true),
+		chromedp.Flag("disable-gpu", true),
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("no-first-run", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("window-size", "1280,900"),
+	)
+	ctx, cancel := chromedp.NewContext(allocCtx)
+	started := false
+	t.Cleanup(func() {
+		if started {
+			stop, done := context.WithTimeout(ctx, 10*time.Second)
+			_ = chromedp.Cancel(stop)
+			done()
+		}
+		// Ending the life context kills a browser still there; chromedp's
+		// cancel would wait for ever on one that never started.
+		cancelLife()
+		if started {
+			cancel()
+		}
+		cancelAlloc()
+	})
+	if err := chromedp.Do(ctx); err != nil {
+		testenv.Unavailable(t, testenv.Browser, fmt.Errorf("start %s: %w", path, err))
+	}
+	started = true
+	return &page{t: t, ctx: ctx}
+}
+
+// sibling opens another tab in the same browser context: it shares the
+// cookies.
+func (p *page) sibling() *page {
+	p.t.Helper()
+	ctx, cancel := chromedp.NewContext(p.ctx)
+	p.t.Cleanup(cancel)
+	if err := chromedp.Do(ctx); err != nil {
+		p.t.Fatalf("open a tab: %v", err)
+	}
+	return &page{t: p.t, ctx: ctx}
+}
+
+// do runs steps under the step timeout.
+func (p *page) do(what string, steps ...chromedp.Action[chromedp.Void]) {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(p.ctx, chromeStep)
+	defer cancel()
+	if err := chromedp.Do(ctx, steps...); err != nil {
+		p.t.Fatalf("%s: %v; page: %v", what, err, p.state())
+	}
+}
+
+func (p *page) navigate(url string) {
+	p.t.Helper()
+	p.do("navigate to "+url, chromedp.Navigate(url))
+}
+
+// eval evaluates expr in the page (awaiting a promise) and decodes its
+// JSON-serialisable result into v.
+func (p *page) eval(expr string, v any) {
+	p.t.Helper()
+	if err := p.tryEval(chromeStep, expr, v); err != nil {
+		p.t.Fatalf("evaluate %s: %v", expr, err)
+	}
+}
+
+func (p *page) tryEval(timeout time.Duration, expr string, v any) error {
+	ctx, cancel := context.WithTimeout(p.ctx, timeout)
+	defer cancel()
+	raw, err := chromedp.Run(ctx, chromedp.Evaluate[[]byte](expr, chromedp.EvalAwaitPromise))
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(raw, v); err != nil {
+		return fmt.Errorf("decode %s: %w", raw, err)
+	}
+	return nil
+}
+
+// waitJS waits until expr is true in the page. It survives navigations:
+// an evaluation that fails while a page is replaced is retried.
+func (p *page) waitJS(what, expr string) {
+	p.t.Helper()
+	deadline := time.Now().Add(chromeStep)
+	var lastErr error
+	for time.Now().Before(deadline) {
+		var ok bool
+		lastErr = p.tryEval(2*time.Second, "(() => { try { return !!("+expr+"); } catch { return false; } })()", &ok)
+		if lastErr == nil && ok {
+			return
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+	p.t.Fatalf("timed out waiting for %s (%s); last error: %v; page: %v", what, expr, lastErr, p.state())
+}
+
+// state describes the page for a failure message.
+func (p *page) state() any {
+	var s any
+	_ = p.tryEval(2*time.Second, `({url: location.href, title: document.title, text: document.body ? document.body.innerText.slice(0, 800) : ''})`, &s)
+	return s
+}
+
+// cookies returns the cookies the browser would send to url
+// (Network.getCookies), by name.
+func (p *page) cookies(url string) map[string]*network.Cookie {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(p.ctx, chromeStep)
+	defer cancel()
+	res, err := chromedp.Call(ctx, network.GetCookies, network.GetCookiesParams{URLs: []string{url}})
+	if err != nil {
+		p.t.Fatalf("Network.getCookies: %v", err)
+	}
+	out := map[string]*network.Cookie{}
+	for _, c := range res.Cookies {
+		if _, dup := out[c.Name]; dup {
+			p.t.Errorf("two cookies named %s for %s", c.Name, url)
+		}
+		out[c.Name] = c
+	}
+	return out
+}
+
+// screenshot saves a full-page PNG to cluster/artifacts/name.
+func (p *page) screenshot(name string) {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(p.ctx, chromeStep)
+	defer cancel()
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		p.t.Fatalf("screenshot %s: %v", name, err)
+	}
+	if err := os.MkdirAll("artifacts", 0o755); err != nil {
+		p.t.Fatal(err)
+	}
+	path := filepath.Join("artifacts", name)
+	if err := os.WriteFile(path, png, 0o644); err != nil {
+		p.t.Fatal(err)
+	}
+	p.t.Logf("screenshot: cluster/%s", path)
+}
