@@ -302,9 +302,13 @@ func TestGatewayBrowser(t *testing.T) {
 	if out.Status != 403 {
 		t.Fatalf("POST /auth/logout without X-Latch-CSRF: %d, want 403", out.Status)
 	}
-	spaTab.eval(`fetch('/auth/logout', {method: 'POST', headers: {'X-Latch-CSRF': '1'}}).then(r => ({status: r.status}))`, &out)
-	if out.Status != 204 {
-		t.Fatalf("POST /auth/logout with X-Latch-CSRF: %d, want 204", out.Status)
+	var signedOut struct {
+		Status int    `json:"status"`
+		End    string `json:"end"`
+	}
+	spaTab.eval(`fetch('/auth/logout', {method: 'POST', headers: {'X-Latch-CSRF': '1'}}).then(async r => ({status: r.status, end: (await r.json()).end_session_url}))`, &signedOut)
+	if signedOut.Status != 200 || !strings.Contains(signedOut.End, "/oauth2/logout?") {
+		t.Fatalf("POST /auth/logout with X-Latch-CSRF: %d %q, want 200 with the end_session_url", signedOut.Status, signedOut.End)
 	}
 	if jar := spaTab.cookies(pub + "/"); len(jar) != 0 {
 		t.Fatalf("cookies for %s after logout: %v, want none", pub, cookieNames(jar))
@@ -317,8 +321,9 @@ func TestGatewayBrowser(t *testing.T) {
 		t.Fatalf("/auth/session after logout: %v", info)
 	}
 
-	// The fetch sign-out left the single sign-on session at Latch: a
-	// navigation signs in again without a password. The sign-out form (a
+	// The fetch sign-out left the single sign-on session at Latch (this
+	// page did not follow end_session_url): a navigation signs in again
+	// without a password. The sign-out form (a
 	// navigation) ends that too, and comes back through the gateway to
 	// Latch's sign-in page.
 	spaTab.navigate(pub + "/orders")
