@@ -95,13 +95,15 @@ func TestGatewayKillDuringRefreshStorm(t *testing.T) {
 	var orphans []string
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	rows, err := r.openDB(ctx).Query(ctx, "SELECT id FROM gateway_sessions WHERE lease_owner LIKE $1", prefix+"%")
+	rows, err := r.openDB(ctx).Query(ctx, "SELECT id FROM gateway_sessions WHERE starts_with(lease_owner, $1)", prefix)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for rows.Next() {
 		var id string
-		rows.Scan(&id)
+		if err := rows.Scan(&id); err != nil {
+			t.Fatal(err)
+		}
 		orphans = append(orphans, id)
 	}
 	if err := rows.Err(); err != nil {
@@ -126,7 +128,7 @@ func TestGatewayKillDuringRefreshStorm(t *testing.T) {
 	t.Logf("the probe's lease was taken over and its session refreshed by %s %v after the kill", b.name, took.Round(time.Millisecond))
 	waitFor(t, "every orphaned lease released", 30*time.Second, func() bool {
 		var n int
-		r.query("SELECT count(*) FROM gateway_sessions WHERE lease_owner LIKE $1", []any{prefix + "%"}, &n)
+		r.query("SELECT count(*) FROM gateway_sessions WHERE starts_with(lease_owner, $1)", []any{prefix}, &n)
 		return n == 0
 	})
 	// The storm goes on through b alone: every session refreshed again.
