@@ -97,6 +97,10 @@ const (
 	touchEvery = time.Minute
 	// refreshTimeout bounds one call to the token endpoint.
 	refreshTimeout = 10 * time.Second
+	// storeTimeout bounds one call to the session store on the request
+	// path: a store that stops answering (a network partition, a frozen
+	// server) makes a request answer 503, never hang.
+	storeTimeout = 3 * time.Second
 )
 
 // Manager is the gateway's browser sessions: it implements
@@ -128,6 +132,8 @@ type Manager struct {
 	replays   replays
 	ownerSeq  sync.Mutex
 	ownerNext uint64
+	// storeTimeout is storeTimeout (tests shorten it).
+	storeTimeout time.Duration
 }
 
 var _ gateway.Sessions = (*Manager)(nil)
@@ -159,8 +165,8 @@ func New(cfg gateway.Config, d Deps) (*Manager, error) {
 	m := &Manager{
 		cfg: cfg, store: d.Store, sealer: d.Sealer, verifier: d.Verifier, hc: d.HTTPClient,
 		fanout: d.Fanout, log: d.Log, now: d.Now,
-		origin: u.Scheme + "://" + u.Host,
-		idle:   cfg.Session.IdleTimeout.D(), absolute: cfg.Session.AbsoluteTTL.D(), before: cfg.Session.RefreshBefore.D(),
+		origin: u.Scheme + "://" + u.Host, storeTimeout: storeTimeout,
+		idle: cfg.Session.IdleTimeout.D(), absolute: cfg.Session.AbsoluteTTL.D(), before: cfg.Session.RefreshBefore.D(),
 	}
 	m.redirect = m.origin + "/auth/callback"
 	if m.hc == nil {
@@ -364,9 +370,16 @@ func (m *Manager) newOwner() string {
 	return fmt.Sprintf("%s-%d", m.instance, n)
 }
 
+// storeCtx bounds one call to the session store (m.storeTimeout).
+func (m *Manager) storeCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, m.storeTimeout)
+}
+
 // end ends a session and counts it.
 func (m *Manager) end(ctx context.Context, id, reason string) error {
-	err := m.store.EndGatewaySession(context.WithoutCancel(ctx), id, reason, m.now())
+	ctx, cancel := m.storeCtx(context.WithoutCancel(ctx))
+	defer cancel()
+	err := m.store.EndGatewaySession(ctx, id, reason, m.now())
 	if err == nil {
 		m.metrics.ended.WithLabelValues(reason).Inc()
 		m.log.Info("gateway session ended", "session", short(id), "reason", reason)

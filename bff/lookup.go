@@ -62,7 +62,10 @@ func (m *Manager) lookup(ctx context.Context, id string) (*gateway.BrowserSessio
 		switch {
 		case err == nil:
 			if now.Sub(g.LastSeenAt) >= touchEvery {
-				if err := m.store.TouchGatewaySession(ctx, g.ID, now); err != nil && !errors.Is(err, latch.ErrNotFound) {
+				sctx, cancel := m.storeCtx(ctx)
+				err := m.store.TouchGatewaySession(sctx, g.ID, now)
+				cancel()
+				if err != nil && !errors.Is(err, latch.ErrNotFound) {
 					m.log.Warn("touching a gateway session failed", "session", short(g.ID), "err", err)
 				}
 			}
@@ -88,7 +91,9 @@ func (m *Manager) lookup(ctx context.Context, id string) (*gateway.BrowserSessio
 
 // load reads a session and checks it is live.
 func (m *Manager) load(ctx context.Context, id string) (*latch.GatewaySession, error) {
-	g, err := m.store.GatewaySession(ctx, id)
+	sctx, cancel := m.storeCtx(ctx)
+	defer cancel()
+	g, err := m.store.GatewaySession(sctx, id)
 	if errors.Is(err, latch.ErrNotFound) {
 		return nil, gateway.ErrNoSession
 	}
@@ -132,7 +137,9 @@ func (m *Manager) refreshShared(ctx context.Context, g *latch.GatewaySession) (*
 	waited := false
 	for {
 		now := m.now()
-		ok, err := m.store.AcquireGatewayRefresh(ctx, g.ID, owner, g.Version, now, now.Add(leaseTTL))
+		sctx, cancel := m.storeCtx(ctx)
+		ok, err := m.store.AcquireGatewayRefresh(sctx, g.ID, owner, g.Version, now, now.Add(leaseTTL))
+		cancel()
 		if errors.Is(err, latch.ErrNotFound) {
 			return nil, gateway.ErrNoSession
 		}
@@ -200,7 +207,10 @@ func (m *Manager) refreshHeld(ctx context.Context, g *latch.GatewaySession, owne
 				return
 			case <-t.C:
 				now := m.now()
-				if ok, err := m.store.AcquireGatewayRefresh(ctx, g.ID, owner, g.Version, now, now.Add(leaseTTL)); err != nil || !ok {
+				sctx, cancel := m.storeCtx(ctx)
+				ok, err := m.store.AcquireGatewayRefresh(sctx, g.ID, owner, g.Version, now, now.Add(leaseTTL))
+				cancel()
+				if err != nil || !ok {
 					m.log.Warn("renewing a refresh lease failed", "session", short(g.ID), "err", err)
 				}
 			}
@@ -219,7 +229,10 @@ func (m *Manager) refreshHeld(ctx context.Context, g *latch.GatewaySession, owne
 			return nil, gateway.ErrNoSession
 		}
 		m.metrics.refreshes.WithLabelValues(outcomeError).Inc()
-		if rerr := m.store.ReleaseGatewayRefresh(ctx, g.ID, owner); rerr != nil {
+		sctx, cancel := m.storeCtx(ctx)
+		rerr := m.store.ReleaseGatewayRefresh(sctx, g.ID, owner)
+		cancel()
+		if rerr != nil {
 			m.log.Warn("releasing a refresh lease failed", "session", short(g.ID), "err", rerr)
 		}
 		return m.fallback(g, fmt.Errorf("bff: refresh: %w", err))
@@ -241,7 +254,10 @@ func (m *Manager) refreshHeld(ctx context.Context, g *latch.GatewaySession, owne
 	if id, _ := tok.Extra("id_token").(string); id != "" {
 		upd.IDToken = m.sealer.Seal([]byte(id), tokenAAD("id", g.ID))
 	}
-	if _, err := m.store.CompleteGatewayRefresh(ctx, g.ID, owner, upd); err != nil {
+	sctx, cancel := m.storeCtx(ctx)
+	_, err = m.store.CompleteGatewayRefresh(sctx, g.ID, owner, upd)
+	cancel()
+	if err != nil {
 		// The lease was taken over (this refresh outlived it) or the
 		// session ended meanwhile: what is stored now wins.
 		m.metrics.refreshes.WithLabelValues(outcomeLost).Inc()

@@ -1,6 +1,7 @@
 package bff
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -559,5 +560,40 @@ func TestSealedTokensBoundToSession(t *testing.T) {
 	}
 	if _, err := u.m.sealer.Open(ga.RefreshToken, tokenAAD("access", ga.ID)); err == nil {
 		t.Error("a's refresh token opens as its access token")
+	}
+}
+
+// silentStore is a session store that never answers reads (a network
+// partition, a frozen server): each call waits for its context to end.
+type silentStore struct{ latch.GatewaySessionStore }
+
+func (silentStore) GatewaySession(ctx context.Context, id string) (*latch.GatewaySession, error) {
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
+
+// TestLookupSilentStore: a store that stops answering makes Lookup fail
+// (the gateway answers 503) within the store timeout, rather than hang
+// for as long as the request lives — and not with ErrNoSession, which
+// would sign the browser out.
+func TestLookupSilentStore(t *testing.T) {
+	u := newUnit(t)
+	value, _ := u.session("u", "s1")
+	u.m.store = silentStore{u.store}
+	u.m.storeTimeout = 50 * time.Millisecond
+	req := httptest.NewRequest(http.MethodGet, "/", nil) // no deadline of its own
+	req.AddCookie(&http.Cookie{Name: u.m.cookie, Value: value})
+	done := make(chan error, 1)
+	go func() {
+		_, err := u.m.Lookup(req)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err == nil || errors.Is(err, gateway.ErrNoSession) || !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("Lookup with a silent store = %v, want a deadline error (not ErrNoSession)", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Lookup with a silent store did not return within 10 s")
 	}
 }
