@@ -25,11 +25,11 @@ import (
 
 // Settings of TestGatewayBrowser.
 const (
-	// gwAccessTTL is the auth server's access-token lifetime (the least
+	// browserAccessTTL is the auth server's access-token lifetime (the least
 	// its configuration accepts).
-	gwAccessTTL = 10 * time.Second
-	// gwRefreshBefore: the gateways refresh when less than this is left.
-	gwRefreshBefore = 3 * time.Second
+	browserAccessTTL = 10 * time.Second
+	// browserGwRefreshBefore: the gateways refresh when less than this is left.
+	browserGwRefreshBefore = 3 * time.Second
 	// gwStorm is the number of parallel fetches at the moment of expiry.
 	gwStorm = 20
 	// gwStormGate of them reach the gateways at once (Chromium's limit of
@@ -38,8 +38,8 @@ const (
 	// gwRevocationBound: a session revoked on the account page ends the
 	// gateway session within this.
 	gwRevocationBound = time.Second
-	// gwCookie is the gateway's session cookie on a loopback origin.
-	gwCookie = "__Host-latch_gw"
+	// browserGwCookie is the gateway's session cookie on a loopback origin.
+	browserGwCookie = "__Host-latch_gw"
 )
 
 // TestGatewayBrowser drives `latch gateway` in headless Chromium, end to
@@ -65,7 +65,7 @@ const (
 func TestGatewayBrowser(t *testing.T) {
 	spaTab := startChrome(t)
 	c := newCluster(t, options{nodes: 1, localIssuer: true, env: map[string]string{
-		"LATCH_TOKENS_ACCESS_TTL": gwAccessTTL.String(),
+		"LATCH_TOKENS_ACCESS_TTL": browserAccessTTL.String(),
 	}})
 	c.addUser(email, password)
 	authNode := c.nodes[0]
@@ -112,10 +112,10 @@ func TestGatewayBrowser(t *testing.T) {
 	// One cookie for the gateway's origin: HttpOnly, Secure, SameSite=Lax,
 	// an opaque 256-bit id; nothing a script can read.
 	jar := spaTab.cookies(pub + "/")
-	if len(jar) != 1 || jar[gwCookie] == nil {
-		t.Fatalf("cookies for %s: %v, want exactly %s", pub, cookieNames(jar), gwCookie)
+	if len(jar) != 1 || jar[browserGwCookie] == nil {
+		t.Fatalf("cookies for %s: %v, want exactly %s", pub, cookieNames(jar), browserGwCookie)
 	}
-	ck := jar[gwCookie]
+	ck := jar[browserGwCookie]
 	if !ck.HTTPOnly || !ck.Secure || ck.SameSite != network.CookieSameSiteLax || ck.Path != "/" || ck.Domain != "127.0.0.1" || len(ck.Value) != 43 || strings.Count(ck.Value, ".") > 0 {
 		t.Fatalf("the session cookie: %+v, want HttpOnly, Secure, SameSite=Lax, Path=/, host-only, 43 characters", ck)
 	}
@@ -147,7 +147,7 @@ func TestGatewayBrowser(t *testing.T) {
 		if !strings.HasPrefix(r.authz, "Bearer ") || r.claims.Sub == "" {
 			t.Errorf("%s %s reached the upstream without a verified bearer token (%q)", r.method, r.path, r.authz)
 		}
-		if strings.Contains(r.cookie, gwCookie) {
+		if strings.Contains(r.cookie, browserGwCookie) {
 			t.Errorf("%s %s reached the upstream with the session cookie", r.method, r.path)
 		}
 	}
@@ -169,7 +169,7 @@ func TestGatewayBrowser(t *testing.T) {
 		t.Fatalf("the API saw %v, want the GET and the CSRF-checked POST", seen)
 	}
 	for _, r := range seen {
-		if !strings.HasPrefix(r.authz, "Bearer ") || !slices.Contains(strings.Fields(r.claims.Scope), "orders:read") || strings.Contains(r.cookie, gwCookie) {
+		if !strings.HasPrefix(r.authz, "Bearer ") || !slices.Contains(strings.Fields(r.claims.Scope), "orders:read") || strings.Contains(r.cookie, browserGwCookie) {
 			t.Fatalf("the API got %s %s with Authorization %q (scope %q), cookie %q", r.method, r.path, short(r.authz), r.claims.Scope, r.cookie)
 		}
 	}
@@ -284,7 +284,7 @@ func TestGatewayBrowser(t *testing.T) {
 	account.waitJS("the row to go", fmt.Sprintf(`document.querySelector(%q) === null`, row))
 	// Both gateways agree: the session is over.
 	for _, g := range gateways {
-		r := c.must(g, "GET", "/auth/session", nil, "Cookie", gwCookie+"="+ck.Value)
+		r := c.must(g, "GET", "/auth/session", nil, "Cookie", browserGwCookie+"="+ck.Value)
 		if r.code != 200 || r.body["authenticated"] != false {
 			t.Fatalf("/auth/session on %s after the revocation: %s", g.name, r)
 		}
@@ -294,8 +294,8 @@ func TestGatewayBrowser(t *testing.T) {
 	// password), then sign out through the gateway.
 	spaTab.navigate(pub + "/orders")
 	spaTab.waitJS("the SPA, signed in again", `location.href === `+jsString(pub+"/orders")+` && window.spaReady === true && document.getElementById('who').textContent.startsWith('Signed in as')`)
-	if jar := spaTab.cookies(pub + "/"); len(jar) != 1 || jar[gwCookie] == nil || jar[gwCookie].Value == ck.Value {
-		t.Fatalf("cookies after signing in again: %v, want one new %s", cookieNames(jar), gwCookie)
+	if jar := spaTab.cookies(pub + "/"); len(jar) != 1 || jar[browserGwCookie] == nil || jar[browserGwCookie].Value == ck.Value {
+		t.Fatalf("cookies after signing in again: %v, want one new %s", cookieNames(jar), browserGwCookie)
 	}
 	var out fetchResult
 	spaTab.eval(`fetch('/auth/logout', {method: 'POST'}).then(r => ({status: r.status}))`, &out)
@@ -328,8 +328,8 @@ func TestGatewayBrowser(t *testing.T) {
 	// Latch's sign-in page.
 	spaTab.navigate(pub + "/orders")
 	spaTab.waitJS("the SPA, signed in again by single sign-on", `location.href === `+jsString(pub+"/orders")+` && window.spaReady === true && document.getElementById('who').textContent.startsWith('Signed in as')`)
-	if jar := spaTab.cookies(pub + "/"); len(jar) != 1 || jar[gwCookie] == nil {
-		t.Fatalf("cookies after signing in by single sign-on: %v, want %s", cookieNames(jar), gwCookie)
+	if jar := spaTab.cookies(pub + "/"); len(jar) != 1 || jar[browserGwCookie] == nil {
+		t.Fatalf("cookies after signing in by single sign-on: %v, want %s", cookieNames(jar), browserGwCookie)
 	}
 	spaTab.do(`click "Sign out"`, chromedp.Click(chromedp.ID("signout"), chromedp.NodeVisible))
 	spaTab.waitJS("Latch's sign-in page after the sign-out form",
@@ -337,7 +337,7 @@ func TestGatewayBrowser(t *testing.T) {
 	// The session cookie is gone; what the gateway's origin holds now is
 	// the sealed state of the sign-in the browser is in the middle of.
 	for name, ck := range spaTab.cookies(pub + "/") {
-		if !strings.HasPrefix(name, gwCookie+"_login_") || !ck.HTTPOnly {
+		if !strings.HasPrefix(name, browserGwCookie+"_login_") || !ck.HTTPOnly {
 			t.Fatalf("cookies for %s after the sign-out form: %v, want no session cookie", pub, cookieNames(spaTab.cookies(pub+"/")))
 		}
 	}
@@ -662,7 +662,7 @@ routes:
   - path: /
     upstream: %s
     auth: session
-`, n.addr, pub, c.env["LATCH_ISSUER"], n.dataDir, store, c.redis.url(), gwRefreshBefore, apiURL, spaURL)
+`, n.addr, pub, c.env["LATCH_ISSUER"], n.dataDir, store, c.redis.url(), browserGwRefreshBefore, apiURL, spaURL)
 	path := filepath.Join(c.t.TempDir(), name+".yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		c.t.Fatal(err)
