@@ -125,6 +125,7 @@ type Manager struct {
 	wg        sync.WaitGroup
 	flights   flights
 	waiters   waiters
+	rows      rowCache
 	replays   replays
 	ownerSeq  sync.Mutex
 	ownerNext uint64
@@ -202,6 +203,7 @@ func New(cfg gateway.Config, d Deps) (*Manager, error) {
 	m.provider = newProvider(m.ctx, cfg, m.hc, d.Keys, m.log)
 	m.waiters.m = map[string]map[chan struct{}]struct{}{}
 	m.flights.m = map[string]*flight{}
+	m.rows.m, m.rows.ttl = map[string]cachedRow{}, rowCacheTTL
 	m.replays.seen = map[string]time.Time{}
 	m.wg.Add(1)
 	go func() {
@@ -214,7 +216,11 @@ func New(cfg gateway.Config, d Deps) (*Manager, error) {
 			defer m.wg.Done()
 			m.fanout.Subscribe(m.ctx, func(topic string) {
 				if id, ok := strings.CutPrefix(topic, refreshedTopic); ok {
+					m.rows.drop(id)
 					m.waiters.wake(id)
+				}
+				if id, ok := strings.CutPrefix(topic, endedTopic); ok {
+					m.rows.drop(id)
 				}
 			})
 		}()
@@ -360,11 +366,21 @@ func (m *Manager) newOwner() string {
 // end ends a session and counts it.
 func (m *Manager) end(ctx context.Context, id, reason string) error {
 	err := m.store.EndGatewaySession(context.WithoutCancel(ctx), id, reason, m.now())
+	m.forget(ctx, id)
 	if err == nil {
 		m.metrics.ended.WithLabelValues(reason).Inc()
 		m.log.Info("gateway session ended", "session", short(id), "reason", reason)
 	}
 	return err
+}
+
+// forget drops an ended session from the row caches: this instance's,
+// and the other instances' through the fan-out, if any.
+func (m *Manager) forget(ctx context.Context, id string) {
+	m.rows.drop(id)
+	if m.fanout != nil {
+		m.fanout.Poke(context.WithoutCancel(ctx), endedTopic+id)
+	}
 }
 
 // short abbreviates a session id for logs.
