@@ -53,10 +53,11 @@ const (
 	bareProxyEnv = "LATCH_BENCH_BARE_PROXY"
 )
 
-// serveBareProxy runs the floor of any Go reverse proxy: the standard
-// library's httputil.ReverseProxy with the transport settings of `latch
-// gateway` (gateway.NewTransport) and nothing else — no authentication,
-// no header rules, no metrics.
+// serveBareProxy runs the plainest Go reverse proxy: the standard
+// library's httputil.ReverseProxy with its default settings (no buffer
+// pool) and the transport settings of `latch gateway`
+// (gateway.NewTransport), and nothing else — no authentication, no header
+// rules, no metrics.
 func serveBareProxy(spec string) {
 	addr, upstream, _ := strings.Cut(spec, ",")
 	target, err := url.Parse(upstream)
@@ -401,7 +402,7 @@ routes:
 	bearer := http.Header{"Authorization": {"Bearer " + tok.AccessToken}}
 	modes := []*gwMode{
 		{name: "direct", title: "direct to the upstream", url: "http://" + upAddr + "/api/orders", proc: up},
-		{name: "bare-proxy", title: "bare `httputil.ReverseProxy` (no auth: the floor of a Go proxy)", url: bareBase + "/api/orders", proc: bp},
+		{name: "bare-proxy", title: "bare `httputil.ReverseProxy` (standard settings, no auth)", url: bareBase + "/api/orders", proc: bp},
 		{name: "latch-bearer", title: "`latch gateway`, bearer token", url: gwBase + "/api/orders", header: bearer, proc: gp},
 		{name: "latch-cookie", title: "`latch gateway`, BFF cookie session", url: gwBase + "/app/orders", header: http.Header{"Cookie": {gwCookie}}, proc: gp},
 		{name: "o2p-bearer", title: "oauth2-proxy, bearer token", url: o2pBase + "/api/orders", header: bearer, proc: op},
