@@ -129,6 +129,7 @@ type Manager struct {
 	wg        sync.WaitGroup
 	flights   flights
 	waiters   waiters
+	rows      rowCache
 	replays   replays
 	ownerSeq  sync.Mutex
 	ownerNext uint64
@@ -208,6 +209,7 @@ func New(cfg gateway.Config, d Deps) (*Manager, error) {
 	m.provider = newProvider(m.ctx, cfg, m.hc, d.Keys, m.log)
 	m.waiters.m = map[string]map[chan struct{}]struct{}{}
 	m.flights.m = map[string]*flight{}
+	m.rows.m, m.rows.ttl = map[string]cachedRow{}, rowCacheTTL
 	m.replays.seen = map[string]time.Time{}
 	m.wg.Add(1)
 	go func() {
@@ -220,7 +222,11 @@ func New(cfg gateway.Config, d Deps) (*Manager, error) {
 			defer m.wg.Done()
 			m.fanout.Subscribe(m.ctx, func(topic string) {
 				if id, ok := strings.CutPrefix(topic, refreshedTopic); ok {
+					m.rows.drop(id)
 					m.waiters.wake(id)
+				}
+				if id, ok := strings.CutPrefix(topic, endedTopic); ok {
+					m.rows.drop(id)
 				}
 			})
 		}()
@@ -377,14 +383,24 @@ func (m *Manager) storeCtx(ctx context.Context) (context.Context, context.Cancel
 
 // end ends a session and counts it.
 func (m *Manager) end(ctx context.Context, id, reason string) error {
-	ctx, cancel := m.storeCtx(context.WithoutCancel(ctx))
+	sctx, cancel := m.storeCtx(context.WithoutCancel(ctx))
 	defer cancel()
-	err := m.store.EndGatewaySession(ctx, id, reason, m.now())
+	err := m.store.EndGatewaySession(sctx, id, reason, m.now())
+	m.forget(ctx, id)
 	if err == nil {
 		m.metrics.ended.WithLabelValues(reason).Inc()
 		m.log.Info("gateway session ended", "session", short(id), "reason", reason)
 	}
 	return err
+}
+
+// forget drops an ended session from the row caches: this instance's,
+// and the other instances' through the fan-out, if any.
+func (m *Manager) forget(ctx context.Context, id string) {
+	m.rows.drop(id)
+	if m.fanout != nil {
+		m.fanout.Poke(context.WithoutCancel(ctx), endedTopic+id)
+	}
 }
 
 // short abbreviates a session id for logs.

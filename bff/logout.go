@@ -216,6 +216,9 @@ func (m *Manager) backchannelLogout(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "the session store is unavailable")
 		return
 	}
+	for _, id := range ids {
+		m.forget(r.Context(), id)
+	}
 	m.replays.record(c.JTI, m.now().Add(2*iatWindow))
 	m.metrics.ended.WithLabelValues(latch.GatewayEndBackchannel).Add(float64(len(ids)))
 	m.log.Info("back-channel logout", "sid", c.SID, "sub", c.Subject, "ended", len(ids))

@@ -38,11 +38,17 @@ func (m *Manager) Lookup(r *http.Request) (*gateway.BrowserSession, error) {
 
 // lookup is Lookup by session id.
 func (m *Manager) lookup(ctx context.Context, id string) (*gateway.BrowserSession, error) {
-	g, err := m.load(ctx, id)
+	g, cached, err := m.loadCached(ctx, id)
 	if err != nil {
 		return nil, err
 	}
 	now := m.now()
+	if now.Sub(g.LastSeenAt) > m.idle && cached {
+		// Another instance may have touched it since: ask the store.
+		if g, err = m.load(ctx, id); err != nil {
+			return nil, err
+		}
+	}
 	if now.Sub(g.LastSeenAt) > m.idle {
 		m.end(ctx, id, latch.GatewayEndIdle)
 		return nil, gateway.ErrNoSession
@@ -68,6 +74,7 @@ func (m *Manager) lookup(ctx context.Context, id string) (*gateway.BrowserSessio
 				if err != nil && !errors.Is(err, latch.ErrNotFound) {
 					m.log.Warn("touching a gateway session failed", "session", short(g.ID), "err", err)
 				}
+				m.rows.drop(g.ID) // its LastSeenAt moved
 			}
 			return &gateway.BrowserSession{ID: g.ID, AccessToken: string(access), Claims: claims}, nil
 		case errors.Is(err, verifier.ErrRevoked):
@@ -89,20 +96,39 @@ func (m *Manager) lookup(ctx context.Context, id string) (*gateway.BrowserSessio
 	}
 }
 
-// load reads a session and checks it is live.
+// loadCached is load, served from the in-process row cache when the row
+// was read less than rowCacheTTL ago (cache.go says what stays exact).
+// cached reports whether it was.
+func (m *Manager) loadCached(ctx context.Context, id string) (g *latch.GatewaySession, cached bool, err error) {
+	if g, ok := m.rows.get(id); ok {
+		if !g.Live(m.now()) {
+			m.rows.drop(id)
+			return nil, false, gateway.ErrNoSession
+		}
+		return g, true, nil
+	}
+	g, err = m.load(ctx, id)
+	return g, false, err
+}
+
+// load reads a session from the store and checks it is live; a live row
+// goes into the row cache.
 func (m *Manager) load(ctx context.Context, id string) (*latch.GatewaySession, error) {
 	sctx, cancel := m.storeCtx(ctx)
 	defer cancel()
 	g, err := m.store.GatewaySession(sctx, id)
 	if errors.Is(err, latch.ErrNotFound) {
+		m.rows.drop(id)
 		return nil, gateway.ErrNoSession
 	}
 	if err != nil {
 		return nil, fmt.Errorf("bff: %w", err)
 	}
 	if !g.Live(m.now()) {
+		m.rows.drop(id)
 		return nil, gateway.ErrNoSession
 	}
+	m.rows.put(g)
 	return g, nil
 }
 

@@ -27,7 +27,7 @@ import (
 // unit is a Manager against a stub auth server on 127.0.0.1 whose keys
 // the test holds, on a temporary SQLite store.
 type unit struct {
-	t     *testing.T
+	t     testing.TB
 	m     *Manager
 	store *sqlite.Store
 	clock *testenv.Clock
@@ -38,7 +38,7 @@ type unit struct {
 
 const unitKid = "k1"
 
-func newUnit(t *testing.T) *unit {
+func newUnit(t testing.TB) *unit {
 	t.Helper()
 	u := &unit{t: t, clock: testenv.NewClock(time.Now().UTC().Truncate(time.Second)), revs: make(chan url.Values, 10)}
 	u.key, _ = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -91,7 +91,7 @@ func newUnit(t *testing.T) *unit {
 
 // sign returns a compact JWS of claims with the header typ, signed by key
 // under unitKid.
-func sign(t *testing.T, key *ecdsa.PrivateKey, typ string, claims map[string]any) string {
+func sign(t testing.TB, key *ecdsa.PrivateKey, typ string, claims map[string]any) string {
 	t.Helper()
 	opts := (&jose.SignerOptions{}).WithHeader("kid", unitKid)
 	if typ != "" {

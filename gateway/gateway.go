@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -172,6 +173,7 @@ func New(cfg Config, d Deps) (*Gateway, error) {
 			ModifyResponse: g.modifyResponse,
 			ErrorHandler:   g.proxyError,
 			ErrorLog:       errorLog,
+			BufferPool:     copyBuffers,
 		}
 		g.routes = append(g.routes, rt)
 	}
@@ -192,6 +194,32 @@ func hasControl(p string) bool {
 		}
 	}
 	return false
+}
+
+// copyBuffers lends the proxies their body-copying buffers. Without a
+// pool, httputil.ReverseProxy allocates 32 KiB for every response: most
+// of what a proxied request allocates, and so most of the garbage
+// collector's work at a high request rate.
+var copyBuffers = &bufferPool{}
+
+// bufferPool is an httputil.BufferPool of 32 KiB buffers.
+type bufferPool struct{ p sync.Pool }
+
+// Get returns a 32 KiB buffer.
+func (b *bufferPool) Get() []byte {
+	if buf, ok := b.p.Get().(*[]byte); ok {
+		return *buf
+	}
+	return make([]byte, 32<<10)
+}
+
+// Put returns a buffer from Get.
+func (b *bufferPool) Put(buf []byte) {
+	if cap(buf) != 32<<10 {
+		return
+	}
+	buf = buf[:cap(buf)]
+	b.p.Put(&buf)
 }
 
 // NewTransport returns the transport New uses by default: the standard

@@ -74,10 +74,24 @@ type options struct {
 	// "code-exchange" (oidc.go: results/oidc-code-exchange.md).
 	experiment string
 	repeats    int
+	// The gateway experiment (gateway.go): a prebuilt oauth2-proxy, extra
+	// oauth2-proxy flags, extra NAME=VALUE settings of latch gateway.
+	o2pBin  string
+	o2pArgs []string
+	gwEnv   string
 }
 
 func main() {
+	if addr := os.Getenv(upstreamEnv); addr != "" {
+		serveUpstream(addr) // the gateway experiment's upstream
+		return
+	}
+	if spec := os.Getenv(bareProxyEnv); spec != "" {
+		serveBareProxy(spec) // and its bare reverse proxy
+		return
+	}
 	var o options
+	var o2pArgs string
 	var topos, scens, workers string
 	flag.StringVar(&topos, "topologies", "sqlite,pg1,pg3", "topologies to run: sqlite, pg1 (PostgreSQL + Redis, 1 instance), pg3 (3 instances)")
 	flag.StringVar(&scens, "scenarios", "refresh,client_credentials,login,propagation", "scenarios to run (propagation needs 3 instances)")
@@ -94,18 +108,22 @@ func main() {
 	flag.Float64Var(&o.maxLoad, "max-load", 0, "if > 0, wait (up to -max-wait) until the 1-minute load average is below this before starting")
 	flag.DurationVar(&o.maxWait, "max-wait", 10*time.Minute, "longest wait for -max-load")
 	flag.StringVar(&o.bin, "bin", "", "use this latch binary instead of building -repo/cmd/latch")
-	flag.StringVar(&o.experiment, "experiment", "load", "load (the -scenarios, results/load.md) or code-exchange (the authorization_code grant beside client_credentials, -repeats interleaved rounds, results/oidc-code-exchange.md)")
+	flag.StringVar(&o.experiment, "experiment", "load", "load (the -scenarios, results/load.md), code-exchange (the authorization_code grant beside client_credentials, -repeats interleaved rounds, results/oidc-code-exchange.md) or gateway (latch gateway and oauth2-proxy beside direct, -repeats interleaved rounds with the first -workers, results/gateway.md)")
+	flag.StringVar(&o.o2pBin, "oauth2-proxy", "", "gateway experiment: use this oauth2-proxy binary instead of building the bench module's tool")
+	flag.StringVar(&o2pArgs, "oauth2-proxy-args", "", "gateway experiment: extra oauth2-proxy flags, space-separated")
+	flag.StringVar(&o.gwEnv, "gateway-env", "", "gateway experiment: extra NAME=VALUE settings for latch gateway, comma-separated")
 	flag.IntVar(&o.repeats, "repeats", 5, "interleaved rounds of the code-exchange experiment (its figures are their medians)")
 	flag.Parse()
 	o.topologies = split(topos)
 	o.scenarios = split(scens)
+	o.o2pArgs = strings.Fields(o2pArgs)
 	for _, t := range o.topologies {
 		if _, ok := topologies[t]; !ok {
 			fatalf("unknown topology %q (sqlite, pg1, pg3)", t)
 		}
 	}
-	if o.experiment != "load" && o.experiment != "code-exchange" {
-		fatalf("unknown experiment %q (load, code-exchange)", o.experiment)
+	if o.experiment != "load" && o.experiment != "code-exchange" && o.experiment != "gateway" {
+		fatalf("unknown experiment %q (load, code-exchange, gateway)", o.experiment)
 	}
 	if o.repeats < 1 {
 		fatalf("bad -repeats %d", o.repeats)
@@ -174,6 +192,7 @@ type machine struct {
 	nproc                                                               int
 	loadStart, loadEnd                                                  string
 	waited                                                              string
+	o2pVersion, gwCookie, o2pCookie                                     string // the gateway experiment
 }
 
 func run(ctx context.Context, o options) error {
@@ -231,6 +250,9 @@ func run(ctx context.Context, o options) error {
 	m.loadStart = loadAvg()
 	if o.experiment == "code-exchange" {
 		return codeExchangeExperiment(ctx, o, m, bin, work, logf)
+	}
+	if o.experiment == "gateway" {
+		return gatewayExperiment(ctx, o, m, bin, work, logf)
 	}
 
 	var results []*topoResult
