@@ -73,15 +73,16 @@ type Deps struct {
 	Now func() time.Time
 }
 
-// Defaults of the session settings left zero in the configuration.
+// Defaults of the session settings left zero in the configuration: the
+// gateway's (docs/gateway.md), said once in package gateway.
 const (
-	DefaultIdleTimeout   = 24 * time.Hour
-	DefaultAbsoluteTTL   = 7 * 24 * time.Hour
-	DefaultRefreshBefore = 30 * time.Second
+	DefaultIdleTimeout   = gateway.DefaultIdleTimeout
+	DefaultAbsoluteTTL   = gateway.DefaultAbsoluteTTL
+	DefaultRefreshBefore = gateway.DefaultRefreshBefore
 	// DefaultCookie is the session cookie's name on https and loopback
 	// origins; plain http elsewhere drops the __Host- prefix, which
 	// browsers accept only on secure origins.
-	DefaultCookie = "__Host-latch_gw"
+	DefaultCookie = gateway.DefaultCookie
 )
 
 // Timing of sign-in and refresh.
