@@ -42,6 +42,9 @@ type User struct {
 // that cannot keep a secret).
 type Client struct {
 	ID string
+	// Name is what people are shown (the consent page, the account
+	// page): OpenID Connect Registration's client_name. Empty shows ID.
+	Name string
 	// SecretHash is the hash of a confidential client's secret (see
 	// package auth); empty for a public client.
 	SecretHash string
@@ -93,6 +96,14 @@ const (
 	DeliveryCookie = "cookie"
 	DeliveryMemory = "memory"
 )
+
+// DisplayName is the client's Name, or its ID when it has none.
+func (c *Client) DisplayName() string {
+	if c.Name != "" {
+		return c.Name
+	}
+	return c.ID
+}
 
 // Public reports whether the client has no secret.
 func (c *Client) Public() bool { return c.SecretHash == "" }

@@ -12,6 +12,8 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/latchauth/latch"
 	"github.com/latchauth/latch/verifier"
@@ -103,6 +105,9 @@ var dummyClientHash = hashClientSecret("latch dummy client secret, never valid")
 // NewClient describes a client to register.
 type NewClient struct {
 	ID string
+	// Name is shown to people (client_name): at most 64 printable
+	// characters; empty shows the id.
+	Name string
 	// Secret of a confidential client; empty with Public.
 	Secret   string
 	Public   bool
@@ -152,6 +157,20 @@ func validClientID(id string) bool {
 	for i := 0; i < len(id); i++ {
 		c := id[i]
 		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '-' || c == ':') {
+			return false
+		}
+	}
+	return true
+}
+
+// validClientName: at most 64 characters (runes) of valid UTF-8 without
+// control or format characters, which could disguise what people read.
+func validClientName(n string) bool {
+	if !utf8.ValidString(n) || utf8.RuneCountInString(n) > 64 {
+		return false
+	}
+	for _, r := range n {
+		if unicode.IsControl(r) || unicode.Is(unicode.Cf, r) {
 			return false
 		}
 	}
@@ -361,6 +380,8 @@ func (s *Service) CreateClient(ctx context.Context, n NewClient) (*latch.Client,
 	switch {
 	case !validClientID(n.ID):
 		return nil, fmt.Errorf("client id %q must be 1 to 128 characters of letters, digits, '.', '_', '-' and ':'", n.ID)
+	case !validClientName(n.Name):
+		return nil, &ClientMetadataError{Field: "client_name", Value: n.Name, Reason: "must be at most 64 characters of printable text, without control characters"}
 	case n.Public && n.Secret != "":
 		return nil, errors.New("a public client has no secret")
 	case !n.Public && len(n.Secret) < MinClientSecretLength:
@@ -401,7 +422,7 @@ func (s *Service) CreateClient(ctx context.Context, n NewClient) (*latch.Client,
 			return nil, fmt.Errorf("permission %q is for confidential clients; a public client cannot keep the secret that proves it", p)
 		}
 	}
-	c := &latch.Client{ID: n.ID, Scopes: slices.Compact(slices.Sorted(slices.Values(n.Scopes))), Audience: n.Audience,
+	c := &latch.Client{ID: n.ID, Name: strings.TrimSpace(n.Name), Scopes: slices.Compact(slices.Sorted(slices.Values(n.Scopes))), Audience: n.Audience,
 		Delivery: n.Delivery, CreatedAt: s.clock()}
 	if len(n.Permissions) > 0 {
 		c.Permissions = slices.Compact(slices.Sorted(slices.Values(n.Permissions)))

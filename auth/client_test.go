@@ -45,6 +45,8 @@ func TestCreateClientRefusesMetadata(t *testing.T) {
 		{"wildcard in the path", conf("https://a.example/cb*"), ru, "wildcards"},
 		{"wildcard host", conf("https://*.example.com/cb"), ru, "wildcards"},
 		{"fragment", conf("https://a.example/cb#x"), ru, "fragment"},
+		{"bidi override in the name", NewClient{Secret: testSecret, Name: "Bank\u202egnp.exe"}, "client_name", "printable"},
+		{"name too long", NewClient{Secret: testSecret, Name: strings.Repeat("n", 65)}, "client_name", "at most 64"},
 		{"code in the query", conf("https://a.example/cb?x=1&code=evil"), ru, `holds "code"`},
 		{"iss in the query", conf("https://a.example/cb?iss=https://evil"), ru, `holds "iss"`},
 		{"state in a post-logout query", NewClient{Secret: testSecret, RedirectURIs: []string{"https://a.example/cb"}, PostLogoutRedirectURIs: []string{"https://a.example/bye?state=x"}}, plu, `holds "state"`},

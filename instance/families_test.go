@@ -65,7 +65,8 @@ func TestUpgradedDataDirGainsIDKey(t *testing.T) {
 		"DELETE FROM signing_keys WHERE family <> 'access'",
 		"DROP INDEX signing_keys_family",
 		"ALTER TABLE signing_keys DROP COLUMN family",
-		// 0010 and 0009 go too, so that 0008 applies again.
+		// 0011, 0010 and 0009 go too, so that 0008 applies again.
+		"ALTER TABLE clients DROP COLUMN name",
 		"DROP TABLE gateway_sessions",
 		"DROP TABLE outbox",
 		"DROP TABLE consents",

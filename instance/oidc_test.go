@@ -17,7 +17,7 @@ func TestCodeFlow(t *testing.T) {
 	h := start(t, "", nil)
 	defer h.close()
 	uid := h.addUser("ada@example.com", "correct horse battery staple")
-	h.addRP("dash", nil)
+	h.addRP("dash", func(n *auth.NewClient) { n.Name = "Dashboard <Pro>" })
 	b := h.browser()
 	verifier, challenge := pkce("v")
 	q := codeRequest("dash", "openid email offline_access", "code_challenge", challenge, "code_challenge_method", "S256")
@@ -35,6 +35,9 @@ func TestCodeFlow(t *testing.T) {
 	r = b.get(returnTo)
 	if r.code != http.StatusOK || !strings.Contains(r.body, "consent_token") {
 		t.Fatalf("want the consent page, got %d %q %s", r.code, r.location, r.body)
+	}
+	if !strings.Contains(r.body, "Dashboard &lt;Pro&gt;") {
+		t.Errorf("the consent page does not name the app by its registered name (escaped)")
 	}
 	form := hiddenInputs(t, r.body)
 	form.Set("decision", "allow")

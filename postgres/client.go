@@ -10,7 +10,7 @@ import (
 
 // clientColumns lists the columns that scanClient reads, in order.
 const clientColumns = `id, secret_hash, scopes, audience, delivery, permissions,
-	redirect_uris, post_logout_redirect_uris, backchannel_logout_uri, first_party, id_token_alg, created_at`
+	redirect_uris, post_logout_redirect_uris, backchannel_logout_uri, first_party, id_token_alg, created_at, name`
 
 // CreateClient stores c. It returns an error matching latch.ErrConflict if
 // the id is taken. Scopes are stored as a text array, in order.
@@ -23,10 +23,10 @@ func (s *Store) CreateClient(ctx context.Context, c *latch.Client) error {
 		perms = []string{}
 	}
 	_, err := s.pool.Exec(ctx,
-		"INSERT INTO clients ("+clientColumns+") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+		"INSERT INTO clients ("+clientColumns+") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
 		c.ID, c.SecretHash, scopes, c.Audience, delivery(c.Delivery), perms,
 		list(c.RedirectURIs), list(c.PostLogoutRedirectURIs), c.BackchannelLogoutURI, c.FirstParty, c.IDTokenSignedResponseAlg,
-		ts(c.CreatedAt))
+		ts(c.CreatedAt), c.Name)
 	if err != nil {
 		return fmt.Errorf("postgres: create client %s: %w", c.ID, translate(err))
 	}
@@ -70,7 +70,7 @@ func scanClient(row pgx.Row) (*latch.Client, error) {
 	var c latch.Client
 	if err := row.Scan(&c.ID, &c.SecretHash, &c.Scopes, &c.Audience, &c.Delivery, &c.Permissions,
 		&c.RedirectURIs, &c.PostLogoutRedirectURIs, &c.BackchannelLogoutURI, &c.FirstParty, &c.IDTokenSignedResponseAlg,
-		(*nullTime)(&c.CreatedAt)); err != nil {
+		(*nullTime)(&c.CreatedAt), &c.Name); err != nil {
 		return nil, err
 	}
 	c.RedirectURIs, c.PostLogoutRedirectURIs = nilIfNone(c.RedirectURIs), nilIfNone(c.PostLogoutRedirectURIs)

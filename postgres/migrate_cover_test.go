@@ -61,7 +61,8 @@ func TestMigrationCoversExistingSessions(t *testing.T) {
 // first), for the tests that downgrade to an older schema and upgrade
 // again.
 var undo0009 = []string{
-	"DROP TABLE gateway_sessions", // 0010
+	"ALTER TABLE clients DROP COLUMN name", // 0011
+	"DROP TABLE gateway_sessions",          // 0010
 	"DROP TABLE outbox, consents, authorization_codes, sso_clients, sso_sessions",
 	"ALTER TABLE sessions DROP COLUMN sso_session_id, DROP COLUMN scope",
 	`ALTER TABLE clients DROP COLUMN redirect_uris, DROP COLUMN post_logout_redirect_uris,

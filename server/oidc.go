@@ -205,7 +205,7 @@ func (s *Server) showConsent(w http.ResponseWriter, r *http.Request, req *oidc.R
 		email = u.Email
 	}
 	s.pages.Consent(w, web.ConsentView{
-		ClientID: req.Client.ID, RedirectHost: hostOf(req.RedirectURI), UserEmail: email, Scopes: req.Scopes,
+		ClientID: req.Client.ID, ClientName: req.Client.Name, RedirectHost: hostOf(req.RedirectURI), UserEmail: email, Scopes: req.Scopes,
 		Action: "/oauth2/consent", Fields: fields, FormTargets: []string{originOf(req.RedirectURI)},
 	})
 }
@@ -474,7 +474,7 @@ func (s *Server) showLogoutConfirm(w http.ResponseWriter, l *oidc.Logout, sso *l
 	fields = append(fields, web.Field{Name: fieldLogoutToken, Value: s.oidc.LogoutToken(sso)})
 	v := web.LogoutView{Action: "/oauth2/logout", Fields: fields}
 	if l.Client != nil {
-		v.ClientID = l.Client.ID
+		v.ClientID, v.ClientName = l.Client.ID, l.Client.Name
 	}
 	if l.Redirect != "" {
 		v.FormTargets = []string{originOf(l.Redirect)}
@@ -484,9 +484,10 @@ func (s *Server) showLogoutConfirm(w http.ResponseWriter, l *oidc.Logout, sso *l
 
 // consentInfo is one entry of GET /v1/consents.
 type consentInfo struct {
-	ClientID  string    `json:"client_id"`
-	Scopes    []string  `json:"scopes"`
-	GrantedAt time.Time `json:"granted_at"`
+	ClientID   string    `json:"client_id"`
+	ClientName string    `json:"client_name,omitempty"`
+	Scopes     []string  `json:"scopes"`
+	GrantedAt  time.Time `json:"granted_at"`
 }
 
 // consents lists the apps the signed-in user approved.
@@ -502,7 +503,11 @@ func (s *Server) consents(w http.ResponseWriter, r *http.Request, c *verifier.Cl
 	}
 	out := make([]consentInfo, 0, len(list))
 	for _, cs := range list {
-		out = append(out, consentInfo{ClientID: cs.ClientID, Scopes: cs.Scopes, GrantedAt: cs.GrantedAt})
+		info := consentInfo{ClientID: cs.ClientID, Scopes: cs.Scopes, GrantedAt: cs.GrantedAt}
+		if c, err := s.auth.Client(r.Context(), cs.ClientID); err == nil {
+			info.ClientName = c.Name
+		}
+		out = append(out, info)
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	writeJSON(w, http.StatusOK, map[string]any{"consents": out})

@@ -13,10 +13,10 @@ import (
 // the id is taken.
 func (s *Store) CreateClient(ctx context.Context, c *latch.Client) error {
 	_, err := s.w.ExecContext(ctx,
-		"INSERT INTO clients ("+clientColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+		"INSERT INTO clients ("+clientColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
 		c.ID, c.SecretHash, strings.Join(c.Scopes, " "), c.Audience, delivery(c.Delivery), strings.Join(c.Permissions, " "),
 		jsonList(c.RedirectURIs), jsonList(c.PostLogoutRedirectURIs), c.BackchannelLogoutURI, c.FirstParty, c.IDTokenSignedResponseAlg,
-		micros(c.CreatedAt))
+		micros(c.CreatedAt), c.Name)
 	if err != nil {
 		return fmt.Errorf("sqlite: create client %s: %w", c.ID, translate(err))
 	}
@@ -57,7 +57,7 @@ func (s *Store) Clients(ctx context.Context) ([]*latch.Client, error) {
 
 // clientColumns lists the columns that scanClient reads, in order.
 const clientColumns = `id, secret_hash, scopes, audience, delivery, permissions,
-	redirect_uris, post_logout_redirect_uris, backchannel_logout_uri, first_party, id_token_alg, created_at`
+	redirect_uris, post_logout_redirect_uris, backchannel_logout_uri, first_party, id_token_alg, created_at, name`
 
 // scanClient scans a row of clientColumns.
 func scanClient(row interface{ Scan(...any) error }) (*latch.Client, error) {
@@ -65,7 +65,7 @@ func scanClient(row interface{ Scan(...any) error }) (*latch.Client, error) {
 	var scopes, perms string
 	if err := row.Scan(&c.ID, &c.SecretHash, &scopes, &c.Audience, &c.Delivery, &perms,
 		scanList(&c.RedirectURIs), scanList(&c.PostLogoutRedirectURIs), &c.BackchannelLogoutURI, &c.FirstParty, &c.IDTokenSignedResponseAlg,
-		scanTime(&c.CreatedAt)); err != nil {
+		scanTime(&c.CreatedAt), &c.Name); err != nil {
 		return nil, err
 	}
 	c.Scopes = strings.Fields(scopes)

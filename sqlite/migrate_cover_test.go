@@ -76,7 +76,8 @@ func TestMigrationCoversExistingSessions(t *testing.T) {
 // first), for the tests that downgrade to an older schema and upgrade
 // again.
 var undo0009 = []string{
-	"DROP TABLE gateway_sessions", // 0010
+	"ALTER TABLE clients DROP COLUMN name", // 0011
+	"DROP TABLE gateway_sessions",          // 0010
 	"DROP TABLE outbox",
 	"DROP TABLE consents",
 	"DROP TABLE authorization_codes",

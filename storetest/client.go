@@ -9,7 +9,7 @@ import (
 
 func testClients(t *testing.T, s latch.Store) {
 	ctx := t.Context()
-	svc := &latch.Client{ID: "svc", SecretHash: "sha256:abc", Scopes: []string{"read", "write"}, Audience: "https://api.example", Delivery: latch.DeliveryBearer,
+	svc := &latch.Client{ID: "svc", Name: "Service «Ω» &amp; co", SecretHash: "sha256:abc", Scopes: []string{"read", "write"}, Audience: "https://api.example", Delivery: latch.DeliveryBearer,
 		Permissions:            []string{latch.PermissionReadRevocations},
 		RedirectURIs:           []string{"https://dash.example.com/callback", "https://dash.example.com/cb?x=1 y"},
 		PostLogoutRedirectURIs: []string{"https://dash.example.com/bye"},
@@ -41,7 +41,7 @@ func testClients(t *testing.T, s latch.Store) {
 		t.Fatalf("Client: %v", err)
 	}
 	if !got.Public() || len(got.Scopes) != 0 || got.Delivery != latch.DeliveryCookie || got.Permissions != nil || got.Can(latch.PermissionReadRevocations) ||
-		got.RedirectURIs != nil || got.PostLogoutRedirectURIs != nil || got.BackchannelLogoutURI != "" || got.FirstParty || got.IDTokenSignedResponseAlg != "" {
+		got.RedirectURIs != nil || got.PostLogoutRedirectURIs != nil || got.BackchannelLogoutURI != "" || got.FirstParty || got.IDTokenSignedResponseAlg != "" || got.Name != "" {
 		t.Errorf("public client = %+v", got)
 	}
 	if got, err := s.Client(ctx, "legacy"); err != nil || got.Delivery != latch.DeliveryBearer {

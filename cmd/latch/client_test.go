@@ -61,9 +61,12 @@ func TestClientAddOpenID(t *testing.T) {
 	out, _, err := run(t, "", nil, "client", "add", "--data-dir", dir, "--id", "dash", "--generate-secret",
 		"--redirect-uri", "https://dash.example.com/callback", "--redirect-uri", "https://dash.example.com/cb?a=1,2",
 		"--post-logout-redirect-uri", "https://dash.example.com/bye", "--backchannel-logout-uri", "https://dash.example.com/backchannel",
-		"--first-party", "--id-token-signed-response-alg", "RS256")
+		"--first-party", "--id-token-signed-response-alg", "RS256", "--name", "Dashboard")
 	if err != nil {
 		t.Fatal(err)
+	}
+	if !strings.Contains(out, "Dashboard") {
+		t.Errorf("client add output lacks the name: %q", out)
 	}
 	if !strings.Contains(out, "https://dash.example.com/cb?a=1,2") || !strings.Contains(out, "email offline_access openid profile") {
 		t.Errorf("client add output lacks the registration: %q", out)
@@ -79,7 +82,7 @@ func TestClientAddOpenID(t *testing.T) {
 	want := map[string]latch.Client{
 		"dash": {RedirectURIs: []string{"https://dash.example.com/callback", "https://dash.example.com/cb?a=1,2"},
 			PostLogoutRedirectURIs: []string{"https://dash.example.com/bye"}, BackchannelLogoutURI: "https://dash.example.com/backchannel",
-			FirstParty: true, IDTokenSignedResponseAlg: "RS256", Scopes: []string{"email", "offline_access", "openid", "profile"}},
+			FirstParty: true, IDTokenSignedResponseAlg: "RS256", Scopes: []string{"email", "offline_access", "openid", "profile"}, Name: "Dashboard"},
 		"spa":    {RedirectURIs: []string{"http://app.localhost:5173/cb"}, Scopes: []string{"email", "offline_access", "openid", "profile"}},
 		"narrow": {RedirectURIs: []string{"https://narrow.example.com/cb"}, Scopes: []string{"email", "openid"}},
 	}
@@ -90,7 +93,7 @@ func TestClientAddOpenID(t *testing.T) {
 		}
 		if !slices.Equal(c.RedirectURIs, w.RedirectURIs) || !slices.Equal(c.PostLogoutRedirectURIs, w.PostLogoutRedirectURIs) ||
 			c.BackchannelLogoutURI != w.BackchannelLogoutURI || c.FirstParty != w.FirstParty ||
-			c.IDTokenSignedResponseAlg != w.IDTokenSignedResponseAlg || !slices.Equal(c.Scopes, w.Scopes) {
+			c.IDTokenSignedResponseAlg != w.IDTokenSignedResponseAlg || !slices.Equal(c.Scopes, w.Scopes) || c.Name != w.Name {
 			t.Errorf("client %s stored as %+v, want %+v", id, c, w)
 		}
 	}
@@ -128,6 +131,7 @@ func TestClientAddOpenIDRefusals(t *testing.T) {
 		{[]string{"--public", "--delivery", "cookie", "--redirect-uri", "https://a.example/cb"}, `--redirect-uri "https://a.example/cb": is for clients of the authorization-code flow`},
 		{[]string{"--generate-secret", "--redirect-uri", "https://a.example/cb", "--post-logout-redirect-uri", "https://*.example/bye"}, `--post-logout-redirect-uri "https://*.example/bye": wildcards`},
 		{[]string{"--generate-secret", "--redirect-uri", "https://a.example/cb", "--backchannel-logout-uri", "http://a.example/bc"}, `--backchannel-logout-uri "http://a.example/bc": http is allowed only`},
+		{[]string{"--generate-secret", "--name", "a\x00b"}, `--name "a\x00b": must be at most 64 characters`},
 		{[]string{"--generate-secret", "--first-party"}, `--first-party: is for clients of the authorization-code flow: register a redirect URI too`},
 		{[]string{"--generate-secret", "--redirect-uri", "https://a.example/cb", "--id-token-signed-response-alg", "none"}, `--id-token-signed-response-alg "none": is not one of RS256`},
 	}

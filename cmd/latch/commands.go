@@ -224,7 +224,7 @@ func (e *cliEnv) clientCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "client", Short: "Manage OAuth clients (services and first-party apps)", Args: cobra.NoArgs}
 
 	var af configFlags
-	var id, scopes, audience, delivery, backchannel, idTokenAlg string
+	var id, name, scopes, audience, delivery, backchannel, idTokenAlg string
 	var fromStdin, generate, public, firstParty bool
 	var can, redirects, postLogout []string
 	add := &cobra.Command{
@@ -271,7 +271,7 @@ memory. Example:
 			if id == "" || n != 1 {
 				return fmt.Errorf("%w: --id and exactly one of --secret-stdin, --generate-secret, --public are required", errUsage)
 			}
-			nc := auth.NewClient{ID: id, Public: public, Scopes: strings.Fields(scopes), Audience: audience, Delivery: delivery, Permissions: can,
+			nc := auth.NewClient{ID: id, Name: name, Public: public, Scopes: strings.Fields(scopes), Audience: audience, Delivery: delivery, Permissions: can,
 				RedirectURIs: redirects, PostLogoutRedirectURIs: postLogout, BackchannelLogoutURI: backchannel,
 				FirstParty: firstParty, IDTokenSignedResponseAlg: idTokenAlg}
 			switch {
@@ -328,6 +328,7 @@ memory. Example:
 	add.Flags().StringArrayVar(&postLogout, "post-logout-redirect-uri", nil, "where RP-initiated logout may return to (repeatable)")
 	add.Flags().StringVar(&backchannel, "backchannel-logout-uri", "", "URI that receives back-channel logout tokens")
 	add.Flags().BoolVar(&firstParty, "first-party", false, "an app of your own: no consent page")
+	add.Flags().StringVar(&name, "name", "", "the name people are shown (consent and account pages); default the id")
 	add.Flags().StringVar(&idTokenAlg, "id-token-signed-response-alg", "", "JWS algorithm of the client's id_tokens (default RS256)")
 
 	var lf configFlags
@@ -391,6 +392,7 @@ var clientFlags = map[string]string{
 	"backchannel_logout_uri":       "--backchannel-logout-uri",
 	"first_party":                  "--first-party",
 	"id_token_signed_response_alg": "--id-token-signed-response-alg",
+	"client_name":                  "--name",
 }
 
 // clientFlagError restates a refused client setting with the flag the
@@ -424,6 +426,9 @@ func printOIDCClient(w io.Writer, c *latch.Client) {
 			}
 			fmt.Fprintf(tw, "  %s\t%s\n", name, u)
 		}
+	}
+	if c.Name != "" {
+		fmt.Fprintf(tw, "  name\t%s\n", c.Name)
 	}
 	list("redirect URIs", c.RedirectURIs)
 	list("post-logout redirect URIs", c.PostLogoutRedirectURIs)

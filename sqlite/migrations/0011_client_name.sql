@@ -1,0 +1,3 @@
+-- A client's display name (OpenID Connect Registration's client_name),
+-- shown on the consent page and the account page; empty shows the id.
+ALTER TABLE clients ADD COLUMN name TEXT NOT NULL DEFAULT '';
