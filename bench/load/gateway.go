@@ -48,9 +48,13 @@ const upstreamBody = `{"ok":true,"service":"bench-upstream"}` + "\n"
 
 // upstreamEnv names the variable that turns this binary into the upstream;
 // bareProxyEnv, into the bare reverse proxy (LISTEN_ADDR,UPSTREAM_URL).
+// upstreamDelayEnv and upstreamWorkEnv carry -upstream-delay and
+// -upstream-work to it (time.Duration strings).
 const (
-	upstreamEnv  = "LATCH_BENCH_UPSTREAM"
-	bareProxyEnv = "LATCH_BENCH_BARE_PROXY"
+	upstreamEnv      = "LATCH_BENCH_UPSTREAM"
+	upstreamDelayEnv = "LATCH_BENCH_UPSTREAM_DELAY"
+	upstreamWorkEnv  = "LATCH_BENCH_UPSTREAM_WORK"
+	bareProxyEnv     = "LATCH_BENCH_BARE_PROXY"
 )
 
 // serveBareProxy runs the plainest Go reverse proxy: the standard
@@ -82,11 +86,19 @@ func serveBareProxy(spec string) {
 }
 
 // serveUpstream runs the benchmark's upstream on addr: the smallest useful
-// HTTP server, answering 200 with a short JSON body.
-func serveUpstream(addr string) {
+// HTTP server, answering 200 with a short JSON body. With delay > 0 it
+// first waits that long (an I/O-bound handler: a database query, a call to
+// another service), with work > 0 it then spins that long on the CPU.
+func serveUpstream(addr string, delay, work time.Duration) {
 	body := []byte(upstreamBody)
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
+		if delay > 0 {
+			time.Sleep(delay)
+		}
+		if work > 0 {
+			spin(work)
+		}
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Content-Length", fmt.Sprint(len(body)))
 		_, _ = w.Write(body)
@@ -95,6 +107,53 @@ func serveUpstream(addr string) {
 	if err := srv.ListenAndServe(); err != nil {
 		fatalf("upstream: %v", err)
 	}
+}
+
+// spinSink keeps spin's arithmetic from being optimised away.
+var spinSink uint64
+
+// spin keeps the CPU busy for d of wall-clock time (less CPU than d if the
+// thread is descheduled meanwhile, as a real handler's work would be).
+func spin(d time.Duration) {
+	x := spinSink | 1
+	for end := time.Now().Add(d); time.Now().Before(end); {
+		for range 64 {
+			x ^= x << 13
+			x ^= x >> 7
+			x ^= x << 17
+		}
+	}
+	spinSink = x
+}
+
+// upstreamFromEnv returns -upstream-delay and -upstream-work as the
+// upstream process received them.
+func upstreamFromEnv() (delay, work time.Duration) {
+	parse := func(name string) time.Duration {
+		v := os.Getenv(name)
+		if v == "" {
+			return 0
+		}
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 {
+			fatalf("upstream: bad %s=%q", name, v)
+		}
+		return d
+	}
+	return parse(upstreamDelayEnv), parse(upstreamWorkEnv)
+}
+
+// upstreamModel describes the upstream's per-request cost, "" for the
+// minimal one.
+func upstreamModel(o options) string {
+	var parts []string
+	if o.upstreamDelay > 0 {
+		parts = append(parts, fmt.Sprintf("waits %s (`-upstream-delay`)", o.upstreamDelay))
+	}
+	if o.upstreamWork > 0 {
+		parts = append(parts, fmt.Sprintf("spins %s of CPU (`-upstream-work`)", o.upstreamWork))
+	}
+	return strings.Join(parts, " and ")
 }
 
 // gwMode is one way of reaching the upstream.
@@ -249,7 +308,9 @@ func gatewayExperiment(ctx context.Context, o options, m machine, bin, work stri
 	if err != nil {
 		return err
 	}
-	up, err := start("upstream", append(baseEnv(), upstreamEnv+"="+upAddr, "GOMAXPROCS="+fmt.Sprint(runtime.NumCPU())), self)
+	upEnv := append(baseEnv(), upstreamEnv+"="+upAddr, "GOMAXPROCS="+fmt.Sprint(runtime.NumCPU()),
+		upstreamDelayEnv+"="+o.upstreamDelay.String(), upstreamWorkEnv+"="+o.upstreamWork.String())
+	up, err := start("upstream", upEnv, self)
 	if err != nil {
 		return err
 	}
@@ -459,7 +520,11 @@ routes:
 			}
 		}
 	}
-	path := filepath.Join(o.out, "gateway.md")
+	name := "gateway.md"
+	if upstreamModel(o) != "" {
+		name = "gateway-upstream.md" // not to overwrite the minimal upstream's run
+	}
+	path := filepath.Join(o.out, name)
 	if err := os.WriteFile(path, []byte(gatewayReport(o, m, workers, modes, rounds, problems)), 0o644); err != nil {
 		return err
 	}
@@ -493,7 +558,11 @@ func gatewayReport(o options, m machine, workers int, modes []*gwMode, rounds []
 	p := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
 	p("# `latch gateway` vs oauth2-proxy vs direct\n\n")
 	p("Written by `bench/load`: `cd bench && go run ./load %s`.\n\n", strings.Join(os.Args[1:], " "))
-	p("The same upstream (a minimal Go HTTP server answering 200 with a %d-byte JSON body, in a process of its own) is reached six ways, ", len(upstreamBody))
+	model := ""
+	if um := upstreamModel(o); um != "" {
+		model = "; before answering, it " + um + " per request"
+	}
+	p("The same upstream (a minimal Go HTTP server answering 200 with a %d-byte JSON body, in a process of its own%s) is reached six ways, ", len(upstreamBody), model)
 	p("by the same closed-loop load generator with %d workers over HTTP/1.1 keep-alive (`GET`, the whole body read and compared). ", workers)
 	p("In each of %d rounds the six modes run one after the other in the order below (%s warm-up, %s measured, %s pause before each), ", len(rounds), o.warmup, o.duration, o.pause)
 	p("so a burst of other work on the machine hits all of them alike. Every figure is the **median over the rounds**; each ratio is the median of the rounds' own ratios to that round's direct run (paired).\n\n")

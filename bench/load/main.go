@@ -79,11 +79,17 @@ type options struct {
 	o2pBin  string
 	o2pArgs []string
 	gwEnv   string
+	// upstreamDelay and upstreamWork make the gateway experiment's
+	// upstream model an application: it waits upstreamDelay (I/O, such as
+	// a database query) and spins upstreamWork of CPU before answering.
+	upstreamDelay time.Duration
+	upstreamWork  time.Duration
 }
 
 func main() {
 	if addr := os.Getenv(upstreamEnv); addr != "" {
-		serveUpstream(addr) // the gateway experiment's upstream
+		delay, work := upstreamFromEnv()
+		serveUpstream(addr, delay, work) // the gateway experiment's upstream
 		return
 	}
 	if spec := os.Getenv(bareProxyEnv); spec != "" {
@@ -112,6 +118,8 @@ func main() {
 	flag.StringVar(&o.o2pBin, "oauth2-proxy", "", "gateway experiment: use this oauth2-proxy binary instead of building the bench module's tool")
 	flag.StringVar(&o2pArgs, "oauth2-proxy-args", "", "gateway experiment: extra oauth2-proxy flags, space-separated")
 	flag.StringVar(&o.gwEnv, "gateway-env", "", "gateway experiment: extra NAME=VALUE settings for latch gateway, comma-separated")
+	flag.DurationVar(&o.upstreamDelay, "upstream-delay", 0, "gateway experiment: the upstream waits this long before answering each request (an I/O-bound handler, such as a database query); the results go to gateway-upstream.md")
+	flag.DurationVar(&o.upstreamWork, "upstream-work", 0, "gateway experiment: the upstream spins this much CPU (wall-clock time on a running thread) before answering each request; the results go to gateway-upstream.md")
 	flag.IntVar(&o.repeats, "repeats", 5, "interleaved rounds of the code-exchange experiment (its figures are their medians)")
 	flag.Parse()
 	o.topologies = split(topos)
@@ -124,6 +132,9 @@ func main() {
 	}
 	if o.experiment != "load" && o.experiment != "code-exchange" && o.experiment != "gateway" {
 		fatalf("unknown experiment %q (load, code-exchange, gateway)", o.experiment)
+	}
+	if o.upstreamDelay < 0 || o.upstreamWork < 0 {
+		fatalf("bad -upstream-delay or -upstream-work: negative")
 	}
 	if o.repeats < 1 {
 		fatalf("bad -repeats %d", o.repeats)
