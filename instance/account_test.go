@@ -13,6 +13,7 @@ import (
 	"github.com/latchauth/latch"
 	"github.com/latchauth/latch/auth"
 	"github.com/latchauth/latch/config"
+	"github.com/latchauth/latch/verifier"
 )
 
 // mailbox reads the emails a harness enqueued in its outbox (no worker
@@ -150,11 +151,20 @@ func TestAccountEmailVerification(t *testing.T) {
 	_, resetTok, _ := strings.Cut(link, "#token=")
 	expect(t, "verify with a reset token", h.do("POST", "/v1/auth/email/verify", jsonBody(map[string]string{"token": resetTok})), http.StatusBadRequest, "invalid_token")
 
+	claims := &verifier.Claims{SessionID: me.str("session_id"), Scope: "openid email"}
+	claims.Subject = me.str("sub")
+	if ui, err := h.in.OIDC.UserInfo(context.Background(), claims); err != nil || ui["email_verified"] != false {
+		t.Fatalf("userinfo before verification: %v, %v", ui, err)
+	}
+
 	r = h.do("POST", "/v1/auth/email/verify", jsonBody(map[string]string{"token": tok}))
 	expect(t, "verify", r, http.StatusOK, "")
 	me = h.do("GET", "/v1/me", "", bearer(access)...)
 	if me.body["email_verified"] != true {
 		t.Fatalf("/v1/me after verification: %s", me.raw)
+	}
+	if ui, err := h.in.OIDC.UserInfo(context.Background(), claims); err != nil || ui["email_verified"] != true {
+		t.Fatalf("userinfo after verification: %v, %v", ui, err)
 	}
 	expect(t, "verify again (used link)", h.do("POST", "/v1/auth/email/verify", jsonBody(map[string]string{"token": tok})), http.StatusBadRequest, "invalid_token")
 }
@@ -245,6 +255,15 @@ func TestAccountForgotThrottled(t *testing.T) {
 			t.Errorf("429 without Retry-After")
 		}
 	}
+}
+
+// TestAccountForgotThrottledPerAddress: forgot draws on the sign-in
+// budget of the client's address, whatever the emails.
+func TestAccountForgotThrottledPerAddress(t *testing.T) {
+	h := start(t, "", func(c *config.Config) { c.Login.RatePerIP = 2 })
+	expect(t, "forgot 1", h.do("POST", "/v1/auth/password/forgot", email("a@example.com")), http.StatusAccepted, "")
+	expect(t, "forgot 2", h.do("POST", "/v1/auth/password/forgot", email("b@example.com")), http.StatusAccepted, "")
+	expect(t, "forgot 3 from one address", h.do("POST", "/v1/auth/password/forgot", email("c@example.com")), http.StatusTooManyRequests, "rate_limited")
 }
 
 // TestAccountResetRevokes: the emailed link resets the password once,
