@@ -26,9 +26,9 @@ var cliDevice = auth.Device{UserAgent: "latch-cli"}
 func (e *cliEnv) userLifecycleCmds() []*cobra.Command {
 	var (
 		listF, showF, lockF, unlockF, deleteF, linkF configFlags
-		limit                                         int
-		reason                                        string
-		yes                                           bool
+		limit                                        int
+		reason                                       string
+		yes                                          bool
 	)
 	list := &cobra.Command{
 		Use:   "list",
