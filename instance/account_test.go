@@ -142,14 +142,14 @@ func TestAccountEmailVerification(t *testing.T) {
 	}
 
 	// Rejections: a malformed token, another purpose's token.
-	expect(t, "verify with garbage", h.do("POST", "/v1/auth/email/verify", jsonBody(map[string]string{"token": "latch_ve_nope"})), http.StatusBadRequest, "invalid_token")
+	expect(t, "verify with garbage", h.do("POST", "/v1/auth/email/verify", jsonBody(map[string]string{"token": "latch_ve_nope"})), http.StatusBadRequest, "invalid_link")
 	expect(t, "verify with no token", h.do("POST", "/v1/auth/email/verify", `{}`), http.StatusBadRequest, "invalid_request")
 	link, _, err := h.in.Account.ResetLink(context.Background(), me.str("sub"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	_, resetTok, _ := strings.Cut(link, "#token=")
-	expect(t, "verify with a reset token", h.do("POST", "/v1/auth/email/verify", jsonBody(map[string]string{"token": resetTok})), http.StatusBadRequest, "invalid_token")
+	expect(t, "verify with a reset token", h.do("POST", "/v1/auth/email/verify", jsonBody(map[string]string{"token": resetTok})), http.StatusBadRequest, "invalid_link")
 
 	claims := &verifier.Claims{SessionID: me.str("session_id"), Scope: "openid email"}
 	claims.Subject = me.str("sub")
@@ -166,7 +166,7 @@ func TestAccountEmailVerification(t *testing.T) {
 	if ui, err := h.in.OIDC.UserInfo(context.Background(), claims); err != nil || ui["email_verified"] != true {
 		t.Fatalf("userinfo after verification: %v, %v", ui, err)
 	}
-	expect(t, "verify again (used link)", h.do("POST", "/v1/auth/email/verify", jsonBody(map[string]string{"token": tok})), http.StatusBadRequest, "invalid_token")
+	expect(t, "verify again (used link)", h.do("POST", "/v1/auth/email/verify", jsonBody(map[string]string{"token": tok})), http.StatusBadRequest, "invalid_link")
 }
 
 // TestAccountVerificationLinkExpires: a verification link past its
@@ -178,7 +178,7 @@ func TestAccountVerificationLinkExpires(t *testing.T) {
 	expect(t, "register", r, http.StatusCreated, "")
 	tok := linkToken(t, mb.wait(t, "late@example.com", "verify_email"), "/verify", "latch_ve_")
 	h.clock.Advance(h.in.Account.Config().VerifyTTL + time.Second)
-	expect(t, "verify an expired link", h.do("POST", "/v1/auth/email/verify", jsonBody(map[string]string{"token": tok})), http.StatusBadRequest, "invalid_token")
+	expect(t, "verify an expired link", h.do("POST", "/v1/auth/email/verify", jsonBody(map[string]string{"token": tok})), http.StatusBadRequest, "invalid_link")
 }
 
 // TestAccountRequireVerifiedEmail: with accounts.require_verified_email an
@@ -283,12 +283,12 @@ func TestAccountResetRevokes(t *testing.T) {
 	reset := func(token, pw string) response {
 		return h.do("POST", "/v1/auth/password/reset", jsonBody(map[string]string{"token": token, "password": pw}))
 	}
-	expect(t, "reset with garbage", reset("latch_pr_garbage", newPW), http.StatusBadRequest, "invalid_token")
+	expect(t, "reset with garbage", reset("latch_pr_garbage", newPW), http.StatusBadRequest, "invalid_link")
 	expect(t, "reset with a weak password", reset(tok, "short"), http.StatusBadRequest, "weak_password")
 	expect(t, "reset without password", h.do("POST", "/v1/auth/password/reset", jsonBody(map[string]string{"token": tok})), http.StatusBadRequest, "invalid_request")
 
 	expect(t, "reset", reset(tok, newPW), http.StatusOK, "")
-	expect(t, "reset again (used link)", reset(tok, "yet another password"), http.StatusBadRequest, "invalid_token")
+	expect(t, "reset again (used link)", reset(tok, "yet another password"), http.StatusBadRequest, "invalid_link")
 
 	expect(t, "old access token after reset", h.do("GET", "/v1/me", "", bearer(before.str("access_token"))...), http.StatusUnauthorized, "")
 	expect(t, "old refresh token after reset", h.refresh(before.str("refresh_token")), http.StatusUnauthorized, "invalid_grant")
@@ -313,7 +313,7 @@ func TestAccountResetRevokes(t *testing.T) {
 	late, _ := mb.find(addr, "reset_password")
 	lateTok := linkToken(t, late, "/reset", "latch_pr_")
 	h.clock.Advance(31 * time.Minute)
-	expect(t, "reset with an expired link", reset(lateTok, "a third password"), http.StatusBadRequest, "invalid_token")
+	expect(t, "reset with an expired link", reset(lateTok, "a third password"), http.StatusBadRequest, "invalid_link")
 	h.login(addr, newPW)
 }
 

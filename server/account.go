@@ -112,7 +112,7 @@ func (s *Server) verifyEmail(w http.ResponseWriter, r *http.Request) {
 	case err == nil:
 		writeJSON(w, http.StatusOK, map[string]any{"email": u.Email, "email_verified": true})
 	case errors.Is(err, account.ErrInvalidToken):
-		writeError(w, http.StatusBadRequest, "invalid_token", "this verification link is invalid, expired or already used; ask for a new one")
+		writeError(w, http.StatusBadRequest, "invalid_link", "this verification link is invalid, expired or already used; ask for a new one")
 	default:
 		s.fail(w, r, err)
 	}
@@ -145,7 +145,7 @@ func (s *Server) resetPassword(w http.ResponseWriter, r *http.Request) {
 		}
 		writeJSON(w, http.StatusOK, body)
 	case errors.Is(err, account.ErrInvalidToken):
-		writeError(w, http.StatusBadRequest, "invalid_token", "this reset link is invalid, expired or already used; ask for a new one")
+		writeError(w, http.StatusBadRequest, "invalid_link", "this reset link is invalid, expired or already used; ask for a new one")
 	case errors.As(err, &policy):
 		writeError(w, http.StatusBadRequest, "weak_password", policy.Error())
 	case errors.Is(err, password.ErrBusy):

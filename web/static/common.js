@@ -210,7 +210,7 @@ export function errorMessage(err, { action = 'sign in' } = {}) {
         : 'The server is busy. Try again in a moment.';
     case 'email_not_verified':
       return 'Verify your email address first: follow the link in the email we sent you.';
-    case 'invalid_token':
+    case 'invalid_link':
       return 'This link is invalid, expired or already used. Ask for a new one.';
     case 'registration_disabled':
       return 'New accounts cannot be created on this server. Ask an administrator for an account.';

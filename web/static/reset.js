@@ -83,7 +83,7 @@ resetForm.addEventListener('submit', async (ev) => {
     else showNotice('success', 'Your password was changed.');
   } catch (err) {
     setBusy(resetSubmit, false, 'Set new password');
-    if (!isNetworkError(err) && err.code === 'invalid_token') {
+    if (!isNetworkError(err) && err.code === 'invalid_link') {
       resetSubmit.disabled = true;
       showNotice('error', 'This reset link is invalid, expired or already used. Ask for a new one below.');
       resetForm.hidden = true;

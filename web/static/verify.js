@@ -40,7 +40,7 @@ form.addEventListener('submit', async (ev) => {
     showNotice('success', 'Your email address is verified.');
   } catch (err) {
     setBusy(submit, false, 'Verify my email');
-    if (!isNetworkError(err) && err.code === 'invalid_token') submit.disabled = true;
+    if (!isNetworkError(err) && err.code === 'invalid_link') submit.disabled = true;
     showNotice('error', errorMessage(err, { action: 'verify the address' }));
   }
 });
