@@ -3,7 +3,6 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"time"
 
@@ -131,9 +130,6 @@ func (s *Store) DeleteUser(ctx context.Context, userID string) error {
 		}
 		return mustAffect(res)
 	})
-	if err != nil && !errors.Is(err, latch.ErrNotFound) {
-		err = translate(err)
-	}
 	if err != nil {
 		return fmt.Errorf("sqlite: delete user %s: %w", userID, err)
 	}
