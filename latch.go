@@ -35,7 +35,20 @@ type User struct {
 	PasswordHash string // PHC string, see package password
 	CreatedAt    time.Time
 	UpdatedAt    time.Time
+	// EmailVerifiedAt is when the user proved they receive mail at Email;
+	// zero while the address is unverified. Changing the email clears it.
+	EmailVerifiedAt time.Time
+	// LockedAt is when the account was locked (it cannot sign in); zero
+	// while it is not. LockReason says why (see the Lock* reasons).
+	LockedAt   time.Time
+	LockReason string
 }
+
+// EmailVerified reports whether the user's current email is verified.
+func (u *User) EmailVerified() bool { return !u.EmailVerifiedAt.IsZero() }
+
+// Locked reports whether the account is locked.
+func (u *User) Locked() bool { return !u.LockedAt.IsZero() }
 
 // Client is an application registered to obtain tokens: a confidential
 // client (a server, holding a secret) or a public one (a first-party app

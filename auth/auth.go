@@ -44,6 +44,12 @@ var (
 	ErrInvalidEmail = email.ErrInvalid
 	// ErrNotFound: the session does not exist or is not the caller's.
 	ErrNotFound = errors.New("not found")
+	// ErrUserLocked: the password was right but the account is locked
+	// (latch.User.LockedAt); only a password holder learns it.
+	ErrUserLocked = errors.New("account is locked")
+	// ErrEmailNotVerified: the password was right but the account's
+	// email is not verified and Config.RequireVerifiedEmail is set.
+	ErrEmailNotVerified = errors.New("email address is not verified")
 )
 
 // RefreshTokenPrefix starts every refresh token, so that secret scanners can
@@ -94,6 +100,9 @@ type Config struct {
 	Leeway time.Duration
 	// Registration enables POST /v1/auth/register.
 	Registration bool
+	// RequireVerifiedEmail refuses sign-in (ErrEmailNotVerified) to
+	// users whose email is not verified.
+	RequireVerifiedEmail bool
 	// Throttle bounds sign-in attempts per address and per email.
 	Throttle ThrottleConfig
 	// IDTokenAlgorithms are the JWS algorithms id_tokens can be signed
@@ -750,6 +759,45 @@ func (s *Service) LogoutAll(ctx context.Context, userID string, c Device) error 
 	s.event(ctx, &latch.Event{Type: latch.EventLogoutAll, UserID: userID, IP: c.IP, UserAgent: c.UserAgent,
 		Detail: map[string]string{"sessions": fmt.Sprint(len(ids))}})
 	return nil
+}
+
+// RevokeOtherSessions revokes every live session of the user except keep
+// (all of them if keep is empty) and appends a user cutoff at now to the
+// revocation feed: every access token issued to the user before now is
+// refused, the kept session's included (its client refreshes once; its
+// refresh token stays good). reason is recorded on each revoked session.
+// It returns how many sessions it revoked.
+func (s *Service) RevokeOtherSessions(ctx context.Context, userID, keep, reason string, c Device) (int, error) {
+	now := s.clock()
+	live, err := s.store.SessionsByUser(ctx, userID, now)
+	if err != nil {
+		return 0, fmt.Errorf("auth: list sessions: %w", err)
+	}
+	var latest time.Time
+	for _, sess := range live {
+		if sess.AccessExpiresAt.After(latest) {
+			latest = sess.AccessExpiresAt
+		}
+	}
+	cover := s.cover(now)
+	if _, err := s.store.AddRevocation(ctx, &latch.Revocation{Kind: latch.RevokeUser, Value: userID,
+		Cutoff: now, CreatedAt: now, ExpiresAt: cover.Expiry(latest)}); err != nil {
+		return 0, fmt.Errorf("auth: add user cutoff: %w", err)
+	}
+	n := 0
+	for _, sess := range live {
+		if sess.ID == keep {
+			continue
+		}
+		if err := s.revokeSession(ctx, userID, sess.ID, reason, c); err != nil && !errors.Is(err, ErrNotFound) {
+			return n, err
+		}
+		n++
+	}
+	s.metrics.Revocations.WithLabelValues("user").Inc()
+	s.syncRevocations(ctx)
+	s.notifyOutbox()
+	return n, nil
 }
 
 // SessionInfo describes a live session for its owner.

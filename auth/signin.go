@@ -30,7 +30,7 @@ type Authentication struct {
 // and per email, costs the same for an unknown email as for a wrong
 // password, records the failure in the security log, and upgrades an
 // outdated password hash. Errors: ErrInvalidCredentials, a *ThrottleError,
-// password.ErrBusy, or a store error.
+// ErrUserLocked, ErrEmailNotVerified, password.ErrBusy, or a store error.
 //
 // The address is looked up in its canonical form (package email), so every
 // spelling of one identifier (case, width, the Kelvin sign, NFD) signs in
@@ -89,6 +89,20 @@ func (s *Service) Authenticate(ctx context.Context, addr, pw string, c Device) (
 	s.throttle.succeeded(key)
 	if rehash {
 		s.rehash(ctx, u, pw)
+	}
+	// Only someone who knows the password learns that the account is
+	// locked or unverified.
+	if u.Locked() {
+		s.metrics.Logins.WithLabelValues("user_locked").Inc()
+		s.event(ctx, &latch.Event{Type: latch.EventLoginFailed, UserID: u.ID, IP: c.IP, UserAgent: c.UserAgent,
+			Detail: map[string]string{"reason": "account_locked"}})
+		return nil, ErrUserLocked
+	}
+	if s.cfg.RequireVerifiedEmail && !u.EmailVerified() {
+		s.metrics.Logins.WithLabelValues("email_not_verified").Inc()
+		s.event(ctx, &latch.Event{Type: latch.EventLoginFailed, UserID: u.ID, IP: c.IP, UserAgent: c.UserAgent,
+			Detail: map[string]string{"reason": "email_not_verified"}})
+		return nil, ErrEmailNotVerified
 	}
 	return &Authentication{UserID: u.ID, Time: s.clock(), AMR: []string{"pwd"}}, nil
 }

@@ -97,6 +97,13 @@ func (t *throttle) allowFrom(ip string) error {
 	return t.allowAddress(ip, now)
 }
 
+// AllowAddress admits one attempt from ip against the per-address budget
+// that sign-in and registration draw on (ThrottleConfig.PerIPPerMinute),
+// or returns a *ThrottleError of kind ErrRateLimited. Other flows that
+// can be abused from one address (a password-reset request) spend from
+// the same budget.
+func (s *Service) AllowAddress(ip string) error { return s.throttle.allowFrom(ip) }
+
 // allowAddress takes one attempt from the budget of ip's network; t.mu is
 // held.
 func (t *throttle) allowAddress(ip string, now time.Time) error {

@@ -88,6 +88,10 @@ type Config struct {
 		Token string `yaml:"token" doc:"require Authorization: Bearer TOKEN to read /metrics (at least 32 characters); empty: none" secret:"true"`
 	} `yaml:"metrics"`
 
+	Accounts struct {
+		RequireVerifiedEmail bool `yaml:"require_verified_email" doc:"refuse sign-in (403 email_not_verified) until the user followed the link of the verification email sent at registration"`
+	} `yaml:"accounts"`
+
 	// RedisPrefix starts every Redis key and channel name, so that
 	// deployments sharing one Redis stay apart.
 	RedisPrefix string `yaml:"redis_prefix" doc:"prefix of every Redis key and pub/sub channel; give each deployment sharing a Redis its own"`

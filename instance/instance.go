@@ -25,6 +25,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/latchauth/latch"
+	"github.com/latchauth/latch/account"
 	"github.com/latchauth/latch/auth"
 	"github.com/latchauth/latch/backchannel"
 	"github.com/latchauth/latch/config"
@@ -67,6 +68,8 @@ type Instance struct {
 	Revocations *revocation.Set
 	Verifier    *verifier.Verifier
 	Auth        *auth.Service
+	// Account is the account lifecycle (verification, reset, lock).
+	Account *account.Service
 	// OIDC is the OpenID Provider.
 	OIDC     *oidc.Provider
 	Server   *server.Server
@@ -440,6 +443,7 @@ func wire(ctx context.Context, cfg config.Config, st latch.Store, opt Options) (
 		RefreshIdleTimeout: cfg.Tokens.RefreshIdleTimeout.D(), RefreshAbsoluteTTL: cfg.Tokens.RefreshAbsoluteTTL.D(),
 		RefreshGrace: cfg.Tokens.RefreshGrace.D(), RefreshGraceReplays: cfg.Tokens.GraceReplays,
 		Leeway: cfg.Tokens.Leeway.D(), Registration: cfg.Registration, IDTokenAlgorithms: ring.IDTokenAlgorithms(),
+		RequireVerifiedEmail: cfg.Accounts.RequireVerifiedEmail,
 		Throttle: auth.ThrottleConfig{
 			PerIPPerMinute: cfg.Login.RatePerIP, MaxFailures: cfg.Login.MaxFailures, Lockout: cfg.Login.Lockout.D(),
 		},
@@ -473,6 +477,12 @@ func wire(ctx context.Context, cfg config.Config, st latch.Store, opt Options) (
 	} else if err := retireDemo(ctx, svc, st, log, now()); err != nil {
 		return nil, fmt.Errorf("retire an earlier demo user: %w", err)
 	}
+	accounts, err := account.New(account.Config{Issuer: cfg.Issuer}, account.Deps{
+		Store: st, Auth: svc, OnOutbox: worker.Notify, Log: log, Now: now,
+	})
+	if err != nil {
+		return nil, err
+	}
 	var proxies []netip.Prefix
 	for _, p := range cfg.TrustedProxies {
 		proxies = append(proxies, netip.MustParsePrefix(p)) // validated by config
@@ -503,13 +513,13 @@ func wire(ctx context.Context, cfg config.Config, st latch.Store, opt Options) (
 		MetricsElsewhere: cfg.Metrics.Addr != "", MetricsToken: cfg.Metrics.Token,
 		MaxStreamsPerClient: cfg.Revocation.MaxStreamsPerClient,
 	}, server.Deps{
-		Auth: svc, Verifier: v, JWKS: ring.JWKS, Registry: reg, Log: log,
+		Auth: svc, Account: accounts, Verifier: v, JWKS: ring.JWKS, Registry: reg, Log: log,
 		Checks: checks(st, fan),
 		Store:  st, Revocations: revs, Now: now,
 		Pages: pages(cfg, demo), OIDC: provider,
 	})
 	return &Instance{
-		Config: cfg, Store: st, Ring: ring, Revocations: revs, Verifier: v, Auth: svc, OIDC: provider, Server: srv,
+		Config: cfg, Store: st, Ring: ring, Revocations: revs, Verifier: v, Auth: svc, Account: accounts, OIDC: provider, Server: srv,
 		Registry: reg, Fanout: fan, Demo: demo, KEKCreated: created, Outbox: worker, log: log, now: now,
 		keysChanged: make(chan struct{}, 1),
 	}, nil

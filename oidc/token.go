@@ -224,7 +224,7 @@ func (p *Provider) idToken(ctx context.Context, c *latch.Client, f idTokenFor) (
 		if err != nil {
 			return "", wrap("load user", err)
 		}
-		verified := false // Latch does not verify addresses (yet): say so
+		verified := u.EmailVerified() // true once the user followed the verification link
 		claims.Email, claims.EmailVerified = u.Email, &verified
 	}
 	tok, err := signer.Sign(claims)

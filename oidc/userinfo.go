@@ -37,7 +37,7 @@ func (p *Provider) UserInfo(ctx context.Context, c *verifier.Claims) (map[string
 	out := map[string]any{"sub": u.ID}
 	if hasScope(c.Scope, ScopeEmail) {
 		out["email"] = u.Email
-		out["email_verified"] = false
+		out["email_verified"] = u.EmailVerified()
 	}
 	if hasScope(c.Scope, ScopeProfile) {
 		out["updated_at"] = u.UpdatedAt.Unix()

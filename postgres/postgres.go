@@ -168,8 +168,9 @@ func (s *Store) Close() error {
 // ExpiresAt is not after now together with their refresh token hashes, the
 // events older than now minus keepEvents, the outbox messages delivered or
 // failed before then, the authorization codes whose ExpiresAt is not after
-// now, and the SSO sessions whose ExpiresAt is not after now or that were
-// ended at or before now, together with their recorded clients.
+// now, the SSO sessions whose ExpiresAt is not after now or that were
+// ended at or before now, together with their recorded clients, and the
+// account tokens expired at now.
 func (s *Store) Prune(ctx context.Context, now time.Time, keepEvents time.Duration) error {
 	n, kept := ts(now), ts(now.Add(-keepEvents))
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
@@ -186,6 +187,7 @@ func (s *Store) Prune(ctx context.Context, now time.Time, keepEvents time.Durati
 			{"DELETE FROM authorization_codes WHERE expires_at <= $1", n},
 			// sso_clients go with their SSO session (ON DELETE CASCADE).
 			{"DELETE FROM sso_sessions WHERE expires_at <= $1 OR revoked_at <= $1", n},
+			{"DELETE FROM account_tokens WHERE expires_at <= $1", n},
 		} {
 			if _, err := tx.Exec(ctx, q.sql, q.arg); err != nil {
 				return err

@@ -40,12 +40,21 @@ func (s *Store) UserByEmail(ctx context.Context, email string) (*latch.User, err
 	return u, nil
 }
 
+// userColumns are the columns userFields scans, in order.
+const userColumns = "id, email, password_hash, created_at, updated_at, email_verified_at, locked_at, lock_reason"
+
+// userFields are the scan destinations of userColumns in u.
+func userFields(u *latch.User) []any {
+	return []any{&u.ID, &u.Email, &u.PasswordHash, (*nullTime)(&u.CreatedAt), (*nullTime)(&u.UpdatedAt),
+		(*nullTime)(&u.EmailVerifiedAt), (*nullTime)(&u.LockedAt), &u.LockReason}
+}
+
 // user returns the user whose column (id or email) equals value.
 func (s *Store) user(ctx context.Context, column, value string) (*latch.User, error) {
 	var u latch.User
 	err := s.pool.QueryRow(ctx,
-		"SELECT id, email, password_hash, created_at, updated_at FROM users WHERE "+column+" = $1", value).
-		Scan(&u.ID, &u.Email, &u.PasswordHash, (*nullTime)(&u.CreatedAt), (*nullTime)(&u.UpdatedAt))
+		"SELECT "+userColumns+" FROM users WHERE "+column+" = $1", value).
+		Scan(userFields(&u)...)
 	if err != nil {
 		return nil, translate(err)
 	}
@@ -70,8 +79,7 @@ func (s *Store) SetPasswordHash(ctx context.Context, userID, hash string, at tim
 // column's collation is "C": byte order).
 func (s *Store) Users(ctx context.Context, after string, limit int) ([]*latch.User, error) {
 	rows, err := s.pool.Query(ctx,
-		`SELECT id, email, password_hash, created_at, updated_at FROM users
-		WHERE id > $1 ORDER BY id LIMIT $2`, after, limit)
+		"SELECT "+userColumns+" FROM users WHERE id > $1 ORDER BY id LIMIT $2", after, limit)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: users after %q: %w", after, translate(err))
 	}
@@ -79,7 +87,7 @@ func (s *Store) Users(ctx context.Context, after string, limit int) ([]*latch.Us
 	var us []*latch.User
 	for rows.Next() {
 		var u latch.User
-		if err := rows.Scan(&u.ID, &u.Email, &u.PasswordHash, (*nullTime)(&u.CreatedAt), (*nullTime)(&u.UpdatedAt)); err != nil {
+		if err := rows.Scan(userFields(&u)...); err != nil {
 			return nil, fmt.Errorf("postgres: users after %q: %w", after, err)
 		}
 		us = append(us, &u)
@@ -95,7 +103,7 @@ func (s *Store) Users(ctx context.Context, after string, limit int) ([]*latch.Us
 // id and email, or latch.ErrConflict if another user has to.
 func (s *Store) SetEmail(ctx context.Context, userID, from, to string, at time.Time) error {
 	tag, err := s.pool.Exec(ctx,
-		"UPDATE users SET email = $1, updated_at = $2 WHERE id = $3 AND email = $4", to, ts(at), userID, from)
+		"UPDATE users SET email = $1, updated_at = $2, email_verified_at = NULL WHERE id = $3 AND email = $4", to, ts(at), userID, from)
 	if err == nil && tag.RowsAffected() == 0 {
 		err = latch.ErrNotFound
 	}

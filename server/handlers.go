@@ -59,6 +59,13 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) {
 	var throttled *auth.ThrottleError
 	switch {
 	case err == nil:
+		if s.account != nil {
+			// The account exists either way: a failure to enqueue the
+			// email is logged, and the user can ask for another link.
+			if err := s.account.SendVerification(r.Context(), u); err != nil {
+				s.log.Error("enqueue verification email failed", "user_id", u.ID, "err", err)
+			}
+		}
 		writeJSON(w, http.StatusCreated, map[string]string{"user_id": u.ID})
 	case errors.Is(err, auth.ErrRegistrationDisabled):
 		writeError(w, http.StatusForbidden, "registration_disabled", "self-service registration is disabled on this server")
@@ -132,6 +139,10 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		s.writeTokens(w, t)
 	case errors.Is(err, auth.ErrInvalidCredentials):
 		writeError(w, http.StatusUnauthorized, "invalid_credentials", "email or password is incorrect")
+	case errors.Is(err, auth.ErrUserLocked):
+		writeError(w, http.StatusForbidden, "account_locked", accountLockedMessage)
+	case errors.Is(err, auth.ErrEmailNotVerified):
+		writeError(w, http.StatusForbidden, "email_not_verified", emailNotVerifiedMessage)
 	case errors.Is(err, auth.ErrUnauthorizedClient):
 		writeError(w, http.StatusBadRequest, "unauthorized_client", "client_id does not name a public client that may sign users in")
 	case errors.As(err, &throttled):
@@ -366,7 +377,7 @@ func (s *Server) me(w http.ResponseWriter, r *http.Request, c *verifier.Claims) 
 		s.fail(w, r, err)
 		return
 	}
-	me := map[string]any{"sub": u.ID, "email": u.Email, "session_id": c.SessionID}
+	me := map[string]any{"sub": u.ID, "email": u.Email, "email_verified": u.EmailVerified(), "session_id": c.SessionID}
 	if c.ExpiresAt != nil {
 		me["exp"] = c.ExpiresAt.Unix()
 	}

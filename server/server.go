@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/latchauth/latch"
+	"github.com/latchauth/latch/account"
 	"github.com/latchauth/latch/auth"
 	"github.com/latchauth/latch/oidc"
 	"github.com/latchauth/latch/verifier"
@@ -73,6 +74,10 @@ const HSTS = "max-age=63072000; includeSubDomains"
 // Deps are the collaborators of a Server.
 type Deps struct {
 	Auth *auth.Service
+	// Account, if not nil, is the account lifecycle: verification emails
+	// at registration, /v1/auth/email/*, /v1/auth/password/* and the
+	// /verify and /reset pages.
+	Account *account.Service
 	// Verifier checks the access tokens of protected endpoints.
 	Verifier *verifier.Verifier
 	// JWKS returns the current JSON Web Key Set document.
@@ -111,6 +116,7 @@ type Check struct {
 type Server struct {
 	cfg           Config
 	auth          *auth.Service
+	account       *account.Service
 	oidc          *oidc.Provider
 	pages         Pages
 	verifier      *verifier.Verifier
@@ -146,7 +152,7 @@ func New(cfg Config, d Deps) *Server {
 	}
 	streams, closeStreams := context.WithCancel(context.Background())
 	s := &Server{
-		cfg: cfg, auth: d.Auth, oidc: d.OIDC, pages: d.Pages, verifier: d.Verifier, jwks: d.JWKS, checks: d.Checks, log: d.Log, mux: http.NewServeMux(),
+		cfg: cfg, auth: d.Auth, account: d.Account, oidc: d.OIDC, pages: d.Pages, verifier: d.Verifier, jwks: d.JWKS, checks: d.Checks, log: d.Log, mux: http.NewServeMux(),
 		store: d.Store, revs: d.Revocations, now: d.Now, streams: streams, closeStreams: closeStreams,
 		origins: make(map[string]bool, len(cfg.AllowedOrigins)),
 		verifyLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
@@ -176,6 +182,13 @@ func New(cfg Config, d Deps) *Server {
 	s.route("POST /v1/auth/refresh", s.refresh)
 	s.route("POST /v1/auth/logout", s.logout)
 	s.route("POST /v1/auth/logout-all", s.logoutAll)
+	if d.Account != nil {
+		s.route("POST /v1/auth/email/verify", s.verifyEmail)
+		s.route("POST /v1/auth/email/resend", s.resendVerification)
+		s.route("POST /v1/auth/password/forgot", s.forgotPassword)
+		s.route("POST /v1/auth/password/reset", s.resetPassword)
+		s.route("POST /v1/auth/password/change", s.protected(s.changePassword))
+	}
 	s.route("GET /v1/me", s.protected(s.me))
 	s.route("GET /v1/sessions", s.protected(s.sessions))
 	s.route("GET /v1/events", s.protected(s.events))
@@ -202,7 +215,7 @@ func New(cfg Config, d Deps) *Server {
 		s.mux.Handle("GET /metrics", s.metrics)
 	}
 	if d.Pages != nil {
-		for _, p := range []string{"/login", "/account", "/demo", "/static/", "/sdk/", "/{$}"} {
+		for _, p := range []string{"/login", "/account", "/demo", "/verify", "/reset", "/static/", "/sdk/", "/{$}"} {
 			s.mux.Handle(p, d.Pages)
 		}
 	}

@@ -76,6 +76,10 @@ func TestMigrationCoversExistingSessions(t *testing.T) {
 // first), for the tests that downgrade to an older schema and upgrade
 // again.
 var undo0009 = []string{
+	"DROP TABLE account_tokens", // 0012
+	"ALTER TABLE users DROP COLUMN email_verified_at",
+	"ALTER TABLE users DROP COLUMN locked_at",
+	"ALTER TABLE users DROP COLUMN lock_reason",
 	"ALTER TABLE clients DROP COLUMN name", // 0011
 	"DROP TABLE gateway_sessions",          // 0010
 	"DROP TABLE outbox",

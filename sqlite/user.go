@@ -40,12 +40,21 @@ func (s *Store) UserByEmail(ctx context.Context, email string) (*latch.User, err
 	return u, nil
 }
 
+// userColumns are the columns userFields scans, in order.
+const userColumns = "id, email, password_hash, created_at, updated_at, email_verified_at, locked_at, lock_reason"
+
+// userFields are the scan destinations of userColumns in u.
+func userFields(u *latch.User) []any {
+	return []any{&u.ID, &u.Email, &u.PasswordHash, scanTime(&u.CreatedAt), scanTime(&u.UpdatedAt),
+		scanTime(&u.EmailVerifiedAt), scanTime(&u.LockedAt), &u.LockReason}
+}
+
 // user returns the user whose column (id or email) equals value.
 func (s *Store) user(ctx context.Context, column, value string) (*latch.User, error) {
 	var u latch.User
 	err := s.db.QueryRowContext(ctx,
-		"SELECT id, email, password_hash, created_at, updated_at FROM users WHERE "+column+" = ?", value).
-		Scan(&u.ID, &u.Email, &u.PasswordHash, scanTime(&u.CreatedAt), scanTime(&u.UpdatedAt))
+		"SELECT "+userColumns+" FROM users WHERE "+column+" = ?", value).
+		Scan(userFields(&u)...)
 	if err != nil {
 		return nil, translate(err)
 	}
@@ -69,7 +78,7 @@ func (s *Store) SetPasswordHash(ctx context.Context, userID, hash string, at tim
 // Users returns up to limit users whose ids sort after after, by id.
 func (s *Store) Users(ctx context.Context, after string, limit int) ([]*latch.User, error) {
 	rows, err := s.db.QueryContext(ctx,
-		"SELECT id, email, password_hash, created_at, updated_at FROM users WHERE id > ? ORDER BY id LIMIT ?", after, limit)
+		"SELECT "+userColumns+" FROM users WHERE id > ? ORDER BY id LIMIT ?", after, limit)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: users after %q: %w", after, translate(err))
 	}
@@ -77,7 +86,7 @@ func (s *Store) Users(ctx context.Context, after string, limit int) ([]*latch.Us
 	var us []*latch.User
 	for rows.Next() {
 		var u latch.User
-		if err := rows.Scan(&u.ID, &u.Email, &u.PasswordHash, scanTime(&u.CreatedAt), scanTime(&u.UpdatedAt)); err != nil {
+		if err := rows.Scan(userFields(&u)...); err != nil {
 			return nil, fmt.Errorf("sqlite: users after %q: %w", after, err)
 		}
 		us = append(us, &u)
@@ -93,7 +102,7 @@ func (s *Store) Users(ctx context.Context, after string, limit int) ([]*latch.Us
 // id and email, or latch.ErrConflict if another user has to.
 func (s *Store) SetEmail(ctx context.Context, userID, from, to string, at time.Time) error {
 	res, err := s.w.ExecContext(ctx,
-		"UPDATE users SET email = ?, updated_at = ? WHERE id = ? AND email = ?", to, micros(at), userID, from)
+		"UPDATE users SET email = ?, updated_at = ?, email_verified_at = 0 WHERE id = ? AND email = ?", to, micros(at), userID, from)
 	if err == nil {
 		err = mustAffect(res)
 	}

@@ -82,6 +82,10 @@ func Run(t *testing.T, open func(t *testing.T) latch.Store) {
 		{"OutboxLeaseExpiry", testOutboxLeaseExpiry},
 		{"OutboxConcurrent", testOutboxConcurrent},
 		{"PruneOIDC", testPruneOIDC},
+		{"AccountTokens", testAccountTokens},
+		{"AccountTokenConsumeConcurrent", testAccountTokenConsumeConcurrent},
+		{"AccountStates", testAccountStates},
+		{"DeleteUser", testDeleteUser},
 		{"Ping", testPing},
 	}
 	for _, tt := range tests {

@@ -1,6 +1,7 @@
 // Package web serves Latch's own pages: the sign-in page (/login), the
 // account security page (/account) and, in demo mode, a small demo app
-// (/demo), together with their static assets and the browser SDK. It also
+// (/demo), the email-verification and password-reset pages (/verify,
+// /reset), together with their static assets and the browser SDK. It also
 // renders the OpenID Provider's server-side pages (consent, logout
 // confirmation, signed out, authorization error) for the handlers that own
 // those routes.
@@ -92,7 +93,7 @@ type Pages struct {
 
 // New returns the pages. sdk is the file system holding
 // the browser SDK (latch.js at its root); it is served under /sdk/. The
-// pages answer GET /login, /account, /demo, /static/..., /sdk/... and /
+// pages answer GET /login, /account, /demo, /verify, /reset, /static/..., /sdk/... and /
 // (a redirect to /account); the server mounts it on those paths.
 //
 // New panics if the embedded assets or templates are broken, which the
@@ -109,6 +110,8 @@ func New(cfg Config, sdk fs.FS) *Pages {
 	})
 	h.mux.HandleFunc("GET /login", h.login)
 	h.mux.HandleFunc("GET /account", h.page("account"))
+	h.mux.HandleFunc("GET /verify", h.page("verify"))
+	h.mux.HandleFunc("GET /reset", h.page("reset"))
 	h.mux.HandleFunc("GET /demo", func(w http.ResponseWriter, r *http.Request) {
 		if !h.cfg.Demo {
 			h.notFound(w, r)
@@ -345,6 +348,8 @@ var titles = map[string]string{
 	"login":    "Sign in",
 	"account":  "Account security",
 	"demo":     "Demo app",
+	"verify":   "Verify your email",
+	"reset":    "Reset your password",
 	"notfound": "Page not found",
 	// The OpenID Provider's pages, rendered by the methods in oidc.go.
 	"consent":   "Allow access",

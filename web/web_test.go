@@ -84,7 +84,7 @@ func checkSecurityHeaders(t *testing.T, path string, h http.Header) {
 	}
 }
 
-var pages = []string{"/login", "/account", "/demo"}
+var pages = []string{"/login", "/account", "/demo", "/verify", "/reset"}
 
 func TestPagesAreServedWithSecurityHeaders(t *testing.T) {
 	srv := newServer(t, demoConfig())
@@ -213,7 +213,7 @@ func parseTags(t *testing.T, doc string) []tag {
 func TestNoInlineScriptOrStyle(t *testing.T) {
 	for _, cfg := range []Config{demoConfig(), {}} {
 		srv := newServer(t, cfg)
-		paths := []string{"/login", "/account", "/nope"}
+		paths := []string{"/login", "/account", "/verify", "/reset", "/nope"}
 		if cfg.Demo {
 			paths = append(paths, "/demo")
 		}
@@ -534,7 +534,7 @@ func TestAccessibilityBasics(t *testing.T) {
 
 func TestFormsNeverSubmitPasswordsByGET(t *testing.T) {
 	srv := newServer(t, demoConfig())
-	for _, p := range []string{"/login", "/demo"} {
+	for _, p := range []string{"/login", "/demo", "/verify", "/reset"} {
 		for _, tg := range parseTags(t, get(t, srv, p).body) {
 			if tg.name == "form" && tg.attrs["method"] != "dialog" && strings.ToLower(tg.attrs["method"]) != "post" {
 				t.Errorf("%s: <form id=%q method=%q>: a form with a password must not use GET", p, tg.attrs["id"], tg.attrs["method"])

@@ -203,6 +203,7 @@ func (e *cliEnv) userCmd() *cobra.Command {
 	add.Flags().StringVar(&email, "email", "", "email address of the new user")
 	add.Flags().BoolVar(&fromStdin, "password-stdin", false, "read the password from standard input")
 	cmd.AddCommand(add)
+	cmd.AddCommand(e.userLifecycleCmds()...)
 	return cmd
 }
 

@@ -3,6 +3,10 @@
 //
 //	latch serve                  run the auth server (embedded SQLite in ./latch-data)
 //	latch user add               create a user
+//	latch user list|show         list users, or show one with its sessions
+//	latch user lock|unlock       lock (revoking every session) or unlock a user
+//	latch user delete            delete a user (--yes)
+//	latch user reset-link        print a password-reset link for support staff
 //	latch client add|list        register or list OAuth clients
 //	latch keys list|rotate       inspect or rotate the signing-key ring
 //	latch migrate                apply the store's schema migrations

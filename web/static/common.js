@@ -195,6 +195,7 @@ export function errorMessage(err, { action = 'sign in' } = {}) {
     case 'invalid_credentials':
       return 'That email and password combination is not right. Check both and try again.';
     case 'account_locked':
+      if (!wait && err.message && !err.message.startsWith('too many')) return 'This account is locked. Reset your password if you were asked to, or contact support.';
       return wait
         ? `This account is temporarily locked after too many failed sign-in attempts. Try again in ${formatWait(wait)}.`
         : 'This account is temporarily locked after too many failed sign-in attempts. Try again later.';
@@ -207,6 +208,10 @@ export function errorMessage(err, { action = 'sign in' } = {}) {
       return wait
         ? `The server is busy. Try again in ${formatWait(wait)}.`
         : 'The server is busy. Try again in a moment.';
+    case 'email_not_verified':
+      return 'Verify your email address first: follow the link in the email we sent you.';
+    case 'invalid_link':
+      return 'This link is invalid, expired or already used. Ask for a new one.';
     case 'registration_disabled':
       return 'New accounts cannot be created on this server. Ask an administrator for an account.';
     case 'weak_password':
