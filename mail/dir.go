@@ -21,16 +21,14 @@ type Dir struct {
 	log *slog.Logger
 }
 
-// NewDir returns a development outbox writing into dir, created (0700) if
-// needed. log receives one line per message; nil means slog.Default().
-func NewDir(dir string, log *slog.Logger) (*Dir, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("mail: outbox directory: %w", err)
-	}
+// NewDir returns a development outbox writing into dir, which the first
+// message creates (0700) if needed. log receives one line per message;
+// nil means slog.Default().
+func NewDir(dir string, log *slog.Logger) *Dir {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Dir{dir: dir, log: log}, nil
+	return &Dir{dir: dir, log: log}
 }
 
 // Path is the directory written to.
@@ -47,6 +45,9 @@ func (d *Dir) Send(ctx context.Context, m Message) error {
 		return err
 	}
 	name := fileName(m.ID)
+	if err := os.MkdirAll(d.dir, 0o700); err != nil {
+		return fmt.Errorf("mail: outbox directory: %w", err)
+	}
 	tmp, err := os.CreateTemp(d.dir, ".tmp-*.eml")
 	if err != nil {
 		return fmt.Errorf("mail: outbox directory: %w", err)

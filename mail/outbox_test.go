@@ -10,6 +10,7 @@ import (
 
 	"github.com/latchauth/latch"
 	"github.com/latchauth/latch/mail"
+	"github.com/latchauth/latch/mail/mailtest"
 	"github.com/latchauth/latch/outbox"
 	"github.com/latchauth/latch/sqlite"
 )
@@ -36,7 +37,7 @@ func (c *clock) Add(d time.Duration) {
 // from one to the other.
 type rig struct {
 	st    *sqlite.Store
-	sink  *sink
+	sink  *mailtest.Sink
 	clock *clock
 	h     *mail.Handler
 }
@@ -48,7 +49,7 @@ func newRig(t *testing.T) *rig {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	s := startSink(t)
+	s := mailtest.Start(t)
 	return &rig{st: st, sink: s, clock: &clock{now: time.Now().UTC().Truncate(time.Second)}, h: handler(t, smtpSender(t, s.URL()))}
 }
 
@@ -108,7 +109,7 @@ func TestOutboxDeliversOnceAfterFailures(t *testing.T) {
 	m := r.enqueue(t)
 	var mu sync.Mutex
 	replies := map[string][]string{"MAIL": {"421 4.3.2 shutting down"}, "END": {"451 4.3.0 queue full"}}
-	r.sink.setFail(func(step string) string {
+	r.sink.SetFail(func(step string) string {
 		mu.Lock()
 		defer mu.Unlock()
 		if q := replies[step]; len(q) > 0 {
@@ -137,7 +138,7 @@ func TestOutboxDeliversOnceAfterFailures(t *testing.T) {
 	}
 	want := "<" + mail.MessageID(latch.OutboxMessage{ID: 1, CreatedAt: m.CreatedAt}, "auth.example.com") + ">"
 	for _, d := range data {
-		if id := header(d, "Message-ID"); id != want {
+		if id := mailtest.Header(d, "Message-ID"); id != want {
 			t.Errorf("Message-ID %q, want %q on every attempt", id, want)
 		}
 	}
@@ -179,7 +180,7 @@ func TestOutboxRestartDelivers(t *testing.T) {
 func TestOutboxGivesUpOnRejectedRecipient(t *testing.T) {
 	r := newRig(t)
 	r.enqueue(t)
-	r.sink.setFail(func(step string) string {
+	r.sink.SetFail(func(step string) string {
 		if step == "RCPT" {
 			return "550 5.1.1 no such user"
 		}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/latchauth/latch"
 	"github.com/latchauth/latch/mail"
+	"github.com/latchauth/latch/mail/mailtest"
 	"github.com/latchauth/latch/outbox"
 )
 
@@ -106,11 +107,7 @@ func handler(t *testing.T, s mail.Sender) *mail.Handler {
 func TestDirWritesEML(t *testing.T) {
 	var logs syncBuffer
 	dir := filepath.Join(t.TempDir(), "outbox")
-	d, err := mail.NewDir(dir, slog.New(slog.NewTextHandler(&logs, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := handler(t, d)
+	h := handler(t, mail.NewDir(dir, slog.New(slog.NewTextHandler(&logs, nil))))
 	m := resetMessage(42)
 	for range 2 { // a duplicate delivery
 		if err := h.Deliver(context.Background(), m); err != nil {
@@ -134,7 +131,7 @@ func TestDirWritesEML(t *testing.T) {
 		"From": `"Latch" <no-reply@auth.example.com>`, "To": "<kate@example.com>", "Subject": "Reset your password",
 		"Message-ID": "<" + wantID + ">", "Auto-Submitted": "auto-generated", "Date": "Mon, 30 Nov 2026 13:00:00 +0000",
 	} {
-		if got := header(string(raw), name); got != want {
+		if got := mailtest.Header(string(raw), name); got != want {
 			t.Errorf("%s: %q, want %q", name, got, want)
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/latchauth/latch/mail"
+	"github.com/latchauth/latch/mail/mailtest"
 	"github.com/latchauth/latch/outbox"
 )
 
@@ -29,7 +30,7 @@ func testMessage() mail.Message {
 // TestSMTPSends: a message reaches the server with its Message-ID and both
 // bodies.
 func TestSMTPSends(t *testing.T) {
-	s := startSink(t)
+	s := mailtest.Start(t)
 	if err := smtpSender(t, s.URL()).Send(context.Background(), testMessage()); err != nil {
 		t.Fatal(err)
 	}
@@ -37,7 +38,7 @@ func TestSMTPSends(t *testing.T) {
 	if len(got) != 1 {
 		t.Fatalf("%d messages accepted", len(got))
 	}
-	if id := header(got[0], "Message-ID"); id != "<latch.1.abc@auth.example.com>" {
+	if id := mailtest.Header(got[0], "Message-ID"); id != "<latch.1.abc@auth.example.com>" {
 		t.Errorf("Message-ID %q", id)
 	}
 	text, html := bodies(t, got[0])
@@ -62,8 +63,8 @@ func TestSMTPFailures(t *testing.T) {
 		{"END", "554 5.6.0 message refused", true},
 	} {
 		t.Run(tc.step+" "+tc.reply[:3], func(t *testing.T) {
-			s := startSink(t)
-			s.setFail(func(step string) string {
+			s := mailtest.Start(t)
+			s.SetFail(func(step string) string {
 				if step == tc.step {
 					return tc.reply
 				}
@@ -96,7 +97,7 @@ func TestSMTPFailures(t *testing.T) {
 // STARTTLS gets no message (and the failure is retryable: a configuration
 // to fix).
 func TestSMTPRequiresSTARTTLS(t *testing.T) {
-	s := startSink(t)
+	s := mailtest.Start(t)
 	err := smtpSender(t, strings.TrimSuffix(s.URL(), "?starttls=off")).Send(context.Background(), testMessage())
 	if err == nil || outbox.IsPermanent(err) {
 		t.Fatalf("err %v; want a retryable error", err)
@@ -109,8 +110,8 @@ func TestSMTPRequiresSTARTTLS(t *testing.T) {
 // TestSMTPNoPasswordInCleartext: with credentials and STARTTLS off, a
 // server offering only PLAIN and LOGIN never receives the password.
 func TestSMTPNoPasswordInCleartext(t *testing.T) {
-	s := startSink(t)
-	s.ehlo = []string{"8BITMIME", "AUTH PLAIN LOGIN"}
+	s := mailtest.Start(t)
+	s.Extensions("8BITMIME", "AUTH PLAIN LOGIN")
 	u := strings.Replace(s.URL(), "smtp://", "smtp://kate:hunter2@", 1)
 	err := smtpSender(t, u).Send(context.Background(), testMessage())
 	if err == nil || strings.Contains(err.Error(), "hunter2") {

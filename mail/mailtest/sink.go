@@ -1,4 +1,6 @@
-package mail_test
+// Package mailtest provides an SMTP server for tests: a sink on 127.0.0.1
+// that records what it receives and can be told to fail.
+package mailtest
 
 import (
 	"bufio"
@@ -10,11 +12,12 @@ import (
 	"testing"
 )
 
-// sink is a small SMTP server on 127.0.0.1 for the tests: it speaks enough
-// ESMTP for go-mail (EHLO, MAIL, RCPT, DATA, RSET, NOOP, QUIT), offers no
-// STARTTLS, and records what it receives. fail, if set, may answer a step
-// with an error reply instead of success.
-type sink struct {
+// Sink is a small SMTP server on 127.0.0.1: it speaks enough ESMTP for an
+// SMTP client (EHLO, MAIL, RCPT, DATA, RSET, NOOP, QUIT), offers no
+// STARTTLS and no AUTH unless told (Extensions), and records what it
+// receives. A failure function may answer a step with an error reply
+// instead of success.
+type Sink struct {
 	ln net.Listener
 	wg sync.WaitGroup
 
@@ -23,7 +26,8 @@ type sink struct {
 	// after the data) or "" for success.
 	fail func(step string) string
 	// ehlo is the extension list offered after the greeting line.
-	ehlo []string
+	ehlo  []string
+	conns map[net.Conn]bool
 	// data are the messages whose data the sink read, accepted or not;
 	// accepted those it answered 250.
 	data, accepted []string
@@ -31,38 +35,66 @@ type sink struct {
 	commands []string
 }
 
-// startSink starts a sink; the test's cleanup stops it.
-func startSink(t *testing.T) *sink {
+// Start starts a sink; the test's cleanup stops it, closing any
+// connection a client left open.
+func Start(t testing.TB) *Sink {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &sink{ln: ln, ehlo: []string{"8BITMIME", "ENHANCEDSTATUSCODES"}}
+	s := &Sink{ln: ln, ehlo: []string{"8BITMIME", "ENHANCEDSTATUSCODES"}, conns: map[net.Conn]bool{}}
 	s.wg.Go(func() {
 		for {
 			c, err := ln.Accept()
 			if err != nil {
 				return
 			}
-			s.wg.Go(func() { s.serve(c) })
+			s.mu.Lock()
+			s.conns[c] = true
+			s.mu.Unlock()
+			s.wg.Go(func() {
+				s.serve(c)
+				s.mu.Lock()
+				delete(s.conns, c)
+				s.mu.Unlock()
+			})
 		}
 	})
-	t.Cleanup(func() { ln.Close(); s.wg.Wait() })
+	t.Cleanup(func() {
+		ln.Close()
+		s.mu.Lock()
+		for c := range s.conns {
+			c.Close()
+		}
+		s.mu.Unlock()
+		s.wg.Wait()
+	})
 	return s
 }
 
-// URL is the sink's smtp_url (cleartext: the sink offers no STARTTLS).
-func (s *sink) URL() string { return "smtp://" + s.ln.Addr().String() + "?starttls=off" }
+// Extensions replaces the ESMTP extensions offered after EHLO (by default
+// 8BITMIME and ENHANCEDSTATUSCODES), such as "AUTH PLAIN LOGIN".
+func (s *Sink) Extensions(ext ...string) {
+	s.mu.Lock()
+	s.ehlo = ext
+	s.mu.Unlock()
+}
 
-// setFail replaces the failure function.
-func (s *sink) setFail(f func(step string) string) {
+// URL is the sink's smtp_url (cleartext: the sink offers no STARTTLS).
+func (s *Sink) URL() string { return "smtp://" + s.ln.Addr().String() + "?starttls=off" }
+
+// SetFail replaces the failure function: f returns, for a step ("MAIL",
+// "RCPT", "DATA", or "END" after the data was read), the reply to give
+// instead of success ("451 4.3.0 try later"), or "" for success. nil
+// fails nothing.
+func (s *Sink) SetFail(f func(step string) string) {
 	s.mu.Lock()
 	s.fail = f
 	s.mu.Unlock()
 }
 
-func (s *sink) failing(step string) string {
+func (s *Sink) failing(step string) string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.fail == nil {
@@ -72,27 +104,27 @@ func (s *sink) failing(step string) string {
 }
 
 // Accepted returns the messages accepted so far.
-func (s *sink) Accepted() []string {
+func (s *Sink) Accepted() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return append([]string(nil), s.accepted...)
 }
 
 // Data returns the data of every message received, accepted or not.
-func (s *sink) Data() []string {
+func (s *Sink) Data() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return append([]string(nil), s.data...)
 }
 
 // Commands returns every command verb received.
-func (s *sink) Commands() []string {
+func (s *Sink) Commands() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return append([]string(nil), s.commands...)
 }
 
-func (s *sink) serve(c net.Conn) {
+func (s *Sink) serve(c net.Conn) {
 	defer c.Close()
 	tp := textproto.NewConn(c)
 	reply := func(lines ...string) bool {
@@ -120,15 +152,18 @@ func (s *sink) serve(c net.Conn) {
 		var ok bool
 		switch verb {
 		case "EHLO":
+			s.mu.Lock()
+			ehlo := append([]string(nil), s.ehlo...)
+			s.mu.Unlock()
 			lines := []string{"250-sink"}
-			for i, e := range s.ehlo {
+			for i, e := range ehlo {
 				sep := "-"
-				if i == len(s.ehlo)-1 {
+				if i == len(ehlo)-1 {
 					sep = " "
 				}
 				lines = append(lines, "250"+sep+e)
 			}
-			if len(s.ehlo) == 0 {
+			if len(ehlo) == 0 {
 				lines = []string{"250 sink"}
 			}
 			ok = reply(lines...)
@@ -190,8 +225,8 @@ func (s *sink) serve(c net.Conn) {
 	}
 }
 
-// header returns the value of header name in the raw message, or "".
-func header(raw, name string) string {
+// Header returns the value of header name in the raw message, or "".
+func Header(raw, name string) string {
 	r := textproto.NewReader(bufio.NewReader(strings.NewReader(raw)))
 	h, _ := r.ReadMIMEHeader()
 	return h.Get(name)
