@@ -385,6 +385,17 @@ func TestMailSettings(t *testing.T) {
 	if c.Mail.From != "Latch <no-reply@auth.example.com>" {
 		t.Errorf("mail.from %q", c.Mail.From)
 	}
+	for iss, want := range map[string]string{
+		"http://[::1]:8080":     "Latch <no-reply@[::1]>",
+		"http://127.0.0.1:8080": "Latch <no-reply@[127.0.0.1]>",
+		"http://localhost:8080": "Latch <no-reply@localhost>",
+	} {
+		c := valid()
+		c.Issuer = iss
+		if err := c.Validate(); err != nil || c.Mail.From != want {
+			t.Errorf("issuer %s: mail.from %q (%v), want %q", iss, c.Mail.From, err, want)
+		}
+	}
 	_, err := Load("", []string{"LATCH_DATA_DIR=/var/lib/latch", "LATCH_MAIL_SMTP_URL=smtp://kate:hunter2-sekrit@mx.example.com?tls=skip"}, nil)
 	if err == nil || !strings.Contains(err.Error(), "mail.smtp_url (from LATCH_MAIL_SMTP_URL)") || strings.Contains(err.Error(), "hunter2-sekrit") {
 		t.Fatalf("error %v: want it to name LATCH_MAIL_SMTP_URL and hide the password", err)

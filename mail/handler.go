@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"net/url"
 
 	"github.com/latchauth/latch"
@@ -56,18 +57,28 @@ func NewHandler(cfg HandlerConfig) (*Handler, error) {
 	if from, err = ParseAddress(from); err != nil {
 		return nil, err
 	}
-	u, _ := url.Parse(cfg.Issuer) // parsed by NewTemplates
-	return &Handler{sender: cfg.Sender, templates: t, from: from, host: u.Hostname()}, nil
+	return &Handler{sender: cfg.Sender, templates: t, from: from, host: mailHost(cfg.Issuer)}, nil
 }
 
 // DefaultFrom is the sender address when none is configured:
-// "Latch <no-reply@HOST>", HOST the issuer's host name.
+// "Latch <no-reply@HOST>", HOST the issuer's host name (an IP address in
+// brackets, as a domain literal).
 func DefaultFrom(issuer string) string {
-	host := "localhost"
-	if u, err := url.Parse(issuer); err == nil && u.Hostname() != "" {
-		host = u.Hostname()
+	return "Latch <no-reply@" + mailHost(issuer) + ">"
+}
+
+// mailHost is the issuer's host name as the right-hand side of an address
+// or a Message-ID: a name as it is, an IP address in brackets
+// ("[2001:db8::1]"), "localhost" if the issuer has none.
+func mailHost(issuer string) string {
+	u, err := url.Parse(issuer)
+	if err != nil || u.Hostname() == "" {
+		return "localhost"
 	}
-	return "Latch <no-reply@" + host + ">"
+	if a, err := netip.ParseAddr(u.Hostname()); err == nil {
+		return "[" + a.WithZone("").String() + "]"
+	}
+	return u.Hostname()
 }
 
 // Templates returns the handler's templates.
