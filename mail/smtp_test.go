@@ -154,3 +154,22 @@ func TestParseSMTPURL(t *testing.T) {
 		}
 	}
 }
+
+// TestSMTPAcceptedThenDropped: a server that accepted the message and then
+// dropped the connection (no reply to RSET or QUIT) has the message: the
+// send succeeds, so that the outbox does not send it again.
+func TestSMTPAcceptedThenDropped(t *testing.T) {
+	s := mailtest.Start(t)
+	s.SetFail(func(step string) string {
+		if step == "RSET" || step == "QUIT" {
+			return mailtest.Drop
+		}
+		return ""
+	})
+	if err := smtpSender(t, s.URL()).Send(context.Background(), testMessage()); err != nil {
+		t.Fatalf("send: %v; the message was accepted", err)
+	}
+	if len(s.Accepted()) != 1 {
+		t.Fatalf("%d accepted", len(s.Accepted()))
+	}
+}

@@ -190,10 +190,14 @@ func selfSigned(t testing.TB) (*tls.Config, *x509.CertPool) {
 	return &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}, MinVersion: tls.VersionTLS12}, pool
 }
 
+// Drop, returned by a failure function for "RSET" or "QUIT", closes the
+// connection without a reply.
+const Drop = "drop"
+
 // SetFail replaces the failure function: f returns, for a step ("MAIL",
 // "RCPT", "DATA", or "END" after the data was read), the reply to give
-// instead of success ("451 4.3.0 try later"), or "" for success. nil
-// fails nothing.
+// instead of success ("451 4.3.0 try later"), or "" for success; for
+// "RSET" and "QUIT" it may return Drop. nil fails nothing.
 func (s *Sink) SetFail(f func(step string) string) {
 	s.mu.Lock()
 	s.fail = f
@@ -283,6 +287,9 @@ func (s *Sink) serve(c net.Conn) {
 		case "HELO", "NOOP":
 			ok = reply("250 2.0.0 ok")
 		case "RSET":
+			if s.failing("RSET") == Drop {
+				return
+			}
 			rcpt = false
 			ok = reply("250 2.0.0 ok")
 		case "STARTTLS":
@@ -366,6 +373,9 @@ func (s *Sink) serve(c net.Conn) {
 			rcpt = false
 			ok = reply("250 2.0.0 queued")
 		case "QUIT":
+			if s.failing("QUIT") == Drop {
+				return
+			}
 			reply("221 2.0.0 bye")
 			return
 		default:
