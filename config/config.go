@@ -18,6 +18,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/latchauth/latch/keys"
+	"github.com/latchauth/latch/mail"
 	"github.com/latchauth/latch/secret"
 )
 
@@ -83,6 +84,12 @@ type Config struct {
 		MaxConcurrent int      `yaml:"max_concurrent" doc:"password hashes computed at once; 0 means one per CPU"`
 		MaxWait       Duration `yaml:"max_wait" doc:"how long a sign-in waits for a hashing slot before 503"`
 	} `yaml:"password"`
+	Mail struct {
+		// SMTPURL is the SMTP server; it may hold a password, so it is
+		// never logged or echoed (errors show it redacted).
+		SMTPURL string `yaml:"smtp_url" doc:"SMTP server: smtp://user:pass@host:587 (STARTTLS required; ?starttls=off only for a local sink) or smtps://user:pass@host:465; empty: write each email as an .eml file into DATA_DIR/outbox (development)" secret:"true"`
+		From    string `yaml:"from" doc:"sender of the emails; default Latch <no-reply@ISSUER_HOST>"`
+	} `yaml:"mail"`
 	Metrics struct {
 		Addr  string `yaml:"addr" doc:"serve /metrics on this HOST:PORT instead of the main listener; empty: on the main listener"`
 		Token string `yaml:"token" doc:"require Authorization: Bearer TOKEN to read /metrics (at least 32 characters); empty: none" secret:"true"`
@@ -490,6 +497,22 @@ func (c *Config) validateMetrics(bad func(key, format string, a ...any)) {
 	}
 }
 
+// validateMail checks the mail settings and fills the default sender
+// from the issuer. No error echoes the SMTP password.
+func (c *Config) validateMail(bad func(key, format string, a ...any)) {
+	if c.Mail.SMTPURL != "" {
+		if _, err := mail.ParseSMTPURL(c.Mail.SMTPURL); err != nil {
+			bad("mail.smtp_url", "%s", err)
+		}
+	}
+	if c.Mail.From == "" {
+		c.Mail.From = mail.DefaultFrom(c.Issuer)
+	}
+	if _, err := mail.ParseAddress(c.Mail.From); err != nil {
+		bad("mail.from", "%q is not an email address such as \"Latch <no-reply@example.com>\"", c.Mail.From)
+	}
+}
+
 func validRedisPrefix(p string) bool {
 	if p == "" || len(p) > 64 {
 		return false
@@ -652,6 +675,7 @@ func (c *Config) validate(origins map[string]origin) error {
 		bad("password.max_wait", "%s must be between 0 and 1m", show("password.max_wait", c.Password.MaxWait))
 	}
 	c.validateMetrics(bad)
+	c.validateMail(bad)
 	if !validRedisPrefix(c.RedisPrefix) {
 		bad("redis_prefix", "%q must be 1 to 64 letters, digits, '-', '_', '.' or ':'", c.RedisPrefix)
 	}

@@ -3,6 +3,7 @@ package config
 import (
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -91,6 +92,13 @@ func TestValidateRejects(t *testing.T) {
 		{"redis_prefix too long", "redis_prefix", func(c *Config) { c.RedisPrefix = strings.Repeat("p", 65) }},
 		{"log level unknown", "log.level", func(c *Config) { c.Log.Level = "trace" }},
 		{"log format unknown", "log.format", func(c *Config) { c.Log.Format = "xml" }},
+		{"smtp_url http", "mail.smtp_url", func(c *Config) { c.Mail.SMTPURL = "http://mx.example.com" }},
+		{"smtp_url no host", "mail.smtp_url", func(c *Config) { c.Mail.SMTPURL = "smtp://" }},
+		{"smtp_url starttls on", "mail.smtp_url", func(c *Config) { c.Mail.SMTPURL = "smtp://mx.example.com?starttls=on" }},
+		{"smtps with starttls=off", "mail.smtp_url", func(c *Config) { c.Mail.SMTPURL = "smtps://mx.example.com?starttls=off" }},
+		{"mail.from not an address", "mail.from", func(c *Config) { c.Mail.From = "Latch" }},
+		{"mail.from two addresses", "mail.from", func(c *Config) { c.Mail.From = "a@example.com, b@example.com" }},
+		{"mail.from header injection", "mail.from", func(c *Config) { c.Mail.From = "a@example.com\r\nBcc: b@example.com" }},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -152,6 +160,10 @@ func TestValidateAccepts(t *testing.T) {
 		{"log debug json", func(c *Config) { c.Log.Level, c.Log.Format = "debug", "json" }},
 		{"log warn", func(c *Config) { c.Log.Level = "warn" }},
 		{"log error", func(c *Config) { c.Log.Level = "error" }},
+		{"smtp_url STARTTLS with credentials", func(c *Config) { c.Mail.SMTPURL = "smtp://u%40x:p%3Aw@mx.example.com:587" }},
+		{"smtp_url implicit TLS", func(c *Config) { c.Mail.SMTPURL = "smtps://mx.example.com" }},
+		{"smtp_url local sink", func(c *Config) { c.Mail.SMTPURL = "smtp://127.0.0.1:1025?starttls=off" }},
+		{"mail.from bare address", func(c *Config) { c.Mail.From = "security@example.com" }},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -358,5 +370,43 @@ func TestDurationString(t *testing.T) {
 		if err != nil || back.D() != d {
 			t.Errorf("ParseDuration(%q) = %v, %v", got, back, err)
 		}
+	}
+}
+
+// TestMailSettings: the sender defaults to no-reply at the issuer's host,
+// and an smtp_url refused from the environment names the variable without
+// echoing the password.
+func TestMailSettings(t *testing.T) {
+	c := valid()
+	c.Issuer = "https://auth.example.com:8443"
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if c.Mail.From != "Latch <no-reply@auth.example.com>" {
+		t.Errorf("mail.from %q", c.Mail.From)
+	}
+	for iss, want := range map[string]string{
+		"http://[::1]:8080":     "Latch <no-reply@[::1]>",
+		"http://127.0.0.1:8080": "Latch <no-reply@[127.0.0.1]>",
+		"http://localhost:8080": "Latch <no-reply@localhost>",
+	} {
+		c := valid()
+		c.Issuer = iss
+		if err := c.Validate(); err != nil || c.Mail.From != want {
+			t.Errorf("issuer %s: mail.from %q (%v), want %q", iss, c.Mail.From, err, want)
+		}
+	}
+	_, err := Load("", []string{"LATCH_DATA_DIR=/var/lib/latch", "LATCH_MAIL_SMTP_URL=smtp://kate:hunter2-sekrit@mx.example.com?tls=skip"}, nil)
+	if err == nil || !strings.Contains(err.Error(), "mail.smtp_url (from LATCH_MAIL_SMTP_URL)") || strings.Contains(err.Error(), "hunter2-sekrit") {
+		t.Fatalf("error %v: want it to name LATCH_MAIL_SMTP_URL and hide the password", err)
+	}
+	var f reflect.StructField
+	Walk(&c, func(key string, _ reflect.Value, sf reflect.StructField) {
+		if key == "mail.smtp_url" {
+			f = sf
+		}
+	})
+	if f.Tag.Get("secret") != "true" {
+		t.Error("mail.smtp_url is not marked secret")
 	}
 }

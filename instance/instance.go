@@ -30,6 +30,7 @@ import (
 	"github.com/latchauth/latch/backchannel"
 	"github.com/latchauth/latch/config"
 	"github.com/latchauth/latch/keys"
+	"github.com/latchauth/latch/mail"
 	"github.com/latchauth/latch/oidc"
 	"github.com/latchauth/latch/outbox"
 	"github.com/latchauth/latch/password"
@@ -80,9 +81,10 @@ type Instance struct {
 	Demo *Demo
 	// KEKCreated is true when this start generated the key-encryption key.
 	KEKCreated bool
-	// Outbox delivers the durable outbox (back-channel logout tokens);
-	// Start runs it. Call Notify after enqueueing (ending an SSO session)
-	// so that the message goes out at once rather than at the next poll.
+	// Outbox delivers the durable outbox (back-channel logout tokens,
+	// emails); Start runs it. Call Notify after enqueueing (ending an SSO
+	// session, an email) so that the message goes out at once rather than
+	// at the next poll.
 	Outbox *outbox.Worker
 
 	log *slog.Logger
@@ -546,15 +548,44 @@ func newOutbox(cfg config.Config, st latch.Store, ring *keys.Ring, reg prometheu
 	if err != nil {
 		return nil, fmt.Errorf("back-channel logout: %w", err)
 	}
+	mailer, err := newMailer(cfg, log)
+	if err != nil {
+		return nil, err
+	}
 	w, err := outbox.New(outbox.Config{
 		Store:    st,
-		Handlers: map[string]outbox.Handler{latch.OutboxBackchannelLogout: bcl},
+		Handlers: map[string]outbox.Handler{latch.OutboxBackchannelLogout: bcl, latch.OutboxEmail: mailer},
 		Now:      now, Log: log, Registry: reg,
 	})
 	if err != nil {
 		return nil, err
 	}
 	return w, nil
+}
+
+// newMailer returns the deliverer of outbox emails: through the SMTP
+// server of mail.smtp_url, or, without one, into the development outbox
+// DATA_DIR/outbox (one .eml file per message). It says which at start,
+// never with the URL's password.
+func newMailer(cfg config.Config, log *slog.Logger) (*mail.Handler, error) {
+	var sender mail.Sender
+	if cfg.Mail.SMTPURL != "" {
+		sc, err := mail.ParseSMTPURL(cfg.Mail.SMTPURL)
+		if err != nil {
+			return nil, fmt.Errorf("mail.smtp_url: %w", err)
+		}
+		sender = mail.NewSMTP(sc, mail.SMTPOptions{})
+		log.Info("mail: sending through SMTP", "server", sc.Addr(), "security", sc.Security(), "from", cfg.Mail.From)
+	} else {
+		dir := filepath.Join(cfg.DataDir, "outbox")
+		sender = mail.NewDir(dir, log)
+		log.Info("mail: no mail.smtp_url; emails are written as .eml files into the development outbox, not sent", "dir", dir)
+	}
+	h, err := mail.NewHandler(mail.HandlerConfig{Sender: sender, Issuer: cfg.Issuer, From: cfg.Mail.From})
+	if err != nil {
+		return nil, fmt.Errorf("mail: %w", err)
+	}
+	return h, nil
 }
 
 // warnCleartext warns when the issuer is http and either names a host
