@@ -31,7 +31,7 @@ var ErrBadData = errors.New("mail: bad template data")
 var required = map[string][]string{
 	"verify_email":     {"link", "expires_in"},
 	"reset_password":   {"link", "expires_in"},
-	"password_changed": {"when", "ip", "user_agent"},
+	"password_changed": {"when"},
 }
 
 // maxValue is the longest data value shown, in runes; longer ones (a user
@@ -117,6 +117,13 @@ func (t *Templates) Render(name, to string, data map[string]string) (Rendered, e
 			continue
 		}
 		view[k] = clean(v)
+	}
+	// Facts that may be unknown (a change made from the command line
+	// has no address or browser) are said to be unknown, not refused.
+	for _, k := range []string{"ip", "user_agent"} {
+		if strings.TrimSpace(view[k]) == "" {
+			view[k] = "unknown"
+		}
 	}
 	for _, k := range required[name] {
 		if strings.TrimSpace(view[k]) == "" {

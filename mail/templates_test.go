@@ -137,3 +137,16 @@ func TestRenderRefuses(t *testing.T) {
 		t.Errorf("absolute link on the issuer: %q, %v", got, err)
 	}
 }
+
+// TestPasswordChangedFromNowhere: a change with no known address or
+// browser (made from the command line) is still told, saying "unknown",
+// rather than refused and lost.
+func TestPasswordChangedFromNowhere(t *testing.T) {
+	r, err := templates(t).Render("password_changed", "kate@example.com", map[string]string{"when": "30 November 2026, 13:54 UTC"})
+	if err != nil {
+		t.Fatalf("Render: %v", err)
+	}
+	if !strings.Contains(r.Text, "IP address: unknown") || !strings.Contains(r.Text, "Browser: unknown") {
+		t.Errorf("text does not say the address and browser are unknown:\n%s", r.Text)
+	}
+}
