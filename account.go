@@ -71,8 +71,10 @@ type AccountStore interface {
 	// address keeps its first EmailVerifiedAt.
 	VerifyEmail(ctx context.Context, userID, email string, at time.Time) error
 	// LockUser sets LockedAt (at) and LockReason of the user; a locked
-	// user keeps its first LockedAt, and takes the new reason.
-	// ErrNotFound if there is no such user.
+	// user keeps its first LockedAt, and takes the new reason unless it
+	// is locked by an operator (LockReasonAdmin): a lock that a reset may
+	// lift never replaces one it may not. ErrNotFound if there is no such
+	// user.
 	LockUser(ctx context.Context, userID, reason string, at time.Time) error
 	// UnlockUser clears LockedAt and LockReason. If reason is not empty,
 	// only a lock with that reason is lifted: ErrConflict if the user is

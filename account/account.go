@@ -381,6 +381,12 @@ func (s *Service) ResetPassword(ctx context.Context, token, pw string, c auth.De
 	if err := password.Check(pw, u.Email); err != nil {
 		return nil, err
 	}
+	// Every session goes before the password changes: a crash between the
+	// two leaves the old password and no session (ask again), never the
+	// new password with an intruder's sessions alive.
+	if err := s.auth.LogoutAll(ctx, u.ID, c); err != nil {
+		return nil, fmt.Errorf("account: revoke sessions before reset: %w", err)
+	}
 	if err := s.store.SetPasswordHash(ctx, u.ID, hash, now); err != nil {
 		return nil, fmt.Errorf("account: set password: %w", err)
 	}
@@ -396,9 +402,6 @@ func (s *Service) ResetPassword(ctx context.Context, token, pw string, c auth.De
 			s.event(ctx, &latch.Event{Type: latch.EventAccountUnlocked, UserID: u.ID, IP: c.IP, UserAgent: c.UserAgent,
 				Detail: map[string]string{"by": "password_reset"}})
 		}
-	}
-	if err := s.auth.LogoutAll(ctx, u.ID, c); err != nil {
-		return nil, fmt.Errorf("account: revoke sessions after reset: %w", err)
 	}
 	s.event(ctx, &latch.Event{Type: latch.EventPasswordReset, UserID: u.ID, IP: c.IP, UserAgent: c.UserAgent})
 	s.notifyChanged(ctx, u, now, c)

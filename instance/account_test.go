@@ -11,13 +11,15 @@ import (
 	"time"
 
 	"github.com/latchauth/latch"
+	"github.com/latchauth/latch/account"
 	"github.com/latchauth/latch/auth"
 	"github.com/latchauth/latch/config"
 	"github.com/latchauth/latch/verifier"
 )
 
 // mailbox reads the emails a harness enqueued in its outbox (no worker
-// runs in the harness: the test claims them itself).
+// runs in the harness: the test claims them itself, and carries out the
+// account requests the worker would).
 type mailbox struct {
 	h   *harness
 	got []latch.EmailMessage
@@ -32,6 +34,14 @@ func (m *mailbox) fetch() []latch.EmailMessage {
 		m.h.t.Fatalf("ClaimOutbox: %v", err)
 	}
 	for _, msg := range msgs {
+		if msg.Kind == account.OutboxRequest {
+			// The worker's other job here: carry out the request, which
+			// enqueues the email (if the account exists) for a later fetch.
+			if err := m.h.in.Account.Deliver(context.Background(), msg); err != nil {
+				m.h.t.Fatalf("deliver %s: %v", msg.Kind, err)
+			}
+			continue
+		}
 		if msg.Kind != latch.OutboxEmail {
 			continue
 		}
@@ -388,7 +398,17 @@ func TestAccountLockedSignIn(t *testing.T) {
 	}
 	expect(t, "sign-in after reset, admin lock", h.do("POST", "/v1/auth/login", jsonBody(map[string]string{"email": addr, "password": "a second password"})), http.StatusForbidden, "account_locked")
 
-	// A reset_required lock is lifted by a reset.
+	// A reset_required lock never replaces an operator's lock...
+	if err := h.in.Account.Lock(ctx, uid, latch.LockReasonResetRequired, auth0()); err != nil {
+		t.Fatal(err)
+	}
+	if u, _ := h.in.Store.UserByID(ctx, uid); u == nil || u.LockReason != latch.LockReasonAdmin {
+		t.Fatalf("a reset_required lock replaced the admin lock: %+v", u)
+	}
+	// ...and, on its own, is lifted by a reset.
+	if err := h.in.Account.Unlock(ctx, uid, auth0()); err != nil {
+		t.Fatal(err)
+	}
 	if err := h.in.Account.Lock(ctx, uid, latch.LockReasonResetRequired, auth0()); err != nil {
 		t.Fatal(err)
 	}

@@ -485,6 +485,7 @@ func wire(ctx context.Context, cfg config.Config, st latch.Store, opt Options) (
 	if err != nil {
 		return nil, err
 	}
+	worker.Handle(account.OutboxRequest, accounts)
 	var proxies []netip.Prefix
 	for _, p := range cfg.TrustedProxies {
 		proxies = append(proxies, netip.MustParsePrefix(p)) // validated by config
@@ -579,7 +580,15 @@ func newMailer(cfg config.Config, log *slog.Logger) (*mail.Handler, error) {
 	} else {
 		dir := filepath.Join(cfg.DataDir, "outbox")
 		sender = mail.NewDir(dir, log)
-		log.Info("mail: no mail.smtp_url; emails are written as .eml files into the development outbox, not sent", "dir", dir)
+		if cfg.Postgres() {
+			// A shared deployment without SMTP: say so loudly, and name no
+			// data directory it does not otherwise use (the outbox
+			// directory is made at the first email, by whichever instance
+			// sends it).
+			log.Warn("mail: no mail.smtp_url; emails are not sent but written as .eml files under data_dir/outbox by the instance that delivers them: set mail.smtp_url")
+		} else {
+			log.Info("mail: no mail.smtp_url; emails are written as .eml files into the development outbox, not sent", "dir", dir)
+		}
 	}
 	h, err := mail.NewHandler(mail.HandlerConfig{Sender: sender, Issuer: cfg.Issuer, From: cfg.Mail.From})
 	if err != nil {

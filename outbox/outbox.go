@@ -273,6 +273,16 @@ func (w *Worker) Notify() {
 	}
 }
 
+// Handle adds the handler of a kind of message. It must be called
+// before Run: a service built after the worker (it wakes the worker, so it
+// needs it first) registers its kinds this way.
+func (w *Worker) Handle(kind string, h Handler) {
+	if w.handlers == nil {
+		w.handlers = map[string]Handler{}
+	}
+	w.handlers[kind] = h
+}
+
 // Run delivers messages until ctx ends: it works through the outbox
 // whenever Notify is called and every Poll, and again at once after a
 // full batch.

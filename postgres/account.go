@@ -75,8 +75,9 @@ func (s *Store) VerifyEmail(ctx context.Context, userID, email string, at time.T
 
 // LockUser locks the account. See latch.AccountStore.
 func (s *Store) LockUser(ctx context.Context, userID, reason string, at time.Time) error {
-	tag, err := s.pool.Exec(ctx, `UPDATE users SET locked_at = coalesce(locked_at, $1), lock_reason = $2, updated_at = $1
-		WHERE id = $3`, ts(at), reason, userID)
+	tag, err := s.pool.Exec(ctx, `UPDATE users SET locked_at = coalesce(locked_at, $1),
+		lock_reason = CASE WHEN locked_at IS NOT NULL AND lock_reason = $4 THEN lock_reason ELSE $2 END, updated_at = $1
+		WHERE id = $3`, ts(at), reason, userID, latch.LockReasonAdmin)
 	if err == nil && tag.RowsAffected() == 0 {
 		err = latch.ErrNotFound
 	}

@@ -1,12 +1,10 @@
 package server
 
 import (
-	"context"
 	"errors"
 	"math"
 	"net/http"
 	"strconv"
-	"time"
 
 	"github.com/latchauth/latch/account"
 	"github.com/latchauth/latch/auth"
@@ -27,8 +25,6 @@ var mailAccepted = map[string]string{
 	"message": "If an account with that email exists, we have sent it an email with a link.",
 }
 
-// afterAnswerTimeout bounds the work done after the answer was sent.
-const afterAnswerTimeout = 10 * time.Second
 
 type emailRequest struct {
 	Email string `json:"email"`
@@ -60,19 +56,21 @@ func rateLimited(w http.ResponseWriter, te *auth.ThrottleError, msg string) {
 // account. Requests are throttled per address and per email alike for
 // every email.
 func (s *Server) forgotPassword(w http.ResponseWriter, r *http.Request) {
-	s.mailRequest(w, r, func(ctx context.Context, addr string) error {
-		return s.account.Forgot(ctx, addr, s.deviceOf(r))
-	})
+	s.mailRequest(w, r, account.RequestForgot)
 }
 
 // resendVerification is forgotPassword for a new verification link.
 func (s *Server) resendVerification(w http.ResponseWriter, r *http.Request) {
-	s.mailRequest(w, r, func(ctx context.Context, addr string) error {
-		return s.account.ResendVerification(ctx, addr)
-	})
+	s.mailRequest(w, r, account.RequestResend)
 }
 
-func (s *Server) mailRequest(w http.ResponseWriter, r *http.Request, send func(ctx context.Context, addr string) error) {
+// mailRequest answers a request for an email about an account that may not
+// exist. It does the same work whether or not it does: it writes the
+// request to the durable outbox (one insert), then answers; the outbox
+// worker looks the account up and sends the email, if any. Neither the
+// answer, nor its timing, nor the store's work before it depends on the
+// account, and a crash after the answer loses nothing.
+func (s *Server) mailRequest(w http.ResponseWriter, r *http.Request, action string) {
 	var req emailRequest
 	if !decode(w, r, &req) {
 		return
@@ -89,13 +87,11 @@ func (s *Server) mailRequest(w http.ResponseWriter, r *http.Request, send func(c
 		s.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusAccepted, mailAccepted)
-	_ = http.NewResponseController(w).Flush()
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), afterAnswerTimeout)
-	defer cancel()
-	if err := send(ctx, req.Email); err != nil {
-		s.log.Error("sending account email failed", "path", r.URL.Path, "err", err)
+	if err := s.account.Request(r.Context(), action, req.Email, s.deviceOf(r)); err != nil {
+		s.fail(w, r, err)
+		return
 	}
+	writeJSON(w, http.StatusAccepted, mailAccepted)
 }
 
 func (s *Server) verifyEmail(w http.ResponseWriter, r *http.Request) {

@@ -81,8 +81,10 @@ func (s *Store) VerifyEmail(ctx context.Context, userID, email string, at time.T
 func (s *Store) LockUser(ctx context.Context, userID, reason string, at time.Time) error {
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE users
-			SET locked_at = CASE WHEN locked_at = 0 THEN ? ELSE locked_at END, lock_reason = ?, updated_at = ?
-			WHERE id = ?`, micros(at), reason, micros(at), userID)
+			SET locked_at = CASE WHEN locked_at = 0 THEN ? ELSE locked_at END,
+				lock_reason = CASE WHEN locked_at <> 0 AND lock_reason = ? THEN lock_reason ELSE ? END,
+				updated_at = ?
+			WHERE id = ?`, micros(at), latch.LockReasonAdmin, reason, micros(at), userID)
 		if err != nil {
 			return err
 		}

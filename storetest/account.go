@@ -184,6 +184,14 @@ func testAccountStates(t *testing.T, s latch.Store) {
 	if err := s.LockUser(ctx, "alice", latch.LockReasonAdmin, t2); err != nil {
 		t.Fatal(err)
 	}
+	// A lock a reset may lift never replaces an operator's.
+	if err := s.LockUser(ctx, "alice", latch.LockReasonResetRequired, t2); err != nil {
+		t.Fatal(err)
+	}
+	if u, _ := s.UserByID(ctx, "alice"); u == nil || u.LockReason != latch.LockReasonAdmin {
+		t.Fatalf("an admin lock after a reset_required lock: %+v, want reason admin", u)
+	}
+	wantErr(t, "UnlockUser(reset_required) of an admin lock", s.UnlockUser(ctx, "alice", latch.LockReasonResetRequired, t2), latch.ErrConflict)
 	if err := s.UnlockUser(ctx, "alice", "", t2); err != nil {
 		t.Errorf("UnlockUser(any reason): %v", err)
 	}
