@@ -25,7 +25,6 @@ var mailAccepted = map[string]string{
 	"message": "If an account with that email exists, we have sent it an email with a link.",
 }
 
-
 type emailRequest struct {
 	Email string `json:"email"`
 }
