@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
@@ -13,7 +12,7 @@ import (
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 
-	"github.com/latchauth/latch/internal/testenv"
+	"github.com/latchauth/latch/internal/browsertest"
 )
 
 // Bounds of the browser's waits: each step, and the browser's whole life.
@@ -21,24 +20,6 @@ const (
 	chromeStep = 20 * time.Second
 	chromeLife = 4 * time.Minute
 )
-
-// chromiumPath finds the browser as e2e/ does (LATCH_CHROMIUM, then
-// /usr/bin/chromium, then chromium on PATH), or ends the test: a skip, or
-// a failure where LATCH_TEST_REQUIRE names "browser".
-func chromiumPath(t *testing.T) string {
-	t.Helper()
-	if p := os.Getenv("LATCH_CHROMIUM"); p != "" {
-		return p
-	}
-	if _, err := os.Stat("/usr/bin/chromium"); err == nil {
-		return "/usr/bin/chromium"
-	}
-	p, err := exec.LookPath("chromium")
-	if err != nil {
-		testenv.Unavailable(t, testenv.Browser, fmt.Errorf("no /usr/bin/chromium and %w", err))
-	}
-	return p
-}
 
 // page is one tab of a headless Chromium started for one test, with a
 // fresh profile. (The cluster's cookie-jar client is called browser.)
@@ -51,41 +32,7 @@ type page struct {
 // test's end closes it.
 func startChrome(t *testing.T) *page {
 	t.Helper()
-	path := chromiumPath(t)
-	life, cancelLife := context.WithTimeout(context.Background(), chromeLife)
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(life,
-		chromedp.ExecPath(path),
-		chromedp.Flag("headless", true),
-		chromedp.Flag("no-sandbox", true),
-		chromedp.Flag("disable-gpu", true),
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("no-first-run", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("window-size", "1280,900"),
-	)
-	ctx, cancel := chromedp.NewContext(allocCtx)
-	started := false
-	t.Cleanup(func() {
-		if started {
-			stop, done := context.WithTimeout(ctx, 10*time.Second)
-			_ = chromedp.Cancel(stop)
-			done()
-		}
-		// Ending the life context kills a browser still there; chromedp's
-		// cancel would wait for ever on one that never started.
-		cancelLife()
-		if started {
-			cancel()
-		}
-		cancelAlloc()
-	})
-	if err := chromedp.Do(ctx); err != nil {
-		testenv.Unavailable(t, testenv.Browser, fmt.Errorf("start %s: %w", path, err))
-	}
-	started = true
-	return &page{t: t, ctx: ctx}
+	return &page{t: t, ctx: browsertest.Start(t, chromeLife)}
 }
 
 // sibling opens another tab in the same browser context: it shares the

@@ -3,16 +3,14 @@ package interop_test
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
 
-	"github.com/latchauth/latch/internal/testenv"
+	"github.com/latchauth/latch/internal/browsertest"
 )
 
 // Bounds of the browser's waits: each step, and the browser's whole life.
@@ -20,24 +18,6 @@ const (
 	stepTimeout    = 20 * time.Second
 	browserTimeout = 3 * time.Minute
 )
-
-// chromiumPath finds the browser as e2e/ does (LATCH_CHROMIUM, then
-// /usr/bin/chromium, then chromium on PATH), or ends the test: a skip, or
-// a failure where LATCH_TEST_REQUIRE names "browser".
-func chromiumPath(t *testing.T) string {
-	t.Helper()
-	if p := os.Getenv("LATCH_CHROMIUM"); p != "" {
-		return p
-	}
-	if _, err := os.Stat("/usr/bin/chromium"); err == nil {
-		return "/usr/bin/chromium"
-	}
-	p, err := exec.LookPath("chromium")
-	if err != nil {
-		testenv.Unavailable(t, testenv.Browser, fmt.Errorf("no /usr/bin/chromium and %w", err))
-	}
-	return p
-}
 
 // tab is a page of a headless Chromium started for one test, with a fresh
 // profile.
@@ -49,40 +29,7 @@ type tab struct {
 // startBrowser starts Chromium for the test; the test's end closes it.
 func startBrowser(t *testing.T) *tab {
 	t.Helper()
-	path := chromiumPath(t)
-	life, cancelLife := context.WithTimeout(context.Background(), browserTimeout)
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(life,
-		chromedp.ExecPath(path),
-		chromedp.Flag("headless", true),
-		chromedp.Flag("no-sandbox", true),
-		chromedp.Flag("disable-gpu", true),
-		chromedp.Flag("no-first-run", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("window-size", "1280,900"),
-	)
-	ctx, cancel := chromedp.NewContext(allocCtx)
-	started := false
-	t.Cleanup(func() {
-		if started {
-			stop, done := context.WithTimeout(ctx, 10*time.Second)
-			_ = chromedp.Cancel(stop)
-			done()
-		}
-		// Ending the life context kills a browser still there; chromedp's
-		// cancel would wait for ever on one that never started.
-		cancelLife()
-		if started {
-			cancel()
-		}
-		cancelAlloc()
-	})
-	if err := chromedp.Do(ctx); err != nil {
-		testenv.Unavailable(t, testenv.Browser, fmt.Errorf("start %s: %w", path, err))
-	}
-	started = true
-	return &tab{t: t, ctx: ctx}
+	return &tab{t: t, ctx: browsertest.Start(t, browserTimeout)}
 }
 
 // do runs steps under the step timeout.
