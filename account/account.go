@@ -384,7 +384,7 @@ func (s *Service) ResetPassword(ctx context.Context, token, pw string, c auth.De
 	// Every session goes before the password changes: a crash between the
 	// two leaves the old password and no session (ask again), never the
 	// new password with an intruder's sessions alive.
-	if err := s.auth.LogoutAll(ctx, u.ID, c); err != nil {
+	if err := s.auth.RevokeUser(ctx, u.ID, "password_reset", c); err != nil {
 		return nil, fmt.Errorf("account: revoke sessions before reset: %w", err)
 	}
 	if err := s.store.SetPasswordHash(ctx, u.ID, hash, now); err != nil {
@@ -495,7 +495,7 @@ func (s *Service) Lock(ctx context.Context, userID, reason string, c auth.Device
 	} else if err != nil {
 		return fmt.Errorf("account: lock: %w", err)
 	}
-	if err := s.auth.LogoutAll(ctx, userID, c); err != nil {
+	if err := s.auth.RevokeUser(ctx, userID, "account_locked", c); err != nil {
 		return fmt.Errorf("account: revoke sessions of locked user: %w", err)
 	}
 	s.event(ctx, &latch.Event{Type: latch.EventAccountLocked, UserID: userID, IP: c.IP, UserAgent: c.UserAgent,
@@ -523,7 +523,7 @@ func (s *Service) Delete(ctx context.Context, userID string, c auth.Device) erro
 	} else if err != nil {
 		return fmt.Errorf("account: load user: %w", err)
 	}
-	if err := s.auth.LogoutAll(ctx, userID, c); err != nil {
+	if err := s.auth.RevokeUser(ctx, userID, "user_deleted", c); err != nil {
 		return fmt.Errorf("account: revoke sessions of deleted user: %w", err)
 	}
 	if err := s.store.DeleteUser(ctx, userID); errors.Is(err, latch.ErrNotFound) {

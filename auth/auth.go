@@ -748,8 +748,16 @@ func (s *Service) revokeSession(ctx context.Context, userID, sessionID, reason s
 // LogoutAll revokes every session of the user and every access token issued
 // to the user before now.
 func (s *Service) LogoutAll(ctx context.Context, userID string, c Device) error {
+	return s.RevokeUser(ctx, userID, "logout_all", c)
+}
+
+// RevokeUser is LogoutAll for a reason the caller names, recorded on every
+// session and SSO session it ends ("password_reset", "account_locked",
+// "user_deleted"), so that the security log and the apps told by
+// back-channel logout can tell why.
+func (s *Service) RevokeUser(ctx context.Context, userID, reason string, c Device) error {
 	now := s.clock()
-	ids, err := s.store.RevokeUser(ctx, userID, "logout_all", now, s.cover(now))
+	ids, err := s.store.RevokeUser(ctx, userID, reason, now, s.cover(now))
 	if err != nil {
 		return fmt.Errorf("auth: revoke user sessions: %w", err)
 	}
@@ -757,7 +765,7 @@ func (s *Service) LogoutAll(ctx context.Context, userID string, c Device) error 
 	s.syncRevocations(ctx)
 	s.notifyOutbox() // the user's SSO sessions ended: back-channel logouts
 	s.event(ctx, &latch.Event{Type: latch.EventLogoutAll, UserID: userID, IP: c.IP, UserAgent: c.UserAgent,
-		Detail: map[string]string{"sessions": fmt.Sprint(len(ids))}})
+		Detail: map[string]string{"sessions": fmt.Sprint(len(ids)), "reason": reason}})
 	return nil
 }
 

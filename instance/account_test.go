@@ -303,6 +303,9 @@ func TestAccountResetRevokes(t *testing.T) {
 	expect(t, "old access token after reset", h.do("GET", "/v1/me", "", bearer(before.str("access_token"))...), http.StatusUnauthorized, "")
 	expect(t, "old refresh token after reset", h.refresh(before.str("refresh_token")), http.StatusUnauthorized, "invalid_grant")
 	expect(t, "old password", h.do("POST", "/v1/auth/login", jsonBody(map[string]string{"email": addr, "password": oldPW})), http.StatusUnauthorized, "invalid_credentials")
+	if sess, err := h.in.Store.Session(context.Background(), before.str("session_id")); err != nil || sess.RevokeReason != "password_reset" {
+		t.Errorf("the session a reset revoked: %+v, %v; want reason password_reset", sess, err)
+	}
 	h.login(addr, newPW)
 	changed := mb.wait(t, addr, "password_changed")
 	if changed.Data["when"] == "" {
