@@ -80,7 +80,9 @@ var newKeyLine = regexp.MustCompile(`new \w+ (?:access )?key (\S+) signs from`)
 // kid of the key it says signs now, if any.
 func (c *cluster) keysCmd(args ...string) (out, newKid string) {
 	c.t.Helper()
-	args = append([]string{"keys"}, append(args, "--data-dir", filepath.Join(c.t.TempDir(), "cli"))...)
+	// The flags go before the arguments: a kid may begin with '-' and
+	// follows "--" (base64url thumbprints do, one in 64).
+	args = append([]string{"keys", args[0], "--data-dir", filepath.Join(c.t.TempDir(), "cli")}, args[1:]...)
 	out, err := c.run("", args...)
 	if err != nil {
 		c.t.Fatalf("latch %s: %v\n%s", strings.Join(args, " "), err, out)
@@ -111,7 +113,7 @@ func TestKeyRevocationAcrossInstances(t *testing.T) {
 	}
 
 	at := time.Now()
-	out, fresh := c.keysCmd("revoke", stolen)
+	out, fresh := c.keysCmd("revoke", "--", stolen)
 	if fresh == "" || fresh == stolen || !strings.Contains(out, "revoked") {
 		t.Fatalf("latch keys revoke of the active key did not rotate:\n%s", out)
 	}

@@ -532,7 +532,7 @@ latch keys revoke KID instead: it also stops trusting the old key.`,
 
 	var vf configFlags
 	revoke := &cobra.Command{
-		Use:   "revoke KID",
+		Use:   "revoke [flags] [--] KID",
 		Short: "Revoke a signing key after a suspected compromise: stop signing with, publishing and trusting it",
 		Long: `Revoke the signing key KID (see latch keys list), for example after its
 private key or the key-encryption key may have leaked. From then on no
@@ -542,7 +542,8 @@ tokens too: running instances apply it within a second or two, at once
 with Redis. If KID is the active key of its family, a new key of that
 family (only) replaces it immediately, so signing goes on; users keep their
 sessions and get tokens of the new key at their next refresh. Revoking a
-key twice announces it again.`,
+key twice announces it again. A KID that begins with '-' goes after '--'
+(latch keys revoke --data-dir DIR -- -ZdD1…).`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ring, st, err := e.openRing(cmd, &vf, keys.NewRing)
@@ -577,6 +578,11 @@ key twice announces it again.`,
 		},
 	}
 	vf.register(revoke.Flags(), false)
+	// A kid is a base64url thumbprint: one in 64 begins with '-', which
+	// reads as a flag. Say how to pass it.
+	revoke.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
+		return fmt.Errorf("%w: %v (a key id that begins with '-' goes after '--': latch keys revoke [flags] -- KID)", errUsage, err)
+	})
 	cmd.AddCommand(list, rotate, revoke)
 	return cmd
 }

@@ -186,7 +186,7 @@ func TestKeysRevoke(t *testing.T) {
 	stolen := onlyKid(t, keyRows(t, out, "access"), "active")
 	idKid := onlyKid(t, keyRows(t, out, "id"), "active")
 
-	out, _, err = run(t, "", nil, "keys", "revoke", stolen, "--data-dir", dir)
+	out, _, err = run(t, "", nil, "keys", "revoke", "--data-dir", dir, "--", stolen)
 	if err != nil || !strings.Contains(out, "revoked EdDSA access key "+stolen) || !strings.Contains(out, "new EdDSA access key") {
 		t.Fatalf("keys revoke of the active key: %q %v", out, err)
 	}
@@ -212,17 +212,20 @@ func TestKeysRevoke(t *testing.T) {
 		t.Fatalf("feed after revoke: %+v %v", feed, err)
 	}
 
-	out, _, err = run(t, "", nil, "keys", "revoke", stolen, "--data-dir", dir)
+	out, _, err = run(t, "", nil, "keys", "revoke", "--data-dir", dir, "--", stolen)
 	if err != nil || !strings.Contains(out, "revoked already") || onlyKid(t, keyRows(t, out, "access"), "active") != fresh {
 		t.Fatalf("revoking again: %q %v", out, err)
 	}
 	// Revoking the id key rotates the id family only.
-	out, _, err = run(t, "", nil, "keys", "revoke", idKid, "--data-dir", dir)
+	out, _, err = run(t, "", nil, "keys", "revoke", "--data-dir", dir, "--", idKid)
 	if err != nil || !strings.Contains(out, "revoked RS256 id key "+idKid) || !strings.Contains(out, "new RS256 id key") {
 		t.Fatalf("keys revoke of the id key: %q %v", out, err)
 	}
 	if id := keyRows(t, out, "id"); len(id) != 2 || id[idKid] != "revoked" || onlyKid(t, keyRows(t, out, "access"), "active") != fresh {
 		t.Fatalf("after revoking the id key: %q", out)
+	}
+	if _, _, err := run(t, "", nil, "keys", "revoke", "--data-dir", dir, "-ZdD1WAZT6wPymOONAxa1QgB6rBhKjNum2xZ9y6ib0g"); err == nil || !strings.Contains(err.Error(), "goes after '--'") {
+		t.Errorf("a kid that begins with '-' without '--': %v, want a hint to use --", err)
 	}
 	if _, _, err := run(t, "", nil, "keys", "revoke", "not-a-kid", "--data-dir", dir); err == nil || !strings.Contains(err.Error(), "no such key") {
 		t.Fatalf("revoke of an unknown kid: %v", err)
