@@ -66,6 +66,15 @@ type AccountStore interface {
 	// consumers exactly one succeeds. ErrNotFound if no such token exists,
 	// it has another purpose, it was used, or it expired at or before at.
 	ConsumeAccountToken(ctx context.Context, hash []byte, purpose string, at time.Time) (*AccountToken, error)
+	// AccountToken returns the token with the hash and purpose that is
+	// usable at at (neither used nor expired) without spending it, so that
+	// a request can be checked before its link is spent; ErrNotFound
+	// otherwise.
+	AccountToken(ctx context.Context, hash []byte, purpose string, at time.Time) (*AccountToken, error)
+	// RetireAccountTokens marks every unused token of the user with the
+	// purpose used at at (a reset or a change of password ends every other
+	// reset link) and reports how many it retired.
+	RetireAccountTokens(ctx context.Context, userID, purpose string, at time.Time) (int, error)
 	// VerifyEmail sets EmailVerifiedAt of the user to at, only while the
 	// user's email is still email (ErrNotFound otherwise). A verified
 	// address keeps its first EmailVerifiedAt.

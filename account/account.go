@@ -364,6 +364,18 @@ func (s *Service) ResetPassword(ctx context.Context, token, pw string, c auth.De
 		return nil, err
 	}
 	now := s.clock()
+	// The request is checked in full before the link is spent: a refused
+	// password leaves the link usable.
+	peek, err := s.store.AccountToken(ctx, hashToken(token), latch.PurposeResetPassword, now)
+	if errors.Is(err, latch.ErrNotFound) {
+		return nil, ErrInvalidToken
+	}
+	if err != nil {
+		return nil, fmt.Errorf("account: read reset token: %w", err)
+	}
+	if err := password.Check(pw, peek.Email); err != nil {
+		return nil, err
+	}
 	t, err := s.store.ConsumeAccountToken(ctx, hashToken(token), latch.PurposeResetPassword, now)
 	if errors.Is(err, latch.ErrNotFound) {
 		return nil, ErrInvalidToken
@@ -378,9 +390,6 @@ func (s *Service) ResetPassword(ctx context.Context, token, pw string, c auth.De
 	if err != nil {
 		return nil, fmt.Errorf("account: load user: %w", err)
 	}
-	if err := password.Check(pw, u.Email); err != nil {
-		return nil, err
-	}
 	// Every session goes before the password changes: a crash between the
 	// two leaves the old password and no session (ask again), never the
 	// new password with an intruder's sessions alive.
@@ -390,6 +399,7 @@ func (s *Service) ResetPassword(ctx context.Context, token, pw string, c auth.De
 	if err := s.store.SetPasswordHash(ctx, u.ID, hash, now); err != nil {
 		return nil, fmt.Errorf("account: set password: %w", err)
 	}
+	s.retireResetLinks(ctx, u.ID, now)
 	res := &ResetResult{UserID: u.ID, SessionsRevoked: true}
 	if u.Locked() {
 		err := s.store.UnlockUser(ctx, u.ID, latch.LockReasonResetRequired, now)
@@ -443,6 +453,7 @@ func (s *Service) ChangePassword(ctx context.Context, userID, keepSession, curre
 	if err := s.store.SetPasswordHash(ctx, u.ID, hash, now); err != nil {
 		return 0, fmt.Errorf("account: set password: %w", err)
 	}
+	s.retireResetLinks(ctx, u.ID, now)
 	n, err := s.auth.RevokeOtherSessions(ctx, u.ID, keepSession, "password_changed", c)
 	if err != nil {
 		return n, fmt.Errorf("account: revoke other sessions: %w", err)
@@ -611,4 +622,14 @@ func (l *limiter) allow(key string) (time.Duration, bool) {
 		return d, false
 	}
 	return 0, true
+}
+
+// retireResetLinks ends every other reset link of the user once the
+// password changed: one requested by someone who briefly had the mailbox
+// must not outlive the owner's reset. A failure is logged: those links
+// still expire within ResetTTL.
+func (s *Service) retireResetLinks(ctx context.Context, userID string, now time.Time) {
+	if _, err := s.store.RetireAccountTokens(ctx, userID, latch.PurposeResetPassword, now); err != nil {
+		s.log.Warn("retiring the other reset links failed; they expire on their own", "user_id", userID, "err", err)
+	}
 }

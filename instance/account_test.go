@@ -295,10 +295,24 @@ func TestAccountResetRevokes(t *testing.T) {
 	}
 	expect(t, "reset with garbage", reset("latch_pr_garbage", newPW), http.StatusBadRequest, "invalid_link")
 	expect(t, "reset with a weak password", reset(tok, "short"), http.StatusBadRequest, "weak_password")
+	// A password the policy refuses for this account (its own email) does
+	// not spend the link either: the check comes before.
+	expect(t, "reset with the email as password", reset(tok, addr), http.StatusBadRequest, "weak_password")
+	// A second link, requested meanwhile, dies with the reset of the first.
+	u, err := h.in.Store.UserByEmail(context.Background(), addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, _, err := h.in.Account.ResetLink(context.Background(), u.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, tok2, _ := strings.Cut(second, "#token=")
 	expect(t, "reset without password", h.do("POST", "/v1/auth/password/reset", jsonBody(map[string]string{"token": tok})), http.StatusBadRequest, "invalid_request")
 
 	expect(t, "reset", reset(tok, newPW), http.StatusOK, "")
 	expect(t, "reset again (used link)", reset(tok, "yet another password"), http.StatusBadRequest, "invalid_link")
+	expect(t, "the other link after the reset", reset(tok2, "yet another password"), http.StatusBadRequest, "invalid_link")
 
 	expect(t, "old access token after reset", h.do("GET", "/v1/me", "", bearer(before.str("access_token"))...), http.StatusUnauthorized, "")
 	expect(t, "old refresh token after reset", h.refresh(before.str("refresh_token")), http.StatusUnauthorized, "invalid_grant")

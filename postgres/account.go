@@ -59,6 +59,30 @@ func (s *Store) ConsumeAccountToken(ctx context.Context, hash []byte, purpose st
 	return &t, nil
 }
 
+// AccountToken returns the usable token with the hash and purpose without
+// spending it. See latch.AccountStore.
+func (s *Store) AccountToken(ctx context.Context, hash []byte, purpose string, at time.Time) (*latch.AccountToken, error) {
+	var t latch.AccountToken
+	err := s.pool.QueryRow(ctx, `SELECT hash, purpose, user_id, email, created_at, expires_at, used_at
+		FROM account_tokens WHERE hash = $1 AND purpose = $2 AND used_at IS NULL AND expires_at > $3`, hash, purpose, ts(at)).
+		Scan(&t.Hash, &t.Purpose, &t.UserID, &t.Email, (*nullTime)(&t.CreatedAt), (*nullTime)(&t.ExpiresAt), (*nullTime)(&t.UsedAt))
+	if err != nil {
+		return nil, fmt.Errorf("postgres: %s token: %w", purpose, translate(err))
+	}
+	return &t, nil
+}
+
+// RetireAccountTokens marks the user's unused tokens of the purpose used.
+// See latch.AccountStore.
+func (s *Store) RetireAccountTokens(ctx context.Context, userID, purpose string, at time.Time) (int, error) {
+	tag, err := s.pool.Exec(ctx, `UPDATE account_tokens SET used_at = $1
+		WHERE user_id = $2 AND purpose = $3 AND used_at IS NULL`, ts(at), userID, purpose)
+	if err != nil {
+		return 0, fmt.Errorf("postgres: retire %s tokens of user %s: %w", purpose, userID, err)
+	}
+	return int(tag.RowsAffected()), nil
+}
+
 // VerifyEmail marks the user's email verified while it is still email.
 // See latch.AccountStore.
 func (s *Store) VerifyEmail(ctx context.Context, userID, email string, at time.Time) error {

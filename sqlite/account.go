@@ -59,6 +59,34 @@ func (s *Store) ConsumeAccountToken(ctx context.Context, hash []byte, purpose st
 	return &t, nil
 }
 
+// AccountToken returns the usable token with the hash and purpose without
+// spending it. See latch.AccountStore.
+func (s *Store) AccountToken(ctx context.Context, hash []byte, purpose string, at time.Time) (*latch.AccountToken, error) {
+	var t latch.AccountToken
+	err := s.db.QueryRowContext(ctx, `SELECT hash, purpose, user_id, email, created_at, expires_at, used_at
+		FROM account_tokens WHERE hash = ? AND purpose = ? AND used_at = 0 AND expires_at > ?`, hash, purpose, micros(at)).
+		Scan(&t.Hash, &t.Purpose, &t.UserID, &t.Email, scanTime(&t.CreatedAt), scanTime(&t.ExpiresAt), scanTime(&t.UsedAt))
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: %s token: %w", purpose, translate(err))
+	}
+	return &t, nil
+}
+
+// RetireAccountTokens marks the user's unused tokens of the purpose used.
+// See latch.AccountStore.
+func (s *Store) RetireAccountTokens(ctx context.Context, userID, purpose string, at time.Time) (int, error) {
+	res, err := s.w.ExecContext(ctx, `UPDATE account_tokens SET used_at = ?
+		WHERE user_id = ? AND purpose = ? AND used_at = 0`, micros(at), userID, purpose)
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: retire %s tokens of user %s: %w", purpose, userID, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: retire %s tokens of user %s: %w", purpose, userID, err)
+	}
+	return int(n), nil
+}
+
 // VerifyEmail marks the user's email verified while it is still email.
 // See latch.AccountStore.
 func (s *Store) VerifyEmail(ctx context.Context, userID, email string, at time.Time) error {

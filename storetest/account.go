@@ -45,6 +45,15 @@ func testAccountTokens(t *testing.T, s latch.Store) {
 	_, err = s.ConsumeAccountToken(ctx, hash("unknown"), latch.PurposeResetPassword, base.Add(time.Minute))
 	wantErr(t, "ConsumeAccountToken(unknown)", err, latch.ErrNotFound)
 
+	// Reading does not spend it; another purpose reads nothing.
+	if got, err := s.AccountToken(ctx, reset.Hash, latch.PurposeResetPassword, base.Add(time.Minute)); err != nil || got.UserID != "alice" || !got.UsedAt.IsZero() {
+		t.Errorf("AccountToken = %+v, %v; want alice's unused token", got, err)
+	}
+	_, err = s.AccountToken(ctx, reset.Hash, latch.PurposeVerifyEmail, base.Add(time.Minute))
+	wantErr(t, "AccountToken(other purpose)", err, latch.ErrNotFound)
+	_, err = s.AccountToken(ctx, reset.Hash, latch.PurposeResetPassword, reset.ExpiresAt)
+	wantErr(t, "AccountToken(expired)", err, latch.ErrNotFound)
+
 	at := base.Add(time.Minute)
 	got, err := s.ConsumeAccountToken(ctx, reset.Hash, latch.PurposeResetPassword, at)
 	if err != nil {
@@ -55,6 +64,33 @@ func testAccountTokens(t *testing.T, s latch.Store) {
 	checkEqual(t, "consumed token", got, &want)
 	_, err = s.ConsumeAccountToken(ctx, reset.Hash, latch.PurposeResetPassword, at.Add(time.Second))
 	wantErr(t, "ConsumeAccountToken(used)", err, latch.ErrNotFound)
+	_, err = s.AccountToken(ctx, reset.Hash, latch.PurposeResetPassword, at.Add(time.Second))
+	wantErr(t, "AccountToken(used)", err, latch.ErrNotFound)
+
+	// Retiring ends the user's other links of that purpose, and only those.
+	mustUser(t, s, "bob")
+	other1 := newAccountToken("other1", latch.PurposeResetPassword, "alice")
+	other2 := newAccountToken("other2", latch.PurposeResetPassword, "alice")
+	keepVerify := newAccountToken("keep-verify", latch.PurposeVerifyEmail, "alice")
+	bobs := newAccountToken("bobs", latch.PurposeResetPassword, "bob")
+	for _, tok := range []*latch.AccountToken{other1, other2, keepVerify, bobs} {
+		if err := s.CreateAccountToken(ctx, tok, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, err := s.RetireAccountTokens(ctx, "alice", latch.PurposeResetPassword, at); err != nil || n != 2 {
+		t.Errorf("RetireAccountTokens = %d, %v; want 2 (the used one is not counted)", n, err)
+	}
+	for _, tok := range []*latch.AccountToken{other1, other2} {
+		_, err = s.ConsumeAccountToken(ctx, tok.Hash, latch.PurposeResetPassword, at)
+		wantErr(t, "ConsumeAccountToken(retired)", err, latch.ErrNotFound)
+	}
+	if _, err := s.ConsumeAccountToken(ctx, keepVerify.Hash, latch.PurposeVerifyEmail, at); err != nil {
+		t.Errorf("retiring reset links spent a verification link: %v", err)
+	}
+	if _, err := s.ConsumeAccountToken(ctx, bobs.Hash, latch.PurposeResetPassword, at); err != nil {
+		t.Errorf("retiring alice's links spent bob's: %v", err)
+	}
 
 	// Expired: at ExpiresAt it is gone.
 	verify := newAccountToken("verify", latch.PurposeVerifyEmail, "alice")
