@@ -2,8 +2,6 @@ package cluster_test
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -72,41 +70,20 @@ func (p *page) eval(expr string, v any) {
 }
 
 func (p *page) tryEval(timeout time.Duration, expr string, v any) error {
-	ctx, cancel := context.WithTimeout(p.ctx, timeout)
-	defer cancel()
-	raw, err := chromedp.Run(ctx, chromedp.Evaluate[[]byte](expr, chromedp.EvalAwaitPromise))
-	if err != nil {
-		return err
-	}
-	if err := json.Unmarshal(raw, v); err != nil {
-		return fmt.Errorf("decode %s: %w", raw, err)
-	}
-	return nil
+	return browsertest.Eval(p.ctx, timeout, expr, v)
 }
 
 // waitJS waits until expr is true in the page. It survives navigations:
 // an evaluation that fails while a page is replaced is retried.
 func (p *page) waitJS(what, expr string) {
 	p.t.Helper()
-	deadline := time.Now().Add(chromeStep)
-	var lastErr error
-	for time.Now().Before(deadline) {
-		var ok bool
-		lastErr = p.tryEval(2*time.Second, "(() => { try { return !!("+expr+"); } catch { return false; } })()", &ok)
-		if lastErr == nil && ok {
-			return
-		}
-		time.Sleep(25 * time.Millisecond)
+	if ok, lastErr := browsertest.Poll(p.ctx, chromeStep, expr); !ok {
+		p.t.Fatalf("timed out waiting for %s (%s); last error: %v; page: %v", what, expr, lastErr, p.state())
 	}
-	p.t.Fatalf("timed out waiting for %s (%s); last error: %v; page: %v", what, expr, lastErr, p.state())
 }
 
 // state describes the page for a failure message.
-func (p *page) state() any {
-	var s any
-	_ = p.tryEval(2*time.Second, `({url: location.href, title: document.title, text: document.body ? document.body.innerText.slice(0, 800) : ''})`, &s)
-	return s
-}
+func (p *page) state() any { return browsertest.State(p.ctx) }
 
 // cookies returns the cookies the browser would send to url
 // (Network.getCookies), by name.

@@ -18,13 +18,11 @@ package e2e_test
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -38,6 +36,7 @@ import (
 
 	"github.com/latchauth/latch/config"
 	"github.com/latchauth/latch/instance"
+	"github.com/latchauth/latch/internal/browsertest"
 	"github.com/latchauth/latch/internal/testenv"
 )
 
@@ -253,22 +252,6 @@ func startLatch(t *testing.T) *latchServer {
 	return &latchServer{URL: cfg.Issuer, clock: clk, in: in, rec: rec, email: in.Demo.Email, pass: in.Demo.Password}
 }
 
-// chromiumPath finds the browser, or ends the test (skip, or fail in CI).
-func chromiumPath(t *testing.T) string {
-	t.Helper()
-	if p := os.Getenv("LATCH_CHROMIUM"); p != "" {
-		return p
-	}
-	if _, err := os.Stat("/usr/bin/chromium"); err == nil {
-		return "/usr/bin/chromium"
-	}
-	p, err := exec.LookPath("chromium")
-	if err != nil {
-		testenv.Unavailable(t, testenv.Browser, fmt.Errorf("no /usr/bin/chromium and %w", err))
-	}
-	return p
-}
-
 // browser is one headless Chromium process for one test.
 type browser struct {
 	t   *testing.T
@@ -279,7 +262,7 @@ type browser struct {
 // test's end closes it.
 func startBrowser(t *testing.T) *browser {
 	t.Helper()
-	path := chromiumPath(t)
+	path := browsertest.Path(t)
 	// The deadline bounds the browser's whole life, whatever happens.
 	life, cancelLife := context.WithTimeout(context.Background(), testTimeout)
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(life,
@@ -393,16 +376,7 @@ func (tb *tab) evalJSON(expr string, v any) {
 }
 
 func (tb *tab) tryEvalJSON(timeout time.Duration, expr string, v any) error {
-	ctx, cancel := context.WithTimeout(tb.ctx, timeout)
-	defer cancel()
-	raw, err := chromedp.Run(ctx, chromedp.Evaluate[[]byte](expr, chromedp.EvalAwaitPromise))
-	if err != nil {
-		return err
-	}
-	if err := json.Unmarshal(raw, v); err != nil {
-		return fmt.Errorf("decode %s: %w", raw, err)
-	}
-	return nil
+	return browsertest.Eval(tb.ctx, timeout, expr, v)
 }
 
 // waitJS waits until expr is true in the page. It survives navigations:
@@ -422,24 +396,12 @@ func (tb *tab) waitJSFor(timeout time.Duration, what, expr string) {
 
 // poll evaluates expr until it is true or timeout passes.
 func (tb *tab) poll(timeout time.Duration, expr string) (lastErr error, ok bool) {
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
-		err := tb.tryEvalJSON(2*time.Second, "(() => { try { return !!("+expr+"); } catch { return false; } })()", &ok)
-		if err == nil && ok {
-			return nil, true
-		}
-		lastErr = err
-		time.Sleep(50 * time.Millisecond)
-	}
-	return lastErr, false
+	ok, lastErr = browsertest.Poll(tb.ctx, timeout, expr)
+	return lastErr, ok
 }
 
 // pageState describes the page for a failure message.
-func (tb *tab) pageState() any {
-	var state any
-	_ = tb.tryEvalJSON(2*time.Second, `({url: location.href, title: document.title, text: document.body ? document.body.innerText.slice(0, 800) : ''})`, &state)
-	return state
-}
+func (tb *tab) pageState() any { return browsertest.State(tb.ctx) }
 
 // cookies returns every cookie of the tab's browser context, by name,
 // whatever its path (Storage.getCookies on the browser endpoint).

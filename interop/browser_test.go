@@ -2,7 +2,6 @@ package interop_test
 
 import (
 	"context"
-	"encoding/json"
 	"os"
 	"path/filepath"
 	"testing"
@@ -46,27 +45,13 @@ func (tb *tab) do(what string, steps ...chromedp.Action[chromedp.Void]) {
 // evaluation that fails while a page is replaced is retried).
 func (tb *tab) waitJS(what, expr string) {
 	tb.t.Helper()
-	deadline := time.Now().Add(stepTimeout)
-	var lastErr error
-	for time.Now().Before(deadline) {
-		var ok bool
-		lastErr = tb.evalJSON("(() => { try { return !!("+expr+"); } catch { return false; } })()", &ok)
-		if lastErr == nil && ok {
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
+	if ok, lastErr := browsertest.Poll(tb.ctx, stepTimeout, expr); !ok {
+		tb.t.Fatalf("timed out waiting for %s (%s); last error: %v; page: %v", what, expr, lastErr, tb.pageState())
 	}
-	tb.t.Fatalf("timed out waiting for %s (%s); last error: %v; page: %v", what, expr, lastErr, tb.pageState())
 }
 
 func (tb *tab) evalJSON(expr string, v any) error {
-	ctx, cancel := context.WithTimeout(tb.ctx, 2*time.Second)
-	defer cancel()
-	raw, err := chromedp.Run(ctx, chromedp.Evaluate[[]byte](expr))
-	if err != nil {
-		return err
-	}
-	return json.Unmarshal(raw, v)
+	return browsertest.Eval(tb.ctx, 2*time.Second, expr, v)
 }
 
 // pageState describes the page for a failure message.

@@ -7,6 +7,7 @@ package browsertest
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -76,4 +77,44 @@ func Start(t testing.TB, life time.Duration) context.Context {
 	}
 	started = true
 	return ctx
+}
+
+// Eval evaluates expr in the tab of ctx, awaiting a promise, within
+// timeout, and decodes its JSON-serialisable result into v.
+func Eval(ctx context.Context, timeout time.Duration, expr string, v any) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	raw, err := chromedp.Run(ctx, chromedp.Evaluate[[]byte](expr, chromedp.EvalAwaitPromise))
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(raw, v); err != nil {
+		return fmt.Errorf("decode %s: %w", raw, err)
+	}
+	return nil
+}
+
+// Poll evaluates expr until it is true or timeout passes, and reports
+// whether it became true (with the last error if not). It survives
+// navigations: an evaluation that fails while a page is replaced, or an
+// expression that throws, counts as false and is tried again.
+func Poll(ctx context.Context, timeout time.Duration, expr string) (ok bool, lastErr error) {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		err := Eval(ctx, 2*time.Second, "(() => { try { return !!("+expr+"); } catch { return false; } })()", &ok)
+		if err == nil && ok {
+			return true, nil
+		}
+		lastErr = err
+		time.Sleep(25 * time.Millisecond)
+	}
+	return false, lastErr
+}
+
+// State describes the page of ctx for a failure message: its URL, title
+// and the start of its text.
+func State(ctx context.Context) any {
+	var s any
+	_ = Eval(ctx, 2*time.Second, `({url: location.href, title: document.title, text: document.body ? document.body.innerText.slice(0, 800) : ''})`, &s)
+	return s
 }
