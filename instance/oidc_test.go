@@ -1,6 +1,7 @@
 package instance_test
 
 import (
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -146,6 +147,41 @@ func TestPromptLoginSignsInOnce(t *testing.T) {
 		again := h.exchange("wiki", cb.Get("code"), "https://wiki.example/cb", "")
 		if a, b := segment(t, again.str("id_token"), 1)["auth_time"].(float64), segment(t, first.str("id_token"), 1)["auth_time"].(float64); a <= b {
 			t.Fatalf("%v: auth_time %v not after the first sign-in's %v", extra, a, b)
+		}
+	}
+}
+
+// TestReauthProofIsBoundAndMACed: the cookie that proves a requested
+// re-authentication counts only with its MAC, and only for the request it
+// was made for: one made for another request (another state), or a
+// forged one, leaves prompt=login asking for a sign-in even right after
+// one.
+func TestReauthProofIsBoundAndMACed(t *testing.T) {
+	h := start(t, "", nil)
+	defer h.close()
+	h.addUser("ada@example.com", "correct horse battery staple")
+	h.addRP("wiki", func(n *auth.NewClient) { n.FirstParty = true })
+	b := h.browser()
+	b.signIn("ada@example.com", "correct horse battery staple")
+	// A real proof, made for a request with another state, then the
+	// sign-in it asked for.
+	h.clock.Advance(2 * time.Second)
+	if r := b.authorize(codeRequest("wiki", "openid", "prompt", "login", "state", "other")); !strings.HasPrefix(r.location, "/login?") {
+		t.Fatalf("prompt=login: want a sign-in, got %d %q", r.code, r.location)
+	}
+	b.signIn("ada@example.com", "correct horse battery staple")
+	signedInAt := h.clock.Now().Unix()
+	u, _ := url.Parse(h.srv.URL)
+	for _, c := range []struct{ name, proof string }{
+		{"another request's proof", ""}, // the cookie the request above set, as it is
+		{"a forged MAC", fmt.Sprintf("%d.%s", signedInAt, strings.Repeat("A", 43))},
+	} {
+		if c.proof != "" {
+			b.hc.Jar.SetCookies(u, []*http.Cookie{{Name: "latch_reauth", Value: c.proof, Path: "/"}})
+		}
+		r := b.authorize(codeRequest("wiki", "openid", "prompt", "login"))
+		if r.code != http.StatusSeeOther || !strings.HasPrefix(r.location, "/login?") {
+			t.Errorf("%s: prompt=login without a sign-in for this request gave %d %q, want a sign-in", c.name, r.code, r.location)
 		}
 	}
 }
