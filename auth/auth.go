@@ -149,6 +149,7 @@ type Service struct {
 	hasher   *password.Hasher
 	revs     *revocation.Set
 	throttle *throttle
+	guards   Guards
 	onRevoke func(ctx context.Context)
 	onOutbox func()
 	verifier *verifier.Verifier // may be nil
@@ -514,6 +515,13 @@ func (s *Service) refresh(ctx context.Context, refresh, via, scope string, confi
 		now := s.clock()
 		if !now.Before(s.sessionExpiry(sess)) {
 			return nil, "expired", ErrInvalidGrant
+		}
+		if s.guards.Refresh != nil {
+			if err := s.guards.Refresh.ScreenRefresh(ctx, sess, c); errors.Is(err, ErrRiskDenied) {
+				return nil, "risk_denied", err
+			} else if err != nil {
+				return nil, "error", fmt.Errorf("auth: screen refresh: %w", err)
+			}
 		}
 		switch {
 		case rt.Generation == sess.Generation:

@@ -24,6 +24,9 @@ type Authentication struct {
 	Time time.Time
 	// AMR lists the methods used (RFC 8176): "pwd" for a password.
 	AMR []string
+	// Challenged: the user also answered a step-up challenge (a code
+	// sent by email) for this sign-in; the guard does not ask again.
+	Challenged bool
 }
 
 // Authenticate checks an email and password. It is throttled per address
@@ -127,8 +130,55 @@ func (s *Service) SignIn(ctx context.Context, addr, pw, clientID string, c Devic
 	if err != nil {
 		return nil, err
 	}
-	g := Grant{UserID: a.UserID, ClientID: clientID, AuthTime: a.Time, Device: c}
+	return s.admit(ctx, a, clientID, delivery, c, link)
+}
+
+// Admit creates the session of an accepted authentication, as SignIn does
+// once the password is checked: the sign-in guard screens it first (and
+// may refuse it or ask for a challenge, see SignInGuard), then link (if
+// not nil) names the SSO session it records. A completed challenge comes
+// back through here with a.Challenged set.
+func (s *Service) Admit(ctx context.Context, a *Authentication, clientID string, c Device, link func(context.Context, *Authentication) (string, error)) (*Tokens, error) {
+	if clientID == "" {
+		clientID = s.cfg.ClientID
+	}
+	delivery, err := s.delivery(ctx, clientID, false)
+	if err != nil {
+		return nil, s.loginError(err)
+	}
+	return s.admit(ctx, a, clientID, delivery, c, link)
+}
+
+func (s *Service) admit(ctx context.Context, a *Authentication, clientID, delivery string, c Device, link func(context.Context, *Authentication) (string, error)) (*Tokens, error) {
+	var screen *Screening
+	if s.guards.SignIn != nil {
+		var err error
+		screen, err = s.guards.SignIn.ScreenSignIn(ctx, a, clientID, c)
+		switch {
+		case errors.Is(err, ErrRiskDenied):
+			s.metrics.Logins.WithLabelValues("risk_denied").Inc()
+			return nil, err
+		case errors.Is(err, ErrChallenge) && !a.Challenged && s.guards.Challenger != nil:
+			id, err := s.guards.Challenger.Begin(ctx, a, clientID, c)
+			if err != nil {
+				return nil, s.loginError(err)
+			}
+			s.metrics.Logins.WithLabelValues("challenged").Inc()
+			return nil, &ChallengeRequired{ID: id}
+		case errors.Is(err, ErrChallenge):
+			// Challenged already, or nobody to challenge with: the
+			// guard's alert-level handling applies.
+			screen, err = &Screening{}, nil
+		case err != nil:
+			return nil, s.loginError(err)
+		}
+	}
+	if screen == nil {
+		screen = &Screening{}
+	}
+	g := Grant{UserID: a.UserID, ClientID: clientID, AuthTime: a.Time, Device: c, Outbox: screen.Outbox}
 	if link != nil {
+		var err error
 		if g.SSOSessionID, err = link(ctx, a); err != nil {
 			return nil, s.loginError(err)
 		}
@@ -141,6 +191,9 @@ func (s *Service) SignIn(ctx context.Context, addr, pw, clientID string, c Devic
 	s.metrics.Logins.WithLabelValues("success").Inc()
 	s.event(ctx, &latch.Event{Type: latch.EventLoginSucceeded, UserID: a.UserID, SessionID: t.SessionID,
 		ClientID: clientID, IP: c.IP, UserAgent: c.UserAgent})
+	if screen.Created != nil {
+		screen.Created(ctx, t)
+	}
 	return t, nil
 }
 
@@ -157,6 +210,9 @@ type Grant struct {
 	// AuthTime is when the user authenticated; zero means now.
 	AuthTime time.Time
 	Device   Device
+	// Outbox holds messages to enqueue in the transaction that creates
+	// the session (see Screening.Outbox).
+	Outbox []*latch.OutboxMessage
 }
 
 // StartSession creates a session at generation 1 and issues its first
