@@ -115,6 +115,9 @@ type Config struct {
 type Device struct {
 	IP        string
 	UserAgent string
+	// DeviceID is the id of the browser's device cookie, once its MAC
+	// was checked (see package device); empty without one.
+	DeviceID string
 }
 
 // Tokens is what a sign-in or a refresh yields.

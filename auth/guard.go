@@ -62,12 +62,21 @@ type Challenger interface {
 	Begin(ctx context.Context, a *Authentication, clientID string, d Device) (string, error)
 }
 
+// KnownDevices tells whether a device (Device.DeviceID) is one the user
+// signed in from before and did not forget (package device implements
+// it). Sign-in throttling spares the owner on a known device from a lock
+// that strangers caused.
+type KnownDevices interface {
+	Known(ctx context.Context, userID, deviceID string) (bool, error)
+}
+
 // Guards are the optional screens of a Service; set them with SetGuards
 // before serving.
 type Guards struct {
 	SignIn     SignInGuard
 	Refresh    RefreshGuard
 	Challenger Challenger
+	Devices    KnownDevices
 }
 
 // SetGuards installs the guards. Call it before the service serves
