@@ -37,6 +37,9 @@ const (
 	TemplateVerifyEmail     = "verify_email"
 	TemplateResetPassword   = "reset_password"
 	TemplatePasswordChanged = "password_changed"
+	// TemplateAlreadyRegistered tells an account's owner that someone
+	// tried to register with their address.
+	TemplateAlreadyRegistered = "already_registered"
 )
 
 // Token prefixes: a leaked token is recognisable by secret scanners, and a
@@ -270,6 +273,17 @@ func (s *Service) Allow(addr string, c auth.Device) error {
 	return nil
 }
 
+// AllowEmail is Allow without the per-address budget: only the emails
+// sent to addr are counted. The registration of a taken address uses it,
+// since the registration drew on the address's budget already and a
+// second draw would tell taken addresses apart.
+func (s *Service) AllowEmail(addr string) error {
+	if d, ok := s.perEmail.allow(emailKey(addr)); !ok {
+		return &auth.ThrottleError{Kind: auth.ErrRateLimited, RetryAfter: d}
+	}
+	return nil
+}
+
 // emailKey is the per-email throttle's key: the canonical address, or a
 // digest of a refused one (bounded size).
 func emailKey(addr string) string {
@@ -301,6 +315,31 @@ func (s *Service) Forgot(ctx context.Context, addr string, c auth.Device) error 
 		return err
 	}
 	s.event(ctx, &latch.Event{Type: latch.EventResetRequested, UserID: u.ID, IP: c.IP, UserAgent: c.UserAgent})
+	return nil
+}
+
+// Registered tells the owner of the account with the address, if there
+// is one, that someone tried to register with it (see RequestRegistered),
+// and does nothing otherwise.
+func (s *Service) Registered(ctx context.Context, addr string, c auth.Device) error {
+	u, err := s.lookupEmail(ctx, addr)
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	now := s.clock()
+	m := &latch.OutboxMessage{Kind: latch.OutboxEmail, CreatedAt: now, NotBefore: now,
+		Payload: latch.EmailMessage{To: u.Email, Template: TemplateAlreadyRegistered, Data: map[string]string{
+			"when": now.Format(time.RFC1123), "ip": c.IP, "user_agent": c.UserAgent,
+		}}.Payload()}
+	if err := s.store.EnqueueOutbox(ctx, m); err != nil {
+		return fmt.Errorf("account: enqueue already_registered email: %w", err)
+	}
+	if s.onOutbox != nil {
+		s.onOutbox()
+	}
 	return nil
 }
 

@@ -23,6 +23,11 @@ const (
 	// RequestResend asks for a new verification link
 	// (Service.ResendVerification).
 	RequestResend = "resend"
+	// RequestRegistered tells an account's owner that someone tried to
+	// register with their address (Service.Registered). The server
+	// records it instead of answering "email taken" when sign-in needs a
+	// verified address, so registration does not reveal accounts.
+	RequestRegistered = "registered"
 )
 
 // request is the payload of an OutboxRequest message.
@@ -38,7 +43,7 @@ type request struct {
 // account: the caller answers after it and learns nothing.
 func (s *Service) Request(ctx context.Context, action, addr string, c auth.Device) error {
 	switch action {
-	case RequestForgot, RequestResend:
+	case RequestForgot, RequestResend, RequestRegistered:
 	default:
 		return fmt.Errorf("account: unknown request %q", action)
 	}
@@ -69,6 +74,8 @@ func (s *Service) Deliver(ctx context.Context, m latch.OutboxMessage) error {
 		return s.Forgot(ctx, r.Email, auth.Device{IP: r.IP, UserAgent: r.UserAgent})
 	case RequestResend:
 		return s.ResendVerification(ctx, r.Email)
+	case RequestRegistered:
+		return s.Registered(ctx, r.Email, auth.Device{IP: r.IP, UserAgent: r.UserAgent})
 	}
 	return outbox.Permanent(fmt.Errorf("account: unknown request %q", r.Action))
 }

@@ -307,6 +307,11 @@ func (s *Service) CreateUser(ctx context.Context, addr, pw string, c Device) (*l
 	return u, nil
 }
 
+// DecoyUserID returns an id shaped like a new user's that names no user:
+// the answer to a registration whose address is taken, where the server
+// must not tell (see accounts.require_verified_email).
+func DecoyUserID() string { return newID("u") }
+
 // Login checks an email and password and starts a session. Unknown emails
 // cost the same hash as known ones, and both fail with
 // ErrInvalidCredentials. password.ErrBusy means the hashing capacity is

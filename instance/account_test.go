@@ -478,3 +478,40 @@ func TestAccountChangePassword(t *testing.T) {
 
 // auth0 is the device of changes made by the tests themselves.
 func auth0() auth.Device { return auth.Device{UserAgent: "test"} }
+
+// TestAccountRegisterTakenSameAnswer: where sign-in needs a verified
+// address, registering a taken address gets the same answer as a new one
+// (201 and a user id that names nobody) and its owner an email; without
+// that setting the answer is 409 email_taken, since a registrant could
+// sign in at once and tell anyway.
+func TestAccountRegisterTakenSameAnswer(t *testing.T) {
+	h := start(t, "", func(c *config.Config) { c.Registration = true; c.Accounts.RequireVerifiedEmail = true })
+	mb := &mailbox{h: h}
+	const pw = "a long enough password"
+	h.addUser("owner@example.com", pw)
+	fresh := h.do("POST", "/v1/auth/register", jsonBody(map[string]string{"email": "newcomer@example.com", "password": pw}))
+	expect(t, "register a new address", fresh, http.StatusCreated, "")
+	taken := h.do("POST", "/v1/auth/register", jsonBody(map[string]string{"email": "Owner@Example.com", "password": "another long password"}))
+	expect(t, "register a taken address", taken, http.StatusCreated, "")
+	if len(fresh.raw) != len(taken.raw) || fresh.header.Get("Content-Type") != taken.header.Get("Content-Type") {
+		t.Fatalf("answers differ in shape:\nnew:   %s\ntaken: %s", fresh.raw, taken.raw)
+	}
+	decoy := taken.str("user_id")
+	if !strings.HasPrefix(decoy, "u_") {
+		t.Fatalf("decoy user id %q is not shaped like a user id", decoy)
+	}
+	if _, err := h.in.Store.UserByID(context.Background(), decoy); err == nil {
+		t.Fatalf("the decoy id %s names a user", decoy)
+	}
+	e := mb.wait(t, "owner@example.com", account.TemplateAlreadyRegistered)
+	if e.Data["when"] == "" {
+		t.Errorf("already_registered without when: %+v", e)
+	}
+	mb.wait(t, "newcomer@example.com", "verify_email")
+	// The owner's password is untouched and no second account exists.
+	expect(t, "owner signs in unverified", h.do("POST", "/v1/auth/login", jsonBody(map[string]string{"email": "owner@example.com", "password": pw})), http.StatusForbidden, "email_not_verified")
+
+	open := start(t, "", func(c *config.Config) { c.Registration = true })
+	open.addUser("owner@example.com", pw)
+	expect(t, "taken address without require_verified_email", open.do("POST", "/v1/auth/register", jsonBody(map[string]string{"email": "owner@example.com", "password": pw})), http.StatusConflict, "email_taken")
+}

@@ -32,6 +32,9 @@ var required = map[string][]string{
 	"verify_email":     {"link", "expires_in"},
 	"reset_password":   {"link", "expires_in"},
 	"password_changed": {"when"},
+	// already_registered answers a registration with an address that
+	// has an account, to its owner (the registrant learns nothing).
+	"already_registered": {"when"},
 }
 
 // maxValue is the longest data value shown, in runes; longer ones (a user

@@ -17,6 +17,8 @@ var data = map[string]map[string]string{
 	"reset_password": {"link": "/reset?token=tok-reset", "expires_in": "30 minutes"},
 	"password_changed": {"when": "30 November 2026, 13:54 UTC", "ip": "203.0.113.9",
 		"user_agent": "<script>alert(1)</script> Evil\r\nClick https://evil.example/now \u202Egnp.exe"},
+	"already_registered": {"when": "30 November 2026, 13:54 UTC", "ip": "203.0.113.9",
+		"user_agent": "<script>alert(1)</script> Evil\r\nClick https://evil.example/now \u202Egnp.exe"},
 }
 
 func templates(t *testing.T) *mail.Templates {
@@ -33,7 +35,7 @@ func templates(t *testing.T) *mail.Templates {
 // HTML escapes the data; no value breaks a line of the text body.
 func TestRenderEveryTemplate(t *testing.T) {
 	tm := templates(t)
-	if got, want := strings.Join(tm.Names(), ","), "password_changed,reset_password,verify_email"; got != want {
+	if got, want := strings.Join(tm.Names(), ","), "already_registered,password_changed,reset_password,verify_email"; got != want {
 		t.Fatalf("templates %s, want %s", got, want)
 	}
 	for _, name := range tm.Names() {

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/latchauth/latch/account"
 	"github.com/latchauth/latch/auth"
 	"github.com/latchauth/latch/email"
 	"github.com/latchauth/latch/password"
@@ -76,6 +77,18 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "weak_password", policy.Error())
 	case errors.As(err, &badEmail):
 		writeError(w, http.StatusBadRequest, "invalid_request", fmt.Sprintf("email is not a valid address: %v: %s", badEmail.Kind, badEmail.Detail))
+	case errors.Is(err, auth.ErrEmailTaken) && s.account != nil && s.auth.Config().RequireVerifiedEmail:
+		// Nobody signs in before verifying, so the answer can be the
+		// same as for a new address: the registrant learns nothing, and
+		// the owner is told (by email, through the durable outbox;
+		// throttled per address like the other account emails).
+		if s.account.AllowEmail(req.Email) == nil {
+			if err := s.account.Request(r.Context(), account.RequestRegistered, req.Email, s.deviceOf(r)); err != nil {
+				s.fail(w, r, err)
+				return
+			}
+		}
+		writeJSON(w, http.StatusCreated, map[string]string{"user_id": auth.DecoyUserID()})
 	case errors.Is(err, auth.ErrEmailTaken):
 		writeError(w, http.StatusConflict, "email_taken", "an account with this email already exists")
 	case errors.Is(err, password.ErrBusy):
