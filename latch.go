@@ -436,9 +436,12 @@ type SessionStore interface {
 	// of the user that has not been ended (RevokedAt at, RevokeReason
 	// reason; ended ones keep theirs) and enqueues, for each, the
 	// back-channel logout messages EndSSOSession would: signing out
-	// everywhere tells every client. It returns the ids of the sessions it
-	// revoked.
-	RevokeUser(ctx context.Context, userID, reason string, at time.Time, cover Cover) ([]string, error)
+	// everywhere tells every client. If lock is not empty, it also locks
+	// the user with that reason in the same transaction, as
+	// AccountStore.LockUser does (ErrNotFound if there is no such user):
+	// no crash leaves a locked account with live sessions, or the
+	// reverse. It returns the ids of the sessions it revoked.
+	RevokeUser(ctx context.Context, userID, reason string, at time.Time, cover Cover, lock string) ([]string, error)
 }
 
 // RevocationStore keeps the durable revocation feed.

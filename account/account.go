@@ -540,13 +540,10 @@ func (s *Service) Lock(ctx context.Context, userID, reason string, c auth.Device
 	if reason == "" {
 		reason = latch.LockReasonAdmin
 	}
-	if err := s.store.LockUser(ctx, userID, reason, s.clock()); errors.Is(err, latch.ErrNotFound) {
+	if err := s.auth.LockUser(ctx, userID, reason, c); errors.Is(err, latch.ErrNotFound) {
 		return ErrNotFound
 	} else if err != nil {
 		return fmt.Errorf("account: lock: %w", err)
-	}
-	if err := s.auth.RevokeUser(ctx, userID, "account_locked", c); err != nil {
-		return fmt.Errorf("account: revoke sessions of locked user: %w", err)
 	}
 	s.event(ctx, &latch.Event{Type: latch.EventAccountLocked, UserID: userID, IP: c.IP, UserAgent: c.UserAgent,
 		Detail: map[string]string{"reason": reason}})

@@ -772,8 +772,20 @@ func (s *Service) LogoutAll(ctx context.Context, userID string, c Device) error 
 // "user_deleted"), so that the security log and the apps told by
 // back-channel logout can tell why.
 func (s *Service) RevokeUser(ctx context.Context, userID, reason string, c Device) error {
+	return s.revokeUser(ctx, userID, reason, "", c)
+}
+
+// LockUser locks the account with lockReason and revokes it as RevokeUser
+// does (reason "account_locked"), in one store transaction: no crash
+// leaves a locked account with sessions alive. An unknown user is an
+// error matching latch.ErrNotFound.
+func (s *Service) LockUser(ctx context.Context, userID, lockReason string, c Device) error {
+	return s.revokeUser(ctx, userID, "account_locked", lockReason, c)
+}
+
+func (s *Service) revokeUser(ctx context.Context, userID, reason, lock string, c Device) error {
 	now := s.clock()
-	ids, err := s.store.RevokeUser(ctx, userID, reason, now, s.cover(now))
+	ids, err := s.store.RevokeUser(ctx, userID, reason, now, s.cover(now), lock)
 	if err != nil {
 		return fmt.Errorf("auth: revoke user sessions: %w", err)
 	}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/latchauth/latch"
 )
@@ -99,16 +100,23 @@ func (s *Store) VerifyEmail(ctx context.Context, userID, email string, at time.T
 
 // LockUser locks the account. See latch.AccountStore.
 func (s *Store) LockUser(ctx context.Context, userID, reason string, at time.Time) error {
-	tag, err := s.pool.Exec(ctx, `UPDATE users SET locked_at = coalesce(locked_at, $1),
+	if err := lockUser(ctx, s.pool, userID, reason, at); err != nil {
+		return fmt.Errorf("postgres: lock user %s: %w", userID, err)
+	}
+	return nil
+}
+
+// lockUser is LockUser on q (RevokeUser locks in its transaction too).
+func lockUser(ctx context.Context, q interface {
+	Exec(context.Context, string, ...any) (pgconn.CommandTag, error)
+}, userID, reason string, at time.Time) error {
+	tag, err := q.Exec(ctx, `UPDATE users SET locked_at = coalesce(locked_at, $1),
 		lock_reason = CASE WHEN locked_at IS NOT NULL AND lock_reason = $4 THEN lock_reason ELSE $2 END, updated_at = $1
 		WHERE id = $3`, ts(at), reason, userID, latch.LockReasonAdmin)
 	if err == nil && tag.RowsAffected() == 0 {
 		err = latch.ErrNotFound
 	}
-	if err != nil {
-		return fmt.Errorf("postgres: lock user %s: %w", userID, err)
-	}
-	return nil
+	return err
 }
 
 // UnlockUser lifts the lock of the account, if reason is not empty only a

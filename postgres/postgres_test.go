@@ -618,7 +618,7 @@ func TestFeedFollower(t *testing.T) {
 						}
 					}
 					if err == nil {
-						_, err = s.RevokeUser(ctx, user, "logout_all", t0, latch.Cover{Until: exp})
+						_, err = s.RevokeUser(ctx, user, "logout_all", t0, latch.Cover{Until: exp}, "")
 					}
 				}
 				if err != nil {
@@ -697,7 +697,7 @@ func TestRevokeUserConcurrent(t *testing.T) {
 					ids = []string{sid}
 				}
 			} else {
-				ids, err = s.RevokeUser(ctx, "alice", "logout_all", t0, latch.Cover{Until: t0.Add(time.Hour)})
+				ids, err = s.RevokeUser(ctx, "alice", "logout_all", t0, latch.Cover{Until: t0.Add(time.Hour)}, "")
 			}
 			if err != nil {
 				t.Errorf("revoker %d: %v", i, err)

@@ -261,12 +261,19 @@ func (s *Store) RevokeSession(ctx context.Context, sessionID, reason string, at 
 // user that has not been ended is ended at at with reason, and the
 // back-channel logout messages of each are enqueued as EndSSOSession
 // enqueues them.
-func (s *Store) RevokeUser(ctx context.Context, userID, reason string, at time.Time, cover latch.Cover) ([]string, error) {
+func (s *Store) RevokeUser(ctx context.Context, userID, reason string, at time.Time, cover latch.Cover, lock string) ([]string, error) {
 	if at.IsZero() {
 		return nil, fmt.Errorf("postgres: revoke user %s: zero revocation time", userID)
 	}
 	var ids []string
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		if lock != "" {
+			// The user row first: a session created concurrently
+			// (CreateSession checks the lock) waits for it.
+			if err := lockUser(ctx, tx, userID, lock, at); err != nil {
+				return err
+			}
+		}
 		// The SSO sessions first: EndSSOSession's lock order.
 		if _, err := endUserSSOSessions(ctx, tx, userID, reason, at); err != nil {
 			return err

@@ -107,21 +107,24 @@ func (s *Store) VerifyEmail(ctx context.Context, userID, email string, at time.T
 
 // LockUser locks the account. See latch.AccountStore.
 func (s *Store) LockUser(ctx context.Context, userID, reason string, at time.Time) error {
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE users
-			SET locked_at = CASE WHEN locked_at = 0 THEN ? ELSE locked_at END,
-				lock_reason = CASE WHEN locked_at <> 0 AND lock_reason = ? THEN lock_reason ELSE ? END,
-				updated_at = ?
-			WHERE id = ?`, micros(at), latch.LockReasonAdmin, reason, micros(at), userID)
-		if err != nil {
-			return err
-		}
-		return mustAffect(res)
-	})
+	err := s.inTx(ctx, func(tx *sql.Tx) error { return lockUser(ctx, tx, userID, reason, at) })
 	if err != nil {
 		return fmt.Errorf("sqlite: lock user %s: %w", userID, err)
 	}
 	return nil
+}
+
+// lockUser is LockUser in tx (RevokeUser locks in its transaction too).
+func lockUser(ctx context.Context, tx *sql.Tx, userID, reason string, at time.Time) error {
+	res, err := tx.ExecContext(ctx, `UPDATE users
+		SET locked_at = CASE WHEN locked_at = 0 THEN ? ELSE locked_at END,
+			lock_reason = CASE WHEN locked_at <> 0 AND lock_reason = ? THEN lock_reason ELSE ? END,
+			updated_at = ?
+		WHERE id = ?`, micros(at), latch.LockReasonAdmin, reason, micros(at), userID)
+	if err != nil {
+		return err
+	}
+	return mustAffect(res)
 }
 
 // UnlockUser lifts the lock of the account, if reason is not empty only a

@@ -252,13 +252,18 @@ func (s *Store) RevokeSession(ctx context.Context, sessionID, reason string, at 
 // is ended at at with reason, and the back-channel logout messages of
 // each are enqueued as EndSSOSession enqueues them. It returns the ids of
 // the revoked sessions in ascending order.
-func (s *Store) RevokeUser(ctx context.Context, userID, reason string, at time.Time, cover latch.Cover) ([]string, error) {
+func (s *Store) RevokeUser(ctx context.Context, userID, reason string, at time.Time, cover latch.Cover, lock string) ([]string, error) {
 	if at.IsZero() {
 		return nil, fmt.Errorf("sqlite: revoke user %s: zero revocation time", userID)
 	}
 	var ids []string
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		ids = nil
+		if lock != "" {
+			if err := lockUser(ctx, tx, userID, lock, at); err != nil {
+				return err
+			}
+		}
 		if _, err := endUserSSOSessions(ctx, tx, userID, reason, at); err != nil {
 			return err
 		}

@@ -419,7 +419,7 @@ func testRevokeUser(t *testing.T, s latch.Store) {
 	cursor := mustRevocations(t, s, 0, early)[0].Seq
 
 	at, exp := base.Add(time.Hour), base.Add(time.Hour+5*time.Minute)
-	ids, err := s.RevokeUser(ctx, "alice", "password_changed", at, latch.Cover{Until: exp})
+	ids, err := s.RevokeUser(ctx, "alice", "password_changed", at, latch.Cover{Until: exp}, "")
 	if err != nil {
 		t.Fatalf("RevokeUser: %v", err)
 	}
@@ -466,7 +466,7 @@ func testRevokeUser(t *testing.T, s latch.Store) {
 
 	// A user without live sessions still gets the cutoff entry.
 	cursor = feed[len(feed)-1].Seq
-	ids, err = s.RevokeUser(ctx, "carol", "admin", at, latch.Cover{Until: exp})
+	ids, err = s.RevokeUser(ctx, "carol", "admin", at, latch.Cover{Until: exp}, "")
 	if err != nil || len(ids) != 0 {
 		t.Fatalf("RevokeUser(no sessions) = %v, %v; want none, nil", ids, err)
 	}
@@ -545,7 +545,7 @@ func testRevokeCoversLongerTokens(t *testing.T, s latch.Store) {
 	cursor = mustRevocations(t, s, cursor, base)[0].Seq
 	at = base.Add(time.Hour)
 	cover = latch.Cover{Until: at.Add(15 * time.Second), Margin: 6 * time.Second}
-	ids, err := s.RevokeUser(ctx, "bob", "logout_all", at, cover)
+	ids, err := s.RevokeUser(ctx, "bob", "logout_all", at, cover, "")
 	if err != nil {
 		t.Fatalf("RevokeUser: %v", err)
 	}
@@ -668,5 +668,61 @@ func testReplayGraceConcurrent(t *testing.T, s latch.Store) {
 	}
 	if got := mustGetSession(t, s, "s1").GraceReplays; got != limit {
 		t.Errorf("GraceReplays = %d, want %d", got, limit)
+	}
+}
+
+// testRevokeUserAndLock: RevokeUser with a lock reason locks the user and
+// revokes its sessions in one transaction; an unknown user changes
+// nothing, and the lock follows LockUser's rules (an operator's lock
+// keeps its reason).
+func testRevokeUserAndLock(t *testing.T, s latch.Store) {
+	ctx := t.Context()
+	mustUser(t, s, "alice")
+	mustUser(t, s, "bob")
+	mustSession(t, s, newSession("a1", "alice", base))
+	mustSession(t, s, newSession("b1", "bob", base))
+	at := base.Add(time.Minute)
+	cover := latch.Cover{Until: at.Add(time.Hour)}
+	ids, err := s.RevokeUser(ctx, "alice", "account_locked", at, cover, latch.LockReasonResetRequired)
+	if err != nil || len(ids) != 1 || ids[0] != "a1" {
+		t.Fatalf("RevokeUser with lock = %v, %v; want [a1]", ids, err)
+	}
+	u, err := s.UserByID(ctx, "alice")
+	if err != nil || !u.LockedAt.Equal(at) || u.LockReason != latch.LockReasonResetRequired {
+		t.Fatalf("after RevokeUser with lock: %+v, %v; want locked at %v for reset_required", u, err, at)
+	}
+	if sess, _ := s.Session(ctx, "a1"); sess == nil || !sess.Revoked() {
+		t.Fatalf("alice's session not revoked: %+v", sess)
+	}
+	// Without a lock reason nothing is locked.
+	if _, err := s.RevokeUser(ctx, "bob", "logout_all", at, cover, ""); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := s.UserByID(ctx, "bob"); b == nil || b.Locked() {
+		t.Fatalf("RevokeUser without lock locked bob: %+v", b)
+	}
+	// An operator's lock is not replaced by one a reset may lift.
+	if err := s.LockUser(ctx, "bob", latch.LockReasonAdmin, at); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.RevokeUser(ctx, "bob", "account_locked", at.Add(time.Minute), cover, latch.LockReasonResetRequired); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := s.UserByID(ctx, "bob"); b == nil || b.LockReason != latch.LockReasonAdmin || !b.LockedAt.Equal(at) {
+		t.Fatalf("bob after a reset_required lock over an admin one: %+v", b)
+	}
+	// An unknown user: ErrNotFound, and no revocation entry written.
+	before, err := s.RevocationHead(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.RevokeUser(ctx, "nobody", "account_locked", at, cover, latch.LockReasonAdmin)
+	wantErr(t, "RevokeUser(unknown, lock)", err, latch.ErrNotFound)
+	after, err := s.RevocationHead(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after != before {
+		t.Fatalf("a refused lock wrote revocations: head %d before, %d after", before, after)
 	}
 }

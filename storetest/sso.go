@@ -319,7 +319,7 @@ func testRevokeUserEndsSSO(t *testing.T, s latch.Store) {
 	}
 
 	at := base.Add(time.Hour)
-	ids, err := s.RevokeUser(ctx, "alice", "logout_all", at, latch.Cover{Until: at.Add(10 * time.Minute)})
+	ids, err := s.RevokeUser(ctx, "alice", "logout_all", at, latch.Cover{Until: at.Add(10 * time.Minute)}, "")
 	if err != nil {
 		t.Fatalf("RevokeUser: %v", err)
 	}
@@ -379,7 +379,7 @@ func testRevokeUserEndsSSO(t *testing.T, s latch.Store) {
 	}
 
 	// Once more: nothing left to end, nothing enqueued.
-	if _, err := s.RevokeUser(ctx, "alice", "again", at.Add(time.Minute), latch.Cover{Until: at.Add(time.Hour)}); err != nil {
+	if _, err := s.RevokeUser(ctx, "alice", "again", at.Add(time.Minute), latch.Cover{Until: at.Add(time.Hour)}, ""); err != nil {
 		t.Fatalf("second RevokeUser: %v", err)
 	}
 	if got := mustGetSSO(t, s, "sso1"); !got.RevokedAt.Equal(at) || got.RevokeReason != "logout_all" {
@@ -909,7 +909,7 @@ func EndSSOSessionRollsBack(t *testing.T, s latch.Store, breakOutbox func(t *tes
 		t.Fatal("EndSSOSession succeeded although the outbox insert fails")
 	}
 	// RevokeUser ends the SSO session in its own transaction, as one.
-	if _, err := s.RevokeUser(ctx, "alice", "logout_all", at, latch.Cover{Until: at.Add(time.Hour)}); err == nil {
+	if _, err := s.RevokeUser(ctx, "alice", "logout_all", at, latch.Cover{Until: at.Add(time.Hour)}, ""); err == nil {
 		t.Fatal("RevokeUser succeeded although the outbox insert fails")
 	}
 	if got := mustGetSSO(t, s, "sso1"); got.Ended() {

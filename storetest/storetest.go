@@ -61,6 +61,7 @@ func Run(t *testing.T, open func(t *testing.T) latch.Store) {
 		{"ReplayGrace", testReplayGrace},
 		{"ReplayGraceConcurrent", testReplayGraceConcurrent},
 		{"RevokeUser", testRevokeUser},
+		{"RevokeUserAndLock", testRevokeUserAndLock},
 		{"Revocations", testRevocations},
 		{"RevocationHead", testRevocationHead},
 		{"Events", testEvents},
