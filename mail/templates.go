@@ -32,6 +32,7 @@ var required = map[string][]string{
 	"verify_email":     {"link", "expires_in"},
 	"reset_password":   {"link", "expires_in"},
 	"password_changed": {"when"},
+	"challenge_code":   {"code", "expires_in", "when", "reset_link"},
 }
 
 // maxValue is the longest data value shown, in runes; longer ones (a user
