@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"errors"
+	"fmt"
 	"reflect"
 	"sync"
 	"testing"
@@ -201,29 +202,33 @@ func testChallengeFailConcurrent(t *testing.T, s latch.Store) {
 }
 
 // testChallengeLimitConcurrent: concurrent creations for one user never
-// exceed the limit.
+// exceed the limit (in several rounds, each for a user of its own, since a
+// race shows only now and then).
 func testChallengeLimitConcurrent(t *testing.T, s latch.Store) {
 	ctx := t.Context()
-	mustUser(t, s, "alice")
-	const n, limit = 12, 3
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	created := 0
-	for i := range n {
-		wg.Go(func() {
-			err := s.CreateChallenge(ctx, newChallenge("c"+string(rune('a'+i)), "alice"), nil, limit, base.Add(-time.Hour))
-			switch {
-			case err == nil:
-				mu.Lock()
-				created++
-				mu.Unlock()
-			case !errors.Is(err, latch.ErrChallengeLimit):
-				t.Errorf("CreateChallenge: %v", err)
-			}
-		})
-	}
-	wg.Wait()
-	if created != limit {
-		t.Fatalf("%d of %d concurrent creations succeeded, want the limit %d", created, n, limit)
+	const rounds, n, limit = 10, 12, 3
+	for r := range rounds {
+		user := fmt.Sprintf("user%d", r)
+		mustUser(t, s, user)
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		created := 0
+		for i := range n {
+			wg.Go(func() {
+				err := s.CreateChallenge(ctx, newChallenge(fmt.Sprintf("%s-%d", user, i), user), nil, limit, base.Add(-time.Hour))
+				switch {
+				case err == nil:
+					mu.Lock()
+					created++
+					mu.Unlock()
+				case !errors.Is(err, latch.ErrChallengeLimit):
+					t.Errorf("CreateChallenge: %v", err)
+				}
+			})
+		}
+		wg.Wait()
+		if created != limit {
+			t.Fatalf("round %d: %d of %d concurrent creations succeeded, want the limit %d", r, created, n, limit)
+		}
 	}
 }
