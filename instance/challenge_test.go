@@ -446,3 +446,31 @@ func hashOf(id string) []byte {
 	b := sha256.Sum256([]byte(id))
 	return b[:]
 }
+
+// denyAfterCode is a guard that challenges a sign-in, and refuses it once
+// the code was entered (as a deny rule that changed meanwhile would).
+type denyAfterCode struct{}
+
+func (denyAfterCode) ScreenSignIn(_ context.Context, a *auth.Authentication, _ string, _ auth.Device) (*auth.Screening, error) {
+	if a.Challenged {
+		return nil, auth.ErrRiskDenied
+	}
+	return nil, auth.ErrChallenge
+}
+
+// TestChallengeThenDenied: the guard screens the completed sign-in again
+// (it only skips asking for another code): a refusal then is the 403
+// access_denied of a refused sign-in, and no session exists.
+func TestChallengeThenDenied(t *testing.T) {
+	h, mb, uid := challenged(t)
+	h.in.Auth.SetGuards(auth.Guards{SignIn: denyAfterCode{}, Challenger: h.in.Challenges})
+	id, code := beginChallenge(t, h, mb, chAddr, chPass)
+	r := h.do("POST", "/v1/auth/challenge", completeBody(id, code))
+	expect(t, "denied after the code", r, http.StatusForbidden, "access_denied")
+	if r.str("error_description") != "sign-in from this location is not allowed" {
+		t.Errorf("denied: %s", r.raw)
+	}
+	if n := sessionsOf(t, h, uid); n != 0 {
+		t.Fatalf("%d sessions", n)
+	}
+}
