@@ -28,6 +28,7 @@ import (
 	"github.com/latchauth/latch/account"
 	"github.com/latchauth/latch/auth"
 	"github.com/latchauth/latch/backchannel"
+	"github.com/latchauth/latch/challenge"
 	"github.com/latchauth/latch/config"
 	"github.com/latchauth/latch/keys"
 	"github.com/latchauth/latch/mail"
@@ -71,6 +72,9 @@ type Instance struct {
 	Auth        *auth.Service
 	// Account is the account lifecycle (verification, reset, lock).
 	Account *account.Service
+	// Challenges are the step-up challenges (codes sent by email) that the
+	// sign-in guard may ask for.
+	Challenges *challenge.Service
 	// OIDC is the OpenID Provider.
 	OIDC     *oidc.Provider
 	Server   *server.Server
@@ -486,6 +490,18 @@ func wire(ctx context.Context, cfg config.Config, st latch.Store, opt Options) (
 		return nil, err
 	}
 	worker.Handle(account.OutboxRequest, accounts)
+	// --- step-up challenge (package challenge) ---
+	// The Challenger of the sign-in guards: when the guard decides
+	// Challenge, the sign-in waits for a code sent by email. The other
+	// guards (sign-in, refresh, known devices) join this Guards.
+	challenges, err := challenge.New(challenge.Config{}, challenge.Deps{
+		Store: st, MAC: kek.Derive("latch step-up challenge v1").MAC, OnOutbox: worker.Notify, Log: log, Now: now,
+	})
+	if err != nil {
+		return nil, err
+	}
+	svc.SetGuards(auth.Guards{Challenger: challenges})
+	// --- end step-up challenge ---
 	var proxies []netip.Prefix
 	for _, p := range cfg.TrustedProxies {
 		proxies = append(proxies, netip.MustParsePrefix(p)) // validated by config
@@ -516,13 +532,13 @@ func wire(ctx context.Context, cfg config.Config, st latch.Store, opt Options) (
 		MetricsElsewhere: cfg.Metrics.Addr != "", MetricsToken: cfg.Metrics.Token,
 		MaxStreamsPerClient: cfg.Revocation.MaxStreamsPerClient,
 	}, server.Deps{
-		Auth: svc, Account: accounts, Verifier: v, JWKS: ring.JWKS, Registry: reg, Log: log,
+		Auth: svc, Account: accounts, Challenges: challenges, Verifier: v, JWKS: ring.JWKS, Registry: reg, Log: log,
 		Checks: checks(st, fan),
 		Store:  st, Revocations: revs, Now: now,
 		Pages: pages(cfg, demo), OIDC: provider,
 	})
 	return &Instance{
-		Config: cfg, Store: st, Ring: ring, Revocations: revs, Verifier: v, Auth: svc, Account: accounts, OIDC: provider, Server: srv,
+		Config: cfg, Store: st, Ring: ring, Revocations: revs, Verifier: v, Auth: svc, Account: accounts, Challenges: challenges, OIDC: provider, Server: srv,
 		Registry: reg, Fanout: fan, Demo: demo, KEKCreated: created, Outbox: worker, log: log, now: now,
 		keysChanged: make(chan struct{}, 1),
 	}, nil

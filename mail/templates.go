@@ -35,6 +35,7 @@ var required = map[string][]string{
 	// already_registered answers a registration with an address that
 	// has an account, to its owner (the registrant learns nothing).
 	"already_registered": {"when"},
+	"challenge_code":     {"code", "expires_in", "when", "reset_link"},
 }
 
 // maxValue is the longest data value shown, in runes; longer ones (a user

@@ -2,6 +2,7 @@ package mail_test
 
 import (
 	"errors"
+	"maps"
 	"strings"
 	"testing"
 
@@ -19,6 +20,9 @@ var data = map[string]map[string]string{
 		"user_agent": "<script>alert(1)</script> Evil\r\nClick https://evil.example/now \u202Egnp.exe"},
 	"already_registered": {"when": "30 November 2026, 13:54 UTC", "ip": "203.0.113.9",
 		"user_agent": "<script>alert(1)</script> Evil\r\nClick https://evil.example/now \u202Egnp.exe"},
+	"challenge_code": {"code": "042917", "expires_in": "10 minutes", "when": "30 November 2026, 13:54 UTC",
+		"ip": "203.0.113.9", "location": "Lyon, France", "reset_link": "/reset",
+		"user_agent": "<script>alert(1)</script> Evil\r\nClick https://evil.example/now \u202Egnp.exe"},
 }
 
 func templates(t *testing.T) *mail.Templates {
@@ -35,7 +39,7 @@ func templates(t *testing.T) *mail.Templates {
 // HTML escapes the data; no value breaks a line of the text body.
 func TestRenderEveryTemplate(t *testing.T) {
 	tm := templates(t)
-	if got, want := strings.Join(tm.Names(), ","), "already_registered,password_changed,reset_password,verify_email"; got != want {
+	if got, want := strings.Join(tm.Names(), ","), "already_registered,challenge_code,password_changed,reset_password,verify_email"; got != want {
 		t.Fatalf("templates %s, want %s", got, want)
 	}
 	for _, name := range tm.Names() {
@@ -150,5 +154,33 @@ func TestPasswordChangedFromNowhere(t *testing.T) {
 	}
 	if !strings.Contains(r.Text, "IP address: unknown") || !strings.Contains(r.Text, "Browser: unknown") {
 		t.Errorf("text does not say the address and browser are unknown:\n%s", r.Text)
+	}
+}
+
+// TestChallengeCodeEmail: the step-up email shows the code, where and when
+// the sign-in came from, and the absolute link to change the password,
+// in both bodies; the code stays out of the subject (lock screens show
+// subjects).
+func TestChallengeCodeEmail(t *testing.T) {
+	d := data["challenge_code"]
+	r, err := templates(t).Render("challenge_code", "kate@example.com", d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(r.Subject, d["code"]) {
+		t.Errorf("subject %q shows the code", r.Subject)
+	}
+	for _, body := range []string{r.Text, r.HTML} {
+		for _, want := range []string{d["code"], d["when"], d["ip"], d["location"], issuer + "/reset", "wasn't you"} {
+			if !strings.Contains(body, want) {
+				t.Errorf("body lacks %q:\n%s", want, body)
+			}
+		}
+	}
+	bare := maps.Clone(d)
+	delete(bare, "location")
+	r, err = templates(t).Render("challenge_code", "kate@example.com", bare)
+	if err != nil || strings.Contains(r.Text, "Where:") || strings.Contains(r.HTML, ">Where<") {
+		t.Errorf("without a location the email still has a Where line (%v):\n%s", err, r.Text)
 	}
 }

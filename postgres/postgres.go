@@ -188,6 +188,7 @@ func (s *Store) Prune(ctx context.Context, now time.Time, keepEvents time.Durati
 			// sso_clients go with their SSO session (ON DELETE CASCADE).
 			{"DELETE FROM sso_sessions WHERE expires_at <= $1 OR revoked_at <= $1", n},
 			{"DELETE FROM account_tokens WHERE expires_at <= $1", n},
+			{"DELETE FROM challenges WHERE expires_at <= $1", n},
 		} {
 			if _, err := tx.Exec(ctx, q.sql, q.arg); err != nil {
 				return err

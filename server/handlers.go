@@ -12,6 +12,7 @@ import (
 
 	"github.com/latchauth/latch/account"
 	"github.com/latchauth/latch/auth"
+	"github.com/latchauth/latch/challenge"
 	"github.com/latchauth/latch/email"
 	"github.com/latchauth/latch/password"
 	"github.com/latchauth/latch/verifier"
@@ -108,48 +109,78 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var (
-		t   *auth.Tokens
-		err error
-		sso string // the new SSO session's cookie
+		link func(context.Context, *auth.Authentication) (string, error)
+		sso  string // the new SSO session's cookie
 	)
-	if req.ClientID == auth.AccountClientID && s.oidc != nil {
+	if s.pageClient(req.ClientID) {
 		// Latch's own sign-in page: the browser signs in at the provider.
 		// Only the page itself may do that (no login CSRF from elsewhere).
 		if !s.sameOrigin(r) {
 			csrfFailed(w)
 			return
 		}
-		old, lerr := s.oidc.SSO(r.Context(), value(r, s.cfg.Cookies.SSO))
-		if lerr != nil {
-			s.fail(w, r, lerr)
+		var err error
+		if link, err = s.pageSignIn(r, &sso); err != nil {
+			s.fail(w, r, err)
 			return
 		}
-		t, err = s.auth.SignIn(r.Context(), req.Email, req.Password, req.ClientID, s.deviceOf(r),
-			func(ctx context.Context, a *auth.Authentication) (string, error) {
-				if old != nil {
-					// A new sign-in in this browser replaces its SSO
-					// session; the apps of the old one are told.
-					if err := s.oidc.EndSSO(ctx, old, "signed_in_again", s.deviceOf(r)); err != nil {
-						return "", err
-					}
-				}
-				created, cookie, err := s.oidc.StartSSO(ctx, a, s.deviceOf(r))
-				if err != nil {
-					return "", err
-				}
-				sso = cookie
-				return created.ID, nil
-			})
-	} else {
-		t, err = s.auth.Login(r.Context(), req.Email, req.Password, req.ClientID, s.deviceOf(r))
 	}
-	var throttled *auth.ThrottleError
+	t, err := s.auth.SignIn(r.Context(), req.Email, req.Password, req.ClientID, s.deviceOf(r), link)
+	s.answerSignIn(w, r, t, sso, err)
+}
+
+// pageClient reports whether clientID is Latch's own sign-in page, whose
+// sign-ins also start the provider's SSO session.
+func (s *Server) pageClient(clientID string) bool {
+	return clientID == auth.AccountClientID && s.oidc != nil
+}
+
+// pageSignIn returns the link hook of a sign-in on Latch's own page: once
+// the sign-in is admitted, it ends the browser's earlier SSO session (the
+// apps of the old one are told) and starts a new one, whose cookie it
+// leaves in *sso for answerSignIn to set.
+func (s *Server) pageSignIn(r *http.Request, sso *string) (func(context.Context, *auth.Authentication) (string, error), error) {
+	old, err := s.oidc.SSO(r.Context(), value(r, s.cfg.Cookies.SSO))
+	if err != nil {
+		return nil, err
+	}
+	return func(ctx context.Context, a *auth.Authentication) (string, error) {
+		if old != nil {
+			if err := s.oidc.EndSSO(ctx, old, "signed_in_again", s.deviceOf(r)); err != nil {
+				return "", err
+			}
+		}
+		created, cookie, err := s.oidc.StartSSO(ctx, a, s.deviceOf(r))
+		if err != nil {
+			return "", err
+		}
+		*sso = cookie
+		return created.ID, nil
+	}, nil
+}
+
+// answerSignIn answers a sign-in (a login, or a completed challenge): the
+// tokens in the client's delivery mode with the SSO cookie of a page
+// sign-in, or the error.
+func (s *Server) answerSignIn(w http.ResponseWriter, r *http.Request, t *auth.Tokens, sso string, err error) {
+	var (
+		throttled *auth.ThrottleError
+		held      *auth.ChallengeRequired
+	)
 	switch {
 	case err == nil:
 		if sso != "" {
 			s.cfg.Cookies.setSSO(w, sso, s.oidc.CookieMaxAge())
 		}
 		s.writeTokens(w, t)
+	case errors.As(err, &held):
+		// The password was right, but the session waits for the code
+		// emailed to the user: 403, as the sign-in is refused for now
+		// (401 would ask for other credentials, and send SDKs to refresh).
+		writeJSON(w, http.StatusForbidden, challengeRequired{Error: "challenge_required",
+			Description: "a code was sent to your email; enter it to finish signing in", ChallengeID: held.ID})
+	case errors.Is(err, auth.ErrRiskDenied):
+		writeError(w, http.StatusForbidden, "access_denied", "sign-in from this location is not allowed")
 	case errors.Is(err, auth.ErrInvalidCredentials):
 		writeError(w, http.StatusUnauthorized, "invalid_credentials", "email or password is incorrect")
 	case errors.Is(err, auth.ErrUserLocked):
@@ -160,9 +191,12 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "unauthorized_client", "client_id does not name a public client that may sign users in")
 	case errors.As(err, &throttled):
 		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(throttled.RetryAfter.Seconds()))))
-		if errors.Is(throttled, auth.ErrAccountLocked) {
+		switch {
+		case errors.Is(throttled, auth.ErrAccountLocked):
 			writeError(w, http.StatusForbidden, "account_locked", "too many failed sign-ins for this account; try again later")
-		} else {
+		case errors.Is(throttled, challenge.ErrTooManyCodes):
+			writeError(w, http.StatusTooManyRequests, "rate_limited", "too many sign-in codes were sent to this account's email; try again later")
+		default:
 			writeError(w, http.StatusTooManyRequests, "rate_limited", "too many sign-in attempts; try again later")
 		}
 	case errors.Is(err, password.ErrBusy):

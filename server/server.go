@@ -23,6 +23,7 @@ import (
 	"github.com/latchauth/latch"
 	"github.com/latchauth/latch/account"
 	"github.com/latchauth/latch/auth"
+	"github.com/latchauth/latch/challenge"
 	"github.com/latchauth/latch/oidc"
 	"github.com/latchauth/latch/verifier"
 	"github.com/latchauth/latch/verifier/revocation"
@@ -78,6 +79,9 @@ type Deps struct {
 	// at registration, /v1/auth/email/*, /v1/auth/password/* and the
 	// /verify and /reset pages.
 	Account *account.Service
+	// Challenges, if not nil, are the step-up challenges of sign-ins the
+	// guard holds back: POST /v1/auth/challenge completes one.
+	Challenges *challenge.Service
 	// Verifier checks the access tokens of protected endpoints.
 	Verifier *verifier.Verifier
 	// JWKS returns the current JSON Web Key Set document.
@@ -117,6 +121,7 @@ type Server struct {
 	cfg           Config
 	auth          *auth.Service
 	account       *account.Service
+	challenges    *challenge.Service
 	oidc          *oidc.Provider
 	pages         Pages
 	verifier      *verifier.Verifier
@@ -152,7 +157,7 @@ func New(cfg Config, d Deps) *Server {
 	}
 	streams, closeStreams := context.WithCancel(context.Background())
 	s := &Server{
-		cfg: cfg, auth: d.Auth, account: d.Account, oidc: d.OIDC, pages: d.Pages, verifier: d.Verifier, jwks: d.JWKS, checks: d.Checks, log: d.Log, mux: http.NewServeMux(),
+		cfg: cfg, auth: d.Auth, account: d.Account, challenges: d.Challenges, oidc: d.OIDC, pages: d.Pages, verifier: d.Verifier, jwks: d.JWKS, checks: d.Checks, log: d.Log, mux: http.NewServeMux(),
 		store: d.Store, revs: d.Revocations, now: d.Now, streams: streams, closeStreams: closeStreams,
 		origins: make(map[string]bool, len(cfg.AllowedOrigins)),
 		verifyLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
@@ -179,6 +184,9 @@ func New(cfg Config, d Deps) *Server {
 
 	s.route("POST /v1/auth/register", s.register)
 	s.route("POST /v1/auth/login", s.login)
+	if d.Challenges != nil {
+		s.route("POST /v1/auth/challenge", s.completeChallenge)
+	}
 	s.route("POST /v1/auth/refresh", s.refresh)
 	s.route("POST /v1/auth/logout", s.logout)
 	s.route("POST /v1/auth/logout-all", s.logoutAll)

@@ -76,6 +76,7 @@ func TestMigrationCoversExistingSessions(t *testing.T) {
 // first), for the tests that downgrade to an older schema and upgrade
 // again.
 var undo0009 = []string{
+	"DROP TABLE challenges",     // 0015
 	"DROP TABLE account_tokens", // 0012
 	"ALTER TABLE users DROP COLUMN email_verified_at",
 	"ALTER TABLE users DROP COLUMN locked_at",

@@ -169,6 +169,7 @@ func (s *Store) Prune(ctx context.Context, now time.Time, keepEvents time.Durati
 			// sso_clients go with their SSO session (ON DELETE CASCADE).
 			{"DELETE FROM sso_sessions WHERE expires_at <= ?1 OR (revoked_at <> 0 AND revoked_at <= ?1)", n},
 			{"DELETE FROM account_tokens WHERE expires_at <= ?", n},
+			{"DELETE FROM challenges WHERE expires_at <= ?", n},
 		} {
 			if _, err := tx.ExecContext(ctx, q.sql, q.arg); err != nil {
 				return err

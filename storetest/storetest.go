@@ -87,6 +87,10 @@ func Run(t *testing.T, open func(t *testing.T) latch.Store) {
 		{"AccountTokenConsumeConcurrent", testAccountTokenConsumeConcurrent},
 		{"AccountStates", testAccountStates},
 		{"DeleteUser", testDeleteUser},
+		{"Challenges", testChallenges},
+		{"ChallengeConsumeConcurrent", testChallengeConsumeConcurrent},
+		{"ChallengeFailConcurrent", testChallengeFailConcurrent},
+		{"ChallengeLimitConcurrent", testChallengeLimitConcurrent},
 		{"Ping", testPing},
 	}
 	for _, tt := range tests {

@@ -63,8 +63,17 @@ export interface LatchEvent<T extends EventType = EventType> {
 }
 
 export interface LatchClient {
-  /** Signs in. Rejects with a {@link LatchError} (`invalid_credentials`, `rate_limited`, `account_locked`, `temporarily_unavailable`, `invalid_request`, `mode_mismatch`), or the fetch error when offline. */
+  /** Signs in. Rejects with a {@link LatchError} (`invalid_credentials`, `challenge_required` with `challengeId`: see `completeChallenge`, `rate_limited`, `account_locked`, `temporarily_unavailable`, `invalid_request`, `mode_mismatch`), or the fetch error when offline. */
   login(email: string, password: string): Promise<Session>;
+  /**
+   * Finishes a sign-in that `login` rejected with `challenge_required` (a
+   * step-up challenge: the server emailed the user a 6-digit code), with the
+   * error's `challengeId` and the code. Resolves like `login`. Rejects with a
+   * {@link LatchError}: `invalid_code` (see `attemptsLeft`), `invalid_challenge`
+   * (unknown, used, expired or out of attempts: sign in again),
+   * `invalid_request`, `csrf_failed`.
+   */
+  completeChallenge(challengeId: string, code: string): Promise<Session>;
   /**
    * Ends this session on the server and in every tab. Local state is cleared
    * even when the request fails; the promise then rejects with the error.
@@ -104,7 +113,7 @@ export interface LatchClient {
 
 /** An error from the Latch server, or detected by the SDK. */
 export class LatchError extends Error {
-  constructor(code: string, details?: { status?: number; retryAfter?: number | null; description?: string });
+  constructor(code: string, details?: { status?: number; retryAfter?: number | null; description?: string; challengeId?: string | null; attemptsLeft?: number | null });
   readonly name: 'LatchError';
   /** The server's `error` code, e.g. `invalid_credentials`; `http_error` when the answer was not Latch JSON. */
   readonly code: string;
@@ -114,6 +123,10 @@ export class LatchError extends Error {
   readonly retryAfter: number | null;
   /** The server's `error_description`, or ''. */
   readonly description: string;
+  /** With `challenge_required`: the challenge to pass to `completeChallenge`; otherwise null. */
+  readonly challengeId: string | null;
+  /** With `invalid_code`: how many more codes may be tried; otherwise null. */
+  readonly attemptsLeft: number | null;
 }
 
 export function createClient(options: ClientOptions): LatchClient;

@@ -35,9 +35,9 @@ const REMOTE_REFRESH_WAIT_MS = 1000;
 export class LatchError extends Error {
   /**
    * @param {string} code
-   * @param {{ status?: number, retryAfter?: number | null, description?: string }} [details]
+   * @param {{ status?: number, retryAfter?: number | null, description?: string, challengeId?: string | null, attemptsLeft?: number | null }} [details]
    */
-  constructor(code, { status = 0, retryAfter = null, description = '' } = {}) {
+  constructor(code, { status = 0, retryAfter = null, description = '', challengeId = null, attemptsLeft = null } = {}) {
     super(description ? `${code}: ${description}` : code);
     this.name = 'LatchError';
     /** The server's error code, e.g. `invalid_credentials`. */
@@ -48,6 +48,13 @@ export class LatchError extends Error {
     this.retryAfter = retryAfter;
     /** The server's `error_description`, or ''. */
     this.description = description;
+    /**
+     * With `challenge_required`: the challenge to complete with the code the
+     * server emailed (`completeChallenge`); otherwise null.
+     */
+    this.challengeId = challengeId;
+    /** With `invalid_code`: how many more codes may be tried; otherwise null. */
+    this.attemptsLeft = attemptsLeft;
   }
 }
 
@@ -391,11 +398,24 @@ export function createClient(options) {
 
   /** @param {string} email @param {string} password */
   async function login(email, password) {
-    const res = await fetchImpl(root + '/v1/auth/login', {
+    return begin('/v1/auth/login', { email, password, ...(clientId ? { client_id: clientId } : {}) });
+  }
+
+  /**
+   * Finishes a sign-in the server held back (`challenge_required`) with the
+   * code it emailed. @param {string} challengeId @param {string} code
+   */
+  async function completeChallenge(challengeId, code) {
+    return begin('/v1/auth/challenge', { challenge_id: challengeId, code });
+  }
+
+  /** Starts a session from a login or a completed challenge. @param {string} path @param {Record<string, string>} body */
+  async function begin(path, body) {
+    const res = await fetchImpl(root + path, {
       method: 'POST',
       credentials: 'include',
       headers: { 'Content-Type': 'application/json' },
-      body: JSON.stringify({ email, password, ...(clientId ? { client_id: clientId } : {}) }),
+      body: JSON.stringify(body),
     });
     if (!res.ok) throw await errorFrom(res);
     const fields = fieldsFrom(await res.json());
@@ -447,6 +467,7 @@ export function createClient(options) {
 
   return Object.freeze({
     login,
+    completeChallenge,
     logout: () => logout(false),
     logoutAll: () => logout(true),
     restore,
@@ -534,6 +555,8 @@ async function errorFrom(res) {
     status: res.status,
     retryAfter: parseRetryAfter(res.headers.get('Retry-After')),
     description: typeof body?.error_description === 'string' ? body.error_description : '',
+    challengeId: typeof body?.challenge_id === 'string' ? body.challenge_id : null,
+    attemptsLeft: typeof body?.attempts_left === 'number' ? body.attempts_left : null,
   });
 }
 

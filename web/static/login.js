@@ -29,7 +29,12 @@ const reasons = {
   signed_out_all: ['success', 'You have been signed out on all your devices.'],
 };
 
+const codeForm = $('code-form');
+const codeInput = $('code');
+const codeSubmit = $('code-submit');
+
 let mode = 'signin';
+let challengeId = '';
 let lockedUntil = 0;
 let lockTimer = 0;
 
@@ -169,12 +174,89 @@ async function onSubmit(ev) {
     if (mode === 'signup') await register(e, p);
     await client.login(e, p);
     submitLabel.textContent = returnTo ? 'Signed in, continuing…' : 'Signed in';
-    if (returnTo) window.location.replace(returnTo);
-    else window.location.assign('/account');
+    signedIn();
     return;
   } catch (err) {
     setBusy(submit, false, label());
+    if (err && err.code === 'challenge_required' && err.challengeId) {
+      askForCode(err.challengeId);
+      return;
+    }
     handleError(err);
+  }
+}
+
+function signedIn() {
+  if (returnTo) window.location.replace(returnTo);
+  else window.location.assign('/account');
+}
+
+// askForCode swaps the password form for the code form: the server held
+// the sign-in back (a new device) and emailed a code.
+function askForCode(id) {
+  challengeId = id;
+  password.value = '';
+  form.hidden = true;
+  for (const b of document.querySelectorAll('.segmented')) b.hidden = true;
+  title.textContent = 'Check your email';
+  subtitle.textContent = 'This browser is new to your account.';
+  clearNotice();
+  codeForm.hidden = false;
+  codeInput.value = '';
+  fieldError(codeInput, '');
+  codeSubmit.disabled = false;
+  codeInput.focus();
+}
+
+function backToPassword(kind, text) {
+  challengeId = '';
+  codeForm.hidden = true;
+  form.hidden = false;
+  for (const b of document.querySelectorAll('.segmented')) b.hidden = false;
+  setMode('signin');
+  if (text) showNotice(kind, text);
+  password.focus();
+}
+
+async function onCode(ev) {
+  ev.preventDefault();
+  if (codeSubmit.getAttribute('aria-busy') === 'true') return;
+  const code = codeInput.value.replace(/\s+/g, '');
+  if (!/^[0-9]{6}$/.test(code)) {
+    fieldError(codeInput, 'Enter the 6 digits from the email.');
+    codeInput.focus();
+    return;
+  }
+  fieldError(codeInput, '');
+  clearNotice();
+  setBusy(codeSubmit, true, 'Checking…');
+  try {
+    await client.completeChallenge(challengeId, code);
+    setBusy(codeSubmit, true, returnTo ? 'Signed in, continuing…' : 'Signed in');
+    signedIn();
+  } catch (err) {
+    setBusy(codeSubmit, false, 'Continue');
+    switch (err && err.code) {
+      case 'invalid_code':
+        if (err.attemptsLeft === 0) {
+          backToPassword('error', 'Too many wrong codes. Sign in again to get a new code.');
+          return;
+        }
+        codeInput.value = '';
+        fieldError(codeInput, err.attemptsLeft === 1
+          ? 'That code is not right. You have 1 try left.'
+          : `That code is not right. You have ${err.attemptsLeft} tries left.`);
+        codeInput.focus();
+        return;
+      case 'invalid_challenge':
+        backToPassword('warning', capitalizeFirst(err.description || 'the code can no longer be used; sign in again'));
+        return;
+      case 'invalid_request':
+        fieldError(codeInput, 'Enter the 6 digits from the email.');
+        codeInput.focus();
+        return;
+    }
+    showNotice(isNetworkError(err) ? 'warning' : 'error', errorMessage(err, { action: 'check the code' }));
   }
 }
 
@@ -231,6 +313,11 @@ function init() {
   }
 
   form.addEventListener('submit', onSubmit);
+  codeForm.addEventListener('submit', onCode);
+  $('code-back').addEventListener('click', () => backToPassword());
+  codeInput.addEventListener('input', () => {
+    if (codeInput.getAttribute('aria-invalid') === 'true') fieldError(codeInput, '');
+  });
   $('toggle-password').addEventListener('click', (ev) => {
     const show = password.type === 'password';
     password.type = show ? 'text' : 'password';

@@ -325,3 +325,33 @@ test('unsubscribe works and a throwing handler does not break the SDK', async ()
     console.error = original;
   }
 });
+
+test('step-up: login rejects with challenge_required and its id; completeChallenge signs in once', async () => {
+  for (const mode of ['memory', 'cookie']) {
+    const { server, client, events } = setup(mode);
+    const err = await client.login('stepup@example.com', PASSWORD).catch((e) => e);
+    assert.ok(err instanceof LatchError);
+    assert.equal(err.code, 'challenge_required');
+    assert.equal(err.status, 403);
+    assert.match(err.challengeId, /^latch_ch_/);
+    assert.equal(client.session.authenticated, false);
+    assert.deepEqual(events, []);
+
+    const wrong = await client.completeChallenge(err.challengeId, '000000').catch((e) => e);
+    assert.equal(wrong.code, 'invalid_code');
+    assert.equal(wrong.attemptsLeft, 4);
+    assert.equal(wrong.challengeId, null);
+    assert.equal(client.session.authenticated, false);
+
+    const session = await client.completeChallenge(err.challengeId, '042917');
+    assert.equal(session.authenticated, true);
+    assert.match(session.sessionId, /^s_/);
+    assert.deepEqual(events.map((e) => e.type), ['login']);
+    const call = server.calls('/v1/auth/challenge')[1];
+    assert.equal(call.credentials, 'include');
+    assert.equal(call.headers['content-type'], 'application/json');
+
+    const reused = await client.completeChallenge(err.challengeId, '042917').catch((e) => e);
+    assert.equal(reused.code, 'invalid_challenge');
+  }
+});

@@ -21,6 +21,7 @@ export function createWorld({ refreshDelay = 15, cookiePrefix = '__Host-' } = {}
   const sessions = new Map(); // sid → { user, csrf, rt, alive, delivery }
   const tokens = new Map(); // access token → { sid, valid }
   const clients = { 'spa-memory': 'memory', 'spa-cookie': 'cookie' };
+  const challenges = new Map(); // challenge id → { clientId, code, used }
 
   const server = {
     refreshCalls: 0,
@@ -107,8 +108,23 @@ export function createWorld({ refreshDelay = 15, cookiePrefix = '__Host-' } = {}
       if (email === 'busy@example.com') return json(429, { error: 'rate_limited' }, { 'Retry-After': '7' });
       if (email === 'locked@example.com') return json(403, { error: 'account_locked', error_description: 'too many attempts' });
       if (password !== PASSWORD) return json(401, { error: 'invalid_credentials' });
+      if (email === 'stepup@example.com') {
+        const id = `latch_ch_${++n}`;
+        challenges.set(id, { clientId, code: '042917', used: false });
+        return json(403, { error: 'challenge_required', error_description: 'a code was sent to your email', challenge_id: id });
+      }
       const sid = `s_${++n}`;
       sessions.set(sid, { user: email, csrf: `csrf_${sid}`, rt: null, alive: true, delivery: clients[clientId] ?? 'memory' });
+      return issue(sid, json(200, {}));
+    }
+    if (path === '/v1/auth/challenge' && req.method === 'POST') {
+      const { challenge_id: id, code } = JSON.parse(req.body);
+      const ch = challenges.get(id);
+      if (!ch || ch.used) return json(400, { error: 'invalid_challenge', error_description: 'unknown challenge; sign in again' });
+      if (code !== ch.code) return json(400, { error: 'invalid_code', error_description: 'the code is incorrect; 4 attempts left', attempts_left: 4 });
+      ch.used = true;
+      const sid = `s_${++n}`;
+      sessions.set(sid, { user: 'stepup@example.com', csrf: `csrf_${sid}`, rt: null, alive: true, delivery: clients[ch.clientId] ?? 'memory' });
       return issue(sid, json(200, {}));
     }
     if (path === '/v1/auth/refresh' && req.method === 'POST') {
