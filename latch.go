@@ -289,6 +289,15 @@ const (
 	// left in a real data directory was disarmed (random password, every
 	// session revoked); recorded so that it is done once.
 	EventDemoRetired = "demo_retired"
+	// EventRiskDenied, EventRiskRevoked and EventRiskNotified record a
+	// risk decision other than allow (package protect): a sign-in or
+	// refresh refused, a refresh refused with its session revoked, or one
+	// let through and recorded. Detail (risk.EventDetail): kind, action,
+	// score, reasons, and the decision and signals as JSON, so that
+	// `latch risk replay` can score the event again.
+	EventRiskDenied   = "risk_denied"
+	EventRiskRevoked  = "risk_revoked"
+	EventRiskNotified = "risk_notified"
 )
 
 // Event is an entry of the security log.
