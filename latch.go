@@ -470,6 +470,21 @@ type EventStore interface {
 	AddEvent(ctx context.Context, e *Event) error
 	// EventsByUser returns a user's most recent events, newest first.
 	EventsByUser(ctx context.Context, userID string, limit int) ([]Event, error)
+	// Events returns up to q.Limit events matching q, oldest (by ID)
+	// first: the security log read in pages, for export.
+	Events(ctx context.Context, q EventQuery) ([]Event, error)
+}
+
+// EventQuery selects events of the security log (EventStore.Events).
+type EventQuery struct {
+	// Types are the event types wanted; empty for every type.
+	Types []string
+	// Since: events at or after it; zero for all.
+	Since time.Time
+	// AfterID: events whose ID is above it, the cursor of the next page.
+	AfterID int64
+	// Limit bounds the page; zero or less returns no events.
+	Limit int
 }
 
 // KeyStore keeps the signing ring.
