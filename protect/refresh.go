@@ -11,6 +11,11 @@ import (
 	"github.com/latchauth/latch/risk"
 )
 
+// Recorder appends security events; latch.EventStore is one.
+type Recorder interface {
+	AddEvent(ctx context.Context, e *latch.Event) error
+}
+
 // RevokeFunc revokes one session of a user, recording reason (instance
 // wires auth.Service's revocation, which also feeds the revocation list).
 type RevokeFunc func(ctx context.Context, userID, sessionID, reason string) error
@@ -22,7 +27,7 @@ type RevokeFunc func(ctx context.Context, userID, sessionID, reason string) erro
 type RefreshGuard struct {
 	engine *risk.Engine
 	loc    latch.Locator
-	events latch.EventStore
+	events Recorder
 	revoke RevokeFunc
 	log    *slog.Logger
 	clock  func() time.Time
@@ -39,7 +44,7 @@ type RefreshOptions struct {
 // NewRefreshGuard returns a guard deciding with engine, placing addresses
 // with loc (nil: no geo-IP), recording decisions in events and revoking
 // sessions with revoke.
-func NewRefreshGuard(engine *risk.Engine, loc latch.Locator, events latch.EventStore, revoke RevokeFunc, opts RefreshOptions) *RefreshGuard {
+func NewRefreshGuard(engine *risk.Engine, loc latch.Locator, events Recorder, revoke RevokeFunc, opts RefreshOptions) *RefreshGuard {
 	g := &RefreshGuard{engine: engine, loc: loc, events: events, revoke: revoke, log: opts.Log, clock: opts.Clock}
 	if g.log == nil {
 		g.log = slog.Default()

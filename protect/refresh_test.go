@@ -41,8 +41,6 @@ func (e *events) AddEvent(_ context.Context, ev *latch.Event) error {
 	return nil
 }
 
-func (e *events) EventsByUser(context.Context, string, int) ([]latch.Event, error) { return nil, nil }
-
 type revoked struct{ userID, sessionID, reason string }
 
 type fixture struct {
