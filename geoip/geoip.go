@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"sync"
 
 	"github.com/latchauth/latch"
 	"github.com/oschwald/maxminddb-golang/v2"
@@ -84,9 +85,9 @@ type cityRecord struct {
 		} `maxminddb:"names"`
 	} `maxminddb:"city"`
 	Location struct {
-		Latitude       *float64 `maxminddb:"latitude"`
-		Longitude      *float64 `maxminddb:"longitude"`
-		AccuracyRadius uint16   `maxminddb:"accuracy_radius"`
+		Latitude       float64 `maxminddb:"latitude"`
+		Longitude      float64 `maxminddb:"longitude"`
+		AccuracyRadius uint16  `maxminddb:"accuracy_radius"`
 	} `maxminddb:"location"`
 }
 
@@ -95,6 +96,15 @@ type asnRecord struct {
 	Number uint   `maxminddb:"autonomous_system_number"`
 	Org    string `maxminddb:"autonomous_system_organization"`
 }
+
+// records are reused between lookups: decoding into an interface would
+// otherwise move them to the heap on every call.
+type records struct {
+	city cityRecord
+	asn  asnRecord
+}
+
+var pool = sync.Pool{New: func() any { return new(records) }}
 
 // Lookup returns the Place of ip, as far as the databases know it: the
 // zero Place for an address that does not parse, that they do not hold,
@@ -109,25 +119,30 @@ func (db *DB) Lookup(ip string) latch.Place {
 		return p
 	}
 	addr = addr.Unmap()
+	r := pool.Get().(*records)
+	defer pool.Put(r)
 	if db.city != nil {
-		var rec cityRecord
-		if err := db.city.Lookup(addr).Decode(&rec); err == nil {
+		r.city = cityRecord{}
+		if err := db.city.Lookup(addr).Decode(&r.city); err == nil {
+			rec := &r.city
 			p.Country = rec.Country.ISOCode
 			if p.Country == "" {
 				p.Country = rec.RegisteredCountry.ISOCode
 			}
 			p.City = rec.City.Names.En
-			if rec.Location.Latitude != nil && rec.Location.Longitude != nil {
-				p.Lat, p.Lon = *rec.Location.Latitude, *rec.Location.Longitude
+			// A record without a location has neither coordinate; none
+			// is at 0°N 0°E.
+			if rec.Location.Latitude != 0 || rec.Location.Longitude != 0 {
+				p.Lat, p.Lon = rec.Location.Latitude, rec.Location.Longitude
 				p.AccuracyKm = float64(rec.Location.AccuracyRadius)
 				p.Located = true
 			}
 		}
 	}
 	if db.asn != nil {
-		var rec asnRecord
-		if err := db.asn.Lookup(addr).Decode(&rec); err == nil {
-			p.ASN, p.ASOrg = rec.Number, rec.Org
+		r.asn = asnRecord{}
+		if err := db.asn.Lookup(addr).Decode(&r.asn); err == nil {
+			p.ASN, p.ASOrg = r.asn.Number, r.asn.Org
 		}
 	}
 	return p

@@ -122,3 +122,30 @@ func BenchmarkLookup(b *testing.B) {
 		}
 	})
 }
+
+// TestLookupConcurrent: lookups share reused records safely (run with
+// -race).
+func TestLookupConcurrent(t *testing.T) {
+	db := open(t)
+	done := make(chan bool)
+	for i := range 4 {
+		go func() {
+			ok := true
+			for range 500 {
+				ip, want := "203.0.113.9", "KR"
+				if i%2 == 1 {
+					ip, want = "198.51.100.1", "DE"
+				}
+				if db.Lookup(ip).Country != want {
+					ok = false
+				}
+			}
+			done <- ok
+		}()
+	}
+	for range 4 {
+		if !<-done {
+			t.Error("a concurrent lookup returned another address's place")
+		}
+	}
+}
