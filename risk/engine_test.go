@@ -333,6 +333,15 @@ func BenchmarkEvaluate(b *testing.B) {
 		c.IP.Deny = []string{"203.0.113.0/24", "2001:db8::/32"}
 		c.Countries.Deny = []string{"KP", "RU", "IR"}
 	})
+	b.Run("refresh-unchanged", func(b *testing.B) {
+		s := risk.Signals{Kind: risk.KindRefresh, At: t0, IP: "198.51.100.7", Country: "KR", Lat: seoul[0], Lon: seoul[1]}
+		b.ReportAllocs()
+		for b.Loop() {
+			if d := e.Evaluate(s); d.Action != risk.Allow || d.Reasons != nil {
+				b.Fatal("not a bare allow")
+			}
+		}
+	})
 	b.Run("refresh-allow", func(b *testing.B) {
 		s := risk.Signals{Kind: risk.KindRefresh, At: t0, IP: "198.51.100.7", Country: "KR", Lat: seoul[0], Lon: seoul[1],
 			PrevAt: t0.Add(-time.Hour), PrevLat: seoul[0], PrevLon: seoul[1], IPChanged: true}
