@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/latchauth/latch"
@@ -31,6 +33,38 @@ type RefreshGuard struct {
 	revoke RevokeFunc
 	log    *slog.Logger
 	clock  func() time.Time
+	// notified remembers the notify decisions recorded lately, so that
+	// a session refreshing every few minutes from the same changed
+	// place records one risk_notified an hour, not one a refresh.
+	notified recent
+}
+
+// recent is a bounded set of keys with the time each was last added.
+type recent struct {
+	mu   sync.Mutex
+	seen map[string]time.Time
+}
+
+// notifyEvery is how often one session's same notify decision is
+// recorded; recentMax bounds the memory it takes.
+const (
+	notifyEvery = time.Hour
+	recentMax   = 10000
+)
+
+// fresh tells whether key was not added within notifyEvery of now, and
+// adds it.
+func (r *recent) fresh(key string, now time.Time) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if at, ok := r.seen[key]; ok && now.Sub(at) < notifyEvery && now.Sub(at) >= 0 {
+		return false
+	}
+	if r.seen == nil || len(r.seen) >= recentMax {
+		r.seen = make(map[string]time.Time)
+	}
+	r.seen[key] = now
+	return true
 }
 
 // RefreshOptions are the optional parts of a RefreshGuard.
@@ -59,12 +93,16 @@ func NewRefreshGuard(engine *risk.Engine, loc latch.Locator, events Recorder, re
 const RevokeReason = "risk_revoked"
 
 // ScreenRefresh decides on a refresh of sess by d: nil lets it through
-// (recording a notify decision), auth.ErrRiskDenied refuses it, after
-// revoking the session when the decision says so.
+// (recording a notify decision, once an hour per session and reasons on
+// this instance), auth.ErrRiskDenied refuses it, after revoking the
+// session when the decision says so. Every deny and revoke is recorded.
 func (g *RefreshGuard) ScreenRefresh(ctx context.Context, sess *latch.Session, d auth.Device) error {
 	s := g.Signals(sess, d)
 	dec := g.engine.Evaluate(s)
 	if dec.Action == risk.Allow {
+		return nil
+	}
+	if dec.Action == risk.Notify && !g.notified.fresh(sess.ID+" "+codes(dec), s.At) {
 		return nil
 	}
 	typ := latch.EventRiskNotified
@@ -116,6 +154,18 @@ func (g *RefreshGuard) Signals(sess *latch.Session, d auth.Device) risk.Signals 
 	s.IPChanged = d.IP != "" && sess.IP != "" && d.IP != sess.IP
 	s.UserAgentChanged = d.UserAgent != "" && sess.UserAgent != "" && !sameBrowser(d.UserAgent, sess.UserAgent)
 	return s
+}
+
+// codes are the reason codes of d, comma-separated.
+func codes(d risk.Decision) string {
+	var b strings.Builder
+	for i, r := range d.Reasons {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(r.Code)
+	}
+	return b.String()
 }
 
 func (g *RefreshGuard) record(ctx context.Context, e *latch.Event) {

@@ -175,6 +175,37 @@ func TestRefreshNotifies(t *testing.T) {
 	if e.Detail[risk.DetailReasons] != "ip_changed,asn_changed,user_agent_changed" || e.Detail[risk.DetailScore] != "55" {
 		t.Errorf("detail %+v", e.Detail)
 	}
+	// The next refreshes of the hour with the same reasons are not
+	// recorded again; another session's are, and so is the same session's
+	// after the hour.
+	dev := auth.Device{IP: "203.0.113.99", UserAgent: "curl/8.5.0"}
+	f.now = t0.Add(59 * time.Minute)
+	f.guard.ScreenRefresh(t.Context(), session(), dev)
+	if len(f.events.list) != 1 {
+		t.Fatalf("the same notice within the hour recorded again: %+v", f.events.list)
+	}
+	other := session()
+	other.ID = "s2"
+	f.guard.ScreenRefresh(t.Context(), other, dev)
+	f.now = t0.Add(61 * time.Minute)
+	f.guard.ScreenRefresh(t.Context(), session(), dev)
+	if len(f.events.list) != 3 || f.events.list[1].SessionID != "s2" || f.events.list[2].SessionID != "s1" {
+		t.Fatalf("events %+v", f.events.list)
+	}
+}
+
+// TestRefreshDenyAlwaysRecorded: the once-an-hour bound is for notices
+// only; every refused refresh is recorded.
+func TestRefreshDenyAlwaysRecorded(t *testing.T) {
+	f := newFixture(t, func(c *risk.Config) { c.Countries.Deny = []string{"KP"} })
+	for range 3 {
+		if err := f.guard.ScreenRefresh(t.Context(), session(), auth.Device{IP: "192.0.2.1", UserAgent: chrome130}); !errors.Is(err, auth.ErrRiskDenied) {
+			t.Fatal(err)
+		}
+	}
+	if len(f.events.list) != 3 {
+		t.Fatalf("events %+v", f.events.list)
+	}
 }
 
 // TestRefreshWithoutLocator: without geo-IP only the rules on addresses,
