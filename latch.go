@@ -289,6 +289,15 @@ const (
 	// left in a real data directory was disarmed (random password, every
 	// session revoked); recorded so that it is done once.
 	EventDemoRetired = "demo_retired"
+	// EventRiskDenied, EventRiskRevoked and EventRiskNotified record a
+	// risk decision other than allow (package protect): a sign-in or
+	// refresh refused, a refresh refused with its session revoked, or one
+	// let through and recorded. Detail (risk.EventDetail): kind, action,
+	// score, reasons, and the decision and signals as JSON, so that
+	// `latch risk replay` can score the event again.
+	EventRiskDenied   = "risk_denied"
+	EventRiskRevoked  = "risk_revoked"
+	EventRiskNotified = "risk_notified"
 )
 
 // Event is an entry of the security log.
@@ -464,6 +473,21 @@ type EventStore interface {
 	AddEvent(ctx context.Context, e *Event) error
 	// EventsByUser returns a user's most recent events, newest first.
 	EventsByUser(ctx context.Context, userID string, limit int) ([]Event, error)
+	// Events returns up to q.Limit events matching q, oldest (by ID)
+	// first: the security log read in pages, for export.
+	Events(ctx context.Context, q EventQuery) ([]Event, error)
+}
+
+// EventQuery selects events of the security log (EventStore.Events).
+type EventQuery struct {
+	// Types are the event types wanted; empty for every type.
+	Types []string
+	// Since: events at or after it; zero for all.
+	Since time.Time
+	// AfterID: events whose ID is above it, the cursor of the next page.
+	AfterID int64
+	// Limit bounds the page; zero or less returns no events.
+	Limit int
 }
 
 // KeyStore keeps the signing ring.

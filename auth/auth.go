@@ -731,6 +731,12 @@ func (s *Service) RevokeSession(ctx context.Context, userID, sessionID string, c
 	return s.revokeSession(ctx, userID, sessionID, "revoked_by_user", c)
 }
 
+// RevokeSessionFor is RevokeSession for a reason the caller names
+// ("risk_revoked"), recorded on the session and in its event.
+func (s *Service) RevokeSessionFor(ctx context.Context, userID, sessionID, reason string, c Device) error {
+	return s.revokeSession(ctx, userID, sessionID, reason, c)
+}
+
 func (s *Service) revokeSession(ctx context.Context, userID, sessionID, reason string, c Device) error {
 	sess, err := s.store.Session(ctx, sessionID)
 	if errors.Is(err, latch.ErrNotFound) || (err == nil && sess.UserID != userID) {

@@ -19,6 +19,7 @@ import (
 
 	"github.com/latchauth/latch/keys"
 	"github.com/latchauth/latch/mail"
+	"github.com/latchauth/latch/risk"
 	"github.com/latchauth/latch/secret"
 )
 
@@ -98,6 +99,15 @@ type Config struct {
 	Accounts struct {
 		RequireVerifiedEmail bool `yaml:"require_verified_email" doc:"refuse sign-in (403 email_not_verified) until the user followed the link of the verification email sent at registration"`
 	} `yaml:"accounts"`
+
+	// Risk holds the IP and country rules and the weights and levels of
+	// risk scoring (package risk).
+	Risk risk.Config `yaml:"risk"`
+
+	GeoIP struct {
+		CityDB string `yaml:"city_db" doc:"MaxMind GeoLite2/GeoIP2 City database (.mmdb); empty: no country, city or location, so country rules, new-country, impossible-travel and country-change signals are off"`
+		ASNDB  string `yaml:"asn_db" doc:"MaxMind GeoLite2/GeoIP2 ASN database (.mmdb); empty: no network, so new-ASN and ASN-change signals are off"`
+	} `yaml:"geoip"`
 
 	// RedisPrefix starts every Redis key and channel name, so that
 	// deployments sharing one Redis stay apart.
@@ -189,6 +199,7 @@ func Defaults() Config {
 	c.Log.Level = "info"
 	c.Log.Format = "text"
 	c.RedisPrefix = "latch"
+	c.Risk = risk.Defaults()
 	return c
 }
 
@@ -676,6 +687,7 @@ func (c *Config) validate(origins map[string]origin) error {
 	}
 	c.validateMetrics(bad)
 	c.validateMail(bad)
+	c.validateRisk(origins, func(err error) { errs = append(errs, err) })
 	if !validRedisPrefix(c.RedisPrefix) {
 		bad("redis_prefix", "%q must be 1 to 64 letters, digits, '-', '_', '.' or ':'", c.RedisPrefix)
 	}
@@ -690,4 +702,41 @@ func (c *Config) validate(origins map[string]origin) error {
 		bad("log.format", "%q is not one of text, json", c.Log.Format)
 	}
 	return errors.Join(errs...)
+}
+
+// validateRisk checks the risk and geoip settings. A list item's error
+// names its index (risk.countries.deny[2]) and where the list came from.
+func (c *Config) validateRisk(origins map[string]origin, fail func(error)) {
+	from := func(key string) string {
+		if o, ok := origins[key]; ok {
+			return "from " + o.from
+		}
+		return EnvName(key)
+	}
+	var problems interface{ Unwrap() []error }
+	if err := c.Risk.Validate(); errors.As(err, &problems) {
+		for _, e := range problems.Unwrap() {
+			var se *risk.SettingError
+			if errors.As(e, &se) {
+				fail(fmt.Errorf("invalid setting %s (%s): %s", se.Key, from(se.Setting()), se.Problem))
+			} else {
+				fail(e)
+			}
+		}
+	} else if err != nil {
+		fail(err)
+	}
+	if c.GeoIP.CityDB == "" {
+		// A country rule could never match: refuse it rather than let it
+		// look like protection.
+		for _, key := range []string{"risk.countries.allow", "risk.countries.deny"} {
+			list := c.Risk.Countries.Allow
+			if key == "risk.countries.deny" {
+				list = c.Risk.Countries.Deny
+			}
+			if len(list) > 0 {
+				fail(fmt.Errorf("invalid setting %s (%s): country rules need geoip.city_db (a MaxMind City database); without one no address has a country and the rule could never match", key, from(key)))
+			}
+		}
+	}
 }

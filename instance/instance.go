@@ -103,6 +103,9 @@ type Instance struct {
 	// keysChanged asks watchKeys to reload the ring now (a Redis poke, a
 	// key revocation on the feed).
 	keysChanged chan struct{}
+
+	// protection holds the geo-IP databases and the risk engine.
+	protection *protection
 }
 
 // Options are the optional collaborators of an instance.
@@ -469,6 +472,17 @@ func wire(ctx context.Context, cfg config.Config, st latch.Store, opt Options) (
 	if err != nil {
 		return nil, err
 	}
+	prot, err := openProtection(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	wired := false
+	defer func() {
+		if !wired {
+			prot.close()
+		}
+	}()
+	svc.SetGuards(prot.guards(svc, st, log, now))
 	var demo *Demo
 	if opt.Demo {
 		d, err := seedDemo(ctx, svc)
@@ -537,10 +551,11 @@ func wire(ctx context.Context, cfg config.Config, st latch.Store, opt Options) (
 		Store:  st, Revocations: revs, Now: now,
 		Pages: pages(cfg, demo), OIDC: provider,
 	})
+	wired = true
 	return &Instance{
 		Config: cfg, Store: st, Ring: ring, Revocations: revs, Verifier: v, Auth: svc, Account: accounts, Challenges: challenges, OIDC: provider, Server: srv,
 		Registry: reg, Fanout: fan, Demo: demo, KEKCreated: created, Outbox: worker, log: log, now: now,
-		keysChanged: make(chan struct{}, 1),
+		keysChanged: make(chan struct{}, 1), protection: prot,
 	}, nil
 }
 
@@ -857,6 +872,9 @@ func (in *Instance) Close() error {
 		in.Fanout.Close()
 	}
 	err := in.Store.Close()
+	if in.protection != nil {
+		in.protection.close()
+	}
 	if in.scratch != "" {
 		if rerr := os.RemoveAll(in.scratch); rerr != nil && err == nil {
 			err = fmt.Errorf("remove the demo data directory: %w", rerr)

@@ -62,3 +62,41 @@ func (s *Store) EventsByUser(ctx context.Context, userID string, limit int) ([]l
 	}
 	return list, nil
 }
+
+// Events returns up to q.Limit events matching q, by ascending ID.
+func (s *Store) Events(ctx context.Context, q latch.EventQuery) ([]latch.Event, error) {
+	if q.Limit <= 0 {
+		return nil, nil
+	}
+	types := q.Types
+	if types == nil {
+		types = []string{}
+	}
+	rows, err := s.pool.Query(ctx, `SELECT id, type, at, user_id, session_id, client_id, ip, user_agent, detail::text
+		FROM events
+		WHERE id > $1 AND ($2::timestamptz IS NULL OR at >= $2) AND (cardinality($3::text[]) = 0 OR type = ANY($3))
+		ORDER BY id LIMIT $4`, q.AfterID, ts(q.Since), types, q.Limit)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: events: %w", err)
+	}
+	defer rows.Close()
+	var list []latch.Event
+	for rows.Next() {
+		var e latch.Event
+		var detail *string
+		if err := rows.Scan(&e.ID, &e.Type, (*nullTime)(&e.At), &e.UserID, &e.SessionID,
+			&e.ClientID, &e.IP, &e.UserAgent, &detail); err != nil {
+			return nil, fmt.Errorf("postgres: events: %w", err)
+		}
+		if detail != nil {
+			if err := json.Unmarshal([]byte(*detail), &e.Detail); err != nil {
+				return nil, fmt.Errorf("postgres: events: detail of event %d: %w", e.ID, err)
+			}
+		}
+		list = append(list, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("postgres: events: %w", err)
+	}
+	return list, nil
+}

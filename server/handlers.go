@@ -246,9 +246,17 @@ func (s *Server) refresh(w http.ResponseWriter, r *http.Request) {
 			s.cfg.Cookies.clear(w) // the session is over: so are its cookies
 		}
 		writeError(w, http.StatusUnauthorized, "invalid_grant", "the refresh token is invalid, expired or revoked")
+	case errors.Is(err, auth.ErrRiskDenied):
+		riskDenied(w)
 	default:
 		s.fail(w, r, err)
 	}
+}
+
+// riskDenied answers a sign-in or refresh a guard refused (an IP or
+// country rule, a risk score): 403 access_denied.
+func riskDenied(w http.ResponseWriter) {
+	writeError(w, http.StatusForbidden, "access_denied", auth.ErrRiskDenied.Error())
 }
 
 // logout revokes the session named by the bearer access token, by the

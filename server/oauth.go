@@ -174,6 +174,8 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 	}
 	var ge *oidc.GrantError
 	switch {
+	case errors.Is(err, auth.ErrRiskDenied):
+		riskDenied(w)
 	case err == nil:
 		writeJSON(w, http.StatusOK, oauthTokenResponse{
 			AccessToken: t.AccessToken, TokenType: "Bearer", ExpiresIn: int64(t.ExpiresIn / time.Second),

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"strings"
 
 	"github.com/latchauth/latch"
 )
@@ -59,6 +60,51 @@ func (s *Store) EventsByUser(ctx context.Context, userID string, limit int) ([]l
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("sqlite: events of user %s: %w", userID, err)
+	}
+	return list, nil
+}
+
+// Events returns up to q.Limit events matching q, by ascending ID.
+func (s *Store) Events(ctx context.Context, q latch.EventQuery) ([]latch.Event, error) {
+	if q.Limit <= 0 {
+		return nil, nil
+	}
+	where := []string{"id > ?"}
+	args := []any{q.AfterID}
+	if !q.Since.IsZero() {
+		where = append(where, "at >= ?")
+		args = append(args, micros(q.Since))
+	}
+	if len(q.Types) > 0 {
+		where = append(where, "type IN (?"+strings.Repeat(", ?", len(q.Types)-1)+")")
+		for _, t := range q.Types {
+			args = append(args, t)
+		}
+	}
+	args = append(args, q.Limit)
+	rows, err := s.db.QueryContext(ctx, `SELECT id, type, at, user_id, session_id, client_id, ip, user_agent, detail
+		FROM events WHERE `+strings.Join(where, " AND ")+` ORDER BY id LIMIT ?`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: events: %w", err)
+	}
+	defer rows.Close()
+	var list []latch.Event
+	for rows.Next() {
+		var e latch.Event
+		var detail sql.NullString
+		if err := rows.Scan(&e.ID, &e.Type, scanTime(&e.At), &e.UserID, &e.SessionID,
+			&e.ClientID, &e.IP, &e.UserAgent, &detail); err != nil {
+			return nil, fmt.Errorf("sqlite: events: %w", err)
+		}
+		if detail.Valid {
+			if err := json.Unmarshal([]byte(detail.String), &e.Detail); err != nil {
+				return nil, fmt.Errorf("sqlite: events: detail of event %d: %w", e.ID, err)
+			}
+		}
+		list = append(list, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: events: %w", err)
 	}
 	return list, nil
 }

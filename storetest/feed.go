@@ -139,6 +139,35 @@ func testEvents(t *testing.T, s latch.Store) {
 	if got, err := s.EventsByUser(ctx, "carol", 10); err != nil || len(got) != 0 {
 		t.Errorf("EventsByUser(no events) = %d events, %v; want none", len(got), err)
 	}
+	// Events: the log in pages by ID, filtered by type and time.
+	ids = map[int64]bool{}
+	for _, tc := range []struct {
+		name string
+		q    latch.EventQuery
+		want []latch.Event
+	}{
+		{"all", latch.EventQuery{Limit: 10}, events},
+		{"page", latch.EventQuery{Limit: 2}, events[:2]},
+		{"next page", latch.EventQuery{AfterID: events[1].ID, Limit: 2}, events[2:]},
+		{"types", latch.EventQuery{Types: []string{latch.EventRefreshReused, latch.EventLoginFailed}, Limit: 10}, []latch.Event{events[1], events[2]}},
+		{"one type", latch.EventQuery{Types: []string{latch.EventSessionRevoked}, Limit: 10}, events[3:]},
+		{"since", latch.EventQuery{Since: base.Add(2 * time.Minute), Limit: 10}, events[2:]},
+		{"since and type", latch.EventQuery{Since: base.Add(time.Minute + time.Second), Types: []string{latch.EventLoginFailed, latch.EventSessionRevoked}, Limit: 10}, events[3:]},
+		{"no such type", latch.EventQuery{Types: []string{"nothing"}, Limit: 10}, nil},
+		{"no limit", latch.EventQuery{}, nil},
+	} {
+		got, err := s.Events(ctx, tc.q)
+		if err != nil {
+			t.Fatalf("Events(%s): %v", tc.name, err)
+		}
+		if len(got) != len(tc.want) {
+			t.Errorf("Events(%s) returned %d events, want %d", tc.name, len(got), len(tc.want))
+			continue
+		}
+		for i := range tc.want {
+			checkEqual(t, fmt.Sprintf("Events(%s)[%d]", tc.name, i), got[i], tc.want[i])
+		}
+	}
 }
 
 // testRevocationHead: the head is the highest seq ever assigned, and

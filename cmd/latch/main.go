@@ -12,6 +12,7 @@
 //	latch migrate                apply the store's schema migrations
 //	latch kek generate           print a new key-encryption key for LATCH_KEK
 //	latch config                 list every setting with its environment variable
+//	latch risk export|replay     export recorded risk decisions; score them again with other weights
 //	latch gateway --config FILE  run the gateway (reverse proxy, browser sessions)
 //	latch version                print the version
 package main
@@ -59,7 +60,7 @@ Start it with "latch serve": no configuration needed, state in ./latch-data.`,
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	env := &cliEnv{stdin: stdin, stdout: stdout, stderr: stderr, environ: environ}
-	root.AddCommand(env.serveCmd(), env.userCmd(), env.clientCmd(), env.keysCmd(), env.migrateCmd(), env.kekCmd(), env.configCmd(), env.gatewayCmd(), versionCmd(stdout))
+	root.AddCommand(env.serveCmd(), env.userCmd(), env.clientCmd(), env.keysCmd(), env.migrateCmd(), env.kekCmd(), env.configCmd(), env.gatewayCmd(), env.riskCmd(), versionCmd(stdout))
 	return root
 }
 
