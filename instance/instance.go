@@ -482,7 +482,6 @@ func wire(ctx context.Context, cfg config.Config, st latch.Store, opt Options) (
 			prot.close()
 		}
 	}()
-	svc.SetGuards(prot.guards(svc, st, log, now))
 	var demo *Demo
 	if opt.Demo {
 		d, err := seedDemo(ctx, svc)
@@ -510,12 +509,13 @@ func wire(ctx context.Context, cfg config.Config, st latch.Store, opt Options) (
 	// guards (sign-in, refresh, known devices) join this Guards.
 	challenges, err := challenge.New(challenge.Config{}, challenge.Deps{
 		Store: st, MAC: kek.Derive("latch step-up challenge v1").MAC, OnOutbox: worker.Notify, Log: log, Now: now,
+		Locator: prot.locator(),
 	})
 	if err != nil {
 		return nil, err
 	}
-	svc.SetGuards(auth.Guards{Challenger: challenges})
 	// --- end step-up challenge ---
+	svc.SetGuards(prot.guards(svc, st, challenges, log, now))
 	var proxies []netip.Prefix
 	for _, p := range cfg.TrustedProxies {
 		proxies = append(proxies, netip.MustParsePrefix(p)) // validated by config

@@ -59,8 +59,8 @@ func (p *protection) screensRefresh() bool {
 
 // guards are the guards of svc, built in this one place: SetGuards
 // replaces them all.
-func (p *protection) guards(svc *auth.Service, st latch.Store, log *slog.Logger, now func() time.Time) auth.Guards {
-	var g auth.Guards
+func (p *protection) guards(svc *auth.Service, st latch.Store, challenger auth.Challenger, log *slog.Logger, now func() time.Time) auth.Guards {
+	g := auth.Guards{Challenger: challenger}
 	if p.screensRefresh() {
 		g.Refresh = protect.NewRefreshGuard(p.engine, p.locator(), st,
 			func(ctx context.Context, userID, sessionID, reason string) error {
@@ -70,7 +70,6 @@ func (p *protection) guards(svc *auth.Service, st latch.Store, log *slog.Logger,
 	}
 	// h4: sign-in guard here (g.SignIn, g.Devices), with p.engine and
 	// p.locator().
-	// h5: g.Challenger here.
 	return g
 }
 
