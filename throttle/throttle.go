@@ -329,8 +329,8 @@ func source(a Attempt) string {
 // The keys: hash-tagged by account ({…}), so that a Redis cluster keeps
 // an account's keys in one slot.
 func sourceLock(acct string, a Attempt) string { return "lock:{" + acct + "}:" + source(a) }
-func accountLock(acct string) string          { return "lock:{" + acct + "}" }
-func accountCounter(acct string) string       { return "fail:{" + acct + "}" }
+func accountLock(acct string) string           { return "lock:{" + acct + "}" }
+func accountCounter(acct string) string        { return "fail:{" + acct + "}" }
 
 // AddressKey is what the per-address budget and the per-source failures
 // are kept by: an IPv4 address as it is (also when written IPv4-mapped,
