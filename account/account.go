@@ -30,6 +30,7 @@ import (
 	"github.com/latchauth/latch/auth"
 	"github.com/latchauth/latch/email"
 	"github.com/latchauth/latch/password"
+	"github.com/latchauth/latch/throttle"
 )
 
 // Email templates of package mail that this package enqueues.
@@ -37,6 +38,7 @@ const (
 	TemplateVerifyEmail     = "verify_email"
 	TemplateResetPassword   = "reset_password"
 	TemplatePasswordChanged = "password_changed"
+	TemplateUnlockSignIn    = "unlock_sign_in"
 )
 
 // Token prefixes: a leaked token is recognisable by secret scanners, and a
@@ -44,12 +46,14 @@ const (
 const (
 	VerifyTokenPrefix = "latch_ve_"
 	ResetTokenPrefix  = "latch_pr_"
+	UnlockTokenPrefix = "latch_ul_"
 )
 
 // Defaults of Config.
 const (
 	DefaultVerifyTTL = 48 * time.Hour
 	DefaultResetTTL  = 30 * time.Minute
+	DefaultUnlockTTL = time.Hour
 	// DefaultMailsPerEmail is how many verification or reset emails one
 	// address may be sent per DefaultMailsEvery (with that burst).
 	DefaultMailsPerEmail = 3
@@ -77,6 +81,9 @@ type Config struct {
 	// means DefaultVerifyTTL and DefaultResetTTL.
 	VerifyTTL time.Duration
 	ResetTTL  time.Duration
+	// UnlockTTL is how long a sign-in unlock link stays valid; zero
+	// means DefaultUnlockTTL.
+	UnlockTTL time.Duration
 	// MailsPerEmail emails per MailsEvery may be requested for one
 	// address (forgot, resend); zero means the defaults.
 	MailsPerEmail int
@@ -87,6 +94,9 @@ type Config struct {
 type Deps struct {
 	Store latch.Store
 	Auth  *auth.Service
+	// Throttle is the sign-in throttle whose account-wide locks unlock
+	// links lift; nil refuses every unlock link.
+	Throttle *throttle.Throttle
 	// OnOutbox, if not nil, wakes the outbox worker after an enqueue. It
 	// must not block.
 	OnOutbox func()
@@ -99,6 +109,7 @@ type Service struct {
 	cfg      Config
 	store    latch.Store
 	auth     *auth.Service
+	throttle *throttle.Throttle
 	onOutbox func()
 	log      *slog.Logger
 	now      func() time.Time
@@ -121,6 +132,9 @@ func New(cfg Config, d Deps) (*Service, error) {
 	if cfg.ResetTTL <= 0 {
 		cfg.ResetTTL = DefaultResetTTL
 	}
+	if cfg.UnlockTTL <= 0 {
+		cfg.UnlockTTL = DefaultUnlockTTL
+	}
 	if cfg.MailsPerEmail <= 0 {
 		cfg.MailsPerEmail = DefaultMailsPerEmail
 	}
@@ -134,7 +148,7 @@ func New(cfg Config, d Deps) (*Service, error) {
 		d.Now = time.Now
 	}
 	return &Service{
-		cfg: cfg, store: d.Store, auth: d.Auth, onOutbox: d.OnOutbox, log: d.Log, now: d.Now,
+		cfg: cfg, store: d.Store, auth: d.Auth, throttle: d.Throttle, onOutbox: d.OnOutbox, log: d.Log, now: d.Now,
 		perEmail: newLimiter(rate.Every(cfg.MailsEvery/time.Duration(cfg.MailsPerEmail)), cfg.MailsPerEmail, d.Now),
 	}, nil
 }
@@ -178,8 +192,11 @@ func (s *Service) link(page, token string) string {
 // the link.
 func (s *Service) issue(ctx context.Context, u *latch.User, purpose string, enqueue bool) (string, error) {
 	prefix, page, template, ttl := VerifyTokenPrefix, "/verify", TemplateVerifyEmail, s.cfg.VerifyTTL
-	if purpose == latch.PurposeResetPassword {
+	switch purpose {
+	case latch.PurposeResetPassword:
 		prefix, page, template, ttl = ResetTokenPrefix, "/reset", TemplateResetPassword, s.cfg.ResetTTL
+	case latch.PurposeUnlockSignIn:
+		prefix, page, template, ttl = UnlockTokenPrefix, "/unlock", TemplateUnlockSignIn, s.cfg.UnlockTTL
 	}
 	tok, hash := newToken(prefix)
 	now := s.clock()
@@ -187,10 +204,12 @@ func (s *Service) issue(ctx context.Context, u *latch.User, purpose string, enqu
 	t := &latch.AccountToken{Hash: hash, Purpose: purpose, UserID: u.ID, Email: u.Email, CreatedAt: now, ExpiresAt: now.Add(ttl)}
 	var msg *latch.OutboxMessage
 	if enqueue {
+		data := map[string]string{"link": link, "expires_in": humanDuration(ttl)}
+		if purpose == latch.PurposeUnlockSignIn && s.throttle != nil {
+			data["lockout"] = humanDuration(s.throttle.Config().Lockout)
+		}
 		msg = &latch.OutboxMessage{Kind: latch.OutboxEmail, CreatedAt: now, NotBefore: now,
-			Payload: latch.EmailMessage{To: u.Email, Template: template, Data: map[string]string{
-				"link": link, "expires_in": humanDuration(ttl),
-			}}.Payload()}
+			Payload: latch.EmailMessage{To: u.Email, Template: template, Data: data}.Payload()}
 	}
 	if err := s.store.CreateAccountToken(ctx, t, msg); err != nil {
 		if errors.Is(err, latch.ErrNotFound) {

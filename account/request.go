@@ -23,6 +23,10 @@ const (
 	// RequestResend asks for a new verification link
 	// (Service.ResendVerification).
 	RequestResend = "resend"
+	// RequestUnlock asks for a sign-in unlock link (Service.SendUnlock):
+	// the sign-in throttle locked the account for everyone but its known
+	// devices.
+	RequestUnlock = "unlock"
 )
 
 // request is the payload of an OutboxRequest message.
@@ -38,7 +42,7 @@ type request struct {
 // account: the caller answers after it and learns nothing.
 func (s *Service) Request(ctx context.Context, action, addr string, c auth.Device) error {
 	switch action {
-	case RequestForgot, RequestResend:
+	case RequestForgot, RequestResend, RequestUnlock:
 	default:
 		return fmt.Errorf("account: unknown request %q", action)
 	}
@@ -69,6 +73,8 @@ func (s *Service) Deliver(ctx context.Context, m latch.OutboxMessage) error {
 		return s.Forgot(ctx, r.Email, auth.Device{IP: r.IP, UserAgent: r.UserAgent})
 	case RequestResend:
 		return s.ResendVerification(ctx, r.Email)
+	case RequestUnlock:
+		return s.SendUnlock(ctx, r.Email)
 	}
 	return outbox.Permanent(fmt.Errorf("account: unknown request %q", r.Action))
 }

@@ -32,6 +32,7 @@ var required = map[string][]string{
 	"verify_email":     {"link", "expires_in"},
 	"reset_password":   {"link", "expires_in"},
 	"password_changed": {"when"},
+	"unlock_sign_in":   {"link", "expires_in"},
 }
 
 // maxValue is the longest data value shown, in runes; longer ones (a user

@@ -140,10 +140,12 @@ type Throttle struct {
 type Options struct {
 	// OnAccountLocked, if not nil, is called when an account reaches
 	// AccountMaxFailures, at most once per account and AccountWindow
-	// across every instance sharing the State: it mails the owner an
-	// unlock link. It runs in its own goroutine, so that the answer to
-	// the attempt that locked the account takes as long for an unknown
-	// email as for a real one.
+	// across every instance sharing the State: it has the owner mailed
+	// an unlock link. It is called for unknown emails too, and must do
+	// the same work for them (record a request in the durable outbox,
+	// see package account), so that the answer takes as long either
+	// way. It runs before the failed attempt is answered, with a context
+	// the client's leaving does not cancel.
 	OnAccountLocked func(ctx context.Context, account string)
 	Log             *slog.Logger
 }
@@ -266,11 +268,7 @@ func (t *Throttle) Failed(ctx context.Context, a Attempt) {
 	if err != nil || !first {
 		return
 	}
-	go func(ctx context.Context) {
-		ctx, cancel := context.WithTimeout(ctx, time.Minute)
-		defer cancel()
-		t.onLocked(ctx, a.Account)
-	}(context.WithoutCancel(ctx))
+	t.onLocked(context.WithoutCancel(ctx), a.Account)
 }
 
 // Succeeded forgets the failures of the attempt's source for its account.
