@@ -2,6 +2,7 @@ package throttle
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync/atomic"
@@ -15,15 +16,22 @@ const DefaultTimeout = 250 * time.Millisecond
 // it: when the shared state fails or does not answer within Timeout, the
 // call goes to the local one, so that sign-in keeps being throttled (per
 // instance) and never fails because the shared state hiccupped. The
-// switch is logged once each way.
+// switch is logged once each way. After a failure the shared state is
+// left alone for Pause (calls go straight to the local one), so that a
+// shared state that hangs costs a sign-in at most one Timeout a Pause.
 type Fallback struct {
 	Shared  State
 	Local   State
 	Timeout time.Duration // 0 means DefaultTimeout
+	Pause   time.Duration // 0 means DefaultPause
 	Log     *slog.Logger  // nil means slog.Default()
 
-	down atomic.Bool
+	down    atomic.Bool
+	retryAt atomic.Int64 // unix nanoseconds
 }
+
+// DefaultPause is how long a Fallback leaves a failed shared state alone.
+const DefaultPause = time.Second
 
 func (f *Fallback) log() *slog.Logger {
 	if f.Log == nil {
@@ -35,6 +43,9 @@ func (f *Fallback) log() *slog.Logger {
 // use runs call on the shared state within the timeout and reports
 // whether it answered; it logs when the shared state goes and comes back.
 func (f *Fallback) use(ctx context.Context, call func(context.Context, State) error) bool {
+	if f.down.Load() && time.Now().UnixNano() < f.retryAt.Load() {
+		return false
+	}
 	d := f.Timeout
 	if d <= 0 {
 		d = DefaultTimeout
@@ -42,6 +53,11 @@ func (f *Fallback) use(ctx context.Context, call func(context.Context, State) er
 	ctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
 	if err := call(ctx, f.Shared); err != nil {
+		pause := f.Pause
+		if pause <= 0 {
+			pause = DefaultPause
+		}
+		f.retryAt.Store(time.Now().Add(pause).UnixNano())
 		if f.down.CompareAndSwap(false, true) {
 			f.log().Warn("sign-in throttle: shared state unavailable; throttling in this instance's memory until it is back", "err", err)
 		}
@@ -111,6 +127,9 @@ func (f *Fallback) Clear(ctx context.Context, keys ...string) error {
 	var shared error
 	if !f.use(ctx, func(ctx context.Context, s State) error { shared = s.Clear(ctx, keys...); return shared }) {
 		_ = f.Local.Clear(ctx, keys...)
+		if shared == nil {
+			shared = errors.New("unavailable")
+		}
 		return fmt.Errorf("throttle: shared state: %w", shared)
 	}
 	return f.Local.Clear(ctx, keys...)

@@ -282,17 +282,19 @@ func TestLockSurvivesEviction(t *testing.T) {
 	}
 }
 
-// broken is a shared state that is down.
-type broken struct{}
+// broken is a shared state that is down; it counts the calls.
+type broken struct{ calls *atomic.Int32 }
 
 var errDown = errors.New("connection refused")
 
-func (broken) Take(context.Context, string, int) (time.Duration, error)  { return 0, errDown }
-func (broken) Fail(context.Context, throttle.Failure) (int, error)       { return 0, errDown }
-func (broken) Locked(context.Context, string) (time.Duration, error)     { return 0, errDown }
-func (broken) Count(context.Context, string) (int, error)                { return 0, errDown }
-func (broken) Mark(context.Context, string, time.Duration) (bool, error) { return false, errDown }
-func (broken) Clear(context.Context, ...string) error                    { return errDown }
+func (b broken) down() error { b.calls.Add(1); return errDown }
+
+func (b broken) Take(context.Context, string, int) (time.Duration, error)  { return 0, b.down() }
+func (b broken) Fail(context.Context, throttle.Failure) (int, error)       { return 0, b.down() }
+func (b broken) Locked(context.Context, string) (time.Duration, error)     { return 0, b.down() }
+func (b broken) Count(context.Context, string) (int, error)                { return 0, b.down() }
+func (b broken) Mark(context.Context, string, time.Duration) (bool, error) { return false, b.down() }
+func (b broken) Clear(context.Context, ...string) error                    { return b.down() }
 
 // TestFallback: with the shared state down the throttle keeps working in
 // memory (it never fails open and never errors), and says so once.
@@ -300,7 +302,8 @@ func TestFallback(t *testing.T) {
 	var logs bytes.Buffer
 	log := slog.New(slog.NewTextHandler(&logs, nil))
 	clk := testenv.NewClock(time.Unix(1_700_000_000, 0))
-	fb := &throttle.Fallback{Shared: broken{}, Local: throttle.NewMemory(clk.Now), Log: log}
+	var calls atomic.Int32
+	fb := &throttle.Fallback{Shared: broken{&calls}, Local: throttle.NewMemory(clk.Now), Log: log, Pause: time.Hour}
 	th := throttle.New(throttle.Config{PerIPPerMinute: 100, MaxFailures: 3, Lockout: time.Hour}, fb, throttle.Options{Log: log})
 	ctx := context.Background()
 	a := throttle.Attempt{Account: "kate@example.com", IP: "198.51.100.1"}
@@ -318,6 +321,10 @@ func TestFallback(t *testing.T) {
 	}
 	if n := strings.Count(logs.String(), "shared state unavailable"); n != 1 {
 		t.Fatalf("logged the outage %d times, want once:\n%s", n, logs.String())
+	}
+	// Paused after the first failure: the shared state was asked once.
+	if n := calls.Load(); n != 1 {
+		t.Fatalf("the shared state was asked %d times within its pause, want once", n)
 	}
 	if err := th.Unlock(ctx, "kate@example.com"); err == nil {
 		t.Fatal("Unlock with the shared state down reported success")
