@@ -30,9 +30,10 @@ type Authentication struct {
 	Challenged bool
 }
 
-// Authenticate checks an email and password. It is throttled per address
-// and per email, costs the same for an unknown email as for a wrong
-// password, records the failure in the security log, and upgrades an
+// Authenticate checks an email and password. It is throttled per address,
+// per email and source, and per email (package throttle; the owner's
+// known device, Guards.Devices, is spared the locks others caused),
+// costs the same for an unknown email as for a wrong password, records the failure in the security log, and upgrades an
 // outdated password hash. Errors: ErrInvalidCredentials, a *ThrottleError,
 // ErrUserLocked, ErrEmailNotVerified, password.ErrBusy, or a store error.
 //
