@@ -33,8 +33,9 @@ type Authentication struct {
 // Authenticate checks an email and password. It is throttled per address,
 // per email and source, and per email (package throttle; the owner's
 // known device, Guards.Devices, is spared the locks others caused),
-// costs the same for an unknown email as for a wrong password, records the failure in the security log, and upgrades an
-// outdated password hash. Errors: ErrInvalidCredentials, a *ThrottleError,
+// costs the same for an unknown email as for a wrong password, records
+// the failure in the security log, and upgrades an outdated password
+// hash. Errors: ErrInvalidCredentials, a *ThrottleError,
 // ErrUserLocked, ErrEmailNotVerified, password.ErrBusy, or a store error.
 //
 // The address is looked up in its canonical form (package email), so every
