@@ -245,3 +245,17 @@ func TestLockoutUnknownEmail(t *testing.T) {
 		t.Fatalf("mailed %v, want one unlock email to %s", mailed, real)
 	}
 }
+
+// TestLockoutUnlockThrottled: the unlock endpoint spends from the
+// address's password-attempt budget (no free oracle for guessing links).
+func TestLockoutUnlockThrottled(t *testing.T) {
+	h := start(t, "", func(c *config.Config) { c.Login.RatePerIP = 2 })
+	for i := range 2 {
+		expect(t, fmt.Sprintf("unlock %d", i+1), unlock(h, account.UnlockTokenPrefix+"nope"), 400, "invalid_link")
+	}
+	r := unlock(h, account.UnlockTokenPrefix+"nope")
+	expect(t, "a third unlock in a minute", r, 429, "rate_limited")
+	if r.header.Get("Retry-After") == "" {
+		t.Fatal("429 without Retry-After")
+	}
+}
