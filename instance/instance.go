@@ -545,13 +545,9 @@ func newThrottle(cfg config.Config, fan *redis.Fanout, log *slog.Logger, now fun
 	if fan != nil {
 		st = &throttle.Fallback{Shared: fan.ThrottleState(), Local: local, Log: log}
 	}
-	account := cfg.Login.AccountMaxFailures
-	if account == 0 {
-		account = -1 // off (throttle.New reads 0 as its default)
-	}
 	return throttle.New(throttle.Config{
 		PerIPPerMinute: cfg.Login.RatePerIP, MaxFailures: cfg.Login.MaxFailures, Lockout: cfg.Login.Lockout.D(),
-		AccountMaxFailures: account, AccountWindow: cfg.Login.AccountWindow.D(),
+		AccountMaxFailures: cfg.Login.AccountMaxFailures, AccountWindow: cfg.Login.AccountWindow.D(),
 	}, st, throttle.Options{Log: log})
 }
 

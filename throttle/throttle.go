@@ -74,10 +74,11 @@ type Config struct {
 	AccountWindow      time.Duration
 }
 
-// Defaults of the account-wide threshold.
+// DefaultAccountWindow is the account-wide window when Config leaves it
+// zero; DefaultLockout the lockout.
 const (
-	DefaultAccountMaxFailures = 50
-	DefaultAccountWindow      = time.Hour
+	DefaultAccountWindow = time.Hour
+	DefaultLockout       = 15 * time.Minute
 )
 
 // State keeps the throttle's counters. Keys are made by the Throttle
@@ -150,18 +151,14 @@ type Options struct {
 	Log             *slog.Logger
 }
 
-// New returns a Throttle over st. Zero account-wide settings mean the
-// defaults (DefaultAccountMaxFailures, DefaultAccountWindow); a negative
-// AccountMaxFailures turns the account-wide threshold off.
+// New returns a Throttle over st. A zero AccountWindow or Lockout means
+// DefaultAccountWindow or DefaultLockout.
 func New(cfg Config, st State, o Options) *Throttle {
-	if cfg.AccountMaxFailures == 0 {
-		cfg.AccountMaxFailures = DefaultAccountMaxFailures
-	}
 	if cfg.AccountWindow <= 0 {
 		cfg.AccountWindow = DefaultAccountWindow
 	}
 	if cfg.Lockout <= 0 {
-		cfg.Lockout = 15 * time.Minute
+		cfg.Lockout = DefaultLockout
 	}
 	if o.Log == nil {
 		o.Log = slog.Default()

@@ -233,10 +233,9 @@ func TestAccountWindow(t *testing.T) {
 	}
 }
 
-// TestDisabled: zero MaxFailures and a negative AccountMaxFailures count
-// nothing.
+// TestDisabled: zero limits lock nothing.
 func TestDisabled(t *testing.T) {
-	r := newRig(throttle.Config{AccountMaxFailures: -1})
+	r := newRig(throttle.Config{})
 	for i := range 200 {
 		r.fail(t, throttle.Attempt{Account: "kate@example.com", IP: fmt.Sprintf("198.51.100.%d", i%3)})
 	}
@@ -264,7 +263,7 @@ func TestRateLimit(t *testing.T) {
 // memory state past its bound; the evictions that follow must not forget
 // a lock that is still running.
 func TestLockSurvivesEviction(t *testing.T) {
-	r := newRig(throttle.Config{MaxFailures: 3, Lockout: time.Hour, AccountMaxFailures: -1})
+	r := newRig(throttle.Config{MaxFailures: 3, Lockout: time.Hour})
 	ctx := context.Background()
 	kate := throttle.Attempt{Account: "kate@example.com", IP: "198.51.100.1"}
 	for range 3 {
