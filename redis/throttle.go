@@ -77,14 +77,23 @@ func (s *ThrottleState) Fail(ctx context.Context, f throttle.Failure) (int, erro
 
 func ms(d time.Duration) int64 { return max(d.Milliseconds(), 1) }
 
-// Locked implements throttle.State.
-func (s *ThrottleState) Locked(ctx context.Context, key string) (time.Duration, error) {
-	d, err := s.client.PTTL(ctx, s.key(key)).Result()
+// Locked implements throttle.State: one pipeline of PTTLs.
+func (s *ThrottleState) Locked(ctx context.Context, keys ...string) (time.Duration, error) {
+	cmds := make([]*goredis.DurationCmd, len(keys))
+	_, err := s.client.Pipelined(ctx, func(p goredis.Pipeliner) error {
+		for i, k := range keys {
+			cmds[i] = p.PTTL(ctx, s.key(k))
+		}
+		return nil
+	})
 	if err != nil {
 		return 0, fmt.Errorf("redis: throttle locked: %w", err)
 	}
-	if d < 0 { // -2: no such key; -1 cannot happen (every lock expires)
-		return 0, nil
+	var d time.Duration
+	for _, c := range cmds {
+		// Negative: no such key (-2), or none without expiry (-1, which
+		// cannot happen: every lock expires).
+		d = max(d, c.Val())
 	}
 	return d, nil
 }

@@ -142,3 +142,32 @@ func scan(t *testing.T, prefix string) []string {
 	}
 	return keys
 }
+
+// BenchmarkThrottleSignIn: what throttling adds to one sign-in (the
+// address budget, two lock checks, clearing the source's failures), in
+// memory and in Redis, next to the argon2id hash it guards (about 22 ms
+// here, DESIGN.md §9).
+func BenchmarkThrottleSignIn(b *testing.B) {
+	f, err := redis.Open(b.Context(), sharedURL(), redis.Options{Prefix: statetest.Prefix("latch-bench")})
+	if err != nil {
+		b.Skip("no Redis")
+	}
+	defer f.Close()
+	cfg := throttle.Config{PerIPPerMinute: 1 << 30, MaxFailures: 10, Lockout: time.Minute, AccountMaxFailures: 50}
+	for _, c := range []struct {
+		name string
+		st   throttle.State
+	}{{"memory", throttle.NewMemory(nil)}, {"redis", f.ThrottleState()}} {
+		b.Run(c.name, func(b *testing.B) {
+			th := throttle.New(cfg, c.st, throttle.Options{})
+			ctx := context.Background()
+			for i := range b.N {
+				a := throttle.Attempt{Account: "kate@example.com", IP: fmt.Sprintf("198.51.100.%d", i%200)}
+				if err := th.Allow(ctx, a); err != nil {
+					b.Fatal(err)
+				}
+				th.Succeeded(ctx, a)
+			}
+		})
+	}
+}

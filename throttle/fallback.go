@@ -90,12 +90,12 @@ func (f *Fallback) Fail(ctx context.Context, fl Failure) (n int, err error) {
 
 // Locked implements State. While the shared state is down, a lock either
 // state knows of holds.
-func (f *Fallback) Locked(ctx context.Context, key string) (d time.Duration, err error) {
-	local, err := f.Local.Locked(ctx, key)
+func (f *Fallback) Locked(ctx context.Context, keys ...string) (d time.Duration, err error) {
+	local, err := f.Local.Locked(ctx, keys...)
 	if err != nil {
 		return 0, err
 	}
-	if f.use(ctx, func(ctx context.Context, s State) error { d, err = s.Locked(ctx, key); return err }) {
+	if f.use(ctx, func(ctx context.Context, s State) error { d, err = s.Locked(ctx, keys...); return err }) {
 		return max(d, local), nil
 	}
 	return local, nil

@@ -101,19 +101,23 @@ func (m *Memory) setMark(key string, until, now time.Time) {
 }
 
 // Locked implements State.
-func (m *Memory) Locked(_ context.Context, key string) (time.Duration, error) {
+func (m *Memory) Locked(_ context.Context, keys ...string) (time.Duration, error) {
 	now := m.now()
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	until, ok := m.marks[key]
-	if !ok {
-		return 0, nil
+	var d time.Duration
+	for _, key := range keys {
+		until, ok := m.marks[key]
+		if !ok {
+			continue
+		}
+		if !now.Before(until) {
+			delete(m.marks, key)
+			continue
+		}
+		d = max(d, until.Sub(now))
 	}
-	if !now.Before(until) {
-		delete(m.marks, key)
-		return 0, nil
-	}
-	return until.Sub(now), nil
+	return d, nil
 }
 
 // Count implements State.

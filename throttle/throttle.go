@@ -96,8 +96,9 @@ type State interface {
 	// f.Window from its first failure. At f.Max or more it locks f.Lock
 	// for f.Lockout. It returns the new count.
 	Fail(ctx context.Context, f Failure) (int, error)
-	// Locked returns how much longer key is locked; 0 if it is not.
-	Locked(ctx context.Context, key string) (time.Duration, error)
+	// Locked returns how much longer the longest-locked of keys is
+	// locked; 0 if none is. One round trip for all of them.
+	Locked(ctx context.Context, keys ...string) (time.Duration, error)
 	// Count returns the count of a counter (0 if it has none or it
 	// expired).
 	Count(ctx context.Context, key string) (int, error)
@@ -218,14 +219,13 @@ func (t *Throttle) Locked(ctx context.Context, a Attempt) error {
 	if t.cfg.AccountMaxFailures > 0 && a.KnownDevice == "" {
 		keys = append(keys, accountLock(acct))
 	}
-	var wait time.Duration
-	for _, k := range keys {
-		d, err := t.state.Locked(ctx, k)
-		if err != nil {
-			t.log.Error("sign-in throttle unavailable; refusing the attempt", "err", err)
-			return &Error{Kind: ErrAccountLocked, RetryAfter: time.Second}
-		}
-		wait = max(wait, d)
+	if len(keys) == 0 {
+		return nil
+	}
+	wait, err := t.state.Locked(ctx, keys...)
+	if err != nil {
+		t.log.Error("sign-in throttle unavailable; refusing the attempt", "err", err)
+		return &Error{Kind: ErrAccountLocked, RetryAfter: time.Second}
 	}
 	if wait > 0 {
 		return &Error{Kind: ErrAccountLocked, RetryAfter: wait}

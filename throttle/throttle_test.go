@@ -290,7 +290,7 @@ func (b broken) down() error { b.calls.Add(1); return errDown }
 
 func (b broken) Take(context.Context, string, int) (time.Duration, error)  { return 0, b.down() }
 func (b broken) Fail(context.Context, throttle.Failure) (int, error)       { return 0, b.down() }
-func (b broken) Locked(context.Context, string) (time.Duration, error)     { return 0, b.down() }
+func (b broken) Locked(context.Context, ...string) (time.Duration, error)  { return 0, b.down() }
 func (b broken) Count(context.Context, string) (int, error)                { return 0, b.down() }
 func (b broken) Mark(context.Context, string, time.Duration) (bool, error) { return false, b.down() }
 func (b broken) Clear(context.Context, ...string) error                    { return b.down() }

@@ -51,6 +51,12 @@ func Run(t *testing.T, st throttle.State, prefix string, pass func(time.Duration
 		if d, err := st.Locked(ctx, f.Lock); err != nil || d <= 0 || d > time.Hour {
 			t.Fatalf("at max: locked for %v, %v; want (0, 1h]", d, err)
 		}
+		if d, err := st.Locked(ctx, key("none"), f.Lock, key("none2")); err != nil || d <= 0 {
+			t.Fatalf("one locked key of three: %v, %v", d, err)
+		}
+		if d, err := st.Locked(ctx, key("none"), key("none2")); err != nil || d != 0 {
+			t.Fatalf("no locked key of two: %v, %v", d, err)
+		}
 		if n, err := st.Count(ctx, f.Counter); err != nil || n != 3 {
 			t.Fatalf("Count = %d, %v", n, err)
 		}
