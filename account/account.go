@@ -533,12 +533,21 @@ func (s *Service) Lock(ctx context.Context, userID, reason string, c auth.Device
 	return nil
 }
 
-// Unlock lifts the lock of the account, whatever its reason.
+// Unlock lifts the lock of the account, whatever its reason, and its
+// account-wide sign-in lock (package throttle: shared through Redis, so
+// `latch user unlock` reaches the servers only when redis is set).
 func (s *Service) Unlock(ctx context.Context, userID string, c auth.Device) error {
 	if err := s.store.UnlockUser(ctx, userID, "", s.clock()); errors.Is(err, latch.ErrNotFound) {
 		return ErrNotFound
 	} else if err != nil {
 		return fmt.Errorf("account: unlock: %w", err)
+	}
+	if s.throttle != nil {
+		if u, err := s.store.UserByID(ctx, userID); err == nil {
+			if err := s.throttle.Unlock(ctx, u.Email); err != nil {
+				s.log.Warn("lifting the sign-in lock failed; it ends on its own", "user_id", userID, "err", err)
+			}
+		}
 	}
 	s.event(ctx, &latch.Event{Type: latch.EventAccountUnlocked, UserID: userID, IP: c.IP, UserAgent: c.UserAgent})
 	return nil

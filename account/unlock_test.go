@@ -129,3 +129,22 @@ func TestUnlockWithoutThrottle(t *testing.T) {
 		t.Fatalf("the link was spent by the refused attempt: %v", err)
 	}
 }
+
+// TestOperatorUnlockLiftsTheSignInLock: the operator's unlock (latch user
+// unlock) also lifts the account-wide sign-in lock.
+func TestOperatorUnlockLiftsTheSignInLock(t *testing.T) {
+	s, _, clk := newService(t)
+	th := withThrottle(s, clk.now)
+	ctx := context.Background()
+	u, err := s.auth.CreateUser(ctx, "kate@example.com", "a long enough password", auth.Device{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lockAccount(t, th, u.Email)
+	if err := s.Unlock(ctx, u.ID, auth.Device{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := th.Allow(ctx, throttle.Attempt{Account: u.Email, IP: "203.0.113.7"}); err != nil {
+		t.Fatalf("after the operator's unlock: %v", err)
+	}
+}
