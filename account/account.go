@@ -96,7 +96,7 @@ type Deps struct {
 	Auth  *auth.Service
 	// Throttle is the sign-in throttle whose account-wide locks unlock
 	// links lift; nil refuses every unlock link.
-	Throttle *throttle.Throttle
+	Throttle *throttle.Policy
 	// OnOutbox, if not nil, wakes the outbox worker after an enqueue. It
 	// must not block.
 	OnOutbox func()
@@ -109,7 +109,7 @@ type Service struct {
 	cfg      Config
 	store    latch.Store
 	auth     *auth.Service
-	throttle *throttle.Throttle
+	throttle *throttle.Policy
 	onOutbox func()
 	log      *slog.Logger
 	now      func() time.Time

@@ -13,14 +13,14 @@ import (
 
 // withThrottle gives s a throttle over memory whose account-wide lock
 // takes two failures.
-func withThrottle(s *Service, now func() time.Time) *throttle.Throttle {
+func withThrottle(s *Service, now func() time.Time) *throttle.Policy {
 	th := throttle.New(throttle.Config{MaxFailures: 1, Lockout: time.Hour, AccountMaxFailures: 2, AccountWindow: time.Hour},
 		throttle.NewMemory(now), throttle.Options{})
 	s.throttle = th
 	return th
 }
 
-func lockAccount(t *testing.T, th *throttle.Throttle, addr string) {
+func lockAccount(t *testing.T, th *throttle.Policy, addr string) {
 	t.Helper()
 	ctx := context.Background()
 	th.Failed(ctx, throttle.Attempt{Account: addr, IP: "192.0.2.1"})

@@ -152,7 +152,7 @@ type Service struct {
 	sealer   Sealer
 	hasher   *password.Hasher
 	revs     *revocation.Set
-	throttle *throttle.Throttle
+	throttle *throttle.Policy
 	guards   Guards
 	onRevoke func(ctx context.Context)
 	onOutbox func()
@@ -182,7 +182,7 @@ type Deps struct {
 	// Throttle, if not nil, throttles sign-ins (shared with other
 	// instances when its state is); nil means one over Config.Throttle
 	// in this instance's memory.
-	Throttle *throttle.Throttle
+	Throttle *throttle.Policy
 	// OnRevoke, if not nil, is called after a revocation was written, to
 	// tell other instances (see package redis). It must not block.
 	OnRevoke func(ctx context.Context)

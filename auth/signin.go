@@ -66,9 +66,9 @@ func (s *Service) Authenticate(ctx context.Context, addr, pw string, c Device) (
 	case err != nil:
 		return nil, s.loginError(fmt.Errorf("auth: look up user: %w", err))
 	}
-	var owner userRef
+	var owner string
 	if u != nil {
-		owner = userRef(u.ID)
+		owner = u.ID
 	}
 	at := throttle.Attempt{Account: key, IP: c.IP, KnownDevice: s.knownDevice(ctx, owner, c)}
 	if err := s.throttle.Locked(ctx, at); err != nil {

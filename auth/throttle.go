@@ -32,24 +32,21 @@ func (s *Service) AllowAddress(ip string) error {
 
 // knownDevice returns the device-cookie id of c if the device is one the
 // user signed in from before (Guards.Devices), "" otherwise. For an
-// unknown email (u nil) it asks all the same, with no user, so that the
-// answer takes as long.
-func (s *Service) knownDevice(ctx context.Context, u userRef, c Device) string {
+// unknown email (userID "") it asks all the same, so that the answer
+// takes as long, and never counts the device as known.
+func (s *Service) knownDevice(ctx context.Context, userID string, c Device) string {
 	if c.DeviceID == "" || s.guards.Devices == nil {
 		return ""
 	}
-	known, err := s.guards.Devices.Known(ctx, string(u), c.DeviceID)
+	known, err := s.guards.Devices.Known(ctx, userID, c.DeviceID)
 	if err != nil {
-		if u != "" {
-			s.log.Warn("sign-in throttle: known device check failed; counting the device as unknown", "user_id", string(u), "err", err)
+		if userID != "" {
+			s.log.Warn("sign-in throttle: known device check failed; counting the device as unknown", "user_id", userID, "err", err)
 		}
 		return ""
 	}
-	if !known || u == "" {
+	if !known || userID == "" {
 		return ""
 	}
 	return c.DeviceID
 }
-
-// userRef is a user ID, empty for an unknown email.
-type userRef string

@@ -107,3 +107,25 @@ func TestLockSparesTheOwner(t *testing.T) {
 		t.Fatalf("the owner's known device (even from a locked address): %v", err)
 	}
 }
+
+// yesDevices knows every device, even of no user.
+type yesDevices struct{}
+
+func (yesDevices) Known(context.Context, string, string) (bool, error) { return true, nil }
+
+// TestUnknownEmailHasNoKnownDevice: for an email no account has, no
+// device counts as known, whatever the device service says.
+func TestUnknownEmailHasNoKnownDevice(t *testing.T) {
+	svc, _ := newService(t)
+	useThrottle(svc, ThrottleConfig{MaxFailures: 2, Lockout: time.Hour, AccountMaxFailures: 4, AccountWindow: time.Hour}, time.Now)
+	svc.SetGuards(Guards{Devices: yesDevices{}})
+	ctx := context.Background()
+	for i := range 4 {
+		if _, err := svc.Authenticate(ctx, "ghost@example.com", "wrong password!", Device{IP: "198.51.100." + string(rune('1'+i/2))}); !errors.Is(err, ErrInvalidCredentials) {
+			t.Fatal(err)
+		}
+	}
+	if _, err := svc.Authenticate(ctx, "ghost@example.com", "wrong password!", Device{IP: "203.0.113.7", DeviceID: "dev-any"}); !errors.Is(err, ErrAccountLocked) {
+		t.Fatalf("an unknown email with a device cookie, past the threshold: %v, want ErrAccountLocked", err)
+	}
+}

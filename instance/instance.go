@@ -80,7 +80,7 @@ type Instance struct {
 	Fanout *redis.Fanout
 	// Throttle is the sign-in throttle (shared in Redis when configured);
 	// its RecentFailures is the failed-attempt signal of risk scoring.
-	Throttle *throttle.Throttle
+	Throttle *throttle.Policy
 	// Demo holds the demo credentials when Options.Demo was set.
 	Demo *Demo
 	// KEKCreated is true when this start generated the key-encryption key.
@@ -539,7 +539,7 @@ func wire(ctx context.Context, cfg config.Config, st latch.Store, opt Options) (
 // Redis when redis is configured (so that instances throttle as one),
 // with this instance's memory behind it for when Redis does not answer;
 // in memory otherwise.
-func newThrottle(cfg config.Config, fan *redis.Fanout, log *slog.Logger, now func() time.Time) *throttle.Throttle {
+func newThrottle(cfg config.Config, fan *redis.Fanout, log *slog.Logger, now func() time.Time) *throttle.Policy {
 	local := throttle.NewMemory(now)
 	var st throttle.State = local
 	if fan != nil {

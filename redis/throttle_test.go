@@ -78,7 +78,7 @@ func TestThrottleSharedByInstances(t *testing.T) {
 	cfg := throttle.Config{MaxFailures: 3, Lockout: time.Minute, AccountMaxFailures: 9, AccountWindow: time.Minute}
 	var mu sync.Mutex
 	mailed := 0
-	var ths []*throttle.Throttle
+	var ths []*throttle.Policy
 	for range 3 {
 		ths = append(ths, throttle.New(cfg, openPrefixed(t, prefix).ThrottleState(), throttle.Options{
 			OnAccountLocked: func(context.Context, string) { mu.Lock(); mailed++; mu.Unlock() },

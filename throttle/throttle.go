@@ -81,7 +81,7 @@ const (
 	DefaultLockout       = 15 * time.Minute
 )
 
-// State keeps the throttle's counters. Keys are made by the Throttle
+// State keeps the throttle's counters. Keys are made by the Policy
 // (short, no personal data: accounts appear as digests); an
 // implementation may prefix them. Every method is safe for concurrent
 // use, and every change is atomic: of concurrent Fail calls that reach
@@ -130,15 +130,15 @@ type Attempt struct {
 	KnownDevice string
 }
 
-// Throttle applies Config over a State.
-type Throttle struct {
+// Policy applies Config over a State: it is the sign-in throttle.
+type Policy struct {
 	cfg      Config
 	state    State
 	log      *slog.Logger
 	onLocked func(ctx context.Context, account string)
 }
 
-// Options are the Throttle's optional collaborators.
+// Options are the Policy's optional collaborators.
 type Options struct {
 	// OnAccountLocked, if not nil, is called when an account reaches
 	// AccountMaxFailures, at most once per account and AccountWindow
@@ -152,9 +152,9 @@ type Options struct {
 	Log             *slog.Logger
 }
 
-// New returns a Throttle over st. A zero AccountWindow or Lockout means
+// New returns a Policy over st. A zero AccountWindow or Lockout means
 // DefaultAccountWindow or DefaultLockout.
-func New(cfg Config, st State, o Options) *Throttle {
+func New(cfg Config, st State, o Options) *Policy {
 	if cfg.AccountWindow <= 0 {
 		cfg.AccountWindow = DefaultAccountWindow
 	}
@@ -164,21 +164,21 @@ func New(cfg Config, st State, o Options) *Throttle {
 	if o.Log == nil {
 		o.Log = slog.Default()
 	}
-	return &Throttle{cfg: cfg, state: st, log: o.Log, onLocked: o.OnAccountLocked}
+	return &Policy{cfg: cfg, state: st, log: o.Log, onLocked: o.OnAccountLocked}
 }
 
 // Config returns the throttle's configuration, defaults applied.
-func (t *Throttle) Config() Config { return t.cfg }
+func (t *Policy) Config() Config { return t.cfg }
 
 // SetOnAccountLocked sets Options.OnAccountLocked; call it before the
 // throttle is used (the account lifecycle that mails the link is built
 // after the sign-in service that counts).
-func (t *Throttle) SetOnAccountLocked(fn func(ctx context.Context, account string)) { t.onLocked = fn }
+func (t *Policy) SetOnAccountLocked(fn func(ctx context.Context, account string)) { t.onLocked = fn }
 
 // AllowAddress spends one attempt from ip's budget, or returns an *Error
 // of kind ErrRateLimited. Registration and password-reset requests spend
 // from it too.
-func (t *Throttle) AllowAddress(ctx context.Context, ip string) error {
+func (t *Policy) AllowAddress(ctx context.Context, ip string) error {
 	if t.cfg.PerIPPerMinute <= 0 || ip == "" {
 		return nil
 	}
@@ -199,7 +199,7 @@ func (t *Throttle) AllowAddress(ctx context.Context, ip string) error {
 // budget is spent (ErrRateLimited), the attempt's source is locked out of
 // the account, or the account is locked for everyone but its known
 // devices (ErrAccountLocked).
-func (t *Throttle) Allow(ctx context.Context, a Attempt) error {
+func (t *Policy) Allow(ctx context.Context, a Attempt) error {
 	if err := t.AllowAddress(ctx, a.IP); err != nil {
 		return err
 	}
@@ -210,7 +210,7 @@ func (t *Throttle) Allow(ctx context.Context, a Attempt) error {
 // from it already, with AllowAddress): an *Error of kind ErrAccountLocked
 // if the attempt's source is locked out of the account, or the account is
 // locked for everyone but its known devices; nil otherwise.
-func (t *Throttle) Locked(ctx context.Context, a Attempt) error {
+func (t *Policy) Locked(ctx context.Context, a Attempt) error {
 	acct := accountKey(a.Account)
 	keys := []string{}
 	if t.cfg.MaxFailures > 0 {
@@ -234,7 +234,7 @@ func (t *Throttle) Locked(ctx context.Context, a Attempt) error {
 }
 
 // Failed counts a failed attempt: for its source, and for the account.
-func (t *Throttle) Failed(ctx context.Context, a Attempt) {
+func (t *Policy) Failed(ctx context.Context, a Attempt) {
 	acct := accountKey(a.Account)
 	if t.cfg.MaxFailures > 0 {
 		src := source(a)
@@ -271,7 +271,7 @@ func (t *Throttle) Failed(ctx context.Context, a Attempt) {
 // Succeeded forgets the failures of the attempt's source for its account.
 // The account-wide count stays: the owner signing in does not erase a
 // stranger's attack (risk scoring reads it, RecentFailures).
-func (t *Throttle) Succeeded(ctx context.Context, a Attempt) {
+func (t *Policy) Succeeded(ctx context.Context, a Attempt) {
 	if t.cfg.MaxFailures <= 0 {
 		return
 	}
@@ -284,7 +284,7 @@ func (t *Throttle) Succeeded(ctx context.Context, a Attempt) {
 // RecentFailures returns how many failed sign-ins the account had from
 // any source within the current AccountWindow (a risk signal); 0 when
 // the state does not answer.
-func (t *Throttle) RecentFailures(ctx context.Context, account string) int {
+func (t *Policy) RecentFailures(ctx context.Context, account string) int {
 	n, err := t.state.Count(ctx, accountCounter(accountKey(account)))
 	if err != nil {
 		return 0
@@ -295,7 +295,7 @@ func (t *Throttle) RecentFailures(ctx context.Context, account string) int {
 // Unlock lifts the account-wide lock of account and restarts its count
 // (the owner followed the unlock link). Locks of single sources stay:
 // they hold only the sources that failed.
-func (t *Throttle) Unlock(ctx context.Context, account string) error {
+func (t *Policy) Unlock(ctx context.Context, account string) error {
 	acct := accountKey(account)
 	if err := t.state.Clear(ctx, accountLock(acct), accountCounter(acct)); err != nil {
 		return fmt.Errorf("throttle: unlock: %w", err)

@@ -49,7 +49,7 @@ func TestAddressKey(t *testing.T) {
 type rig struct {
 	clk    *testenv.Clock
 	mem    *throttle.Memory
-	th     *throttle.Throttle
+	th     *throttle.Policy
 	mu     sync.Mutex
 	mailed []string
 	calls  atomic.Int32
