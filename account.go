@@ -12,6 +12,10 @@ const (
 	PurposeVerifyEmail = "verify_email"
 	// PurposeResetPassword: the token lets its holder set a new password.
 	PurposeResetPassword = "reset_password"
+	// PurposeUnlockSignIn: the token lifts the account-wide sign-in lock
+	// that failed sign-ins from many addresses put on the account (see
+	// package throttle).
+	PurposeUnlockSignIn = "unlock_sign_in"
 )
 
 // Lock reasons. A password reset unlocks an account only if its reason
@@ -36,6 +40,11 @@ const (
 	// EventResetRequested: a reset link was sent (or made for support
 	// staff: Detail "by": "cli").
 	EventResetRequested = "password_reset_requested"
+	// EventSignInLocked: failed sign-ins from many addresses locked the
+	// account for everyone but its known devices, and the owner was sent
+	// an unlock link. EventSignInUnlocked: the owner used it.
+	EventSignInLocked   = "sign_in_locked"
+	EventSignInUnlocked = "sign_in_unlocked"
 )
 
 // AccountToken is a single-use token mailed to a user (an email
@@ -43,7 +52,7 @@ const (
 // the token.
 type AccountToken struct {
 	Hash    []byte
-	Purpose string // PurposeVerifyEmail or PurposeResetPassword
+	Purpose string // PurposeVerifyEmail, PurposeResetPassword or PurposeUnlockSignIn
 	UserID  string
 	// Email is the address the token was sent to: a verification proves
 	// that address only, and is void once the user's email changed.

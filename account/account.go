@@ -30,6 +30,7 @@ import (
 	"github.com/latchauth/latch/auth"
 	"github.com/latchauth/latch/email"
 	"github.com/latchauth/latch/password"
+	"github.com/latchauth/latch/throttle"
 )
 
 // Email templates of package mail that this package enqueues.
@@ -40,6 +41,7 @@ const (
 	// TemplateAlreadyRegistered tells an account's owner that someone
 	// tried to register with their address.
 	TemplateAlreadyRegistered = "already_registered"
+	TemplateUnlockSignIn      = "unlock_sign_in"
 )
 
 // Token prefixes: a leaked token is recognisable by secret scanners, and a
@@ -47,12 +49,14 @@ const (
 const (
 	VerifyTokenPrefix = "latch_ve_"
 	ResetTokenPrefix  = "latch_pr_"
+	UnlockTokenPrefix = "latch_ul_"
 )
 
 // Defaults of Config.
 const (
 	DefaultVerifyTTL = 48 * time.Hour
 	DefaultResetTTL  = 30 * time.Minute
+	DefaultUnlockTTL = time.Hour
 	// DefaultMailsPerEmail is how many verification or reset emails one
 	// address may be sent per DefaultMailsEvery (with that burst).
 	DefaultMailsPerEmail = 3
@@ -80,6 +84,9 @@ type Config struct {
 	// means DefaultVerifyTTL and DefaultResetTTL.
 	VerifyTTL time.Duration
 	ResetTTL  time.Duration
+	// UnlockTTL is how long a sign-in unlock link stays valid; zero
+	// means DefaultUnlockTTL.
+	UnlockTTL time.Duration
 	// MailsPerEmail emails per MailsEvery may be requested for one
 	// address (forgot, resend); zero means the defaults.
 	MailsPerEmail int
@@ -90,6 +97,9 @@ type Config struct {
 type Deps struct {
 	Store latch.Store
 	Auth  *auth.Service
+	// Throttle is the sign-in throttle whose account-wide locks unlock
+	// links lift; nil refuses every unlock link.
+	Throttle *throttle.Policy
 	// OnOutbox, if not nil, wakes the outbox worker after an enqueue. It
 	// must not block.
 	OnOutbox func()
@@ -102,6 +112,7 @@ type Service struct {
 	cfg      Config
 	store    latch.Store
 	auth     *auth.Service
+	throttle *throttle.Policy
 	onOutbox func()
 	log      *slog.Logger
 	now      func() time.Time
@@ -124,6 +135,9 @@ func New(cfg Config, d Deps) (*Service, error) {
 	if cfg.ResetTTL <= 0 {
 		cfg.ResetTTL = DefaultResetTTL
 	}
+	if cfg.UnlockTTL <= 0 {
+		cfg.UnlockTTL = DefaultUnlockTTL
+	}
 	if cfg.MailsPerEmail <= 0 {
 		cfg.MailsPerEmail = DefaultMailsPerEmail
 	}
@@ -137,7 +151,7 @@ func New(cfg Config, d Deps) (*Service, error) {
 		d.Now = time.Now
 	}
 	return &Service{
-		cfg: cfg, store: d.Store, auth: d.Auth, onOutbox: d.OnOutbox, log: d.Log, now: d.Now,
+		cfg: cfg, store: d.Store, auth: d.Auth, throttle: d.Throttle, onOutbox: d.OnOutbox, log: d.Log, now: d.Now,
 		perEmail: newLimiter(rate.Every(cfg.MailsEvery/time.Duration(cfg.MailsPerEmail)), cfg.MailsPerEmail, d.Now),
 	}, nil
 }
@@ -181,8 +195,11 @@ func (s *Service) link(page, token string) string {
 // the link.
 func (s *Service) issue(ctx context.Context, u *latch.User, purpose string, enqueue bool) (string, error) {
 	prefix, page, template, ttl := VerifyTokenPrefix, "/verify", TemplateVerifyEmail, s.cfg.VerifyTTL
-	if purpose == latch.PurposeResetPassword {
+	switch purpose {
+	case latch.PurposeResetPassword:
 		prefix, page, template, ttl = ResetTokenPrefix, "/reset", TemplateResetPassword, s.cfg.ResetTTL
+	case latch.PurposeUnlockSignIn:
+		prefix, page, template, ttl = UnlockTokenPrefix, "/unlock", TemplateUnlockSignIn, s.cfg.UnlockTTL
 	}
 	tok, hash := newToken(prefix)
 	now := s.clock()
@@ -190,10 +207,12 @@ func (s *Service) issue(ctx context.Context, u *latch.User, purpose string, enqu
 	t := &latch.AccountToken{Hash: hash, Purpose: purpose, UserID: u.ID, Email: u.Email, CreatedAt: now, ExpiresAt: now.Add(ttl)}
 	var msg *latch.OutboxMessage
 	if enqueue {
+		data := map[string]string{"link": link, "expires_in": humanDuration(ttl)}
+		if purpose == latch.PurposeUnlockSignIn && s.throttle != nil {
+			data["lockout"] = humanDuration(s.throttle.Config().Lockout)
+		}
 		msg = &latch.OutboxMessage{Kind: latch.OutboxEmail, CreatedAt: now, NotBefore: now,
-			Payload: latch.EmailMessage{To: u.Email, Template: template, Data: map[string]string{
-				"link": link, "expires_in": humanDuration(ttl),
-			}}.Payload()}
+			Payload: latch.EmailMessage{To: u.Email, Template: template, Data: data}.Payload()}
 	}
 	if err := s.store.CreateAccountToken(ctx, t, msg); err != nil {
 		if errors.Is(err, latch.ErrNotFound) {
@@ -550,12 +569,21 @@ func (s *Service) Lock(ctx context.Context, userID, reason string, c auth.Device
 	return nil
 }
 
-// Unlock lifts the lock of the account, whatever its reason.
+// Unlock lifts the lock of the account, whatever its reason, and its
+// account-wide sign-in lock (package throttle: shared through Redis, so
+// `latch user unlock` reaches the servers only when redis is set).
 func (s *Service) Unlock(ctx context.Context, userID string, c auth.Device) error {
 	if err := s.store.UnlockUser(ctx, userID, "", s.clock()); errors.Is(err, latch.ErrNotFound) {
 		return ErrNotFound
 	} else if err != nil {
 		return fmt.Errorf("account: unlock: %w", err)
+	}
+	if s.throttle != nil {
+		if u, err := s.store.UserByID(ctx, userID); err == nil {
+			if err := s.throttle.Unlock(ctx, u.Email); err != nil {
+				s.log.Warn("lifting the sign-in lock failed; it ends on its own", "user_id", userID, "err", err)
+			}
+		}
 	}
 	s.event(ctx, &latch.Event{Type: latch.EventAccountUnlocked, UserID: userID, IP: c.IP, UserAgent: c.UserAgent})
 	return nil

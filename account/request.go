@@ -28,6 +28,10 @@ const (
 	// records it instead of answering "email taken" when sign-in needs a
 	// verified address, so registration does not reveal accounts.
 	RequestRegistered = "registered"
+	// RequestUnlock asks for a sign-in unlock link (Service.SendUnlock):
+	// the sign-in throttle locked the account for everyone but its known
+	// devices.
+	RequestUnlock = "unlock"
 )
 
 // request is the payload of an OutboxRequest message.
@@ -43,7 +47,7 @@ type request struct {
 // account: the caller answers after it and learns nothing.
 func (s *Service) Request(ctx context.Context, action, addr string, c auth.Device) error {
 	switch action {
-	case RequestForgot, RequestResend, RequestRegistered:
+	case RequestForgot, RequestResend, RequestRegistered, RequestUnlock:
 	default:
 		return fmt.Errorf("account: unknown request %q", action)
 	}
@@ -76,6 +80,8 @@ func (s *Service) Deliver(ctx context.Context, m latch.OutboxMessage) error {
 		return s.ResendVerification(ctx, r.Email)
 	case RequestRegistered:
 		return s.Registered(ctx, r.Email, auth.Device{IP: r.IP, UserAgent: r.UserAgent})
+	case RequestUnlock:
+		return s.SendUnlock(ctx, r.Email)
 	}
 	return outbox.Permanent(fmt.Errorf("account: unknown request %q", r.Action))
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/latchauth/latch"
 	"github.com/latchauth/latch/email"
 	"github.com/latchauth/latch/password"
+	"github.com/latchauth/latch/throttle"
 	"github.com/latchauth/latch/verifier"
 	"github.com/latchauth/latch/verifier/revocation"
 )
@@ -151,7 +152,7 @@ type Service struct {
 	sealer   Sealer
 	hasher   *password.Hasher
 	revs     *revocation.Set
-	throttle *throttle
+	throttle *throttle.Policy
 	guards   Guards
 	onRevoke func(ctx context.Context)
 	onOutbox func()
@@ -178,6 +179,10 @@ type Deps struct {
 	// bounded number of them.
 	VerifierFor func(audience string) (*verifier.Verifier, error)
 	Metrics     *Metrics // may be nil
+	// Throttle, if not nil, throttles sign-ins (shared with other
+	// instances when its state is); nil means one over Config.Throttle
+	// in this instance's memory.
+	Throttle *throttle.Policy
 	// OnRevoke, if not nil, is called after a revocation was written, to
 	// tell other instances (see package redis). It must not block.
 	OnRevoke func(ctx context.Context)
@@ -220,8 +225,11 @@ func New(cfg Config, d Deps) (*Service, error) {
 	if d.Metrics == nil {
 		d.Metrics = NewMetrics(nil)
 	}
+	if d.Throttle == nil {
+		d.Throttle = throttle.New(cfg.Throttle, throttle.NewMemory(d.Now), throttle.Options{Log: d.Log})
+	}
 	return &Service{
-		throttle: newThrottle(cfg.Throttle, d.Now),
+		throttle: d.Throttle,
 		cfg:      cfg, store: d.Store, signer: d.Signer, sealer: d.Sealer, hasher: d.Hasher,
 		revs: d.Revocations, onRevoke: d.OnRevoke, onOutbox: d.OnOutbox, verifier: d.Verifier, metrics: d.Metrics, log: d.Log, now: d.Now,
 		audience: newAudiences(cfg.Audience, d.Verifier, d.VerifierFor),
@@ -271,7 +279,7 @@ func (s *Service) Register(ctx context.Context, addr, pw string, c Device) (*lat
 	// Each registration costs a password hash: it draws on the address's
 	// sign-in budget, or "email taken" answers would be a free oracle and
 	// a way to burn CPU.
-	if err := s.throttle.allowFrom(c.IP); err != nil {
+	if err := s.throttle.AllowAddress(ctx, c.IP); err != nil {
 		return nil, err
 	}
 	return s.CreateUser(ctx, addr, pw, c)

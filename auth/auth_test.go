@@ -252,7 +252,7 @@ func TestLoginInvalidEmailFindsNoLegacyRow(t *testing.T) {
 // one address count towards that address's lockout.
 func TestThrottleCountsEverySpelling(t *testing.T) {
 	svc, _ := newService(t)
-	svc.throttle = newThrottle(ThrottleConfig{MaxFailures: 3, Lockout: time.Hour}, time.Now)
+	useThrottle(svc, ThrottleConfig{MaxFailures: 3, Lockout: time.Hour}, time.Now)
 	ctx := context.Background()
 	if _, err := svc.CreateUser(ctx, "kate@example.com", "correct horse battery", Device{}); err != nil {
 		t.Fatal(err)

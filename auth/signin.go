@@ -10,6 +10,7 @@ import (
 
 	"github.com/latchauth/latch"
 	"github.com/latchauth/latch/password"
+	"github.com/latchauth/latch/throttle"
 )
 
 // Authentication is the outcome of a credential check: who proved their
@@ -29,10 +30,12 @@ type Authentication struct {
 	Challenged bool
 }
 
-// Authenticate checks an email and password. It is throttled per address
-// and per email, costs the same for an unknown email as for a wrong
-// password, records the failure in the security log, and upgrades an
-// outdated password hash. Errors: ErrInvalidCredentials, a *ThrottleError,
+// Authenticate checks an email and password. It is throttled per address,
+// per email and source, and per email (package throttle; the owner's
+// known device, Guards.Devices, is spared the locks others caused),
+// costs the same for an unknown email as for a wrong password, records
+// the failure in the security log, and upgrades an outdated password
+// hash. Errors: ErrInvalidCredentials, a *ThrottleError,
 // ErrUserLocked, ErrEmailNotVerified, password.ErrBusy, or a store error.
 //
 // The address is looked up in its canonical form (package email), so every
@@ -46,7 +49,29 @@ func (s *Service) Authenticate(ctx context.Context, addr, pw string, c Device) (
 		reason = "invalid_email"
 		key = invalidEmailKey(key)
 	}
-	if err := s.throttle.allow(c.IP, key); err != nil {
+	// The address's budget first: a flood costs no store reads. Then
+	// the locks, which spare the owner's known device (so the user is
+	// looked up first, the same way for an unknown email).
+	if err := s.throttle.AllowAddress(ctx, c.IP); err != nil {
+		s.metrics.Logins.WithLabelValues("rate_limited").Inc()
+		return nil, err
+	}
+	u, err := (*latch.User)(nil), latch.ErrNotFound
+	if valid {
+		u, err = s.store.UserByEmail(ctx, key)
+	}
+	switch {
+	case errors.Is(err, latch.ErrNotFound):
+		u = nil
+	case err != nil:
+		return nil, s.loginError(fmt.Errorf("auth: look up user: %w", err))
+	}
+	var owner string
+	if u != nil {
+		owner = u.ID
+	}
+	at := throttle.Attempt{Account: key, IP: c.IP, KnownDevice: s.knownDevice(ctx, owner, c)}
+	if err := s.throttle.Locked(ctx, at); err != nil {
 		var te *ThrottleError
 		if errors.As(err, &te) && errors.Is(te, ErrAccountLocked) {
 			s.metrics.Logins.WithLabelValues("locked").Inc()
@@ -55,22 +80,15 @@ func (s *Service) Authenticate(ctx context.Context, addr, pw string, c Device) (
 		}
 		return nil, err
 	}
-	u, err := (*latch.User)(nil), latch.ErrNotFound
-	if valid {
-		u, err = s.store.UserByEmail(ctx, key)
-	}
-	if errors.Is(err, latch.ErrNotFound) {
+	if u == nil {
 		if err := s.hasher.VerifyDummy(ctx, pw); err != nil {
 			return nil, s.loginError(err)
 		}
-		s.throttle.failed(key)
+		s.throttle.Failed(ctx, at)
 		s.metrics.Logins.WithLabelValues("invalid_credentials").Inc()
 		s.event(ctx, &latch.Event{Type: latch.EventLoginFailed, IP: c.IP, UserAgent: c.UserAgent,
 			Detail: map[string]string{"reason": reason}})
 		return nil, ErrInvalidCredentials
-	}
-	if err != nil {
-		return nil, s.loginError(fmt.Errorf("auth: look up user: %w", err))
 	}
 	ok, rehash, err := s.hasher.Verify(ctx, pw, u.PasswordHash)
 	if err != nil && !errors.Is(err, password.ErrBusy) && ctx.Err() == nil {
@@ -83,13 +101,13 @@ func (s *Service) Authenticate(ctx context.Context, addr, pw string, c Device) (
 		return nil, s.loginError(err)
 	}
 	if !ok {
-		s.throttle.failed(key)
+		s.throttle.Failed(ctx, at)
 		s.metrics.Logins.WithLabelValues("invalid_credentials").Inc()
 		s.event(ctx, &latch.Event{Type: latch.EventLoginFailed, UserID: u.ID, IP: c.IP, UserAgent: c.UserAgent,
 			Detail: map[string]string{"reason": "wrong_password"}})
 		return nil, ErrInvalidCredentials
 	}
-	s.throttle.succeeded(key)
+	s.throttle.Succeeded(ctx, at)
 	if rehash {
 		s.rehash(ctx, u, pw)
 	}

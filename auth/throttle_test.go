@@ -3,80 +3,45 @@ package auth
 import (
 	"context"
 	"errors"
-	"fmt"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/latchauth/latch/email"
+	"github.com/latchauth/latch/throttle"
 )
 
-// TestAddressKey: the per-address budget is kept per IPv4 address and per
-// IPv6 /64, whatever way the address is written.
-func TestAddressKey(t *testing.T) {
-	cases := []struct{ ip, want string }{
-		{"192.0.2.1", "192.0.2.1"},
-		{"::ffff:192.0.2.1", "192.0.2.1"},
-		{"2001:db8:1:2::1", "2001:db8:1:2::/64"},
-		{"2001:db8:1:2:ffff:ffff:ffff:ffff", "2001:db8:1:2::/64"},
-		{"2001:DB8:1:2:0:0:0:5", "2001:db8:1:2::/64"},
-		{"fe80::1%eth0", "fe80::/64"},
-		{"2001:db8:1:3::1", "2001:db8:1:3::/64"},
-		{"not an address", "not an address"},
-	}
-	for _, c := range cases {
-		if got := addressKey(c.ip); got != c.want {
-			t.Errorf("addressKey(%q) = %q, want %q", c.ip, got, c.want)
-		}
-	}
+// useThrottle gives svc a throttle over a fresh memory state.
+func useThrottle(svc *Service, cfg ThrottleConfig, now func() time.Time) *throttle.Memory {
+	m := throttle.NewMemory(now)
+	svc.throttle = throttle.New(cfg, m, throttle.Options{})
+	return m
 }
 
-// TestRegistrationSharesTheAddressBudget: allowFrom and allow draw on one
-// budget per address.
+// TestRegistrationSharesTheAddressBudget: registration (AllowAddress) and
+// sign-in draw on one budget per address.
 func TestRegistrationSharesTheAddressBudget(t *testing.T) {
-	clk := &testClock{}
-	th := newThrottle(ThrottleConfig{PerIPPerMinute: 2}, clk.now)
-	if err := th.allowFrom("2001:db8::1"); err != nil {
+	svc, _ := newService(t)
+	useThrottle(svc, ThrottleConfig{PerIPPerMinute: 2}, time.Now)
+	ctx := context.Background()
+	if err := svc.AllowAddress("2001:db8::1"); err != nil {
 		t.Fatal(err)
 	}
-	if err := th.allow("2001:db8::2", "ada@example.com"); err != nil {
+	if _, err := svc.Authenticate(ctx, "ada@example.com", "wrong password!", Device{IP: "2001:db8::2"}); !errors.Is(err, ErrInvalidCredentials) {
 		t.Fatal(err)
 	}
-	if err := th.allowFrom("2001:db8::3"); err == nil {
-		t.Fatal("a third attempt from one /64 within the burst of 2 was admitted")
+	if err := svc.AllowAddress("2001:db8::3"); !errors.Is(err, ErrRateLimited) {
+		t.Fatalf("a third attempt from one /64 within the burst of 2: %v, want ErrRateLimited", err)
 	}
-	if err := th.allowFrom("2001:db8:0:1::1"); err != nil {
+	if err := svc.AllowAddress("2001:db8:0:1::1"); err != nil {
 		t.Fatalf("another /64: %v", err)
 	}
 }
 
-// TestLockSurvivesEviction: failed sign-ins for many other emails (from
-// many addresses) fill the throttle past its bound; the evictions that
-// follow must not forget a lock that is still running.
-func TestLockSurvivesEviction(t *testing.T) {
-	clk := &testClock{t: time.Now()}
-	th := newThrottle(ThrottleConfig{MaxFailures: 3, Lockout: time.Hour}, clk.now)
-	for range 3 {
-		th.failed("kate@example.com")
-	}
-	for i := range 3 * maxTracked {
-		clk.mu.Lock()
-		clk.t = clk.t.Add(time.Millisecond)
-		clk.mu.Unlock()
-		th.failed(fmt.Sprintf("u%d@example.com", i))
-	}
-	if err := th.allow("192.0.2.1", "kate@example.com"); !errors.Is(err, ErrAccountLocked) {
-		t.Fatalf("after %d other failed emails: %v, want ErrAccountLocked", 3*maxTracked, err)
-	}
-}
-
-// TestThrottleKeysAreSmall: a failed sign-in with an address the rules
-// refuse is counted under a key of bounded size, however long the
-// address: the throttle keeps up to maxTracked keys, and 100,000 keys of
-// 60 KB (a request body's worth) are 6 GB.
-func TestThrottleKeysAreSmall(t *testing.T) {
+// TestRefusedAddressIsCounted: an address the rules refuse, however long,
+// is counted (under a digest) and locked like any other.
+func TestRefusedAddressIsCounted(t *testing.T) {
 	svc, _ := newService(t)
-	svc.throttle = newThrottle(ThrottleConfig{MaxFailures: 2, Lockout: time.Hour}, time.Now)
+	useThrottle(svc, ThrottleConfig{MaxFailures: 2, Lockout: time.Hour}, time.Now)
 	ctx := context.Background()
 	long := strings.Repeat("A", 60<<10) + "@example.com"
 	for range 2 {
@@ -84,13 +49,83 @@ func TestThrottleKeysAreSmall(t *testing.T) {
 			t.Fatalf("login with a 60 KB address: %v", err)
 		}
 	}
-	for key := range svc.throttle.failures {
-		if len(key) > email.MaxBytes {
-			t.Errorf("throttle key of %d bytes", len(key))
-		}
-	}
-	// Still counted: the same refused address, in any case, is locked.
 	if _, err := login(ctx, svc, strings.ToLower(long), "wrong password!"); !errors.Is(err, ErrAccountLocked) {
 		t.Fatalf("third attempt with the same refused address: %v, want ErrAccountLocked", err)
+	}
+}
+
+// fakeDevices knows one device of one user.
+type fakeDevices struct{ userID, deviceID string }
+
+func (f fakeDevices) Known(_ context.Context, userID, deviceID string) (bool, error) {
+	return userID != "" && userID == f.userID && deviceID == f.deviceID, nil
+}
+
+// TestLockSparesTheOwner: strangers' failures lock their own address out
+// of the account, not the owner's; past the account-wide threshold the
+// account is locked for every address, but not for the owner's known
+// device; a device cookie the user does not know is no pass.
+func TestLockSparesTheOwner(t *testing.T) {
+	svc, _ := newService(t)
+	useThrottle(svc, ThrottleConfig{MaxFailures: 3, Lockout: time.Hour, AccountMaxFailures: 9, AccountWindow: time.Hour}, time.Now)
+	ctx := context.Background()
+	u, err := svc.CreateUser(ctx, "kate@example.com", "correct horse battery", Device{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc.SetGuards(Guards{Devices: fakeDevices{userID: u.ID, deviceID: "dev-kate"}})
+	attempt := func(ip, device, pw string) error {
+		_, err := svc.Authenticate(ctx, "kate@example.com", pw, Device{IP: ip, DeviceID: device})
+		return err
+	}
+	for range 3 {
+		if err := attempt("198.51.100.1", "", "wrong password!"); !errors.Is(err, ErrInvalidCredentials) {
+			t.Fatal(err)
+		}
+	}
+	if err := attempt("198.51.100.1", "", "correct horse battery"); !errors.Is(err, ErrAccountLocked) {
+		t.Fatalf("the stranger's address after 3 failures: %v, want ErrAccountLocked", err)
+	}
+	if err := attempt("203.0.113.7", "", "correct horse battery"); err != nil {
+		t.Fatalf("the owner from another address: %v", err)
+	}
+	for i := range 2 {
+		for range 3 {
+			if err := attempt("198.51.100."+string(rune('2'+i)), "", "wrong password!"); !errors.Is(err, ErrInvalidCredentials) {
+				t.Fatal(err)
+			}
+		}
+	}
+	// 9 failures from three addresses: the account is locked for all.
+	if err := attempt("203.0.113.7", "", "correct horse battery"); !errors.Is(err, ErrAccountLocked) {
+		t.Fatalf("past the account-wide threshold, an unknown device: %v, want ErrAccountLocked", err)
+	}
+	if err := attempt("203.0.113.7", "dev-stranger", "correct horse battery"); !errors.Is(err, ErrAccountLocked) {
+		t.Fatalf("past the account-wide threshold, a device the user does not know: %v, want ErrAccountLocked", err)
+	}
+	if err := attempt("198.51.100.1", "dev-kate", "correct horse battery"); err != nil {
+		t.Fatalf("the owner's known device (even from a locked address): %v", err)
+	}
+}
+
+// yesDevices knows every device, even of no user.
+type yesDevices struct{}
+
+func (yesDevices) Known(context.Context, string, string) (bool, error) { return true, nil }
+
+// TestUnknownEmailHasNoKnownDevice: for an email no account has, no
+// device counts as known, whatever the device service says.
+func TestUnknownEmailHasNoKnownDevice(t *testing.T) {
+	svc, _ := newService(t)
+	useThrottle(svc, ThrottleConfig{MaxFailures: 2, Lockout: time.Hour, AccountMaxFailures: 4, AccountWindow: time.Hour}, time.Now)
+	svc.SetGuards(Guards{Devices: yesDevices{}})
+	ctx := context.Background()
+	for i := range 4 {
+		if _, err := svc.Authenticate(ctx, "ghost@example.com", "wrong password!", Device{IP: "198.51.100." + string(rune('1'+i/2))}); !errors.Is(err, ErrInvalidCredentials) {
+			t.Fatal(err)
+		}
+	}
+	if _, err := svc.Authenticate(ctx, "ghost@example.com", "wrong password!", Device{IP: "203.0.113.7", DeviceID: "dev-any"}); !errors.Is(err, ErrAccountLocked) {
+		t.Fatalf("an unknown email with a device cookie, past the threshold: %v, want ErrAccountLocked", err)
 	}
 }

@@ -64,9 +64,13 @@ type Config struct {
 		JWKSMaxAge     Duration `yaml:"jwks_max_age" doc:"Cache-Control max-age of the JWKS"`
 	} `yaml:"keys"`
 	Login struct {
-		RatePerIP   int      `yaml:"rate_per_ip" doc:"sign-in attempts per minute from one IP address; 0 disables"`
-		MaxFailures int      `yaml:"max_failures" doc:"consecutive failed sign-ins that lock an email; 0 disables"`
-		Lockout     Duration `yaml:"lockout" doc:"how long a locked email stays locked"`
+		RatePerIP   int      `yaml:"rate_per_ip" doc:"sign-in attempts per minute from one IP address (an IPv6 address counts as its /64); 0 disables"`
+		MaxFailures int      `yaml:"max_failures" doc:"failed sign-ins for one email from one address (IPv4 address, IPv6 /64) or known device, within login.lockout, that lock that address (not the account) out of that email; 0 disables"`
+		Lockout     Duration `yaml:"lockout" doc:"how long a lock (of one address, or of the whole account) lasts"`
+		// AccountMaxFailures bounds an attacker with many addresses: the
+		// whole account locks, except for its owner's known devices.
+		AccountMaxFailures int      `yaml:"account_max_failures" doc:"failed sign-ins for one email from all addresses within login.account_window that lock the account for everyone but its owner's known devices, and email the owner an unlock link; 0 disables"`
+		AccountWindow      Duration `yaml:"account_window" doc:"the window login.account_max_failures is counted in (at most one unlock email per window)"`
 	} `yaml:"login"`
 	Cookies struct {
 		Domain string `yaml:"domain" doc:"share the browser cookies with subdomains of this domain; empty: host-only __Host- cookies"`
@@ -196,6 +200,8 @@ func Defaults() Config {
 	c.Login.RatePerIP = 30
 	c.Login.MaxFailures = 10
 	c.Login.Lockout = Duration(15 * time.Minute)
+	c.Login.AccountMaxFailures = 50
+	c.Login.AccountWindow = Duration(time.Hour)
 	c.Log.Level = "info"
 	c.Log.Format = "text"
 	c.RedisPrefix = "latch"
@@ -676,8 +682,17 @@ func (c *Config) validate(origins map[string]origin) error {
 	if c.Login.MaxFailures < 0 || c.Login.MaxFailures > 1000 {
 		bad("login.max_failures", "%s must be between 0 (off) and 1000", show("login.max_failures", c.Login.MaxFailures))
 	}
-	if c.Login.MaxFailures > 0 && (c.Login.Lockout.D() < time.Second || c.Login.Lockout.D() > 24*time.Hour) {
+	if (c.Login.MaxFailures > 0 || c.Login.AccountMaxFailures > 0) && (c.Login.Lockout.D() < time.Second || c.Login.Lockout.D() > 24*time.Hour) {
 		bad("login.lockout", "%s must be between 1s and 24h", show("login.lockout", c.Login.Lockout))
+	}
+	if c.Login.AccountMaxFailures < 0 || c.Login.AccountMaxFailures > 100000 {
+		bad("login.account_max_failures", "%s must be between 0 (off) and 100000", show("login.account_max_failures", c.Login.AccountMaxFailures))
+	} else if c.Login.AccountMaxFailures > 0 && c.Login.MaxFailures > 0 && c.Login.AccountMaxFailures <= c.Login.MaxFailures {
+		bad("login.account_max_failures", "%s must be more than login.max_failures (%d): the account-wide lock is for attackers with many addresses",
+			show("login.account_max_failures", c.Login.AccountMaxFailures), c.Login.MaxFailures)
+	}
+	if c.Login.AccountMaxFailures > 0 && (c.Login.AccountWindow.D() < time.Minute || c.Login.AccountWindow.D() > 7*24*time.Hour) {
+		bad("login.account_window", "%s must be between 1m and 168h", show("login.account_window", c.Login.AccountWindow))
 	}
 	if c.Password.MaxConcurrent < 0 || c.Password.MaxConcurrent > 1024 {
 		bad("password.max_concurrent", "%s must be between 0 (one per CPU) and 1024", show("password.max_concurrent", c.Password.MaxConcurrent))

@@ -99,6 +99,12 @@ func TestValidateRejects(t *testing.T) {
 		{"mail.from not an address", "mail.from", func(c *Config) { c.Mail.From = "Latch" }},
 		{"mail.from two addresses", "mail.from", func(c *Config) { c.Mail.From = "a@example.com, b@example.com" }},
 		{"mail.from header injection", "mail.from", func(c *Config) { c.Mail.From = "a@example.com\r\nBcc: b@example.com" }},
+		{"account_max_failures negative", "login.account_max_failures", func(c *Config) { c.Login.AccountMaxFailures = -1 }},
+		{"account_max_failures above 100000", "login.account_max_failures", func(c *Config) { c.Login.AccountMaxFailures = 100001 }},
+		{"account_max_failures not above max_failures", "login.account_max_failures", func(c *Config) { c.Login.AccountMaxFailures = c.Login.MaxFailures }},
+		{"account_window below 1m", "login.account_window", func(c *Config) { c.Login.AccountWindow = dur(time.Minute - time.Nanosecond) }},
+		{"account_window above 168h", "login.account_window", func(c *Config) { c.Login.AccountWindow = dur(7*24*time.Hour + time.Nanosecond) }},
+		{"lockout zero with only the account-wide lock", "login.lockout", func(c *Config) { c.Login.MaxFailures, c.Login.Lockout = 0, 0 }},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -124,6 +130,11 @@ func TestValidateAccepts(t *testing.T) {
 		set  func(c *Config)
 	}{
 		{"defaults", func(c *Config) {}},
+		{"account-wide lock off", func(c *Config) { c.Login.AccountMaxFailures = 0 }},
+		{"account_window 1m", func(c *Config) { c.Login.AccountWindow = dur(time.Minute) }},
+		{"account_window 168h", func(c *Config) { c.Login.AccountWindow = dur(7 * 24 * time.Hour) }},
+		{"account_max_failures just above max_failures", func(c *Config) { c.Login.AccountMaxFailures = c.Login.MaxFailures + 1 }},
+		{"every lock off, no lockout", func(c *Config) { c.Login.MaxFailures, c.Login.AccountMaxFailures, c.Login.Lockout = 0, 0, 0 }},
 		{"port 65535", func(c *Config) { c.Addr = "127.0.0.1:65535" }},
 		{"port 0 on all interfaces", func(c *Config) { c.Addr = ":0" }},
 		{"https issuer with a trailing slash", func(c *Config) { c.Issuer = "https://auth.example/" }},

@@ -40,6 +40,7 @@ import (
 	sdkjs "github.com/latchauth/latch/sdk/js"
 	"github.com/latchauth/latch/server"
 	"github.com/latchauth/latch/sqlite"
+	"github.com/latchauth/latch/throttle"
 	"github.com/latchauth/latch/verifier"
 	"github.com/latchauth/latch/verifier/revocation"
 	"github.com/latchauth/latch/web"
@@ -81,6 +82,9 @@ type Instance struct {
 	Registry *prometheus.Registry
 	// Fanout is the Redis fan-out between instances; nil without Redis.
 	Fanout *redis.Fanout
+	// Throttle is the sign-in throttle (shared in Redis when configured);
+	// its RecentFailures is the failed-attempt signal of risk scoring.
+	Throttle *throttle.Policy
 	// Demo holds the demo credentials when Options.Demo was set.
 	Demo *Demo
 	// KEKCreated is true when this start generated the key-encryption key.
@@ -446,6 +450,7 @@ func wire(ctx context.Context, cfg config.Config, st latch.Store, opt Options) (
 	if err != nil {
 		return nil, err
 	}
+	th := newThrottle(cfg, fan, log, now)
 	svc, err := auth.New(auth.Config{
 		Issuer: cfg.Issuer, Audience: cfg.Audience, ClientID: cfg.ClientID,
 		AccessTokenTTL: cfg.Tokens.AccessTTL.D(), AccessTokenJitter: cfg.Tokens.AccessJitter.D(),
@@ -468,6 +473,7 @@ func wire(ctx context.Context, cfg config.Config, st latch.Store, opt Options) (
 		},
 		OnRevoke: func(ctx context.Context) { fan.Poke(ctx, redis.TopicRevocations) },
 		OnOutbox: worker.Notify,
+		Throttle: th,
 	})
 	if err != nil {
 		return nil, err
@@ -497,11 +503,12 @@ func wire(ctx context.Context, cfg config.Config, st latch.Store, opt Options) (
 		return nil, fmt.Errorf("retire an earlier demo user: %w", err)
 	}
 	accounts, err := account.New(account.Config{Issuer: cfg.Issuer}, account.Deps{
-		Store: st, Auth: svc, OnOutbox: worker.Notify, Log: log, Now: now,
+		Store: st, Auth: svc, Throttle: th, OnOutbox: worker.Notify, Log: log, Now: now,
 	})
 	if err != nil {
 		return nil, err
 	}
+	th.SetOnAccountLocked(accounts.OnSignInLocked)
 	worker.Handle(account.OutboxRequest, accounts)
 	// --- step-up challenge (package challenge) ---
 	// The Challenger of the sign-in guards: when the guard decides
@@ -554,9 +561,25 @@ func wire(ctx context.Context, cfg config.Config, st latch.Store, opt Options) (
 	wired = true
 	return &Instance{
 		Config: cfg, Store: st, Ring: ring, Revocations: revs, Verifier: v, Auth: svc, Account: accounts, Challenges: challenges, OIDC: provider, Server: srv,
-		Registry: reg, Fanout: fan, Demo: demo, KEKCreated: created, Outbox: worker, log: log, now: now,
+		Registry: reg, Fanout: fan, Throttle: th, Demo: demo, KEKCreated: created, Outbox: worker, log: log, now: now,
 		keysChanged: make(chan struct{}, 1), protection: prot,
 	}, nil
+}
+
+// newThrottle returns the sign-in throttle of login.*: its counters in
+// Redis when redis is configured (so that instances throttle as one),
+// with this instance's memory behind it for when Redis does not answer;
+// in memory otherwise.
+func newThrottle(cfg config.Config, fan *redis.Fanout, log *slog.Logger, now func() time.Time) *throttle.Policy {
+	local := throttle.NewMemory(now)
+	var st throttle.State = local
+	if fan != nil {
+		st = &throttle.Fallback{Shared: fan.ThrottleState(), Local: local, Log: log}
+	}
+	return throttle.New(throttle.Config{
+		PerIPPerMinute: cfg.Login.RatePerIP, MaxFailures: cfg.Login.MaxFailures, Lockout: cfg.Login.Lockout.D(),
+		AccountMaxFailures: cfg.Login.AccountMaxFailures, AccountWindow: cfg.Login.AccountWindow.D(),
+	}, st, throttle.Options{Log: log})
 }
 
 // newOutbox returns the outbox worker of an instance: back-channel logout

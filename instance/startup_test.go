@@ -38,9 +38,10 @@ func TestEveryAcceptedConfigStarts(t *testing.T) {
 		{"RS256", func(c *config.Config) { c.Tokens.Algorithm = "RS256" }},
 		{"max_stale 5s", func(c *config.Config) { c.Revocation.MaxStale = d(5 * time.Second) }},
 		{"max_stale 1h, fail open", func(c *config.Config) { c.Revocation.MaxStale, c.Revocation.FailOpen = d(time.Hour), true }},
-		{"throttles off", func(c *config.Config) { c.Login.RatePerIP, c.Login.MaxFailures = 0, 0 }},
+		{"throttles off", func(c *config.Config) { c.Login.RatePerIP, c.Login.MaxFailures, c.Login.AccountMaxFailures = 0, 0, 0 }},
 		{"throttles at their maximum", func(c *config.Config) {
 			c.Login.RatePerIP, c.Login.MaxFailures, c.Login.Lockout = 100000, 1000, d(24*time.Hour)
+			c.Login.AccountMaxFailures, c.Login.AccountWindow = 100000, d(7*24*time.Hour)
 		}},
 		{"password limits at their maximum", func(c *config.Config) {
 			c.Password.MaxConcurrent, c.Password.MaxWait = 1024, d(time.Minute)

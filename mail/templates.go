@@ -36,6 +36,7 @@ var required = map[string][]string{
 	// has an account, to its owner (the registrant learns nothing).
 	"already_registered": {"when"},
 	"challenge_code":     {"code", "expires_in", "when", "reset_link"},
+	"unlock_sign_in":     {"link", "expires_in"},
 }
 
 // maxValue is the longest data value shown, in runes; longer ones (a user

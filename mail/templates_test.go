@@ -16,6 +16,7 @@ const issuer = "https://auth.example.com"
 var data = map[string]map[string]string{
 	"verify_email":   {"link": "/verify?token=tok-verify", "expires_in": "24 hours"},
 	"reset_password": {"link": "/reset?token=tok-reset", "expires_in": "30 minutes"},
+	"unlock_sign_in": {"link": "/unlock#token=tok-unlock", "expires_in": "1 hour", "lockout": "15 minutes"},
 	"password_changed": {"when": "30 November 2026, 13:54 UTC", "ip": "203.0.113.9",
 		"user_agent": "<script>alert(1)</script> Evil\r\nClick https://evil.example/now \u202Egnp.exe"},
 	"already_registered": {"when": "30 November 2026, 13:54 UTC", "ip": "203.0.113.9",
@@ -39,7 +40,7 @@ func templates(t *testing.T) *mail.Templates {
 // HTML escapes the data; no value breaks a line of the text body.
 func TestRenderEveryTemplate(t *testing.T) {
 	tm := templates(t)
-	if got, want := strings.Join(tm.Names(), ","), "already_registered,challenge_code,password_changed,reset_password,verify_email"; got != want {
+	if got, want := strings.Join(tm.Names(), ","), "already_registered,challenge_code,password_changed,reset_password,unlock_sign_in,verify_email"; got != want {
 		t.Fatalf("templates %s, want %s", got, want)
 	}
 	for _, name := range tm.Names() {

@@ -195,6 +195,7 @@ func New(cfg Config, d Deps) *Server {
 		s.route("POST /v1/auth/email/resend", s.resendVerification)
 		s.route("POST /v1/auth/password/forgot", s.forgotPassword)
 		s.route("POST /v1/auth/password/reset", s.resetPassword)
+		s.route("POST /v1/auth/unlock", s.unlockSignIn)
 		s.route("POST /v1/auth/password/change", s.protected(s.changePassword))
 	}
 	s.route("GET /v1/me", s.protected(s.me))
@@ -223,7 +224,7 @@ func New(cfg Config, d Deps) *Server {
 		s.mux.Handle("GET /metrics", s.metrics)
 	}
 	if d.Pages != nil {
-		for _, p := range []string{"/login", "/account", "/demo", "/verify", "/reset", "/static/", "/sdk/", "/{$}"} {
+		for _, p := range []string{"/login", "/account", "/demo", "/verify", "/reset", "/unlock", "/static/", "/sdk/", "/{$}"} {
 			s.mux.Handle(p, d.Pages)
 		}
 	}

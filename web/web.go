@@ -1,7 +1,7 @@
 // Package web serves Latch's own pages: the sign-in page (/login), the
 // account security page (/account) and, in demo mode, a small demo app
-// (/demo), the email-verification and password-reset pages (/verify,
-// /reset), together with their static assets and the browser SDK. It also
+// (/demo), the email-verification, password-reset and sign-in unlock
+// pages (/verify, /reset, /unlock), together with their static assets and the browser SDK. It also
 // renders the OpenID Provider's server-side pages (consent, logout
 // confirmation, signed out, authorization error) for the handlers that own
 // those routes.
@@ -93,7 +93,7 @@ type Pages struct {
 
 // New returns the pages. sdk is the file system holding
 // the browser SDK (latch.js at its root); it is served under /sdk/. The
-// pages answer GET /login, /account, /demo, /verify, /reset, /static/..., /sdk/... and /
+// pages answer GET /login, /account, /demo, /verify, /reset, /unlock, /static/..., /sdk/... and /
 // (a redirect to /account); the server mounts it on those paths.
 //
 // New panics if the embedded assets or templates are broken, which the
@@ -112,6 +112,7 @@ func New(cfg Config, sdk fs.FS) *Pages {
 	h.mux.HandleFunc("GET /account", h.page("account"))
 	h.mux.HandleFunc("GET /verify", h.page("verify"))
 	h.mux.HandleFunc("GET /reset", h.page("reset"))
+	h.mux.HandleFunc("GET /unlock", h.page("unlock"))
 	h.mux.HandleFunc("GET /demo", func(w http.ResponseWriter, r *http.Request) {
 		if !h.cfg.Demo {
 			h.notFound(w, r)
@@ -350,6 +351,7 @@ var titles = map[string]string{
 	"demo":     "Demo app",
 	"verify":   "Verify your email",
 	"reset":    "Reset your password",
+	"unlock":   "Lift the sign-in lock",
 	"notfound": "Page not found",
 	// The OpenID Provider's pages, rendered by the methods in oidc.go.
 	"consent":   "Allow access",
