@@ -21,10 +21,7 @@ import (
 	"log/slog"
 	"net/url"
 	"strings"
-	"sync"
 	"time"
-
-	"golang.org/x/time/rate"
 
 	"github.com/latchauth/latch"
 	"github.com/latchauth/latch/auth"
@@ -60,7 +57,10 @@ const (
 	// DefaultMailsPerEmail is how many verification or reset emails one
 	// address may be sent per DefaultMailsEvery (with that burst).
 	DefaultMailsPerEmail = 3
-	DefaultMailsEvery    = time.Hour
+	// DefaultMailsPerAccount is how many such emails one address may be
+	// sent per DefaultMailsEvery from every client together.
+	DefaultMailsPerAccount = 10
+	DefaultMailsEvery      = time.Hour
 )
 
 // Errors of the Service. The server maps each to one answer.
@@ -88,9 +88,13 @@ type Config struct {
 	// means DefaultUnlockTTL.
 	UnlockTTL time.Duration
 	// MailsPerEmail emails per MailsEvery may be requested for one
-	// address (forgot, resend); zero means the defaults.
-	MailsPerEmail int
-	MailsEvery    time.Duration
+	// address (forgot, resend) from one client address (or known
+	// device), MailsPerAccount from all together; zero means the
+	// defaults. A stranger spending their budget does not stop the owner
+	// asking from home.
+	MailsPerEmail   int
+	MailsPerAccount int
+	MailsEvery      time.Duration
 }
 
 // Deps are the Service's collaborators.
@@ -116,7 +120,9 @@ type Service struct {
 	onOutbox func()
 	log      *slog.Logger
 	now      func() time.Time
-	perEmail *limiter
+	// mails counts the emails requested per address: in the sign-in
+	// throttle's state (shared through Redis), or in memory without one.
+	mails *throttle.Policy
 }
 
 // New returns a Service.
@@ -141,6 +147,9 @@ func New(cfg Config, d Deps) (*Service, error) {
 	if cfg.MailsPerEmail <= 0 {
 		cfg.MailsPerEmail = DefaultMailsPerEmail
 	}
+	if cfg.MailsPerAccount <= 0 {
+		cfg.MailsPerAccount = DefaultMailsPerAccount
+	}
 	if cfg.MailsEvery <= 0 {
 		cfg.MailsEvery = DefaultMailsEvery
 	}
@@ -150,9 +159,13 @@ func New(cfg Config, d Deps) (*Service, error) {
 	if d.Now == nil {
 		d.Now = time.Now
 	}
+	mails := d.Throttle
+	if mails == nil {
+		mails = throttle.New(throttle.Config{}, throttle.NewMemory(d.Now), throttle.Options{Log: d.Log})
+	}
 	return &Service{
 		cfg: cfg, store: d.Store, auth: d.Auth, throttle: d.Throttle, onOutbox: d.OnOutbox, log: d.Log, now: d.Now,
-		perEmail: newLimiter(rate.Every(cfg.MailsEvery/time.Duration(cfg.MailsPerEmail)), cfg.MailsPerEmail, d.Now),
+		mails: mails,
 	}, nil
 }
 
@@ -280,27 +293,24 @@ func (s *Service) VerifyEmail(ctx context.Context, token string, c auth.Device) 
 // Allow admits one request for an email to addr from c (a forgotten
 // password, a new verification link), or returns a *auth.ThrottleError:
 // the address's budget is the one sign-in spends (auth.Service.AllowAddress),
-// the email's is MailsPerEmail per MailsEvery. Unknown emails are counted
-// exactly like known ones, so a refusal says nothing about the account.
-func (s *Service) Allow(addr string, c auth.Device) error {
+// the email's is MailsPerEmail per MailsEvery from one client address and
+// MailsPerAccount from all (shared by every instance on one Redis).
+// Unknown emails are counted exactly like known ones, so a refusal says
+// nothing about the account.
+func (s *Service) Allow(ctx context.Context, addr string, c auth.Device) error {
 	if err := s.auth.AllowAddress(c.IP); err != nil {
 		return err
 	}
-	if d, ok := s.perEmail.allow(emailKey(addr)); !ok {
-		return &auth.ThrottleError{Kind: auth.ErrRateLimited, RetryAfter: d}
-	}
-	return nil
+	return s.AllowEmail(ctx, addr, c)
 }
 
 // AllowEmail is Allow without the per-address budget: only the emails
 // sent to addr are counted. The registration of a taken address uses it,
 // since the registration drew on the address's budget already and a
 // second draw would tell taken addresses apart.
-func (s *Service) AllowEmail(addr string) error {
-	if d, ok := s.perEmail.allow(emailKey(addr)); !ok {
-		return &auth.ThrottleError{Kind: auth.ErrRateLimited, RetryAfter: d}
-	}
-	return nil
+func (s *Service) AllowEmail(ctx context.Context, addr string, c auth.Device) error {
+	return s.mails.AllowMail(ctx, throttle.Attempt{Account: emailKey(addr), IP: c.IP},
+		throttle.MailLimit{PerSource: s.cfg.MailsPerEmail, PerAccount: s.cfg.MailsPerAccount, Window: s.cfg.MailsEvery})
 }
 
 // emailKey is the per-email throttle's key: the canonical address, or a
@@ -637,55 +647,6 @@ func (s *Service) event(ctx context.Context, e *latch.Event) {
 	if err := s.store.AddEvent(ctx, e); err != nil {
 		s.log.Warn("recording security event failed", "type", e.Type, "err", err)
 	}
-}
-
-// limiter is a token bucket per key, bounded in memory.
-type limiter struct {
-	every rate.Limit
-	burst int
-	now   func() time.Time
-
-	mu sync.Mutex
-	m  map[string]*bucket
-}
-
-type bucket struct {
-	lim  *rate.Limiter
-	seen time.Time
-}
-
-// maxTracked bounds the limiter's keys; past it, idle keys are forgotten.
-const maxTracked = 100_000
-
-func newLimiter(every rate.Limit, burst int, now func() time.Time) *limiter {
-	return &limiter{every: every, burst: burst, now: now, m: map[string]*bucket{}}
-}
-
-// allow takes one token of key's bucket, or says how long until one.
-func (l *limiter) allow(key string) (time.Duration, bool) {
-	now := l.now()
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	b := l.m[key]
-	if b == nil {
-		if len(l.m) >= maxTracked {
-			for k, v := range l.m {
-				// A full bucket carries no information.
-				if v.lim.TokensAt(now) >= float64(l.burst) {
-					delete(l.m, k)
-				}
-			}
-		}
-		b = &bucket{lim: rate.NewLimiter(l.every, l.burst)}
-		l.m[key] = b
-	}
-	b.seen = now
-	r := b.lim.ReserveN(now, 1)
-	if d := r.DelayFrom(now); d > 0 {
-		r.CancelAt(now)
-		return d, false
-	}
-	return 0, true
 }
 
 // retireResetLinks ends every other reset link of the user once the

@@ -207,25 +207,3 @@ func TestHumanDuration(t *testing.T) {
 	}
 }
 
-// TestLimiter: a key's burst, then a refusal saying when; other keys
-// have their own.
-func TestLimiter(t *testing.T) {
-	clk := &clock{t: time.Unix(1e9, 0)}
-	l := newLimiter(1.0/60, 2, clk.now)
-	for i := range 2 {
-		if _, ok := l.allow("a"); !ok {
-			t.Fatalf("attempt %d refused", i+1)
-		}
-	}
-	d, ok := l.allow("a")
-	if ok || d <= 0 || d > time.Minute {
-		t.Fatalf("third attempt: %v %v", d, ok)
-	}
-	if _, ok := l.allow("b"); !ok {
-		t.Fatal("another key refused")
-	}
-	clk.advance(time.Minute)
-	if _, ok := l.allow("a"); !ok {
-		t.Fatal("refused after the refill")
-	}
-}

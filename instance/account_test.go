@@ -515,3 +515,32 @@ func TestAccountRegisterTakenSameAnswer(t *testing.T) {
 	open.addUser("owner@example.com", pw)
 	expect(t, "taken address without require_verified_email", open.do("POST", "/v1/auth/register", jsonBody(map[string]string{"email": "owner@example.com", "password": pw})), http.StatusConflict, "email_taken")
 }
+
+// TestAccountForgotStrangerCannotStarveOwner: reset requests are counted
+// per (email, client address): a stranger who used up the budget for the
+// owner's email does not stop the owner, asking from home, getting a link.
+func TestAccountForgotStrangerCannotStarveOwner(t *testing.T) {
+	h := start(t, "", func(c *config.Config) { c.TrustedProxies = []string{"127.0.0.1/32", "::1/128"} })
+	mb := &mailbox{h: h}
+	const owner = "own@example.com"
+	h.addUser(owner, "a long enough password")
+	forgot := func(ip string) response {
+		return h.do("POST", "/v1/auth/password/forgot", email(owner), "X-Forwarded-For", ip)
+	}
+	for range account.DefaultMailsPerEmail {
+		expect(t, "stranger's forgot", forgot("203.0.113.66"), http.StatusAccepted, "")
+	}
+	expect(t, "stranger's forgot over the limit", forgot("203.0.113.66"), http.StatusTooManyRequests, "rate_limited")
+	resets := func() int {
+		n := 0
+		for _, e := range mb.fetch() {
+			if e.To == owner && e.Template == "reset_password" {
+				n++
+			}
+		}
+		return n
+	}
+	waitFor(t, "the stranger's reset emails", func() bool { return resets() == account.DefaultMailsPerEmail })
+	expect(t, "owner's forgot from home", forgot("198.51.100.7"), http.StatusAccepted, "")
+	waitFor(t, "the owner's reset email", func() bool { return resets() == account.DefaultMailsPerEmail+1 })
+}

@@ -79,7 +79,7 @@ func (s *Server) mailRequest(w http.ResponseWriter, r *http.Request, action stri
 		return
 	}
 	var te *auth.ThrottleError
-	if err := s.account.Allow(req.Email, s.deviceOf(r)); errors.As(err, &te) {
+	if err := s.account.Allow(r.Context(), req.Email, s.deviceOf(r)); errors.As(err, &te) {
 		rateLimited(w, te, "too many requests for this address or email; try again later")
 		return
 	} else if err != nil {

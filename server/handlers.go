@@ -83,7 +83,7 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) {
 		// same as for a new address: the registrant learns nothing, and
 		// the owner is told (by email, through the durable outbox;
 		// throttled per address like the other account emails).
-		if s.account.AllowEmail(req.Email) == nil {
+		if s.account.AllowEmail(r.Context(), req.Email, s.deviceOf(r)) == nil {
 			if err := s.account.Request(r.Context(), account.RequestRegistered, req.Email, s.deviceOf(r)); err != nil {
 				s.fail(w, r, err)
 				return

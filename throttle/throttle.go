@@ -281,6 +281,48 @@ func (t *Policy) Succeeded(ctx context.Context, a Attempt) {
 	}
 }
 
+// MailLimit bounds the emails that strangers can have sent to one
+// account (reset links, verification links): PerSource per Window from one
+// address (AddressKey) or known device, and PerAccount per Window from
+// all of them together.
+type MailLimit struct {
+	PerSource  int
+	PerAccount int
+	Window     time.Duration
+}
+
+// AllowMail admits one request for an email to account from the
+// attempt's source, or returns an *Error of kind ErrRateLimited. Counting
+// per source first means that a stranger who spends their own budget does
+// not stop the owner, from their own address, getting a reset link;
+// PerAccount bounds what many addresses together can send. Unknown
+// accounts are counted like real ones. The counts live in the State, so
+// instances sharing a Redis count as one.
+func (t *Policy) AllowMail(ctx context.Context, a Attempt, m MailLimit) error {
+	acct := accountKey(a.Account)
+	srcLock, acctLock := "mail-lock:{"+acct+"}:"+source(a), "mail-lock:{"+acct+"}"
+	wait, err := t.state.Locked(ctx, srcLock, acctLock)
+	if err != nil {
+		t.log.Error("mail throttle unavailable; refusing the request", "err", err)
+		return &Error{Kind: ErrRateLimited, RetryAfter: time.Second}
+	}
+	if wait > 0 {
+		return &Error{Kind: ErrRateLimited, RetryAfter: wait}
+	}
+	for _, f := range []Failure{
+		{Counter: "mails:{" + acct + "}:" + source(a), Window: m.Window, Max: m.PerSource, Lock: srcLock, Lockout: m.Window},
+		{Counter: "mails:{" + acct + "}", Window: m.Window, Max: m.PerAccount, Lock: acctLock, Lockout: m.Window},
+	} {
+		if f.Max <= 0 {
+			continue
+		}
+		if _, err := t.state.Fail(ctx, f); err != nil {
+			t.log.Error("mail throttle: count a request", "err", err)
+		}
+	}
+	return nil
+}
+
 // RecentFailures returns how many failed sign-ins the account had from
 // any source within the current AccountWindow (a risk signal); 0 when
 // the state does not answer.

@@ -340,3 +340,44 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// TestAllowMail: emails to one account are counted per source and for
+// the account: a stranger who spent their budget does not stop the owner
+// asking from another address, many addresses together stop at
+// PerAccount, and the window frees them again.
+func TestAllowMail(t *testing.T) {
+	r := newRig(throttle.Config{})
+	ctx := t.Context()
+	m := throttle.MailLimit{PerSource: 2, PerAccount: 5, Window: time.Hour}
+	ask := func(ip string) error {
+		return r.th.AllowMail(ctx, throttle.Attempt{Account: "owner@example.com", IP: ip}, m)
+	}
+	for i := range 2 {
+		if err := ask("203.0.113.66"); err != nil {
+			t.Fatalf("stranger's request %d: %v", i+1, err)
+		}
+	}
+	var te *throttle.Error
+	if err := ask("203.0.113.66"); !errors.As(err, &te) || !errors.Is(err, throttle.ErrRateLimited) || te.RetryAfter <= 0 {
+		t.Fatalf("stranger's third request: %v, want rate limited with a Retry-After", err)
+	}
+	if err := ask("198.51.100.7"); err != nil {
+		t.Fatalf("the owner from home after a stranger's budget ran out: %v", err)
+	}
+	if err := r.th.AllowMail(ctx, throttle.Attempt{Account: "other@example.com", IP: "203.0.113.66"}, m); err != nil {
+		t.Fatalf("another account from the stranger's address: %v", err)
+	}
+	// Five in all: two from .66, one from home, then two more sources.
+	for i, ip := range []string{"192.0.2.1", "192.0.2.2"} {
+		if err := ask(ip); err != nil {
+			t.Fatalf("source %d: %v", i, err)
+		}
+	}
+	if err := ask("192.0.2.3"); !errors.Is(err, throttle.ErrRateLimited) {
+		t.Fatalf("a sixth request from a new address: %v, want the account's limit", err)
+	}
+	r.clk.Advance(time.Hour + time.Second)
+	if err := ask("203.0.113.66"); err != nil {
+		t.Fatalf("after the window: %v", err)
+	}
+}
