@@ -22,6 +22,7 @@ import (
 
 	"github.com/latchauth/latch"
 	"github.com/latchauth/latch/account"
+	"github.com/latchauth/latch/admin"
 	"github.com/latchauth/latch/auth"
 	"github.com/latchauth/latch/oidc"
 	"github.com/latchauth/latch/verifier"
@@ -78,6 +79,9 @@ type Deps struct {
 	// at registration, /v1/auth/email/*, /v1/auth/password/* and the
 	// /verify and /reset pages.
 	Account *account.Service
+	// Admin, if not nil, serves the admin API under /admin/v1/ (see
+	// admin.go) to clients holding the admin scope.
+	Admin *admin.Service
 	// Verifier checks the access tokens of protected endpoints.
 	Verifier *verifier.Verifier
 	// JWKS returns the current JSON Web Key Set document.
@@ -117,6 +121,7 @@ type Server struct {
 	cfg           Config
 	auth          *auth.Service
 	account       *account.Service
+	admin         *admin.Service
 	oidc          *oidc.Provider
 	pages         Pages
 	verifier      *verifier.Verifier
@@ -152,7 +157,7 @@ func New(cfg Config, d Deps) *Server {
 	}
 	streams, closeStreams := context.WithCancel(context.Background())
 	s := &Server{
-		cfg: cfg, auth: d.Auth, account: d.Account, oidc: d.OIDC, pages: d.Pages, verifier: d.Verifier, jwks: d.JWKS, checks: d.Checks, log: d.Log, mux: http.NewServeMux(),
+		cfg: cfg, auth: d.Auth, account: d.Account, admin: d.Admin, oidc: d.OIDC, pages: d.Pages, verifier: d.Verifier, jwks: d.JWKS, checks: d.Checks, log: d.Log, mux: http.NewServeMux(),
 		store: d.Store, revs: d.Revocations, now: d.Now, streams: streams, closeStreams: closeStreams,
 		origins: make(map[string]bool, len(cfg.AllowedOrigins)),
 		verifyLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
@@ -201,6 +206,11 @@ func New(cfg Config, d Deps) *Server {
 		s.route("POST /oauth2/consent", s.consent)
 		s.route("GET,POST /oauth2/userinfo", s.userinfo)
 		s.route("GET,POST /oauth2/logout", s.endSession)
+	}
+	if d.Admin != nil {
+		// The admin API: a receiver of the webhooks closes the loop.
+		s.route("POST /admin/v1/users/{id}/revoke", s.adminRevokeUser)
+		s.route("POST /admin/v1/sessions/{id}/revoke", s.adminRevokeSession)
 	}
 	s.route("POST /oauth2/revoke", s.revoke)
 	s.route("POST /oauth2/introspect", s.introspect)
