@@ -31,11 +31,26 @@ type hookReceiver struct {
 	srv   *httptest.Server
 	mu    sync.Mutex
 	got   []webhook.Payload
+	byID  map[string]int // requests by webhook-id
 	react func(p webhook.Payload)
 }
 
+type idCount struct {
+	id string
+	n  int
+}
+
+// ids returns the count of requests of each webhook-id; rc.mu is held.
+func (rc *hookReceiver) ids() []idCount {
+	var out []idCount
+	for id, n := range rc.byID {
+		out = append(out, idCount{id, n})
+	}
+	return out
+}
+
 func newHookReceiver(t *testing.T) *hookReceiver {
-	rc := &hookReceiver{t: t}
+	rc := &hookReceiver{t: t, byID: map[string]int{}}
 	rc.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		if err := webhook.Verify(hookSecret, r.Header, body, time.Minute); err != nil {
@@ -49,6 +64,7 @@ func newHookReceiver(t *testing.T) *hookReceiver {
 		}
 		rc.mu.Lock()
 		rc.got = append(rc.got, p)
+		rc.byID[r.Header.Get(webhook.HeaderID)]++
 		react := rc.react
 		rc.mu.Unlock()
 		if react != nil {
