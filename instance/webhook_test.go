@@ -255,3 +255,29 @@ func TestAdminRevokeRejects(t *testing.T) {
 	h.clock.Advance(h.cfg.Tokens.AccessTTL.D() + time.Minute)
 	expect(t, "expired token", h.do("POST", path, "", bearer(ops)...), http.StatusUnauthorized, "invalid_token")
 }
+
+// TestWebhookSurvivesRestart: events recorded by an instance that stops
+// before its relay ran (a crash right after the sign-in) are sent by the
+// next instance on the data directory.
+func TestWebhookSurvivesRestart(t *testing.T) {
+	rc := newHookReceiver(t)
+	a := start(t, "", withHook(rc.srv.URL))
+	uid := a.addUser(adaEmail, adaPass)
+	a.login(adaEmail, adaPass) // never started: no relay, no outbox worker
+	dir := a.dir
+	a.close()
+	rc.mu.Lock()
+	sent := len(rc.got)
+	rc.mu.Unlock()
+	if sent != 0 {
+		t.Fatal("an instance that was never started sent a webhook")
+	}
+
+	b := start(t, dir, withHook(rc.srv.URL))
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	b.in.Start(ctx)
+	for _, typ := range []string{latch.EventUserCreated, latch.EventLoginSucceeded} {
+		waitUntil(t, typ+" after the restart", func() bool { return rc.has(typ, uid) })
+	}
+}
