@@ -80,8 +80,7 @@ func (s *Store) PublishEvents(ctx context.Context, before time.Time, limit int,
 	}
 	b := ts(before)
 	var pending bool
-	if err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM events
-		WHERE NOT published AND ($1::timestamptz IS NULL OR at < $1))`, b).Scan(&pending); err != nil {
+	if err := s.pool.QueryRow(ctx, relayProbe, b).Scan(&pending); err != nil {
 		return 0, fmt.Errorf("postgres: publish events: %w", err)
 	}
 	if !pending {
@@ -91,15 +90,11 @@ func (s *Store) PublishEvents(ctx context.Context, before time.Time, limit int,
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		n = 0
 		if route == nil {
-			tag, err := tx.Exec(ctx, `UPDATE events SET published = true WHERE id IN
-				(SELECT id FROM events WHERE NOT published AND ($1::timestamptz IS NULL OR at < $1)
-				ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED)`, b, limit)
+			tag, err := tx.Exec(ctx, relaySweep, b, limit)
 			n = int(tag.RowsAffected())
 			return err
 		}
-		rows, err := tx.Query(ctx, `SELECT `+eventColumns+` FROM events
-			WHERE NOT published AND ($1::timestamptz IS NULL OR at < $1)
-			ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED`, b, limit)
+		rows, err := tx.Query(ctx, relaySelect, b, limit)
 		if err != nil {
 			return err
 		}
@@ -131,6 +126,19 @@ func (s *Store) PublishEvents(ctx context.Context, before time.Time, limit int,
 	}
 	return n, nil
 }
+
+// The relay's statements, which read the partial index events_unpublished
+// (TestRelayUsesItsIndex).
+const (
+	relayProbe = `SELECT EXISTS (SELECT 1 FROM events
+		WHERE NOT published AND ($1::timestamptz IS NULL OR at < $1))`
+	relaySweep = `UPDATE events SET published = true WHERE id IN
+		(SELECT id FROM events WHERE NOT published AND ($1::timestamptz IS NULL OR at < $1)
+		ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED)`
+	relaySelect = `SELECT ` + eventColumns + ` FROM events
+		WHERE NOT published AND ($1::timestamptz IS NULL OR at < $1)
+		ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED`
+)
 
 // eventColumns lists the columns that scanEvent reads, in order.
 const eventColumns = `id, type, at, user_id, session_id, client_id, ip, user_agent, detail::text`
