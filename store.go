@@ -12,6 +12,7 @@ type Store interface {
 	SessionStore
 	RevocationStore
 	EventStore
+	EventRelayStore
 	KeyStore
 	SSOStore
 	CodeStore

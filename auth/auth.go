@@ -733,6 +733,22 @@ func (s *Service) LogoutSession(ctx context.Context, sessionID string, c Device)
 	return s.revokeSession(ctx, sess.UserID, sess.ID, "logout", c)
 }
 
+// RevokeSessionByID revokes a session by id, whatever its user, for a
+// reason the caller names (an operator, the admin API), as RevokeSession
+// does: a browser's session at Latch ends its SSO session too, and a
+// session_revoked event is recorded if it was live. It returns the
+// session's user; ErrNotFound if no session has the id.
+func (s *Service) RevokeSessionByID(ctx context.Context, sessionID, reason string, c Device) (string, error) {
+	sess, err := s.store.Session(ctx, sessionID)
+	if errors.Is(err, latch.ErrNotFound) {
+		return "", ErrNotFound
+	}
+	if err != nil {
+		return "", fmt.Errorf("auth: load session: %w", err)
+	}
+	return sess.UserID, s.revokeSession(ctx, sess.UserID, sess.ID, reason, c)
+}
+
 // RevokeSession revokes one of the user's sessions. A session of another
 // user is ErrNotFound, exactly as a session that does not exist.
 func (s *Service) RevokeSession(ctx context.Context, userID, sessionID string, c Device) error {

@@ -100,6 +100,9 @@ type Config struct {
 		Token string `yaml:"token" doc:"require Authorization: Bearer TOKEN to read /metrics (at least 32 characters); empty: none" secret:"true"`
 	} `yaml:"metrics"`
 
+	// Webhooks receive every security event, signed (package webhook).
+	Webhooks []Webhook `yaml:"webhooks" doc:"receivers of the security events: a list of {id, url, secret or secret_file, events}; see docs/account-protection.md"`
+
 	Accounts struct {
 		RequireVerifiedEmail bool `yaml:"require_verified_email" doc:"refuse sign-in (403 email_not_verified) until the user followed the link of the verification email sent at registration"`
 	} `yaml:"accounts"`
@@ -248,7 +251,9 @@ func Load(path string, environ []string, flags map[string]Flag) (Config, error) 
 		origins[key] = origin{from: from, raw: raw}
 	}
 	if path != "" {
-		if err := readFile(path, leaves, set); err != nil {
+		if err := readFile(path, leaves, set, func(key string, n *yaml.Node, from func(*yaml.Node) string) []error {
+			return decodeRecords(key, n, leaves[key], from, origins)
+		}); err != nil {
 			return c, err
 		}
 	}
@@ -258,10 +263,14 @@ func Load(path string, environ []string, flags map[string]Flag) (Config, error) 
 			env[k] = v
 		}
 	}
-	known := map[string]bool{}
+	known, recErrs := applyRecordEnv(leaves, env, origins)
+	errs = append(errs, recErrs...)
 	Walk(&c, func(key string, f reflect.Value, sf reflect.StructField) {
 		name := EnvName(key)
 		known[name] = true
+		if records(f) {
+			return // applyRecordEnv
+		}
 		// An alias (LATCH_DATABASE_URL for store) yields to the key's own
 		// variable.
 		if alias := sf.Tag.Get("env"); alias != "" {
@@ -302,7 +311,8 @@ func Load(path string, environ []string, flags map[string]Flag) (Config, error) 
 // readFile applies the YAML file at path through set, naming each value's
 // line. Unknown keys, sections given a value and settings given a section
 // are errors.
-func readFile(path string, leaves map[string]reflect.Value, set func(key, raw, from string)) error {
+func readFile(path string, leaves map[string]reflect.Value, set func(key, raw, from string),
+	setRecords func(key string, n *yaml.Node, from func(*yaml.Node) string) []error) error {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return fmt.Errorf("config file: %w", err)
@@ -355,6 +365,8 @@ func readFile(path string, leaves map[string]reflect.Value, set func(key, raw, f
 				errs = append(errs, fmt.Errorf("unknown setting %s in %s%s", key, at(k), Suggest(key, keys)))
 			case v.Kind == yaml.ScalarNode && v.Tag == "!!null":
 				// "key:" with no value keeps the default.
+			case records(leaves[key]):
+				errs = append(errs, setRecords(key, v, at)...)
 			case v.Kind == yaml.ScalarNode:
 				set(key, v.Value, at(k))
 			case v.Kind == yaml.SequenceNode && leaves[key].Kind() == reflect.Slice:
@@ -419,7 +431,8 @@ var ignoredEnv = map[string]bool{"LATCH_TEST_REQUIRE": true, "LATCH_CONFIG": tru
 
 // EnvName is the environment variable of a dotted key.
 func EnvName(key string) string {
-	return "LATCH_" + strings.ToUpper(strings.ReplaceAll(key, ".", "_"))
+	key = strings.NewReplacer(".", "_", "[", "_", "]", "").Replace(key)
+	return "LATCH_" + strings.ToUpper(key)
 }
 
 // Walk calls fn for every leaf setting of c with its dotted key, its value
@@ -703,6 +716,7 @@ func (c *Config) validate(origins map[string]origin) error {
 	c.validateMetrics(bad)
 	c.validateMail(bad)
 	c.validateRisk(origins, func(err error) { errs = append(errs, err) })
+	c.validateWebhooks(bad)
 	if !validRedisPrefix(c.RedisPrefix) {
 		bad("redis_prefix", "%q must be 1 to 64 letters, digits, '-', '_', '.' or ':'", c.RedisPrefix)
 	}

@@ -26,6 +26,7 @@ import (
 
 	"github.com/latchauth/latch"
 	"github.com/latchauth/latch/account"
+	"github.com/latchauth/latch/admin"
 	"github.com/latchauth/latch/auth"
 	"github.com/latchauth/latch/backchannel"
 	"github.com/latchauth/latch/challenge"
@@ -44,6 +45,7 @@ import (
 	"github.com/latchauth/latch/verifier"
 	"github.com/latchauth/latch/verifier/revocation"
 	"github.com/latchauth/latch/web"
+	"github.com/latchauth/latch/webhook"
 )
 
 // Intervals of the background work.
@@ -94,6 +96,9 @@ type Instance struct {
 	// session, an email) so that the message goes out at once rather than
 	// at the next poll.
 	Outbox *outbox.Worker
+	// Webhooks publishes the security log to the outbox, one message per
+	// configured webhook and event; Start runs it.
+	Webhooks *webhook.Relay
 
 	log *slog.Logger
 	now func() time.Time
@@ -523,6 +528,14 @@ func wire(ctx context.Context, cfg config.Config, st latch.Store, opt Options) (
 	}
 	// --- end step-up challenge ---
 	svc.SetGuards(prot.guards(svc, st, challenges, log, now))
+	relay, err := newWebhooks(cfg, st, worker, reg, log, now)
+	if err != nil {
+		return nil, err
+	}
+	adm, err := admin.New(admin.Deps{Auth: svc, Events: st, Now: now, Log: log})
+	if err != nil {
+		return nil, err
+	}
 	var proxies []netip.Prefix
 	for _, p := range cfg.TrustedProxies {
 		proxies = append(proxies, netip.MustParsePrefix(p)) // validated by config
@@ -556,12 +569,12 @@ func wire(ctx context.Context, cfg config.Config, st latch.Store, opt Options) (
 		Auth: svc, Account: accounts, Challenges: challenges, Verifier: v, JWKS: ring.JWKS, Registry: reg, Log: log,
 		Checks: checks(st, fan),
 		Store:  st, Revocations: revs, Now: now,
-		Pages: pages(cfg, demo), OIDC: provider,
+		Pages: pages(cfg, demo), OIDC: provider, Admin: adm,
 	})
 	wired = true
 	return &Instance{
 		Config: cfg, Store: st, Ring: ring, Revocations: revs, Verifier: v, Auth: svc, Account: accounts, Challenges: challenges, OIDC: provider, Server: srv,
-		Registry: reg, Fanout: fan, Throttle: th, Demo: demo, KEKCreated: created, Outbox: worker, log: log, now: now,
+		Registry: reg, Fanout: fan, Throttle: th, Demo: demo, KEKCreated: created, Outbox: worker, Webhooks: relay, log: log, now: now,
 		keysChanged: make(chan struct{}, 1), protection: prot,
 	}, nil
 }
@@ -616,6 +629,24 @@ func newOutbox(cfg config.Config, st latch.Store, ring *keys.Ring, reg prometheu
 		return nil, err
 	}
 	return w, nil
+}
+
+// newWebhooks registers the deliverer of webhook messages with the outbox
+// worker and returns the relay that publishes the security log to it.
+// The deliverer is registered even without webhooks, so that a message
+// for a hook this instance does not know waits for one that does.
+func newWebhooks(cfg config.Config, st latch.Store, worker *outbox.Worker, reg prometheus.Registerer,
+	log *slog.Logger, now func() time.Time) (*webhook.Relay, error) {
+	hooks := cfg.Hooks()
+	h, err := webhook.NewHandler(webhook.HandlerConfig{Hooks: hooks, Now: now, Registry: reg})
+	if err != nil {
+		return nil, err
+	}
+	worker.Handle(latch.OutboxWebhook, h)
+	for _, hook := range hooks {
+		log.Info("webhook: security events are sent", "hook", hook.ID, "events", strings.Join(hook.Events, ","))
+	}
+	return webhook.NewRelay(webhook.RelayConfig{Store: st, Hooks: hooks, Notify: worker.Notify, Now: now, Log: log})
 }
 
 // newMailer returns the deliverer of outbox emails: through the SMTP
@@ -714,10 +745,14 @@ func (in *Instance) Start(ctx context.Context) {
 			in.follow(ctx)
 		}()
 	}
-	in.wg.Add(6)
+	in.wg.Add(7)
 	go func() {
 		defer in.wg.Done()
 		in.Outbox.Run(ctx)
+	}()
+	go func() {
+		defer in.wg.Done()
+		in.Webhooks.Run(ctx)
 	}()
 	go func() {
 		defer in.wg.Done()

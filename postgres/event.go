@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/latchauth/latch"
 )
 
@@ -99,4 +101,98 @@ func (s *Store) Events(ctx context.Context, q latch.EventQuery) ([]latch.Event, 
 		return nil, fmt.Errorf("postgres: events: %w", err)
 	}
 	return list, nil
+}
+
+// PublishEvents publishes up to limit unpublished events; see
+// latch.EventRelayStore. The events are locked with FOR UPDATE SKIP
+// LOCKED, so that concurrent relays, in any number of instances, take
+// disjoint events without waiting on each other; the flag, not a cursor
+// on the id, says what is left, so an event whose transaction commits
+// after one with a higher id is taken by a later call rather than
+// skipped. A read comes first, so that polling with nothing new costs one
+// probe of the partial index events_unpublished and no transaction.
+func (s *Store) PublishEvents(ctx context.Context, before time.Time, limit int,
+	route func(latch.Event) ([]latch.OutboxMessage, error)) (int, error) {
+	if limit <= 0 {
+		return 0, nil
+	}
+	b := ts(before)
+	var pending bool
+	if err := s.pool.QueryRow(ctx, relayProbe, b).Scan(&pending); err != nil {
+		return 0, fmt.Errorf("postgres: publish events: %w", err)
+	}
+	if !pending {
+		return 0, nil
+	}
+	var n int
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		n = 0
+		if route == nil {
+			tag, err := tx.Exec(ctx, relaySweep, b, limit)
+			n = int(tag.RowsAffected())
+			return err
+		}
+		rows, err := tx.Query(ctx, relaySelect, b, limit)
+		if err != nil {
+			return err
+		}
+		list, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (latch.Event, error) { return scanEvent(row) })
+		if err != nil {
+			return err
+		}
+		ids := make([]int64, 0, len(list))
+		for _, e := range list {
+			msgs, err := route(e)
+			if err != nil {
+				return fmt.Errorf("route event %d: %w", e.ID, err)
+			}
+			for _, m := range msgs {
+				if err := enqueue(ctx, tx, &m); err != nil {
+					return fmt.Errorf("enqueue %s for event %d: %w", m.Key, e.ID, err)
+				}
+			}
+			ids = append(ids, e.ID)
+		}
+		if _, err := tx.Exec(ctx, "UPDATE events SET published = true WHERE id = ANY($1)", ids); err != nil {
+			return err
+		}
+		n = len(list)
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("postgres: publish events: %w", err)
+	}
+	return n, nil
+}
+
+// The relay's statements, which read the partial index events_unpublished
+// (TestRelayUsesItsIndex).
+const (
+	relayProbe = `SELECT EXISTS (SELECT 1 FROM events
+		WHERE NOT published AND ($1::timestamptz IS NULL OR at < $1))`
+	relaySweep = `UPDATE events SET published = true WHERE id IN
+		(SELECT id FROM events WHERE NOT published AND ($1::timestamptz IS NULL OR at < $1)
+		ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED)`
+	relaySelect = `SELECT ` + eventColumns + ` FROM events
+		WHERE NOT published AND ($1::timestamptz IS NULL OR at < $1)
+		ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED`
+)
+
+// eventColumns lists the columns that scanEvent reads, in order.
+const eventColumns = `id, type, at, user_id, session_id, client_id, ip, user_agent, detail::text`
+
+// scanEvent scans a row of eventColumns.
+func scanEvent(row pgx.Row) (latch.Event, error) {
+	var e latch.Event
+	var detail *string
+	if err := row.Scan(&e.ID, &e.Type, (*nullTime)(&e.At), &e.UserID, &e.SessionID,
+		&e.ClientID, &e.IP, &e.UserAgent, &detail); err != nil {
+		return e, err
+	}
+	if detail != nil {
+		if err := json.Unmarshal([]byte(*detail), &e.Detail); err != nil {
+			return e, fmt.Errorf("detail of event %d: %w", e.ID, err)
+		}
+	}
+	return e, nil
 }

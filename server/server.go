@@ -22,6 +22,7 @@ import (
 
 	"github.com/latchauth/latch"
 	"github.com/latchauth/latch/account"
+	"github.com/latchauth/latch/admin"
 	"github.com/latchauth/latch/auth"
 	"github.com/latchauth/latch/challenge"
 	"github.com/latchauth/latch/oidc"
@@ -82,6 +83,9 @@ type Deps struct {
 	// Challenges, if not nil, are the step-up challenges of sign-ins the
 	// guard holds back: POST /v1/auth/challenge completes one.
 	Challenges *challenge.Service
+	// Admin, if not nil, serves the admin API under /admin/v1/ (see
+	// admin.go) to clients holding the admin scope.
+	Admin *admin.Service
 	// Verifier checks the access tokens of protected endpoints.
 	Verifier *verifier.Verifier
 	// JWKS returns the current JSON Web Key Set document.
@@ -122,6 +126,7 @@ type Server struct {
 	auth          *auth.Service
 	account       *account.Service
 	challenges    *challenge.Service
+	admin         *admin.Service
 	oidc          *oidc.Provider
 	pages         Pages
 	verifier      *verifier.Verifier
@@ -157,7 +162,7 @@ func New(cfg Config, d Deps) *Server {
 	}
 	streams, closeStreams := context.WithCancel(context.Background())
 	s := &Server{
-		cfg: cfg, auth: d.Auth, account: d.Account, challenges: d.Challenges, oidc: d.OIDC, pages: d.Pages, verifier: d.Verifier, jwks: d.JWKS, checks: d.Checks, log: d.Log, mux: http.NewServeMux(),
+		cfg: cfg, auth: d.Auth, account: d.Account, challenges: d.Challenges, admin: d.Admin, oidc: d.OIDC, pages: d.Pages, verifier: d.Verifier, jwks: d.JWKS, checks: d.Checks, log: d.Log, mux: http.NewServeMux(),
 		store: d.Store, revs: d.Revocations, now: d.Now, streams: streams, closeStreams: closeStreams,
 		origins: make(map[string]bool, len(cfg.AllowedOrigins)),
 		verifyLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
@@ -210,6 +215,11 @@ func New(cfg Config, d Deps) *Server {
 		s.route("POST /oauth2/consent", s.consent)
 		s.route("GET,POST /oauth2/userinfo", s.userinfo)
 		s.route("GET,POST /oauth2/logout", s.endSession)
+	}
+	if d.Admin != nil {
+		// The admin API: a receiver of the webhooks closes the loop.
+		s.route("POST /admin/v1/users/{id}/revoke", s.adminRevokeUser)
+		s.route("POST /admin/v1/sessions/{id}/revoke", s.adminRevokeSession)
 	}
 	s.route("POST /oauth2/revoke", s.revoke)
 	s.route("POST /oauth2/introspect", s.introspect)

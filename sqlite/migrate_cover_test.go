@@ -5,6 +5,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/latchauth/latch"
 )
 
 // TestMigrationCoversExistingSessions: sessions created before migration
@@ -76,7 +78,9 @@ func TestMigrationCoversExistingSessions(t *testing.T) {
 // first), for the tests that downgrade to an older schema and upgrade
 // again.
 var undo0009 = []string{
-	"DROP TABLE challenges",     // 0015
+	"DROP TABLE challenges",         // 0015
+	"DROP INDEX events_unpublished", // 0014
+	"ALTER TABLE events DROP COLUMN published",
 	"DROP TABLE account_tokens", // 0012
 	"ALTER TABLE users DROP COLUMN email_verified_at",
 	"ALTER TABLE users DROP COLUMN locked_at",
@@ -96,4 +100,48 @@ var undo0009 = []string{
 	"ALTER TABLE clients DROP COLUMN backchannel_logout_uri",
 	"ALTER TABLE clients DROP COLUMN first_party",
 	"ALTER TABLE clients DROP COLUMN id_token_alg",
+}
+
+// TestMigrationPublishesPastEvents: events recorded before migration 0014
+// are history, published already, so that the first webhook configured
+// after the upgrade is not sent the whole security log; events recorded
+// after it are published by the relay.
+func TestMigrationPublishesPastEvents(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "latch.db")
+	s, err := Open(t.Context(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		"DROP INDEX events_unpublished",
+		"ALTER TABLE events DROP COLUMN published",
+		"DELETE FROM schema_migrations WHERE version >= 14",
+	} {
+		if _, err := s.w.ExecContext(t.Context(), q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	t0 := time.Date(2030, 5, 6, 7, 8, 9, 0, time.UTC)
+	if err := s.AddEvent(t.Context(), &latch.Event{Type: latch.EventLoginFailed, At: t0}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+
+	s, err = Open(t.Context(), path)
+	if err != nil {
+		t.Fatalf("reopen after the downgrade: %v", err)
+	}
+	defer s.Close()
+	fresh := latch.Event{Type: latch.EventLoginFailed, At: t0}
+	if err := s.AddEvent(t.Context(), &fresh); err != nil {
+		t.Fatal(err)
+	}
+	var routed []int64
+	n, err := s.PublishEvents(t.Context(), time.Time{}, 10, func(e latch.Event) ([]latch.OutboxMessage, error) {
+		routed = append(routed, e.ID)
+		return nil, nil
+	})
+	if err != nil || n != 1 || routed[len(routed)-1] != fresh.ID {
+		t.Fatalf("PublishEvents after the upgrade = %d, %v, routed %v; want the new event %d alone", n, err, routed, fresh.ID)
+	}
 }

@@ -65,6 +65,8 @@ func Run(t *testing.T, open func(t *testing.T) latch.Store) {
 		{"Revocations", testRevocations},
 		{"RevocationHead", testRevocationHead},
 		{"Events", testEvents},
+		{"PublishEvents", testPublishEvents},
+		{"PublishEventsConcurrent", testPublishEventsConcurrent},
 		{"Keys", testKeys},
 		{"KeysConcurrent", testKeysConcurrent},
 		{"KeyRevocation", testKeyRevocation},
