@@ -216,7 +216,9 @@ type Grant struct {
 }
 
 // StartSession creates a session at generation 1 and issues its first
-// access and refresh tokens. It does not deliver them (cookies or body):
+// access and refresh tokens, enqueueing g.Outbox in the same store
+// transaction. A locked user gets no session (ErrUserLocked), even one
+// locked after its password was checked. It does not deliver them (cookies or body):
 // the caller knows the client's mode. A family linked to an SSO session
 // that has ended meanwhile is not created (an error matching
 // latch.ErrNotFound).
@@ -236,8 +238,16 @@ func (s *Service) StartSession(ctx context.Context, g Grant) (*Tokens, error) {
 	}
 	ttl := s.accessLifetime(sess, now)
 	sess.AccessExpiresAt = now.Add(ttl)
-	if err := s.store.CreateSession(ctx, sess, hashToken(refresh)); err != nil {
+	if err := s.store.CreateSession(ctx, sess, hashToken(refresh), g.Outbox...); err != nil {
+		if errors.Is(err, latch.ErrLocked) {
+			// Locked between the password check and now: refused in the
+			// statement that would have created the session.
+			return nil, fmt.Errorf("auth: create session: %w: %w", ErrUserLocked, err)
+		}
 		return nil, fmt.Errorf("auth: create session: %w", err)
+	}
+	if len(g.Outbox) > 0 {
+		s.notifyOutbox()
 	}
 	return s.tokens(sess, refresh, now, ttl, sess.Scope)
 }

@@ -86,6 +86,12 @@ func Run(t *testing.T, open func(t *testing.T) latch.Store) {
 		{"AccountTokenConsumeConcurrent", testAccountTokenConsumeConcurrent},
 		{"AccountStates", testAccountStates},
 		{"DeleteUser", testDeleteUser},
+		{"Devices", testDevices},
+		{"SignInAlerts", testSignInAlerts},
+		{"SignInAlertAnswerConcurrent", testSignInAlertAnswerConcurrent},
+		{"CreateSessionOutbox", testCreateSessionOutbox},
+		{"CreateSessionLocked", testCreateSessionLocked},
+		{"CreateSessionLockRace", testCreateSessionLockRace},
 		{"Ping", testPing},
 	}
 	for _, tt := range tests {
