@@ -32,6 +32,7 @@ var required = map[string][]string{
 	"verify_email":     {"link", "expires_in"},
 	"reset_password":   {"link", "expires_in"},
 	"password_changed": {"when"},
+	"new_device":       {"when", "where", "me_link", "not_me_link", "expires_in"},
 }
 
 // maxValue is the longest data value shown, in runes; longer ones (a user
