@@ -18,6 +18,7 @@ import (
 	"crypto/subtle"
 	"encoding/base32"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -236,4 +237,44 @@ func Describe(ua string) (browser, os string) {
 		os = u.Platform()
 	}
 	return browser, os
+}
+
+// ErrNotFound: the user has no device with the id.
+var ErrNotFound = errors.New("no such device")
+
+// MaxNameLength bounds a device name, in bytes.
+const MaxNameLength = 100
+
+// List returns the user's devices, most recently seen first.
+func (r *Registry) List(ctx context.Context, userID string) ([]*latch.Device, error) {
+	list, err := r.store.Devices(ctx, userID)
+	if err != nil {
+		return nil, fmt.Errorf("device: list: %w", err)
+	}
+	return list, nil
+}
+
+// Rename names the user's device (trimmed; empty clears the name).
+func (r *Registry) Rename(ctx context.Context, userID, id, name string) error {
+	err := r.store.RenameDevice(ctx, userID, id, strings.TrimSpace(name))
+	if errors.Is(err, latch.ErrNotFound) {
+		return ErrNotFound
+	}
+	if err != nil {
+		return fmt.Errorf("device: rename: %w", err)
+	}
+	return nil
+}
+
+// Forget deletes the user's device: its next sign-in is a new device, and
+// throttling no longer spares it.
+func (r *Registry) Forget(ctx context.Context, userID, id string) error {
+	err := r.store.ForgetDevice(ctx, userID, id)
+	if errors.Is(err, latch.ErrNotFound) {
+		return ErrNotFound
+	}
+	if err != nil {
+		return fmt.Errorf("device: forget: %w", err)
+	}
+	return nil
 }

@@ -62,7 +62,7 @@ func TestMigrationCoversExistingSessions(t *testing.T) {
 // again.
 var undo0009 = []string{
 	"DROP TABLE sign_in_alerts, account_places, devices", // 0013
-	"DROP TABLE account_tokens", // 0012
+	"DROP TABLE account_tokens",                          // 0012
 	"ALTER TABLE users DROP COLUMN email_verified_at, DROP COLUMN locked_at, DROP COLUMN lock_reason",
 	"ALTER TABLE clients DROP COLUMN name", // 0011
 	"DROP TABLE gateway_sessions",          // 0010

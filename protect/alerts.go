@@ -3,6 +3,7 @@ package protect
 import (
 	"context"
 	"crypto/subtle"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -25,8 +26,10 @@ type AlertsDeps struct {
 	// emails the reset link.
 	Auth    *auth.Service
 	Account *account.Service
-	Log     *slog.Logger
-	Now     func() time.Time // nil means time.Now
+	// MAC keys the confirm page's form token.
+	MAC func(purpose string, msg []byte) []byte
+	Log *slog.Logger
+	Now func() time.Time // nil means time.Now
 }
 
 // Alerts answers sign-in alerts: "yes, it was me" confirms the device;
@@ -36,16 +39,17 @@ type Alerts struct {
 	store   latch.Store
 	auth    *auth.Service
 	account *account.Service
+	mac     func(purpose string, msg []byte) []byte
 	log     *slog.Logger
 	now     func() time.Time
 }
 
 // NewAlerts returns the alert answering service.
 func NewAlerts(d AlertsDeps) (*Alerts, error) {
-	if d.Store == nil || d.Auth == nil || d.Account == nil {
-		return nil, errors.New("protect: alerts need a store, the auth service and the account service")
+	if d.Store == nil || d.Auth == nil || d.Account == nil || d.MAC == nil {
+		return nil, errors.New("protect: alerts need a store, the auth and account services and a MAC")
 	}
-	a := &Alerts{store: d.Store, auth: d.Auth, account: d.Account, log: d.Log, now: d.Now}
+	a := &Alerts{store: d.Store, auth: d.Auth, account: d.Account, mac: d.MAC, log: d.Log, now: d.Now}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
 	}
@@ -126,6 +130,22 @@ func (s *Alerts) Answer(ctx context.Context, alertID, token string, c auth.Devic
 	}
 	s.event(ctx, &latch.Event{Type: latch.EventNotMe, UserID: got.UserID, IP: c.IP, UserAgent: c.UserAgent, Detail: detail})
 	return got, nil
+}
+
+// formPurpose keys the MAC of the confirm page's form token.
+const formPurpose = "latch alert form v1"
+
+// FormToken is the anti-forgery token of the confirm page of a link: a
+// MAC of the link's token, so that only a page Latch rendered for that
+// link posts a valid form.
+func (s *Alerts) FormToken(token string) string {
+	return base64.RawURLEncoding.EncodeToString(s.mac(formPurpose, []byte(token)))
+}
+
+// CheckForm reports whether form is the form token of the link's token,
+// compared in constant time.
+func (s *Alerts) CheckForm(token, form string) bool {
+	return subtle.ConstantTimeCompare([]byte(form), []byte(s.FormToken(token))) == 1
 }
 
 // Recent returns the user's latest alerts, newest first.

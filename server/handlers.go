@@ -136,11 +136,16 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		if sso != "" {
 			s.cfg.Cookies.setSSO(w, sso, s.oidc.CookieMaxAge())
 		}
+		if s.deviceReg != nil {
+			s.deviceReg.SetCookie(w, r)
+		}
 		s.writeTokens(w, t)
 	case errors.Is(err, auth.ErrInvalidCredentials):
 		writeError(w, http.StatusUnauthorized, "invalid_credentials", "email or password is incorrect")
 	case errors.Is(err, auth.ErrUserLocked):
 		writeError(w, http.StatusForbidden, "account_locked", accountLockedMessage)
+	case errors.Is(err, auth.ErrRiskDenied):
+		writeError(w, http.StatusForbidden, "access_denied", "sign-in from this location is not allowed")
 	case errors.Is(err, auth.ErrEmailNotVerified):
 		writeError(w, http.StatusForbidden, "email_not_verified", emailNotVerifiedMessage)
 	case errors.Is(err, auth.ErrUnauthorizedClient):
