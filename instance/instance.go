@@ -29,12 +29,14 @@ import (
 	"github.com/latchauth/latch/auth"
 	"github.com/latchauth/latch/backchannel"
 	"github.com/latchauth/latch/config"
+	"github.com/latchauth/latch/device"
 	"github.com/latchauth/latch/keys"
 	"github.com/latchauth/latch/mail"
 	"github.com/latchauth/latch/oidc"
 	"github.com/latchauth/latch/outbox"
 	"github.com/latchauth/latch/password"
 	"github.com/latchauth/latch/postgres"
+	"github.com/latchauth/latch/protect"
 	"github.com/latchauth/latch/redis"
 	sdkjs "github.com/latchauth/latch/sdk/js"
 	"github.com/latchauth/latch/server"
@@ -86,6 +88,10 @@ type Instance struct {
 	// session, an email) so that the message goes out at once rather than
 	// at the next poll.
 	Outbox *outbox.Worker
+	// Devices recognises users' devices (the device cookie); Alerts
+	// answers sign-in alerts ("yes, it was me", "this wasn't me").
+	Devices *device.Registry
+	Alerts  *protect.Alerts
 
 	log *slog.Logger
 	now func() time.Time
@@ -486,6 +492,25 @@ func wire(ctx context.Context, cfg config.Config, st latch.Store, opt Options) (
 		return nil, err
 	}
 	worker.Handle(account.OutboxRequest, accounts)
+	// ---- Sign-in alerts and devices (device, protect.SignIn, protect.Alerts).
+	// The sign-in guard decides with protect.AlertPolicy (a new device or
+	// country notifies) until the risk engine is wired: set
+	// SignInDeps.Risk to it and SignInDeps.Locator to the geo-IP database,
+	// and SignInConfig.CanChallenge when a Challenger is installed. The
+	// refresh guard and the challenger go into the same auth.Guards.
+	devices := device.New(st, kek.Derive("latch device cookie v1").MAC, cookies.Secure)
+	signInGuard, err := protect.NewSignIn(protect.SignInConfig{}, protect.SignInDeps{Store: st, Log: log, Now: now})
+	if err != nil {
+		return nil, err
+	}
+	alerts, err := protect.NewAlerts(protect.AlertsDeps{
+		Store: st, Auth: svc, Account: accounts, MAC: kek.Derive("latch sign-in alert form v1").MAC, Log: log, Now: now,
+	})
+	if err != nil {
+		return nil, err
+	}
+	svc.SetGuards(auth.Guards{SignIn: signInGuard, Devices: devices})
+	// ---- end of sign-in alerts and devices.
 	var proxies []netip.Prefix
 	for _, p := range cfg.TrustedProxies {
 		proxies = append(proxies, netip.MustParsePrefix(p)) // validated by config
@@ -520,10 +545,11 @@ func wire(ctx context.Context, cfg config.Config, st latch.Store, opt Options) (
 		Checks: checks(st, fan),
 		Store:  st, Revocations: revs, Now: now,
 		Pages: pages(cfg, demo), OIDC: provider,
+		Devices: devices, Alerts: alerts,
 	})
 	return &Instance{
 		Config: cfg, Store: st, Ring: ring, Revocations: revs, Verifier: v, Auth: svc, Account: accounts, OIDC: provider, Server: srv,
-		Registry: reg, Fanout: fan, Demo: demo, KEKCreated: created, Outbox: worker, log: log, now: now,
+		Devices: devices, Alerts: alerts, Registry: reg, Fanout: fan, Demo: demo, KEKCreated: created, Outbox: worker, log: log, now: now,
 		keysChanged: make(chan struct{}, 1),
 	}, nil
 }

@@ -124,6 +124,16 @@ func (s *Server) devices(w http.ResponseWriter, r *http.Request, c *verifier.Cla
 	writeJSON(w, http.StatusOK, map[string]any{"devices": out})
 }
 
+// device answers PATCH (rename) and DELETE (forget) of one of the
+// caller's devices.
+func (s *Server) device(w http.ResponseWriter, r *http.Request, c *verifier.Claims) {
+	if r.Method == http.MethodDelete {
+		s.forgetDevice(w, r, c)
+		return
+	}
+	s.renameDevice(w, r, c)
+}
+
 // renameDevice sets the name of one of the caller's devices.
 func (s *Server) renameDevice(w http.ResponseWriter, r *http.Request, c *verifier.Claims) {
 	if !s.userToken(w, c) {

@@ -211,8 +211,7 @@ func New(cfg Config, d Deps) *Server {
 	// Sign-in alerts and devices.
 	if d.Devices != nil {
 		s.route("GET /v1/devices", s.protected(s.devices))
-		s.route("PATCH /v1/devices/{id}", s.protected(s.renameDevice))
-		s.route("DELETE /v1/devices/{id}", s.protected(s.forgetDevice))
+		s.route("PATCH,DELETE /v1/devices/{id}", s.protected(s.device))
 	}
 	if d.Alerts != nil {
 		s.route("GET /v1/alerts", s.protected(s.alertList))
