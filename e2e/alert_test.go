@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"net/mail"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -306,6 +307,119 @@ func TestBrowserNotMe(t *testing.T) {
 	for _, typ := range []string{latch.EventNewDeviceSignIn, latch.EventNotMe, latch.EventAccountLocked, latch.EventPasswordReset} {
 		if !seen[typ] {
 			t.Errorf("no %s event", typ)
+		}
+	}
+}
+
+// TestBrowserDevicesPage: the account page lists the known devices (with
+// this one marked) and the sign-in alerts with their state; a device is
+// renamed and forgotten from the page. Screenshots go to artifacts/ (and
+// with LATCH_E2E_UPDATE_DOCS=1 to docs/img/account-devices.png and
+// docs/img/alert-not-me.png).
+func TestBrowserDevicesPage(t *testing.T) {
+	sink := mailtest.Start(t)
+	srv := startLatchMail(t, sink)
+	const addr, pw = "ada@example.com", "correct horse battery staple"
+	if _, err := srv.in.Auth.CreateUser(context.Background(), addr, pw, auth.Device{}); err != nil {
+		t.Fatal(err)
+	}
+	b := startBrowser(t)
+	desktop := b.newProfile(t)
+	desktop.setUserAgent(uaDesktop)
+	desktop.do("size the window", chromedp.EmulateViewport(1200, 860))
+	desktop.loginViaPage(srv.URL, addr, pw)
+
+	phone := b.newProfile(t)
+	phone.setUserAgent(uaPhone)
+	phone.loginViaPage(srv.URL, addr, pw)
+	req, _ := http.NewRequest("POST", srv.URL+"/v1/auth/login", strings.NewReader(fmt.Sprintf(`{"email":%q,"password":%q}`, addr, pw)))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", uaCLI)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+
+	// The phone's alert is answered "yes, it was me".
+	var phoneAlert sentMail
+	deadline := time.Now().Add(stepTimeout)
+	for time.Now().Before(deadline) {
+		var alerts []sentMail
+		for _, m := range received(t, sink) {
+			if strings.Contains(m.Subject, "New sign-in") {
+				alerts = append(alerts, m)
+			}
+		}
+		if len(alerts) == 2 {
+			for _, m := range alerts {
+				if strings.Contains(m.Text, "Safari") {
+					phoneAlert = m
+				}
+			}
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	links := alertLinkRE.FindAllString(phoneAlert.Text, -1)
+	if len(links) != 2 {
+		t.Fatalf("phone alert links: %v\n%s", links, phoneAlert.Text)
+	}
+	phone.navigate(links[0])
+	phone.waitJS("the yes page", `document.getElementById('confirm') !== null`)
+	phone.do("confirm", chromedp.Click(chromedp.ID("confirm"), chromedp.NodeVisible))
+	phone.waitJS("the result", `document.getElementById('alert-result') !== null`)
+
+	desktop.navigate(srv.URL + "/account")
+	desktop.waitJS("three devices and two alerts",
+		`document.querySelectorAll('#devices .device-row').length === 3 && document.querySelectorAll('#alerts .alert-row').length === 2 && document.querySelector('#alerts .alert-confirmed') !== null && document.fonts.status === 'loaded'`)
+	var current int
+	desktop.evalJSON(`[...document.querySelectorAll('#devices .device-row')].filter(r => r.textContent.includes('This device')).length`, &current)
+	if current != 1 {
+		t.Errorf("%d rows marked as this device; want 1", current)
+	}
+
+	// Rename this device.
+	row := `#devices .device-row:first-child`
+	desktop.do("rename", chromedp.Click(chromedp.CSS(row+" .row-action button"), chromedp.NodeVisible))
+	desktop.do("type the name", chromedp.SendKeys(chromedp.CSS(row+" .rename-form input"), "Work laptop"),
+		chromedp.Click(chromedp.CSS(row+` .rename-form button[type="submit"]`), chromedp.NodeVisible))
+	desktop.waitJS("the new name", `document.querySelector('#devices .device-row:first-child .device-name').textContent === 'Work laptop'`)
+	desktop.evalJSON(`(() => { const s = document.getElementById('status'); s.textContent = ''; s.className = 'toast'; return true; })()`, new(bool))
+	shot := desktop.screenshot("account-devices.png")
+
+	// Forget the command-line client.
+	desktop.do("forget the CLI", chromedp.Click(chromedp.CSS(`#devices .device-row:last-child .btn-danger-outline`), chromedp.NodeVisible))
+	desktop.waitJS("the confirmation dialog", `document.getElementById('confirm-dialog').open`)
+	desktop.do("confirm", chromedp.Click(chromedp.ID("confirm-ok"), chromedp.NodeVisible))
+	desktop.waitJS("two devices", `document.querySelectorAll('#devices .device-row').length === 2`)
+
+	// The not-me confirm page of the other alert.
+	var cliAlert sentMail
+	for _, m := range received(t, sink) {
+		if strings.Contains(m.Subject, "New sign-in") && !strings.Contains(m.Text, "Safari") {
+			cliAlert = m
+		}
+	}
+	links = alertLinkRE.FindAllString(cliAlert.Text, -1)
+	if len(links) != 2 {
+		t.Fatalf("CLI alert links: %v", links)
+	}
+	phone.do("size the window", chromedp.EmulateViewport(1200, 860))
+	phone.navigate(links[1])
+	phone.waitJS("the not-me page", `document.getElementById('confirm') !== null && document.fonts.status === 'loaded'`)
+	notMeShot := phone.screenshot("alert-not-me.png")
+	t.Logf("screenshots: %s %s", shot, notMeShot)
+
+	if os.Getenv("LATCH_E2E_UPDATE_DOCS") != "" {
+		for _, name := range []string{"account-devices.png", "alert-not-me.png"} {
+			b, err := os.ReadFile(filepath.Join("artifacts", name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join("..", "docs", "img", name), b, 0o644); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
 }

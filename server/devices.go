@@ -3,6 +3,7 @@ package server
 import (
 	"errors"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/latchauth/latch"
@@ -98,6 +99,9 @@ type deviceJSON struct {
 	City        string     `json:"city,omitempty"`
 	ConfirmedAt *time.Time `json:"confirmed_at,omitempty"`
 	Current     bool       `json:"current"`
+	// Client: not a browser (an app or command-line client, known by its
+	// user-agent family); Browser then names its product.
+	Client bool `json:"client"`
 }
 
 // devices lists the caller's known devices, most recently seen first.
@@ -114,7 +118,8 @@ func (s *Server) devices(w http.ResponseWriter, r *http.Request, c *verifier.Cla
 	out := make([]deviceJSON, 0, len(list))
 	for _, d := range list {
 		j := deviceJSON{ID: d.ID, Name: d.Name, Browser: d.Browser, OS: d.OS, CreatedAt: d.CreatedAt, LastSeenAt: d.LastSeenAt,
-			LastIP: d.LastIP, Country: d.LastPlace.Country, City: d.LastPlace.City, Current: current != "" && d.CookieID == current}
+			LastIP: d.LastIP, Country: d.LastPlace.Country, City: d.LastPlace.City, Current: current != "" && d.CookieID == current,
+			Client: d.CookieID == "" && strings.HasSuffix(d.Family, "|")}
 		if !d.ConfirmedAt.IsZero() {
 			t := d.ConfirmedAt
 			j.ConfirmedAt = &t
