@@ -53,7 +53,7 @@ func (c *countingStore) RecordDeviceUse(ctx context.Context, d *latch.Device) er
 }
 
 type fixture struct {
-	t     *testing.T
+	t     testing.TB
 	store *countingStore
 	guard *SignIn
 	risk  *recorder
@@ -61,7 +61,7 @@ type fixture struct {
 	user  string
 }
 
-func newFixture(t *testing.T, cfg SignInConfig) *fixture {
+func newFixture(t testing.TB, cfg SignInConfig) *fixture {
 	st, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "latch.db"))
 	if err != nil {
 		t.Fatal(err)
@@ -237,5 +237,33 @@ func TestSignInKnownDeviceNoWrite(t *testing.T) {
 	f.signIn(d)
 	if n := f.store.records.Load(); n != 2 {
 		t.Errorf("%d device writes after an hour; want 2", n)
+	}
+}
+
+// BenchmarkScreenSignIn measures the guard alone on SQLite: a known
+// device seen again at once (two indexed reads, no write), and one seen
+// again after touchEvery (two reads, then one write once the session
+// exists).
+func BenchmarkScreenSignIn(b *testing.B) {
+	for _, c := range []struct {
+		name string
+		step time.Duration
+	}{{"known-recent", time.Second}, {"known-write", touchEvery + time.Second}} {
+		b.Run(c.name, func(b *testing.B) {
+			f := newFixture(b, SignInConfig{})
+			d := auth.Device{IP: "192.0.2.1", UserAgent: chrome, DeviceID: "aaaaaaaaaaaaaaaaaaaaaaaaaa"}
+			f.signIn(d)
+			b.ReportAllocs()
+			for b.Loop() {
+				sc, err := f.guard.ScreenSignIn(b.Context(), &auth.Authentication{UserID: f.user}, "latch", d)
+				if err != nil || alerted(sc) {
+					b.Fatalf("ScreenSignIn: %v, alerted %v", err, alerted(sc))
+				}
+				if sc.Created != nil {
+					sc.Created(b.Context(), &auth.Tokens{SessionID: "s"})
+				}
+				f.now = f.now.Add(c.step)
+			}
+		})
 	}
 }
