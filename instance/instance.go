@@ -92,6 +92,8 @@ type Instance struct {
 	// answers sign-in alerts ("yes, it was me", "this wasn't me").
 	Devices *device.Registry
 	Alerts  *protect.Alerts
+	// signIn is the sign-in guard; Close waits for its device touches.
+	signIn *protect.SignIn
 
 	log *slog.Logger
 	now func() time.Time
@@ -549,7 +551,7 @@ func wire(ctx context.Context, cfg config.Config, st latch.Store, opt Options) (
 	})
 	return &Instance{
 		Config: cfg, Store: st, Ring: ring, Revocations: revs, Verifier: v, Auth: svc, Account: accounts, OIDC: provider, Server: srv,
-		Devices: devices, Alerts: alerts, Registry: reg, Fanout: fan, Demo: demo, KEKCreated: created, Outbox: worker, log: log, now: now,
+		Devices: devices, Alerts: alerts, signIn: signInGuard, Registry: reg, Fanout: fan, Demo: demo, KEKCreated: created, Outbox: worker, log: log, now: now,
 		keysChanged: make(chan struct{}, 1),
 	}, nil
 }
@@ -866,6 +868,7 @@ func (in *Instance) Close() error {
 	if in.Fanout != nil {
 		in.Fanout.Close()
 	}
+	in.signIn.Wait() // device touches written after their sign-in's answer
 	err := in.Store.Close()
 	if in.scratch != "" {
 		if rerr := os.RemoveAll(in.scratch); rerr != nil && err == nil {

@@ -3,6 +3,7 @@ package instance_test
 import (
 	"net/http"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -13,8 +14,12 @@ import (
 
 // BenchmarkSignInGuard measures a password sign-in over HTTP (argon2id
 // included) with the sign-in guard installed and without it, alternating
-// in one run, from a known browser (the usual case). It reports the
-// medians and the guard's added share: the goal is under 1 %.
+// in one run, from a known browser (the usual case), and reports the
+// medians. Their difference drowns in the hash's jitter on a busy
+// machine, so the same run also times the guard's own work on the
+// sign-in path (screening and what runs before the answer) against one
+// password hash: "%guard-of-hash" is the figure the goal (under 1 %)
+// is about.
 func BenchmarkSignInGuard(b *testing.B) {
 	h := start(b, "", func(c *config.Config) { c.Login.RatePerIP = 0 })
 	h.addUser(adaEmail, adaPass)
@@ -27,8 +32,29 @@ func BenchmarkSignInGuard(b *testing.B) {
 	off := func() { h.in.Auth.SetGuards(auth.Guards{}) }
 	// The browser's first sign-in records it.
 	dev := signInAs(b, h, "")
-	var withGuard, without []time.Duration
+	var withGuard, without, screen, hash []time.Duration
+	u, err := h.in.Store.UserByEmail(b.Context(), adaEmail)
+	if err != nil {
+		b.Fatal(err)
+	}
+	known := auth.Device{IP: "127.0.0.1", UserAgent: chromeUA, DeviceID: deviceID(dev)}
 	for b.Loop() {
+		t0 := time.Now()
+		if _, err := h.in.Auth.HashPassword(b.Context(), adaPass); err != nil {
+			b.Fatal(err)
+		}
+		hash = append(hash, time.Since(t0))
+		h.clock.Advance(11 * time.Minute) // a touch is due, as for a user who signs in now and then
+		t0 = time.Now()
+		sc, err := guard.ScreenSignIn(b.Context(), &auth.Authentication{UserID: u.ID}, "latch", known)
+		if err != nil || len(sc.Outbox) != 0 {
+			b.Fatalf("screening a known device: %v, %d messages", err, len(sc.Outbox))
+		}
+		if sc.Created != nil {
+			sc.Created(b.Context(), &auth.Tokens{SessionID: "s"})
+		}
+		screen = append(screen, time.Since(t0))
+		guard.Wait()
 		for i, set := range []func(){on, off} {
 			set()
 			start := time.Now()
@@ -45,7 +71,10 @@ func BenchmarkSignInGuard(b *testing.B) {
 	mOn, mOff := median(withGuard), median(without)
 	b.ReportMetric(float64(mOn.Microseconds()), "µs/sign-in-guarded")
 	b.ReportMetric(float64(mOff.Microseconds()), "µs/sign-in-unguarded")
-	b.ReportMetric(100*float64(mOn-mOff)/float64(mOff), "%added")
+	b.ReportMetric(100*float64(mOn-mOff)/float64(mOff), "%added-end-to-end")
+	b.ReportMetric(float64(median(screen).Microseconds()), "µs/guard")
+	b.ReportMetric(float64(median(hash).Microseconds()), "µs/hash")
+	b.ReportMetric(100*float64(median(screen))/float64(median(hash)), "%guard-of-hash")
 }
 
 // signInAs signs ada in from a browser with the device cookie (none when
@@ -74,4 +103,10 @@ func median(ds []time.Duration) time.Duration {
 	s := slices.Clone(ds)
 	slices.Sort(s)
 	return s[len(s)/2]
+}
+
+// deviceID is the id of a device cookie's value.
+func deviceID(cookie string) string {
+	id, _, _ := strings.Cut(cookie, ".")
+	return id
 }
