@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/latchauth/latch"
+	"github.com/latchauth/latch/auth"
 	"github.com/latchauth/latch/protect"
 )
 
@@ -364,4 +365,28 @@ func TestDevicesAPI(t *testing.T) {
 
 	alerts := h.do("GET", "/v1/alerts", "", auth...)
 	expect(t, "GET /v1/alerts", alerts, http.StatusOK, "")
+}
+
+// TestCodeExchangeLockedUser: an authorization code redeemed after its
+// user was locked (before the lock's revocation ran) gets no session:
+// 400 invalid_grant, never a 500.
+func TestCodeExchangeLockedUser(t *testing.T) {
+	h := start(t, "", nil)
+	uid := h.addUser(adaEmail, adaPass)
+	h.addRP("rp", func(n *auth.NewClient) { n.FirstParty = true })
+	b := h.browser()
+	b.signIn(adaEmail, adaPass)
+	verifier, challenge := pkce("v")
+	q := callback(t, b.authorize(codeRequest("rp", "openid", "code_challenge", challenge, "code_challenge_method", "S256")))
+	if q.Get("code") == "" {
+		t.Fatalf("no code: %v", q)
+	}
+	// The lock is set; its RevokeUser has not run yet.
+	if err := h.in.Store.LockUser(context.Background(), uid, latch.LockReasonResetRequired, h.clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	expect(t, "exchange for a locked user", h.exchange("rp", q.Get("code"), "https://rp.example/cb", verifier), http.StatusBadRequest, "invalid_grant")
+	if live, _ := h.in.Store.SessionsByUser(context.Background(), uid, h.clock.Now()); len(live) != 1 {
+		t.Errorf("%d live sessions; want only the sign-in's", len(live))
+	}
 }
