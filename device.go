@@ -57,6 +57,10 @@ type Device struct {
 	ConfirmedAt time.Time
 }
 
+// DeviceRetention is how long a device unseen is kept: as long as its
+// cookie lives (400 days). Prune forgets older ones.
+const DeviceRetention = 400 * 24 * time.Hour
+
 // Places are the countries and networks (autonomous systems) an account
 // has signed in from.
 type Places struct {

@@ -24,8 +24,9 @@ type Store interface {
 	// absolute expiry passed before now, events older than keepEvents,
 	// outbox messages delivered or failed more than keepEvents ago,
 	// authorization codes past ExpiresAt, and SSO sessions past ExpiresAt
-	// or ended before now (with their recorded clients), and account
-	// tokens expired at now.
+	// or ended before now (with their recorded clients), account tokens
+	// expired at now, sign-in alerts that expired more than keepEvents
+	// ago, and devices not seen for DeviceRetention.
 	Prune(ctx context.Context, now time.Time, keepEvents time.Duration) error
 	// Ping reports whether the store is reachable.
 	Ping(ctx context.Context) error

@@ -295,3 +295,36 @@ func testCreateSessionLockRace(t *testing.T, s latch.Store) {
 		t.Errorf("%d sessions alive after the lock and RevokeUser", len(live))
 	}
 }
+
+// testPruneDevices: Prune forgets devices unseen for DeviceRetention and
+// alerts expired longer ago than events are kept, and nothing newer.
+func testPruneDevices(t *testing.T, s latch.Store) {
+	ctx := t.Context()
+	mustUser(t, s, "alice")
+	old := newDevice("dev_old", "alice", "c-old")
+	recent := newDevice("dev_new", "alice", "c-new")
+	recent.LastSeenAt = base.Add(latch.DeviceRetention)
+	for _, d := range []*latch.Device{old, recent} {
+		if err := s.RecordDeviceUse(ctx, d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stale := newAlert("al_old", "alice", "dev_old")
+	fresh := newAlert("al_new", "alice", "dev_new")
+	fresh.ExpiresAt = base.Add(latch.DeviceRetention)
+	for _, a := range []*latch.SignInAlert{stale, fresh} {
+		if err := s.CreateSignInAlert(ctx, a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	now := base.Add(latch.DeviceRetention + time.Second)
+	if err := s.Prune(ctx, now, 90*24*time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if list, _ := s.Devices(ctx, "alice"); len(list) != 1 || list[0].ID != "dev_new" {
+		t.Errorf("devices after Prune: %+v; want dev_new only", list)
+	}
+	if list, _ := s.SignInAlerts(ctx, "alice", 10); len(list) != 1 || list[0].ID != "al_new" {
+		t.Errorf("alerts after Prune: %+v; want al_new only", list)
+	}
+}

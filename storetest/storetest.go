@@ -92,6 +92,7 @@ func Run(t *testing.T, open func(t *testing.T) latch.Store) {
 		{"CreateSessionOutbox", testCreateSessionOutbox},
 		{"CreateSessionLocked", testCreateSessionLocked},
 		{"CreateSessionLockRace", testCreateSessionLockRace},
+		{"PruneDevices", testPruneDevices},
 		{"Ping", testPing},
 	}
 	for _, tt := range tests {
