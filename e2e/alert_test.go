@@ -205,6 +205,17 @@ func TestBrowserNotMe(t *testing.T) {
 	if before != 2 {
 		t.Fatalf("%d live sessions after A and B; want 2", before)
 	}
+	// The SSO sessions of A's and B's page sign-ins.
+	var ssoIDs []string
+	sessions, _ := srv.in.Store.SessionsByUser(context.Background(), u.ID, srv.clock.Now())
+	for _, s := range sessions {
+		if s.SSOSessionID != "" {
+			ssoIDs = append(ssoIDs, s.SSOSessionID)
+		}
+	}
+	if len(ssoIDs) != 2 {
+		t.Fatalf("SSO sessions of A and B: %v", ssoIDs)
+	}
 
 	// A mail scanner prefetches the link: nothing happens.
 	for range 2 {
@@ -260,6 +271,11 @@ func TestBrowserNotMe(t *testing.T) {
 	}
 	if n := live(); n != 0 {
 		t.Errorf("%d live sessions after not-me", n)
+	}
+	for _, id := range ssoIDs {
+		if sso, err := srv.in.Store.SSOSession(context.Background(), id); err != nil || sso.Live(srv.clock.Now()) {
+			t.Errorf("SSO session %s after not-me: %+v, %v; want ended", id, sso, err)
+		}
 	}
 	// The account is locked: the right password is refused.
 	res, err := http.Post(srv.URL+"/v1/auth/login", "application/json", strings.NewReader(fmt.Sprintf(`{"email":%q,"password":%q}`, addr, pw)))
