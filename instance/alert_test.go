@@ -390,3 +390,22 @@ func TestCodeExchangeLockedUser(t *testing.T) {
 		t.Errorf("%d live sessions; want only the sign-in's", len(live))
 	}
 }
+
+// TestAlertBadInput: malformed requests to /alert are a 4xx page, never
+// a 5xx.
+func TestAlertBadInput(t *testing.T) {
+	h := start(t, "", nil)
+	for name, r := range map[string]response{
+		"GET without parameters":  h.do("GET", "/alert", ""),
+		"GET with a bad escape":   h.do("GET", "/alert?id=%zz&t=%", ""),
+		"POST JSON":               h.do("POST", "/alert", `{"id":"x","t":"y"}`),
+		"POST an empty form":      h.do("POST", "/alert", "", "Content-Type", "application/x-www-form-urlencoded"),
+		"POST a huge form":        h.do("POST", "/alert", "t="+strings.Repeat("A", 100<<10), "Content-Type", "application/x-www-form-urlencoded"),
+		"PUT":                     h.do("PUT", "/alert", ""),
+		"PATCH a device, no auth": h.do("PATCH", "/v1/devices/x", `{"name":"n"}`),
+	} {
+		if r.code < 400 || r.code > 499 {
+			t.Errorf("%s: %d, want a 4xx: %s", name, r.code, r.raw)
+		}
+	}
+}
