@@ -10,6 +10,7 @@ import (
 
 	"github.com/latchauth/latch"
 	"github.com/latchauth/latch/auth"
+	"github.com/latchauth/latch/config"
 	"github.com/latchauth/latch/protect"
 )
 
@@ -408,4 +409,43 @@ func TestAlertBadInput(t *testing.T) {
 			t.Errorf("%s: %d, want a 4xx: %s", name, r.code, r.raw)
 		}
 	}
+}
+
+// TestAlertIPChangeIsNotANewDevice: the same browser (its device cookie)
+// from other addresses, as trusted_proxies reports them, alerts no one;
+// another browser from the known address does.
+func TestAlertIPChangeIsNotANewDevice(t *testing.T) {
+	h := start(t, "", func(c *config.Config) { c.TrustedProxies = []string{"127.0.0.1/32"} })
+	mb := &mailbox{h: h}
+	const addr, pw = "nora@example.com", "correct horse battery"
+	uid := h.addUser(addr, pw)
+	login := func(device, ip string) string {
+		hdr := []string{"User-Agent", chromeUA, "Sec-Fetch-Site", "same-origin", "X-Forwarded-For", ip}
+		if device != "" {
+			hdr = append(hdr, "Cookie", "latch_device="+device)
+		}
+		r := h.do("POST", "/v1/auth/login", jsonBody(map[string]string{"email": addr, "password": pw}), hdr...)
+		expect(t, "sign-in from "+ip, r, http.StatusOK, "")
+		for _, c := range (&http.Response{Header: r.header}).Cookies() {
+			if c.Name == "latch_device" {
+				return c.Value
+			}
+		}
+		return device
+	}
+	dev := login("", "198.51.100.7")
+	for _, ip := range []string{"203.0.113.50", "192.0.2.99", "2001:db8::1"} {
+		h.clock.Advance(time.Hour)
+		login(dev, ip)
+	}
+	if got := eventsOf(t, h, uid, latch.EventNewDeviceSignIn); len(got) != 0 {
+		t.Fatalf("%d alerts for one browser on four networks; want none", len(got))
+	}
+	// The known device's touches are written just after each answer.
+	waitFor(t, "one device, last seen at the last address", func() bool {
+		devs, _ := h.in.Store.Devices(context.Background(), uid)
+		return len(devs) == 1 && devs[0].LastIP == "2001:db8::1"
+	})
+	login("", "2001:db8::1")
+	mb.wait(t, addr, protect.TemplateNewDevice)
 }
