@@ -26,6 +26,9 @@ var (
 	// failed: a duplicate email, a session whose generation moved on, a key
 	// rotation that lost the race to another instance.
 	ErrConflict = errors.New("conflict")
+	// ErrLocked means the user is locked (User.LockedAt is set):
+	// CreateSession refuses to start a session for a locked user.
+	ErrLocked = errors.New("user is locked")
 )
 
 // User is an account that signs in with an email and a password.
@@ -405,7 +408,13 @@ type SessionStore interface {
 	// first access token. If s.SSOSessionID is not empty, the family is
 	// stored only if that SSO session exists and has not been ended
 	// (ErrNotFound otherwise), so that no family outlives EndSSOSession.
-	CreateSession(ctx context.Context, s *Session, tokenHash []byte) error
+	// A session of a locked user is refused (ErrLocked), in the same
+	// statement or transaction as the insert: a sign-in racing LockUser
+	// either sees the lock, or commits before it and is then revoked by
+	// the RevokeUser that follows the lock. msgs are enqueued in the
+	// outbox in the same transaction (a new-device alert): both happen or
+	// neither; their IDs are set.
+	CreateSession(ctx context.Context, s *Session, tokenHash []byte, msgs ...*OutboxMessage) error
 	// Session returns a session, revoked or not, or ErrNotFound.
 	Session(ctx context.Context, id string) (*Session, error)
 	// SessionsByUser returns a user's live (not revoked, not past ExpiresAt

@@ -117,7 +117,10 @@ type Device struct {
 	IP        string
 	UserAgent string
 	// DeviceID is the id of the browser's device cookie, once its MAC
-	// was checked (see package device); empty without one.
+	// was checked (see package device). A browser that brought no valid
+	// cookie gets a fresh id, never known to anyone, which its cookie
+	// carries once it signed in; empty for a client that is not a
+	// browser.
 	DeviceID string
 }
 

@@ -20,6 +20,9 @@ import (
 // the same two.
 type Authentication struct {
 	UserID string
+	// Email is the account's canonical address (the throttle's and the
+	// risk signals' key for it).
+	Email string
 	// Time is when the credentials were checked (the id_token's
 	// auth_time).
 	Time time.Time
@@ -125,7 +128,7 @@ func (s *Service) Authenticate(ctx context.Context, addr, pw string, c Device) (
 			Detail: map[string]string{"reason": "email_not_verified"}})
 		return nil, ErrEmailNotVerified
 	}
-	return &Authentication{UserID: u.ID, Time: s.clock(), AMR: []string{"pwd"}}, nil
+	return &Authentication{UserID: u.ID, Email: u.Email, Time: s.clock(), AMR: []string{"pwd"}}, nil
 }
 
 // SignIn is Login with a hook: link, if not nil, is called once the
@@ -234,7 +237,9 @@ type Grant struct {
 }
 
 // StartSession creates a session at generation 1 and issues its first
-// access and refresh tokens. It does not deliver them (cookies or body):
+// access and refresh tokens, enqueueing g.Outbox in the same store
+// transaction. A locked user gets no session (ErrUserLocked), even one
+// locked after its password was checked. It does not deliver them (cookies or body):
 // the caller knows the client's mode. A family linked to an SSO session
 // that has ended meanwhile is not created (an error matching
 // latch.ErrNotFound).
@@ -254,8 +259,16 @@ func (s *Service) StartSession(ctx context.Context, g Grant) (*Tokens, error) {
 	}
 	ttl := s.accessLifetime(sess, now)
 	sess.AccessExpiresAt = now.Add(ttl)
-	if err := s.store.CreateSession(ctx, sess, hashToken(refresh)); err != nil {
+	if err := s.store.CreateSession(ctx, sess, hashToken(refresh), g.Outbox...); err != nil {
+		if errors.Is(err, latch.ErrLocked) {
+			// Locked between the password check and now: refused in the
+			// statement that would have created the session.
+			return nil, fmt.Errorf("auth: create session: %w: %w", ErrUserLocked, err)
+		}
 		return nil, fmt.Errorf("auth: create session: %w", err)
+	}
+	if len(g.Outbox) > 0 {
+		s.notifyOutbox()
 	}
 	return s.tokens(sess, refresh, now, ttl, sess.Scope)
 }

@@ -42,13 +42,16 @@ func TestBrowserCookies(t *testing.T) {
 			// top-level navigation from an app to /oauth2/authorize; as long
 			// as the SSO session may live (30d).
 			{ssoCookie, "/", true, network.CookieSameSiteLax, 29 * 24 * time.Hour, 30*24*time.Hour + time.Hour},
+			// The device cookie: it names the browser, not the session, and
+			// lives 400 days (the longest a browser keeps one).
+			{deviceCookie, "/", true, network.CookieSameSiteLax, 399 * 24 * time.Hour, 400*24*time.Hour + time.Hour},
 		}
 		var names []string
 		for n := range jar {
 			names = append(names, n)
 		}
 		slices.Sort(names)
-		if wantNames := []string{refreshCookie, accessCookie, csrfCookie, ssoCookie}; !slices.Equal(names, sorted(wantNames)) {
+		if wantNames := []string{refreshCookie, accessCookie, csrfCookie, ssoCookie, deviceCookie}; !slices.Equal(names, sorted(wantNames)) {
 			t.Fatalf("cookie jar holds %v, want exactly %v", names, sorted(wantNames))
 		}
 		for _, w := range want {
@@ -181,8 +184,8 @@ func TestBrowserCookies(t *testing.T) {
 	t.Run("signing out clears the cookies", func(t *testing.T) {
 		tb := b.newProfile(t)
 		tb.loginViaPage(srv.URL, srv.email, srv.pass)
-		if n := len(tb.cookies()); n != 4 {
-			t.Fatalf("%d cookies after sign-in, want 4 (the session's 3 and the SSO cookie)", n)
+		if n := len(tb.cookies()); n != 5 {
+			t.Fatalf("%d cookies after sign-in, want 5 (the session's 3, the SSO cookie and the device cookie)", n)
 		}
 		start := srv.rec.mark()
 		tb.do("click Sign out", chromedp.Click(chromedp.ID("signout"), chromedp.NodeVisible))
@@ -191,8 +194,10 @@ func TestBrowserCookies(t *testing.T) {
 		if len(logouts) != 1 || logouts[0].Status != 204 {
 			t.Errorf("logout requests: %v, want one answered 204", logouts)
 		}
-		if jar := tb.cookies(); len(jar) != 0 {
-			t.Errorf("cookies left after signing out: %v", names(jar))
+		// Only the device cookie stays: it names the browser, so that the
+		// next sign-in here is a known device, and holds no credential.
+		if jar := tb.cookies(); len(jar) != 1 || jar[deviceCookie] == nil {
+			t.Errorf("cookies left after signing out: %v, want only %s", names(jar), deviceCookie)
 		}
 		var dc string
 		tb.evalJSON(`document.cookie`, &dc)

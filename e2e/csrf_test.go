@@ -45,8 +45,8 @@ func TestBrowserCrossSite(t *testing.T) {
 		if me.Status != 200 || me.Body["email"] != srv.email {
 			t.Fatalf("/v1/me from the Latch tab: %d %v, want 200: the session did not survive", me.Status, me.Body)
 		}
-		if n := len(victim.cookies()); n != 4 {
-			t.Fatalf("%d cookies in the jar, want the 3 of the session and the SSO cookie", n)
+		if n := len(victim.cookies()); n != 5 {
+			t.Fatalf("%d cookies in the jar, want the 3 of the session, the SSO cookie and the device cookie", n)
 		}
 	}
 

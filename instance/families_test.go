@@ -65,10 +65,13 @@ func TestUpgradedDataDirGainsIDKey(t *testing.T) {
 		"DELETE FROM signing_keys WHERE family <> 'access'",
 		"DROP INDEX signing_keys_family",
 		"ALTER TABLE signing_keys DROP COLUMN family",
-		// 0015, 0014, 0012, 0011, 0010 and 0009 go too, so that 0008 applies again.
+		// 0015, 0014, 0013, 0012, 0011, 0010 and 0009 go too, so that 0008 applies again.
 		"DROP TABLE challenges",
 		"DROP INDEX events_unpublished",
 		"ALTER TABLE events DROP COLUMN published",
+		"DROP TABLE sign_in_alerts",
+		"DROP TABLE account_places",
+		"DROP TABLE devices",
 		"DROP TABLE account_tokens",
 		"ALTER TABLE users DROP COLUMN email_verified_at",
 		"ALTER TABLE users DROP COLUMN locked_at",

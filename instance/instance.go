@@ -31,12 +31,14 @@ import (
 	"github.com/latchauth/latch/backchannel"
 	"github.com/latchauth/latch/challenge"
 	"github.com/latchauth/latch/config"
+	"github.com/latchauth/latch/device"
 	"github.com/latchauth/latch/keys"
 	"github.com/latchauth/latch/mail"
 	"github.com/latchauth/latch/oidc"
 	"github.com/latchauth/latch/outbox"
 	"github.com/latchauth/latch/password"
 	"github.com/latchauth/latch/postgres"
+	"github.com/latchauth/latch/protect"
 	"github.com/latchauth/latch/redis"
 	sdkjs "github.com/latchauth/latch/sdk/js"
 	"github.com/latchauth/latch/server"
@@ -99,6 +101,12 @@ type Instance struct {
 	// Webhooks publishes the security log to the outbox, one message per
 	// configured webhook and event; Start runs it.
 	Webhooks *webhook.Relay
+	// Devices recognises users' devices (the device cookie); Alerts
+	// answers sign-in alerts ("yes, it was me", "this wasn't me").
+	Devices *device.Registry
+	Alerts  *protect.Alerts
+	// signIn is the sign-in guard; Close waits for its device touches.
+	signIn *protect.SignIn
 
 	log *slog.Logger
 	now func() time.Time
@@ -515,6 +523,24 @@ func wire(ctx context.Context, cfg config.Config, st latch.Store, opt Options) (
 	}
 	th.SetOnAccountLocked(accounts.OnSignInLocked)
 	worker.Handle(account.OutboxRequest, accounts)
+	// ---- Sign-in alerts and devices (device, protect.SignIn, protect.Alerts).
+	// The sign-in guard decides with the risk engine (risk.*) over the
+	// geo-IP databases; it, the refresh guard and the challenger go into
+	// one auth.Guards (protection.guards).
+	devices := device.New(st, kek.Derive("latch device cookie v1").MAC, cookies.Secure)
+	signInGuard, err := protect.NewSignIn(protect.SignInConfig{CanChallenge: true}, protect.SignInDeps{
+		Store: st, Risk: prot.engine, Locator: prot.locator(), Failures: th.RecentFailures, Log: log, Now: now,
+	})
+	if err != nil {
+		return nil, err
+	}
+	alerts, err := protect.NewAlerts(protect.AlertsDeps{
+		Store: st, Auth: svc, Account: accounts, MAC: kek.Derive("latch sign-in alert form v1").MAC, Log: log, Now: now,
+	})
+	if err != nil {
+		return nil, err
+	}
+	// ---- end of sign-in alerts and devices.
 	// --- step-up challenge (package challenge) ---
 	// The Challenger of the sign-in guards: when the guard decides
 	// Challenge, the sign-in waits for a code sent by email. The other
@@ -527,7 +553,7 @@ func wire(ctx context.Context, cfg config.Config, st latch.Store, opt Options) (
 		return nil, err
 	}
 	// --- end step-up challenge ---
-	svc.SetGuards(prot.guards(svc, st, challenges, log, now))
+	svc.SetGuards(prot.guards(svc, st, challenges, signInGuard, devices, log, now))
 	relay, err := newWebhooks(cfg, st, worker, reg, log, now)
 	if err != nil {
 		return nil, err
@@ -570,11 +596,12 @@ func wire(ctx context.Context, cfg config.Config, st latch.Store, opt Options) (
 		Checks: checks(st, fan),
 		Store:  st, Revocations: revs, Now: now,
 		Pages: pages(cfg, demo), OIDC: provider, Admin: adm,
+		Devices: devices, Alerts: alerts,
 	})
 	wired = true
 	return &Instance{
 		Config: cfg, Store: st, Ring: ring, Revocations: revs, Verifier: v, Auth: svc, Account: accounts, Challenges: challenges, OIDC: provider, Server: srv,
-		Registry: reg, Fanout: fan, Throttle: th, Demo: demo, KEKCreated: created, Outbox: worker, Webhooks: relay, log: log, now: now,
+		Devices: devices, Alerts: alerts, signIn: signInGuard, Registry: reg, Fanout: fan, Throttle: th, Demo: demo, KEKCreated: created, Outbox: worker, Webhooks: relay, log: log, now: now,
 		keysChanged: make(chan struct{}, 1), protection: prot,
 	}, nil
 }
@@ -929,6 +956,7 @@ func (in *Instance) Close() error {
 	if in.Fanout != nil {
 		in.Fanout.Close()
 	}
+	in.signIn.Wait() // device touches written after their sign-in's answer
 	err := in.Store.Close()
 	if in.protection != nil {
 		in.protection.close()

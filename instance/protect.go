@@ -59,8 +59,8 @@ func (p *protection) screensRefresh() bool {
 
 // guards are the guards of svc, built in this one place: SetGuards
 // replaces them all.
-func (p *protection) guards(svc *auth.Service, st latch.Store, challenger auth.Challenger, log *slog.Logger, now func() time.Time) auth.Guards {
-	g := auth.Guards{Challenger: challenger}
+func (p *protection) guards(svc *auth.Service, st latch.Store, challenger auth.Challenger, signIn auth.SignInGuard, devices auth.KnownDevices, log *slog.Logger, now func() time.Time) auth.Guards {
+	g := auth.Guards{Challenger: challenger, SignIn: signIn, Devices: devices}
 	if p.screensRefresh() {
 		g.Refresh = protect.NewRefreshGuard(p.engine, p.locator(), st,
 			func(ctx context.Context, userID, sessionID, reason string) error {
@@ -68,8 +68,6 @@ func (p *protection) guards(svc *auth.Service, st latch.Store, challenger auth.C
 			},
 			protect.RefreshOptions{Log: log, Clock: now})
 	}
-	// h4: sign-in guard here (g.SignIn, g.Devices), with p.engine and
-	// p.locator().
 	return g
 }
 

@@ -37,6 +37,7 @@ var required = map[string][]string{
 	"already_registered": {"when"},
 	"challenge_code":     {"code", "expires_in", "when", "reset_link"},
 	"unlock_sign_in":     {"link", "expires_in"},
+	"new_device":         {"when", "where", "me_link", "not_me_link", "expires_in"},
 }
 
 // maxValue is the longest data value shown, in runes; longer ones (a user

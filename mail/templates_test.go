@@ -24,6 +24,9 @@ var data = map[string]map[string]string{
 	"challenge_code": {"code": "042917", "expires_in": "10 minutes", "when": "30 November 2026, 13:54 UTC",
 		"ip": "203.0.113.9", "location": "Lyon, France", "reset_link": "/reset",
 		"user_agent": "<script>alert(1)</script> Evil\r\nClick https://evil.example/now \u202Egnp.exe"},
+	"new_device": {"when": "Monday, 30 November 2026, 13:54 UTC", "where": "Seoul, KR", "ip": "203.0.113.9",
+		"browser": "<b>Chrome</b> 120\r\nClick https://evil.example", "os": "Windows 10",
+		"me_link": "/alert?id=al_1&t=latch_al_me", "not_me_link": "/alert?id=al_1&t=latch_al_notme", "expires_in": "7 days"},
 }
 
 func templates(t *testing.T) *mail.Templates {
@@ -40,7 +43,7 @@ func templates(t *testing.T) *mail.Templates {
 // HTML escapes the data; no value breaks a line of the text body.
 func TestRenderEveryTemplate(t *testing.T) {
 	tm := templates(t)
-	if got, want := strings.Join(tm.Names(), ","), "already_registered,challenge_code,password_changed,reset_password,unlock_sign_in,verify_email"; got != want {
+	if got, want := strings.Join(tm.Names(), ","), "already_registered,challenge_code,new_device,password_changed,reset_password,unlock_sign_in,verify_email"; got != want {
 		t.Fatalf("templates %s, want %s", got, want)
 	}
 	for _, name := range tm.Names() {
@@ -55,6 +58,14 @@ func TestRenderEveryTemplate(t *testing.T) {
 			for _, body := range []string{r.Text, r.HTML} {
 				if strings.Contains(body, "<no value>") || !strings.Contains(body, "auth.example.com") || !strings.Contains(body, "kate@example.com") {
 					t.Errorf("body lacks a value:\n%s", body)
+				}
+			}
+			for _, k := range []string{"me_link", "not_me_link"} {
+				if link, ok := data[name][k]; ok {
+					abs := issuer + link
+					if !strings.Contains(r.Text, "\n"+abs+"\n") || !strings.Contains(r.HTML, `href="`+strings.ReplaceAll(abs, "&", "&amp;")+`"`) {
+						t.Errorf("%s: the absolute link %s is missing from a body:\n%s\n%s", k, abs, r.Text, r.HTML)
+					}
 				}
 			}
 			if link, ok := data[name]["link"]; ok {

@@ -106,6 +106,11 @@ func (p *Provider) Exchange(ctx context.Context, c *latch.Client, code, redirect
 	if errors.Is(err, latch.ErrNotFound) {
 		return nil, invalidGrant("the sign-in this code came from has ended")
 	}
+	if errors.Is(err, auth.ErrUserLocked) {
+		// Locked since the code was issued ("this wasn't me", an
+		// operator): the store refused the session.
+		return nil, invalidGrant("the account is locked")
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -194,7 +194,13 @@ func (s *Store) Prune(ctx context.Context, now time.Time, keepEvents time.Durati
 				return err
 			}
 		}
-		return nil
+		// Sign-in alerts stay as history as long as events do; a device
+		// unseen for longer than its cookie lives is forgotten.
+		if _, err := tx.Exec(ctx, "DELETE FROM sign_in_alerts WHERE expires_at < $1", kept); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, "DELETE FROM devices WHERE last_seen_at < $1", ts(now.Add(-latch.DeviceRetention)))
+		return err
 	})
 	if err != nil {
 		return fmt.Errorf("postgres: prune: %w", err)

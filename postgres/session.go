@@ -33,31 +33,79 @@ func scanSession(row pgx.Row) (*latch.Session, error) {
 
 // CreateSession stores s at generation 1, whatever s.Generation says,
 // together with tokenHash as the refresh token of generation 1 created at
-// s.CreatedAt, in one statement. It returns an error matching
-// latch.ErrConflict if the session id or the token hash exists already.
+// s.CreatedAt, in one statement (with msgs, in one transaction). It
+// returns an error matching latch.ErrConflict if the session id or the
+// token hash exists already.
+//
+// The statement takes a share lock on the user's row and inserts only if
+// the user is not locked (an error matching latch.ErrLocked otherwise):
+// a concurrent LockUser either commits first, and the session is refused
+// (the locked row is re-read after the wait), or waits for this statement
+// and its RevokeUser then revokes the new session with the others.
 //
 // If sess.SSOSessionID is set, the same statement takes a share lock on
 // that SSO session and inserts only if it has not been ended (an error
 // matching latch.ErrNotFound otherwise): a concurrent EndSSOSession either
 // commits first, and the session is refused, or waits for this statement
 // and then revokes the new family with the others.
-func (s *Store) CreateSession(ctx context.Context, sess *latch.Session, tokenHash []byte) error {
-	tag, err := s.pool.Exec(ctx, `WITH sso AS (
-			SELECT 1 FROM sso_sessions WHERE id = $18 AND revoked_at IS NULL FOR SHARE),
-		s AS (
-			INSERT INTO sessions (`+sessionColumns+`)
-			SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, 1, $10, $11, $12, $13, $15, $16, $17, $18, $19
-			WHERE $18 = '' OR EXISTS (SELECT 1 FROM sso)
-			RETURNING id, created_at)
-		INSERT INTO refresh_tokens (hash, session_id, generation, created_at)
-		SELECT $14, id, 1, created_at FROM s`,
-		sess.ID, sess.UserID, sess.ClientID, sess.UserAgent, sess.IP,
-		ts(sess.CreatedAt), ts(sess.AuthTime), ts(sess.LastUsedAt), ts(sess.ExpiresAt),
-		ts(sess.RotatedAt), nilIfEmpty(sess.Successor), ts(sess.RevokedAt), sess.RevokeReason,
-		tokenHash, nilIfEmpty(sess.RotatedBy), sess.GraceReplays, ts(sess.AccessExpiresAt),
-		sess.SSOSessionID, sess.Scope)
-	if err == nil && tag.RowsAffected() == 0 {
-		err = fmt.Errorf("SSO session %s: %w", sess.SSOSessionID, latch.ErrNotFound)
+func (s *Store) CreateSession(ctx context.Context, sess *latch.Session, tokenHash []byte, msgs ...*latch.OutboxMessage) error {
+	create := func(ctx context.Context, q querier) error {
+		var created, open, sso bool
+		err := q.QueryRow(ctx, `WITH u AS (
+				SELECT locked_at IS NULL AS open FROM users WHERE id = $2 FOR SHARE),
+			sso AS (
+				SELECT 1 FROM sso_sessions WHERE id = $18 AND revoked_at IS NULL FOR SHARE),
+			ok AS (
+				SELECT COALESCE((SELECT open FROM u), true) AS open,
+					$18 = '' OR EXISTS (SELECT 1 FROM sso) AS sso),
+			s AS (
+				INSERT INTO sessions (`+sessionColumns+`)
+				SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, 1, $10, $11, $12, $13, $15, $16, $17, $18, $19
+				FROM ok WHERE ok.open AND ok.sso
+				RETURNING id, created_at),
+			rt AS (
+				INSERT INTO refresh_tokens (hash, session_id, generation, created_at)
+				SELECT $14, id, 1, created_at FROM s
+				RETURNING 1)
+			SELECT EXISTS (SELECT 1 FROM rt), ok.open, ok.sso FROM ok`,
+			sess.ID, sess.UserID, sess.ClientID, sess.UserAgent, sess.IP,
+			ts(sess.CreatedAt), ts(sess.AuthTime), ts(sess.LastUsedAt), ts(sess.ExpiresAt),
+			ts(sess.RotatedAt), nilIfEmpty(sess.Successor), ts(sess.RevokedAt), sess.RevokeReason,
+			tokenHash, nilIfEmpty(sess.RotatedBy), sess.GraceReplays, ts(sess.AccessExpiresAt),
+			sess.SSOSessionID, sess.Scope).Scan(&created, &open, &sso)
+		switch {
+		case err != nil:
+			return err
+		case !open:
+			return fmt.Errorf("user %s: %w", sess.UserID, latch.ErrLocked)
+		case !sso || !created:
+			return fmt.Errorf("SSO session %s: %w", sess.SSOSessionID, latch.ErrNotFound)
+		}
+		return nil
+	}
+	var err error
+	if len(msgs) == 0 {
+		err = create(ctx, s.pool)
+	} else {
+		ids := make([]int64, len(msgs))
+		err = s.inTx(ctx, func(tx pgx.Tx) error {
+			if err := create(ctx, tx); err != nil {
+				return err
+			}
+			for i, msg := range msgs {
+				m := *msg
+				if err := enqueue(ctx, tx, &m); err != nil {
+					return err
+				}
+				ids[i] = m.ID
+			}
+			return nil
+		})
+		if err == nil {
+			for i, msg := range msgs {
+				msg.ID = ids[i]
+			}
+		}
 	}
 	if err != nil {
 		return fmt.Errorf("postgres: create session %s: %w", sess.ID, translate(err))

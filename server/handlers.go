@@ -172,6 +172,9 @@ func (s *Server) answerSignIn(w http.ResponseWriter, r *http.Request, t *auth.To
 		if sso != "" {
 			s.cfg.Cookies.setSSO(w, sso, s.oidc.CookieMaxAge())
 		}
+		if s.deviceReg != nil {
+			s.deviceReg.SetCookie(w, r)
+		}
 		s.writeTokens(w, t)
 	case errors.As(err, &held):
 		// The password was right, but the session waits for the code
@@ -185,6 +188,8 @@ func (s *Server) answerSignIn(w http.ResponseWriter, r *http.Request, t *auth.To
 		writeError(w, http.StatusUnauthorized, "invalid_credentials", "email or password is incorrect")
 	case errors.Is(err, auth.ErrUserLocked):
 		writeError(w, http.StatusForbidden, "account_locked", accountLockedMessage)
+	case errors.Is(err, auth.ErrRiskDenied):
+		writeError(w, http.StatusForbidden, "access_denied", "sign-in from this location is not allowed")
 	case errors.Is(err, auth.ErrEmailNotVerified):
 		writeError(w, http.StatusForbidden, "email_not_verified", emailNotVerifiedMessage)
 	case errors.Is(err, auth.ErrUnauthorizedClient):

@@ -25,7 +25,9 @@ import (
 	"github.com/latchauth/latch/admin"
 	"github.com/latchauth/latch/auth"
 	"github.com/latchauth/latch/challenge"
+	"github.com/latchauth/latch/device"
 	"github.com/latchauth/latch/oidc"
+	"github.com/latchauth/latch/protect"
 	"github.com/latchauth/latch/verifier"
 	"github.com/latchauth/latch/verifier/revocation"
 )
@@ -106,6 +108,14 @@ type Deps struct {
 	// /oauth2/userinfo, /oauth2/logout, the authorization_code grant and
 	// the SSO session of the sign-in page.
 	OIDC *oidc.Provider
+	// Devices, if not nil, recognises devices: every request's checked
+	// device cookie goes into auth.Device.DeviceID, a successful sign-in
+	// from a browser sets the cookie, and /v1/devices lists, renames and
+	// forgets the user's devices.
+	Devices *device.Registry
+	// Alerts, if not nil, answers sign-in alerts: the /alert confirm page
+	// and its POST, and /v1/alerts.
+	Alerts *protect.Alerts
 	// Registry receives the server's metrics and is exposed at /metrics.
 	Registry *prometheus.Registry
 	Log      *slog.Logger
@@ -147,6 +157,8 @@ type Server struct {
 	verifyLatency prometheus.Histogram
 	requests      *prometheus.CounterVec
 	authorizes    *prometheus.CounterVec
+	deviceReg     *device.Registry
+	alerts        *protect.Alerts
 }
 
 // New returns a Server with every route registered.
@@ -164,6 +176,7 @@ func New(cfg Config, d Deps) *Server {
 	s := &Server{
 		cfg: cfg, auth: d.Auth, account: d.Account, challenges: d.Challenges, admin: d.Admin, oidc: d.OIDC, pages: d.Pages, verifier: d.Verifier, jwks: d.JWKS, checks: d.Checks, log: d.Log, mux: http.NewServeMux(),
 		store: d.Store, revs: d.Revocations, now: d.Now, streams: streams, closeStreams: closeStreams,
+		deviceReg: d.Devices, alerts: d.Alerts,
 		origins: make(map[string]bool, len(cfg.AllowedOrigins)),
 		verifyLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "latch_token_verification_seconds",
@@ -209,6 +222,15 @@ func New(cfg Config, d Deps) *Server {
 	s.route("DELETE /v1/sessions/{id}", s.protected(s.deleteSession))
 	s.route("GET /v1/consents", s.protected(s.consents))
 	s.route("DELETE /v1/consents/{client}", s.protected(s.deleteConsent))
+	// Sign-in alerts and devices.
+	if d.Devices != nil {
+		s.route("GET /v1/devices", s.protected(s.devices))
+		s.route("PATCH,DELETE /v1/devices/{id}", s.protected(s.device))
+	}
+	if d.Alerts != nil {
+		s.route("GET /v1/alerts", s.protected(s.alertList))
+		s.route("GET,POST /alert", s.alertPage)
+	}
 	s.route("POST /oauth2/token", s.token)
 	if d.OIDC != nil {
 		s.route("GET,POST /oauth2/authorize", s.authorize)
@@ -241,7 +263,11 @@ func New(cfg Config, d Deps) *Server {
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "no such endpoint")
 	})
-	s.handler = s.recoverPanics(s.cors(s.mux))
+	var h http.Handler = s.mux
+	if d.Devices != nil {
+		h = d.Devices.Middleware(h)
+	}
+	s.handler = s.recoverPanics(s.cors(h))
 	return s
 }
 
@@ -404,7 +430,7 @@ func safeMethod(m string) bool {
 // deviceOf describes the device of a request: its IP (from
 // X-Forwarded-For only when the peer is a trusted proxy) and user agent.
 func (s *Server) deviceOf(r *http.Request) auth.Device {
-	return auth.Device{IP: s.clientIP(r), UserAgent: r.UserAgent()}
+	return auth.Device{IP: s.clientIP(r), UserAgent: r.UserAgent(), DeviceID: device.ID(r.Context())}
 }
 
 func (s *Server) clientIP(r *http.Request) string {

@@ -74,13 +74,16 @@ func TestMigrationCoversExistingSessions(t *testing.T) {
 	}
 }
 
-// undo0009 takes the schema back before migration 0009 (undoing 0010
-// first), for the tests that downgrade to an older schema and upgrade
+// undo0009 takes the schema back before migration 0009 (undoing 0013
+// to 0010 first), for the tests that downgrade to an older schema and upgrade
 // again.
 var undo0009 = []string{
 	"DROP TABLE challenges",         // 0015
 	"DROP INDEX events_unpublished", // 0014
 	"ALTER TABLE events DROP COLUMN published",
+	"DROP TABLE sign_in_alerts", // 0013
+	"DROP TABLE account_places",
+	"DROP TABLE devices",
 	"DROP TABLE account_tokens", // 0012
 	"ALTER TABLE users DROP COLUMN email_verified_at",
 	"ALTER TABLE users DROP COLUMN locked_at",

@@ -32,13 +32,24 @@ func scanSession(row interface{ Scan(...any) error }) (*latch.Session, error) {
 
 // CreateSession stores s at generation 1, whatever s.Generation says,
 // together with tokenHash as the refresh token of generation 1 created at
-// s.CreatedAt. It returns an error matching latch.ErrConflict if the
-// session id or the token hash exists already, and one matching
-// latch.ErrNotFound if sess.SSOSessionID names an SSO session that does not
-// exist or has been ended: the check and the insert share the writer's
-// transaction, so EndSSOSession cannot slip in between.
-func (s *Store) CreateSession(ctx context.Context, sess *latch.Session, tokenHash []byte) error {
+// s.CreatedAt, and enqueues msgs, in one transaction of the writer. It
+// returns an error matching latch.ErrConflict if the session id or the
+// token hash exists already, one matching latch.ErrLocked if the user is
+// locked, and one matching latch.ErrNotFound if sess.SSOSessionID names an
+// SSO session that does not exist or has been ended: the checks and the
+// insert share the writer's transaction, so neither LockUser nor
+// EndSSOSession can slip in between.
+func (s *Store) CreateSession(ctx context.Context, sess *latch.Session, tokenHash []byte, msgs ...*latch.OutboxMessage) error {
+	ids := make([]int64, len(msgs))
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		var locked int64
+		err := tx.QueryRowContext(ctx, "SELECT locked_at FROM users WHERE id = ?", sess.UserID).Scan(&locked)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
+		if locked != 0 {
+			return fmt.Errorf("user %s: %w", sess.UserID, latch.ErrLocked)
+		}
 		if sess.SSOSessionID != "" {
 			var one int
 			err := tx.QueryRowContext(ctx, "SELECT 1 FROM sso_sessions WHERE id = ? AND revoked_at = 0", sess.SSOSessionID).Scan(&one)
@@ -46,7 +57,7 @@ func (s *Store) CreateSession(ctx context.Context, sess *latch.Session, tokenHas
 				return fmt.Errorf("SSO session %s: %w", sess.SSOSessionID, translate(err))
 			}
 		}
-		_, err := tx.ExecContext(ctx, `INSERT INTO sessions (`+sessionColumns+`)
+		_, err = tx.ExecContext(ctx, `INSERT INTO sessions (`+sessionColumns+`)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			sess.ID, sess.UserID, sess.ClientID, sess.UserAgent, sess.IP,
 			micros(sess.CreatedAt), micros(sess.AuthTime), micros(sess.LastUsedAt), micros(sess.ExpiresAt),
@@ -58,10 +69,23 @@ func (s *Store) CreateSession(ctx context.Context, sess *latch.Session, tokenHas
 		_, err = tx.ExecContext(ctx,
 			"INSERT INTO refresh_tokens (hash, session_id, generation, created_at) VALUES (?, ?, 1, ?)",
 			tokenHash, sess.ID, micros(sess.CreatedAt))
-		return err
+		if err != nil {
+			return err
+		}
+		for i, msg := range msgs {
+			m := *msg
+			if err := enqueue(ctx, tx, &m); err != nil {
+				return err
+			}
+			ids[i] = m.ID
+		}
+		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("sqlite: create session %s: %w", sess.ID, translate(err))
+	}
+	for i, msg := range msgs {
+		msg.ID = ids[i]
 	}
 	return nil
 }

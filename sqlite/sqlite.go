@@ -175,7 +175,13 @@ func (s *Store) Prune(ctx context.Context, now time.Time, keepEvents time.Durati
 				return err
 			}
 		}
-		return nil
+		// Sign-in alerts stay as history as long as events do; a device
+		// unseen for longer than its cookie lives is forgotten.
+		if _, err := tx.ExecContext(ctx, "DELETE FROM sign_in_alerts WHERE expires_at < ?", kept); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, "DELETE FROM devices WHERE last_seen_at < ?", micros(now.Add(-latch.DeviceRetention)))
+		return err
 	})
 	if err != nil {
 		return fmt.Errorf("sqlite: prune: %w", err)

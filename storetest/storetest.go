@@ -93,6 +93,13 @@ func Run(t *testing.T, open func(t *testing.T) latch.Store) {
 		{"ChallengeConsumeConcurrent", testChallengeConsumeConcurrent},
 		{"ChallengeFailConcurrent", testChallengeFailConcurrent},
 		{"ChallengeLimitConcurrent", testChallengeLimitConcurrent},
+		{"Devices", testDevices},
+		{"SignInAlerts", testSignInAlerts},
+		{"SignInAlertAnswerConcurrent", testSignInAlertAnswerConcurrent},
+		{"CreateSessionOutbox", testCreateSessionOutbox},
+		{"CreateSessionLocked", testCreateSessionLocked},
+		{"CreateSessionLockRace", testCreateSessionLockRace},
+		{"PruneDevices", testPruneDevices},
 		{"Ping", testPing},
 	}
 	for _, tt := range tests {

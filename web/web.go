@@ -358,6 +358,8 @@ var titles = map[string]string{
 	"logout":    "Sign out",
 	"signedout": "Signed out",
 	"error":     "Sign-in error",
+	// The sign-in alert's confirm and done pages (alert.go).
+	"alert": "Was this you?",
 }
 
 func (h *Pages) loadTemplates() {

@@ -35,7 +35,7 @@ type eventLine struct {
 }
 
 // decisionEvents are the event types that record a risk decision.
-var decisionEvents = []string{latch.EventRiskDenied, latch.EventRiskRevoked, latch.EventRiskNotified}
+var decisionEvents = []string{latch.EventRiskDenied, latch.EventRiskRevoked, latch.EventRiskNotified, latch.EventRiskChallenged, latch.EventNewDeviceSignIn}
 
 // riskCmd is latch risk export and replay.
 func (e *cliEnv) riskCmd() *cobra.Command {

@@ -17,6 +17,10 @@ const appsList = $('apps');
 const appsState = $('apps-state');
 const eventsList = $('events');
 const eventsState = $('events-state');
+const devicesList = $('devices');
+const devicesState = $('devices-state');
+const alertsList = $('alerts');
+const alertsState = $('alerts-state');
 const signoutAll = $('signout-all');
 const signout = $('signout');
 const userEmail = $('user-email');
@@ -155,6 +159,154 @@ async function signOutEverywhere() {
   }
 }
 
+// ---------- Devices ----------
+
+function placeOf(d) {
+  if (d.city && d.country) return `${d.city}, ${d.country}`;
+  return d.country || '';
+}
+
+function deviceRow(d) {
+  const kind = d.client ? 'api' : deviceKind(d);
+  const what = d.client ? `API or command-line client${d.browser ? ` (${d.browser})` : ''}` : capitalize(deviceLabel(d));
+  const label = d.name ? String(d.name) : what;
+  const title = h('span', { className: 'row-title' }, h('span', { className: 'device-name' }, label));
+  if (d.current) title.append(h('span', { className: 'badge badge-success' }, 'This device'));
+  if (d.confirmed_at) title.append(h('span', { className: 'badge' }, 'Confirmed'));
+  const meta = h('span', { className: 'row-meta' });
+  if (d.name) meta.append(what, ' · ');
+  const where = placeOf(d);
+  if (where) meta.append(where, ' · ');
+  if (d.last_ip) meta.append(h('span', { className: 'mono' }, d.last_ip), ' · ');
+  meta.append('Last seen ', timeEl(parseTime(d.last_seen_at)));
+
+  const rename = h('button', { type: 'button', className: 'btn btn-secondary btn-small' }, 'Rename');
+  rename.setAttribute('aria-label', `Rename ${label}`);
+  const forget = h('button', { type: 'button', className: 'btn btn-danger-outline btn-small' }, 'Forget');
+  forget.setAttribute('aria-label', `Forget ${label}`);
+  const row = h(
+    'li',
+    { className: 'list-row device-row', 'data-device-id': d.id },
+    h('span', { className: `row-icon icon-${kind}`, 'aria-hidden': 'true' }),
+    h('span', { className: 'row-body' }, title, meta),
+    h('span', { className: 'row-action' }, rename, forget),
+  );
+  rename.addEventListener('click', () => startRename(d, row));
+  forget.addEventListener('click', () => forgetDevice(d, label, forget));
+  return row;
+}
+
+function startRename(d, row) {
+  const input = h('input', { type: 'text', maxlength: '100', 'aria-label': 'Device name' });
+  input.value = d.name || '';
+  const save = h('button', { type: 'submit', className: 'btn btn-primary btn-small' }, 'Save');
+  const cancel = h('button', { type: 'button', className: 'btn btn-secondary btn-small' }, 'Cancel');
+  const form = h('form', { className: 'rename-form' }, input, save, cancel);
+  const body = row.querySelector('.row-body');
+  const action = row.querySelector('.row-action');
+  body.replaceChildren(form);
+  action.hidden = true;
+  input.focus();
+  cancel.addEventListener('click', () => loadDevices());
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    save.disabled = true;
+    try {
+      await guard(async () => {
+        const res = await client.fetch(api(`/v1/devices/${encodeURIComponent(d.id)}`), {
+          method: 'PATCH', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ name: input.value.trim() }),
+        });
+        if (!res.ok) throw await responseError(res);
+      });
+      announce('Device renamed.');
+      await loadDevices();
+    } catch (err) {
+      save.disabled = false;
+      announce(errorMessage(err, { action: 'rename the device' }), { error: true });
+    }
+  });
+}
+
+async function forgetDevice(d, label, btn) {
+  const ok = await confirmAction({
+    title: `Forget ${label}?`,
+    body: 'Its next sign-in will count as a new device and email you an alert. Its sessions stay signed in; sign them out above.',
+    confirm: 'Forget',
+  });
+  if (!ok) return;
+  btn.disabled = true;
+  try {
+    await guard(async () => {
+      const res = await client.fetch(api(`/v1/devices/${encodeURIComponent(d.id)}`), { method: 'DELETE' });
+      if (!res.ok && res.status !== 404) throw await responseError(res);
+    });
+    announce(`Forgot ${label}.`);
+    await loadDevices();
+  } catch (err) {
+    btn.disabled = false;
+    announce(errorMessage(err, { action: 'forget the device' }), { error: true });
+  }
+}
+
+async function loadDevices() {
+  let body;
+  try {
+    body = await guard(() => getJSON(client, api('/v1/devices')));
+  } catch (err) {
+    if (err && err.status === 404) {
+      $('devices-card').hidden = true; // this server does not track devices
+      return;
+    }
+    throw err;
+  }
+  const list = (body && Array.isArray(body.devices) ? body.devices : []).slice();
+  // This device first, then the most recently seen.
+  list.sort((a, b) => (b.current === true) - (a.current === true) ||
+    (parseTime(b.last_seen_at)?.getTime() || 0) - (parseTime(a.last_seen_at)?.getTime() || 0));
+  devicesList.replaceChildren(...list.map(deviceRow));
+  devicesState.textContent = list.length === 0 ? 'No devices yet.' : '';
+}
+
+// ---------- Sign-in alerts ----------
+
+const alertStates = {
+  pending: { text: 'Not answered', badge: 'badge-warning' },
+  confirmed: { text: 'You confirmed it', badge: 'badge-success' },
+  not_me: { text: "You said it wasn't you", badge: 'badge-danger' },
+  expired: { text: 'Expired unanswered', badge: '' },
+};
+
+function alertRow(a) {
+  const st = alertStates[a.state] || { text: String(a.state || ''), badge: '' };
+  const title = h('span', { className: 'row-title' }, h('span', {}, `New sign-in from ${deviceLabel(a)}`),
+    h('span', { className: `badge ${st.badge}` }, st.text));
+  const meta = h('span', { className: 'row-meta' });
+  if (a.where) meta.append(String(a.where), ' · ');
+  meta.append(timeEl(parseTime(a.at)));
+  return h(
+    'li',
+    { className: `list-row alert-row alert-${a.state}`, 'data-alert-id': a.id },
+    h('span', { className: 'row-icon icon-warning', 'aria-hidden': 'true' }),
+    h('span', { className: 'row-body' }, title, meta),
+  );
+}
+
+async function loadAlerts() {
+  let body;
+  try {
+    body = await guard(() => getJSON(client, api('/v1/alerts')));
+  } catch (err) {
+    if (err && err.status === 404) {
+      $('alerts-card').hidden = true;
+      return;
+    }
+    throw err;
+  }
+  const list = body && Array.isArray(body.alerts) ? body.alerts : [];
+  alertsList.replaceChildren(...list.map(alertRow));
+  alertsState.textContent = list.length === 0 ? 'No alerts: every sign-in came from a device you use.' : '';
+}
+
 // ---------- Apps with access ----------
 
 // What a scope lets an app do, in the words of the consent page.
@@ -278,7 +430,18 @@ function describe(e) {
     case 'password_changed':
       return { tone: 'neutral', icon: 'shield', text: 'Password changed' };
     case 'account_locked':
+      if (d.reason === 'reset_required') {
+        return { tone: 'danger', icon: 'warning', text: 'Account locked until the password is reset' };
+      }
       return { tone: 'warning', icon: 'warning', text: 'Account locked after too many failed sign-in attempts' };
+    case 'new_device_sign_in':
+      return { tone: 'warning', icon: 'warning', text: `New device signed in: ${device} — we emailed you` };
+    case 'device_confirmed':
+      return { tone: 'ok', icon: 'shield', text: 'You confirmed a new sign-in was you' };
+    case 'not_me':
+      return { tone: 'danger', icon: 'warning', text: "You reported a sign-in that wasn't you: signed out everywhere and locked" };
+    case 'risk_denied':
+      return { tone: 'danger', icon: 'warning', text: `A sign-in from ${device} was refused` };
   }
   const name = String(e.type || 'security event').replace(/_/g, ' ');
   return { tone: 'neutral', icon: 'shield', text: capitalize(name) };
@@ -332,8 +495,10 @@ function showLoadError(stateEl, listEl, what, retry) {
 }
 
 async function loadAll() {
-  const [s, a, e] = await Promise.allSettled([loadSessions(), loadApps(), loadEvents()]);
+  const [s, a, e, d, al] = await Promise.allSettled([loadSessions(), loadApps(), loadEvents(), loadDevices(), loadAlerts()]);
   if (s.status === 'rejected') showLoadError(sessionsState, sessionsList, 'your sessions', loadSessions);
+  if (d.status === 'rejected') showLoadError(devicesState, devicesList, 'your devices', loadDevices);
+  if (al.status === 'rejected') showLoadError(alertsState, alertsList, 'the sign-in alerts', loadAlerts);
   if (a.status === 'rejected') showLoadError(appsState, appsList, 'the apps with access', loadApps);
   if (e.status === 'rejected') showLoadError(eventsState, eventsList, 'recent activity', loadEvents);
   main.setAttribute('aria-busy', 'false');
