@@ -180,6 +180,12 @@ func (s *Server) answerSignIn(w http.ResponseWriter, r *http.Request, t *auth.To
 		// The password was right, but the session waits for the code
 		// emailed to the user: 403, as the sign-in is refused for now
 		// (401 would ask for other credentials, and send SDKs to refresh).
+		// A browser without a device cookie gets one now: the challenge
+		// is bound to the device id it began with, and only the browser
+		// holding that cookie can complete it.
+		if s.deviceReg != nil {
+			s.deviceReg.SetCookie(w, r)
+		}
 		writeJSON(w, http.StatusForbidden, challengeRequired{Error: "challenge_required",
 			Description: "a code was sent to your email; enter it to finish signing in", ChallengeID: held.ID})
 	case errors.Is(err, auth.ErrRiskDenied):
@@ -188,8 +194,6 @@ func (s *Server) answerSignIn(w http.ResponseWriter, r *http.Request, t *auth.To
 		writeError(w, http.StatusUnauthorized, "invalid_credentials", "email or password is incorrect")
 	case errors.Is(err, auth.ErrUserLocked):
 		writeError(w, http.StatusForbidden, "account_locked", accountLockedMessage)
-	case errors.Is(err, auth.ErrRiskDenied):
-		writeError(w, http.StatusForbidden, "access_denied", "sign-in from this location is not allowed")
 	case errors.Is(err, auth.ErrEmailNotVerified):
 		writeError(w, http.StatusForbidden, "email_not_verified", emailNotVerifiedMessage)
 	case errors.Is(err, auth.ErrUnauthorizedClient):
