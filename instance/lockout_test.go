@@ -130,7 +130,7 @@ func TestLockoutAttack(t *testing.T) {
 
 	// Opening the link (a mail scanner's prefetch) changes nothing.
 	page := h.do("GET", "/unlock#token="+tok, "")
-	if page.code != http.StatusOK || !strings.Contains(string(page.raw), "unlock-form") {
+	if page.code != http.StatusOK || !strings.Contains(string(page.raw), "link-form") {
 		t.Fatalf("GET /unlock: %d", page.code)
 	}
 	expect(t, "after GET /unlock", loginFrom(h, home, ada, adaPass), 403, "account_locked")
