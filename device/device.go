@@ -17,7 +17,6 @@ import (
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/base32"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"net/http"
@@ -28,6 +27,7 @@ import (
 
 	"github.com/latchauth/latch"
 	"github.com/latchauth/latch/auth"
+	"github.com/latchauth/latch/tag"
 )
 
 // Cookie names: with the __Host- prefix wherever the issuer is secure
@@ -77,21 +77,14 @@ func newID() string {
 }
 
 func (r *Registry) value(id string) string {
-	return id + "." + base64.RawURLEncoding.EncodeToString(r.mac(macPurpose, []byte(id)))
+	return tag.Sign(r.mac, macPurpose, id)
 }
 
 // Check returns the id of a device cookie value whose MAC is right
 // (compared in constant time), or false.
 func (r *Registry) Check(value string) (string, bool) {
-	id, mac, ok := strings.Cut(value, ".")
-	if !ok || len(id) != 26 || len(mac) > 64 {
-		return "", false
-	}
-	got, err := base64.RawURLEncoding.Strict().DecodeString(mac)
-	if err != nil {
-		return "", false
-	}
-	if subtle.ConstantTimeCompare(got, r.mac(macPurpose, []byte(id))) != 1 {
+	id, ok := tag.Open(r.mac, macPurpose, value, 26)
+	if !ok || len(id) != 26 {
 		return "", false
 	}
 	return id, true

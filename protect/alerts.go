@@ -3,7 +3,6 @@ package protect
 import (
 	"context"
 	"crypto/subtle"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -12,6 +11,7 @@ import (
 	"github.com/latchauth/latch"
 	"github.com/latchauth/latch/account"
 	"github.com/latchauth/latch/auth"
+	"github.com/latchauth/latch/tag"
 )
 
 // ErrInvalidLink: an alert link that is malformed, unknown, expired,
@@ -139,13 +139,13 @@ const formPurpose = "latch alert form v1"
 // MAC of the link's token, so that only a page Latch rendered for that
 // link posts a valid form.
 func (s *Alerts) FormToken(token string) string {
-	return base64.RawURLEncoding.EncodeToString(s.mac(formPurpose, []byte(token)))
+	return tag.Make(s.mac, formPurpose, []byte(token))
 }
 
 // CheckForm reports whether form is the form token of the link's token,
 // compared in constant time.
 func (s *Alerts) CheckForm(token, form string) bool {
-	return subtle.ConstantTimeCompare([]byte(form), []byte(s.FormToken(token))) == 1
+	return tag.Check(s.mac, formPurpose, []byte(token), form)
 }
 
 // Recent returns the user's latest alerts, newest first.
