@@ -68,7 +68,7 @@ func newRig(t *testing.T, o rigOptions) *rig {
 	if o.managers == 0 {
 		o.managers = 1
 	}
-	r := &rig{t: t, clock: testenv.NewClock(time.Now().UTC())}
+	r := &rig{t: t, clock: testenv.NewWallClock()}
 	gwLn, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
