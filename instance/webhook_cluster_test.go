@@ -22,7 +22,7 @@ import (
 
 // pgSchema creates a schema of its own for t on the test database,
 // dropped when t ends, and returns the store URL with it as search_path.
-func pgSchema(t *testing.T) string {
+func pgSchema(t testing.TB) string {
 	t.Helper()
 	base := os.Getenv("LATCH_TEST_POSTGRES_URL")
 	if base == "" {
