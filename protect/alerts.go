@@ -133,8 +133,8 @@ func (s *Alerts) Answer(ctx context.Context, alertID, token string, c auth.Devic
 }
 
 // forgetIntruder forgets the reported device and every other device of
-// the user first seen since that sign-in and not confirmed by the owner
-// ("yes, it was me"): an intruder with the password may have signed in
+// the user, not confirmed by the owner ("yes, it was me"), that was first
+// seen after that sign-in or has an unanswered alert: an intruder with the password may have signed in
 // from more than one browser, and a device left known would spare it the
 // next alert and the account-wide lockout.
 func (s *Alerts) forgetIntruder(ctx context.Context, a *latch.SignInAlert) error {
@@ -142,8 +142,23 @@ func (s *Alerts) forgetIntruder(ctx context.Context, a *latch.SignInAlert) error
 	if err != nil {
 		return fmt.Errorf("protect: devices after not-me: %w", err)
 	}
+	// The devices of alerts still unanswered are suspects too, whenever
+	// they came: the owner answered one of the intruder's alerts.
+	alerts, err := s.store.SignInAlerts(ctx, a.UserID, 100)
+	if err != nil {
+		return fmt.Errorf("protect: alerts after not-me: %w", err)
+	}
+	pending := map[string]bool{a.DeviceID: true}
+	for _, o := range alerts {
+		if o.Answer == "" {
+			pending[o.DeviceID] = true
+		}
+	}
 	for _, d := range devs {
-		if d.ID != a.DeviceID && (!d.CreatedAt.After(a.CreatedAt) || !d.ConfirmedAt.IsZero()) {
+		if !d.ConfirmedAt.IsZero() && d.ID != a.DeviceID {
+			continue
+		}
+		if !pending[d.ID] && !d.CreatedAt.After(a.CreatedAt) {
 			continue
 		}
 		if err := s.store.ForgetDevice(ctx, a.UserID, d.ID); err != nil && !errors.Is(err, latch.ErrNotFound) {
