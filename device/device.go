@@ -138,11 +138,15 @@ func (r *Registry) SetCookie(w http.ResponseWriter, req *http.Request) {
 		MaxAge: int(CookieMaxAge / time.Second), Secure: r.secure, HttpOnly: true, SameSite: http.SameSiteLaxMode})
 }
 
-// Browser reports whether the request comes from a browser: browsers send
-// Fetch Metadata (Sec-Fetch-Site) with every request; apps and
-// command-line clients do not, and are known by user-agent family instead.
+// Browser reports whether the request may come from a browser: it sends
+// Fetch Metadata (Sec-Fetch-Site), or names itself Mozilla/ as every
+// browser does (older ones and web views send no Fetch Metadata). A
+// browser is known by its device cookie only: its user-agent family is
+// the client's to claim, so an intruder naming the owner's browser must
+// not pass for it. Apps and command-line clients, which keep no cookie,
+// are known by user-agent family.
 func Browser(r *http.Request) bool {
-	return r.Header.Get("Sec-Fetch-Site") != ""
+	return r.Header.Get("Sec-Fetch-Site") != "" || strings.HasPrefix(r.UserAgent(), "Mozilla/")
 }
 
 // Known reports whether the user signed in from the device with the
