@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/latchauth/latch/config"
+	"github.com/latchauth/latch/internal/testenv"
 )
 
 // TestRedteam11_BadBytesAreNo5xx: bytes PostgreSQL refuses in text (a
@@ -17,7 +18,7 @@ func TestRedteam11_BadBytesAreNo5xx(t *testing.T) {
 		t.Run(backend, func(t *testing.T) {
 			var mutate func(*config.Config)
 			if backend == "postgres" {
-				u := pgSchema(t)
+				u := testenv.PostgresSchema(t, "latch_redteam_")
 				mutate = func(c *config.Config) { c.Store = u; c.KEK = base64.StdEncoding.EncodeToString(make([]byte, 32)) }
 			}
 			h := start(t, "", mutate)
