@@ -83,7 +83,7 @@ type SignInDeps struct {
 	// failed-attempt signal.
 	Failures func(ctx context.Context, email string) int
 	Log      *slog.Logger
-	Now     func() time.Time // nil means time.Now
+	Now      func() time.Time // nil means time.Now
 }
 
 // SignIn screens sign-ins (it implements auth.SignInGuard): it gathers
@@ -92,13 +92,13 @@ type SignInDeps struct {
 // and acts: deny, challenge, or let the sign-in through, with an alert
 // email enqueued with the session when the decision is to notify.
 type SignIn struct {
-	cfg   SignInConfig
-	store latch.Store
+	cfg      SignInConfig
+	store    latch.Store
 	risk     Evaluator
 	geo      latch.Locator
 	failures func(ctx context.Context, email string) int
 	log      *slog.Logger
-	now   func() time.Time
+	now      func() time.Time
 
 	// Touches of known devices are written after the answer (see
 	// touch); a user's next screening waits for its own.
@@ -336,10 +336,12 @@ func (g *SignIn) event(ctx context.Context, typ, userID, sessionID, clientID str
 	}
 }
 
-// AlertLink is the path of an alert link: the alert's id and the link's
-// token. The page it opens asks before anything happens.
+// AlertLink is the path of an alert link: /alert#id=…&t=…, the alert's
+// id and the link's token in the URL fragment, which no server, proxy log
+// or Referer sees (as /verify, /reset and /unlock links). The page it
+// opens reads the fragment, asks, and acts only on its button's POST.
 func AlertLink(alertID, token string) string {
-	return "/alert?" + url.Values{"id": {alertID}, "t": {token}}.Encode()
+	return "/alert#" + url.Values{"id": {alertID}, "t": {token}}.Encode()
 }
 
 // Where says where a sign-in came from for people: the city and country
