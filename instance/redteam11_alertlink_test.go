@@ -11,12 +11,12 @@ import (
 
 // TestRedteam11_AlertTokenStaysOutOfTheQuery: the verification, reset and
 // unlock links carry their token in the URL fragment, which reaches no
-// server or proxy log and no Referer. The alert links carry theirs in the
-// query (/alert?id=…&t=latch_al_…): every reverse proxy's access log, and
-// the browser history, holds a working "this wasn't me" (lock any alerted
-// account, once) and "yes, it was me" (confirm an intruder's device) for
-// 7 days. Not fixed here: the confirm page would read the fragment with a
-// script (as /reset does) and post it.
+// server or proxy log and no Referer. The alert links carried theirs in
+// the query (/alert?id=…&t=latch_al_…): every reverse proxy's access log,
+// and the browser history, held a working "this wasn't me" (lock any
+// alerted account, once) and "yes, it was me" (confirm an intruder's
+// device) for 7 days. Fixed: the links are /alert#id=…&t=…, and the page's
+// script posts them (red-team finding 6).
 func TestRedteam11_AlertTokenStaysOutOfTheQuery(t *testing.T) {
 	h := start(t, "", nil)
 	mb := &mailbox{h: h}
@@ -32,6 +32,9 @@ func TestRedteam11_AlertTokenStaysOutOfTheQuery(t *testing.T) {
 		}
 		if strings.Contains(u.RawQuery, protect.AlertTokenPrefix) {
 			t.Errorf("%s %q carries its token in the query, which proxies log", k, e.Data[k])
+		}
+		if !strings.Contains(u.Fragment, protect.AlertTokenPrefix) {
+			t.Errorf("%s %q: want the token in the fragment", k, e.Data[k])
 		}
 	}
 }
