@@ -151,7 +151,37 @@ func waitMail(t *testing.T, sink *mailtest.Sink, subject string) sentMail {
 	return sentMail{}
 }
 
-var alertLinkRE = regexp.MustCompile(`http://localhost:\d+/alert\?id=[A-Za-z0-9_-]+&t=latch_al_[A-Za-z0-9_-]+`)
+// alertLinkRE matches an alert link: its id and token are in the
+// fragment, never in the query.
+var alertLinkRE = regexp.MustCompile(`http://localhost:\d+/alert#id=[A-Za-z0-9_-]+&t=latch_al_[A-Za-z0-9_-]+`)
+
+// alertPageReady waits until the /alert page shows the sign-in and its
+// enabled button, and checks that the link's id and token left the
+// address bar.
+func alertPageReady(tb *tab, what string) {
+	tb.waitJS(what, `!document.getElementById('alert-ask').hidden && !document.getElementById('confirm').disabled && document.getElementById('alert-ip').textContent !== ''`)
+	var href string
+	tb.evalJSON(`location.href`, &href)
+	if strings.Contains(href, "latch_al_") || strings.Contains(href, "id=") {
+		tb.t.Errorf("%s: the address bar still holds the link: %s", what, href)
+	}
+}
+
+// noTokenInURLs fails the test if a request the server saw carried an
+// alert token in its URL (where access logs keep it).
+func noTokenInURLs(t *testing.T, rec *recorder) {
+	t.Helper()
+	for _, r := range rec.since(0) {
+		if strings.Contains(r.Path+"?"+r.RawQuery, "latch_al_") {
+			t.Errorf("%s %s?%s: an alert token reached the server in a URL", r.Method, r.Path, r.RawQuery)
+		}
+	}
+}
+
+// alertAnswered waits for the /alert page's result.
+func alertAnswered(tb *tab, what string) {
+	tb.waitJS(what, `!document.getElementById('alert-done').hidden && document.getElementById('alert-result').textContent !== ''`)
+}
 
 // TestBrowserNotMe is the proof of "this wasn't me": a user signs in from
 // browser profile A, then from a fresh profile B; the alert lands in the
@@ -217,7 +247,8 @@ func TestBrowserNotMe(t *testing.T) {
 		t.Fatalf("SSO sessions of A and B: %v", ssoIDs)
 	}
 
-	// A mail scanner prefetches the link: nothing happens.
+	// A mail scanner prefetches the link (the fragment stays with it):
+	// the page, and nothing happens.
 	for range 2 {
 		res, err := http.Get(notMe)
 		if err != nil {
@@ -225,10 +256,12 @@ func TestBrowserNotMe(t *testing.T) {
 		}
 		body, _ := io.ReadAll(res.Body)
 		res.Body.Close()
-		if res.StatusCode != http.StatusOK || !strings.Contains(string(body), "lock the account") {
+		if res.StatusCode != http.StatusOK || !strings.Contains(string(body), "lock the account") || strings.Contains(string(body), "latch_al_") {
 			t.Fatalf("prefetch: %d\n%s", res.StatusCode, body)
 		}
 	}
+	// No request the server saw carried the link's token in its URL.
+	noTokenInURLs(t, srv.rec)
 	if n := live(); n != 2 {
 		t.Fatalf("%d live sessions after the prefetch; want 2", n)
 	}
@@ -247,10 +280,18 @@ func TestBrowserNotMe(t *testing.T) {
 	// The owner opens it (on another device) and confirms.
 	phone := b.newProfile(t)
 	phone.navigate(notMe)
-	phone.waitJS("the confirm page", `document.getElementById('confirm') !== null`)
+	alertPageReady(phone, "the confirm page")
+	var says string
+	phone.evalJSON(`document.getElementById('alert-not-me').hidden ? '' : document.getElementById('alert-consequences').textContent`, &says)
+	if !strings.Contains(says, "lock the account") {
+		t.Fatalf("the not-me page does not say what will happen: %q", says)
+	}
+	if n := live(); n != 2 {
+		t.Fatalf("%d live sessions after opening the page; want 2", n)
+	}
 	phone.screenshot("alert-not-me-confirm.png")
 	phone.do("confirm", chromedp.Click(chromedp.ID("confirm"), chromedp.NodeVisible))
-	phone.waitJS("the result", `document.getElementById('alert-result') !== null`)
+	alertAnswered(phone, "the result")
 	confirmed := time.Now()
 	phone.screenshot("alert-not-me-done.png")
 
@@ -288,15 +329,11 @@ func TestBrowserNotMe(t *testing.T) {
 	if res.StatusCode != http.StatusForbidden || body["error"] != "account_locked" {
 		t.Fatalf("sign-in while locked: %d %v", res.StatusCode, body)
 	}
-	// A second press, from the back button, changes nothing and says so.
-	res, err = http.Get(notMe)
-	if err != nil {
-		t.Fatal(err)
-	}
-	res.Body.Close()
-	if res.StatusCode != http.StatusGone {
-		t.Errorf("the used link: %d; want 410", res.StatusCode)
-	}
+	// The link opened again changes nothing and says so.
+	used := b.newProfile(t)
+	used.navigate(notMe)
+	used.waitJS("the used link refused", `!document.getElementById('alert-invalid').hidden && document.getElementById('alert-ask').hidden`)
+	noTokenInURLs(t, srv.rec)
 
 	// The reset email; the password is reset through the page.
 	reset := waitMail(t, sink, "Reset your password")
@@ -381,10 +418,12 @@ func TestBrowserDevicesPage(t *testing.T) {
 	if len(links) != 2 {
 		t.Fatalf("phone alert links: %v\n%s", links, phoneAlert.Text)
 	}
-	phone.navigate(links[0])
-	phone.waitJS("the yes page", `document.getElementById('confirm') !== null`)
+	// Opened in its pre-fragment form (/alert?id=…&t=…, as emails sent
+	// before the fix carry it), the page works too and strips the query.
+	phone.navigate(strings.Replace(links[0], "/alert#", "/alert?", 1))
+	alertPageReady(phone, "the yes page")
 	phone.do("confirm", chromedp.Click(chromedp.ID("confirm"), chromedp.NodeVisible))
-	phone.waitJS("the result", `document.getElementById('alert-result') !== null`)
+	alertAnswered(phone, "the result")
 
 	desktop.navigate(srv.URL + "/account")
 	desktop.waitJS("three devices and two alerts",
@@ -423,7 +462,8 @@ func TestBrowserDevicesPage(t *testing.T) {
 	}
 	phone.do("size the window", chromedp.EmulateViewport(1200, 860))
 	phone.navigate(links[1])
-	phone.waitJS("the not-me page", `document.getElementById('confirm') !== null && document.fonts.status === 'loaded'`)
+	alertPageReady(phone, "the not-me page")
+	phone.waitJS("the fonts", `document.fonts.status === 'loaded'`)
 	notMeShot := phone.screenshot("alert-not-me.png")
 	t.Logf("screenshots: %s %s", shot, notMeShot)
 

@@ -80,6 +80,7 @@ document.getElementById('state').textContent = 'ready';
 type request struct {
 	Seq          int
 	Method, Path string
+	RawQuery     string
 	Cookies      map[string]string
 	Authz        bool   // an Authorization header was sent
 	FetchSite    string // Sec-Fetch-Site
@@ -104,7 +105,7 @@ type recorder struct {
 
 func (rec *recorder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	entry := request{
-		Method: r.Method, Path: r.URL.Path, Cookies: map[string]string{},
+		Method: r.Method, Path: r.URL.Path, RawQuery: r.URL.RawQuery, Cookies: map[string]string{},
 		Authz: r.Header.Get("Authorization") != "", FetchSite: r.Header.Get("Sec-Fetch-Site"), Origin: r.Header.Get("Origin"),
 	}
 	for _, c := range r.Cookies() {

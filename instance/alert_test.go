@@ -47,15 +47,19 @@ func (b *profile) login(email, pw string) response {
 }
 
 // alertLinks returns the alert id and the tokens of the two links of a
-// new_device email.
+// new_device email: /alert#id=…&t=…, nothing in the query.
 func alertLinks(t *testing.T, e latch.EmailMessage) (id, me, notMe string) {
 	t.Helper()
 	parse := func(k string) (string, string) {
 		u, err := url.Parse(e.Data[k])
-		if err != nil || u.Path != "/alert" || !strings.HasPrefix(u.Query().Get("t"), protect.AlertTokenPrefix) {
-			t.Fatalf("%s %q: want /alert?id=…&t=%s…", k, e.Data[k], protect.AlertTokenPrefix)
+		if err != nil || u.Path != "/alert" || u.RawQuery != "" {
+			t.Fatalf("%s %q: want /alert#id=…&t=%s…", k, e.Data[k], protect.AlertTokenPrefix)
 		}
-		return u.Query().Get("id"), u.Query().Get("t")
+		f, err := url.ParseQuery(u.Fragment)
+		if err != nil || !strings.HasPrefix(f.Get("t"), protect.AlertTokenPrefix) || f.Get("id") == "" {
+			t.Fatalf("%s %q: want /alert#id=…&t=%s…", k, e.Data[k], protect.AlertTokenPrefix)
+		}
+		return f.Get("id"), f.Get("t")
 	}
 	id, me = parse("me_link")
 	id2, notMe := parse("not_me_link")
@@ -65,31 +69,28 @@ func alertLinks(t *testing.T, e latch.EmailMessage) (id, me, notMe string) {
 	return id, me, notMe
 }
 
-// alertGET opens a link's confirm page; alertPOST answers it with the
-// page's form.
-func alertGET(h *harness, id, tok string) response {
-	return h.do("GET", "/alert?"+url.Values{"id": {id}, "t": {tok}}.Encode(), "")
+// alertLinkBody is the JSON the /alert page posts: the link's id and
+// token.
+func alertLinkBody(id, tok string) string {
+	return jsonBody(map[string]string{"id": id, "token": tok})
+}
+
+// alertPreview asks what a link would do, as the /alert page does when
+// it opens; alertPOST answers it, as the page's button does.
+func alertPreview(h *harness, id, tok string) response {
+	return h.do("POST", "/v1/alerts/preview", alertLinkBody(id, tok))
 }
 
 func alertPOST(h *harness, id, tok string, hdr ...string) response {
-	// The page's form token; a refused link has no page, and gets a
-	// valid token so that the link itself is what is refused.
-	ft := formToken(string(alertGET(h, id, tok).raw))
-	if ft == "" {
-		ft = h.in.Alerts.FormToken(tok)
-	}
-	form := url.Values{"id": {id}, "t": {tok}, "form_token": {ft}}
-	return h.do("POST", "/alert", form.Encode(), append([]string{"Content-Type", "application/x-www-form-urlencoded"}, hdr...)...)
+	return h.do("POST", "/v1/alerts/answer", alertLinkBody(id, tok), hdr...)
 }
 
-// formToken reads the form token out of a confirm page.
-func formToken(page string) string {
-	_, rest, ok := strings.Cut(page, `name="form_token" value="`)
-	if !ok {
-		return ""
-	}
-	v, _, _ := strings.Cut(rest, `"`)
-	return v
+// alertRefused expects a link refused with 410 invalid_link (both the
+// preview and the answer).
+func alertRefused(t *testing.T, what string, h *harness, id, tok string) {
+	t.Helper()
+	expect(t, what+" (preview)", alertPreview(h, id, tok), http.StatusGone, "invalid_link")
+	expect(t, what+" (answer)", alertPOST(h, id, tok), http.StatusGone, "invalid_link")
 }
 
 func eventsOf(t *testing.T, h *harness, userID, typ string) []latch.Event {
@@ -186,45 +187,64 @@ func notMeSetup(t *testing.T) (h *harness, mb *mailbox, uid string, ra, rb respo
 	return
 }
 
-// TestAlertNotMe: opening "this wasn't me" changes nothing; its POST signs
-// out every session (access tokens refused, refresh tokens dead), locks
-// the account until a password reset, emails a reset link, and records
-// not_me; the reset lifts the lock.
+// TestAlertNotMe: opening "this wasn't me" changes nothing (the page,
+// the page with a legacy query link, the preview); the answer's POST,
+// from this origin only, signs out every session (access tokens refused,
+// refresh tokens dead), locks the account until a password reset, emails
+// a reset link, and records not_me; the reset lifts the lock.
 func TestAlertNotMe(t *testing.T) {
 	h, mb, uid, ra, rb, id, _, notMe := notMeSetup(t)
 	const addr, pw = "nora@example.com", "correct horse battery"
 
-	// A GET (a mail scanner's prefetch) does nothing.
+	// A GET (a mail scanner's prefetch) and the page's preview do nothing.
 	for range 3 {
-		page := alertGET(h, id, notMe)
-		expect(t, "GET not-me", page, http.StatusOK, "")
-		if !strings.Contains(string(page.raw), "lock the account") || formToken(string(page.raw)) == "" {
-			t.Fatalf("the confirm page does not say what will happen or has no form token:\n%s", page.raw)
+		for _, path := range []string{"/alert", "/alert?" + url.Values{"id": {id}, "t": {notMe}}.Encode()} {
+			page := h.do("GET", path, "")
+			expect(t, "GET "+path, page, http.StatusOK, "")
+			if !strings.Contains(string(page.raw), "alert.") || strings.Contains(string(page.raw), notMe) {
+				t.Fatalf("GET %s: not the /alert page, or it echoes the token:\n%s", path, page.raw)
+			}
+			if csp := page.header.Get("Content-Security-Policy"); !strings.Contains(csp, "frame-ancestors 'none'") || strings.Contains(csp, "unsafe-inline") {
+				t.Errorf("confirm page CSP %q", csp)
+			}
+			if rp := page.header.Get("Referrer-Policy"); rp != "no-referrer" {
+				t.Errorf("confirm page Referrer-Policy %q", rp)
+			}
 		}
-		if csp := page.header.Get("Content-Security-Policy"); !strings.Contains(csp, "frame-ancestors 'none'") || strings.Contains(csp, "unsafe-inline") {
-			t.Errorf("confirm page CSP %q", csp)
+		p := alertPreview(h, id, notMe)
+		expect(t, "preview not-me", p, http.StatusOK, "")
+		if p.str("answer") != latch.AlertAnswerNotMe || p.str("id") != id || p.body["open"] != true || p.str("ip") != "127.0.0.1" ||
+			p.str("browser") != "Chrome 120" || p.str("os") != "Linux" || !strings.Contains(p.str("when"), "UTC") || !strings.Contains(p.str("where"), "127.0.0.1") {
+			t.Fatalf("preview: %s", p.raw)
+		}
+		if cc := p.header.Get("Cache-Control"); cc != "no-store" {
+			t.Errorf("preview Cache-Control %q", cc)
 		}
 	}
 	expect(t, "A after the GET", h.do("GET", "/v1/me", "", bearer(ra.str("access_token"))...), http.StatusOK, "")
 	if u, _ := h.in.Store.UserByID(context.Background(), uid); u.Locked() {
-		t.Fatal("a GET locked the account")
+		t.Fatal("a GET or a preview locked the account")
 	}
 	if len(eventsOf(t, h, uid, latch.EventNotMe)) != 0 {
-		t.Fatal("a GET recorded not_me")
+		t.Fatal("a GET or a preview recorded not_me")
 	}
 
-	// The POST needs the page's form token, from this origin.
+	// The POST must come from this origin.
+	expect(t, "POST from another origin", alertPOST(h, id, notMe, "Origin", "http://evil.example"), http.StatusForbidden, "csrf_failed")
+	expect(t, "POST from another site", alertPOST(h, id, notMe, "Sec-Fetch-Site", "cross-site"), http.StatusForbidden, "csrf_failed")
+	// The legacy form post of the old page acts no more.
 	form := url.Values{"id": {id}, "t": {notMe}}
-	expect(t, "POST without the form token", h.do("POST", "/alert", form.Encode(), "Content-Type", "application/x-www-form-urlencoded"), http.StatusForbidden, "")
-	expect(t, "POST from another origin", alertPOST(h, id, notMe, "Origin", "http://evil.example"), http.StatusForbidden, "")
+	if r := h.do("POST", "/alert", form.Encode(), "Content-Type", "application/x-www-form-urlencoded"); r.code < 400 || r.code > 499 {
+		t.Fatalf("POST /alert: %d, want a 4xx", r.code)
+	}
 	if u, _ := h.in.Store.UserByID(context.Background(), uid); u.Locked() {
 		t.Fatal("a refused POST locked the account")
 	}
 
-	done := alertPOST(h, id, notMe)
+	done := alertPOST(h, id, notMe, "Origin", h.srv.URL, "Sec-Fetch-Site", "same-origin")
 	expect(t, "POST not-me", done, http.StatusOK, "")
-	if !strings.Contains(string(done.raw), "locked") {
-		t.Errorf("the done page:\n%s", done.raw)
+	if done.str("answer") != latch.AlertAnswerNotMe || done.str("id") != id {
+		t.Errorf("the answer: %s", done.raw)
 	}
 	for name, r := range map[string]response{"A": ra, "B": rb} {
 		expect(t, name+"'s access token", h.do("GET", "/v1/me", "", bearer(r.str("access_token"))...), http.StatusUnauthorized, "")
@@ -244,15 +264,15 @@ func TestAlertNotMe(t *testing.T) {
 	}
 
 	tok := linkToken(t, mb.wait(t, addr, "reset_password"), "/reset", "latch_pr_")
-	expect(t, "used not-me link", alertPOST(h, id, notMe), http.StatusGone, "")
+	alertRefused(t, "used not-me link", h, id, notMe)
 	expect(t, "reset", h.do("POST", "/v1/auth/password/reset", jsonBody(map[string]string{"token": tok, "password": "a brand new password"})), http.StatusOK, "")
 	h.login(addr, "a brand new password")
 }
 
 // TestAlertLinkRejections: a used link, an expired link, a token shown
 // with another alert's id (another user's), "yes" then "not me" on one
-// alert, and a malformed token are refused with a page, and change
-// nothing.
+// alert, and a malformed token are refused (preview and answer: 410
+// invalid_link), and change nothing.
 func TestAlertLinkRejections(t *testing.T) {
 	h, _, uid, ra, _, id, me, notMe := notMeSetup(t)
 
@@ -264,11 +284,9 @@ func TestAlertLinkRejections(t *testing.T) {
 	mb2 := &mailbox{h: h}
 	oid, _, _ := alertLinks(t, mb2.wait(t, other, protect.TemplateNewDevice))
 
-	expect(t, "nora's token with otto's alert id", alertGET(h, oid, notMe), http.StatusGone, "")
-	form := url.Values{"id": {oid}, "t": {notMe}, "form_token": {formToken(string(alertGET(h, id, notMe).raw))}}
-	expect(t, "POST nora's token with otto's alert id", h.do("POST", "/alert", form.Encode(), "Content-Type", "application/x-www-form-urlencoded"), http.StatusGone, "")
-	for _, bad := range []string{"", "latch_al_short", protect.AlertTokenPrefix + strings.Repeat("A", 43), "garbage"} {
-		expect(t, "GET with token "+bad, alertGET(h, id, bad), http.StatusGone, "")
+	alertRefused(t, "nora's token with otto's alert id", h, oid, notMe)
+	for _, bad := range []string{"latch_al_short", protect.AlertTokenPrefix + strings.Repeat("A", 43), "garbage", notMe + "x", strings.ToUpper(notMe)} {
+		alertRefused(t, "token "+bad, h, id, bad)
 	}
 	for _, u := range []string{uid, otherID} {
 		if got, _ := h.in.Store.UserByID(context.Background(), u); got.Locked() {
@@ -277,11 +295,12 @@ func TestAlertLinkRejections(t *testing.T) {
 	}
 
 	// Yes, then not me: the second answer is refused.
+	if p := alertPreview(h, id, me); p.code != http.StatusOK || p.str("answer") != latch.AlertAnswerMe {
+		t.Fatalf("preview yes: %d %s", p.code, p.raw)
+	}
 	expect(t, "yes, it was me", alertPOST(h, id, me), http.StatusOK, "")
-	expect(t, "the used yes link", alertGET(h, id, me), http.StatusGone, "")
-	expect(t, "not me after yes", alertGET(h, id, notMe), http.StatusGone, "")
-	form = url.Values{"id": {id}, "t": {notMe}, "form_token": {h.in.Alerts.FormToken(notMe)}}
-	expect(t, "POST not me after yes", h.do("POST", "/alert", form.Encode(), "Content-Type", "application/x-www-form-urlencoded"), http.StatusGone, "")
+	alertRefused(t, "the used yes link", h, id, me)
+	alertRefused(t, "not me after yes", h, id, notMe)
 	if got, _ := h.in.Store.UserByID(context.Background(), uid); got.Locked() {
 		t.Fatal("not-me after yes locked the account")
 	}
@@ -302,10 +321,9 @@ func TestAlertLinkRejections(t *testing.T) {
 
 	// Expired: seven days and a second later, otto's links are dead.
 	_, _, ootherNotMe := alertLinks(t, mustFind(t, mb2, other))
+	expect(t, "otto's link before it expires", alertPreview(h, oid, ootherNotMe), http.StatusOK, "")
 	h.clock.Advance(7*24*time.Hour + time.Second)
-	expect(t, "expired link GET", alertGET(h, oid, ootherNotMe), http.StatusGone, "")
-	form = url.Values{"id": {oid}, "t": {ootherNotMe}, "form_token": {h.in.Alerts.FormToken(ootherNotMe)}}
-	expect(t, "expired link POST", h.do("POST", "/alert", form.Encode(), "Content-Type", "application/x-www-form-urlencoded"), http.StatusGone, "")
+	alertRefused(t, "expired link", h, oid, ootherNotMe)
 	if got, _ := h.in.Store.UserByID(context.Background(), otherID); got.Locked() {
 		t.Fatal("an expired link locked the account")
 	}
@@ -392,23 +410,39 @@ func TestCodeExchangeLockedUser(t *testing.T) {
 	}
 }
 
-// TestAlertBadInput: malformed requests to /alert are a 4xx page, never
-// a 5xx.
+// TestAlertBadInput: malformed requests to /alert and the alert link
+// API are a 4xx, never a 5xx.
 func TestAlertBadInput(t *testing.T) {
 	h := start(t, "", nil)
 	for name, r := range map[string]response{
-		"GET without parameters":  h.do("GET", "/alert", ""),
-		"GET with a bad escape":   h.do("GET", "/alert?id=%zz&t=%", ""),
-		"POST JSON":               h.do("POST", "/alert", `{"id":"x","t":"y"}`),
-		"POST an empty form":      h.do("POST", "/alert", "", "Content-Type", "application/x-www-form-urlencoded"),
-		"POST a huge form":        h.do("POST", "/alert", "t="+strings.Repeat("A", 100<<10), "Content-Type", "application/x-www-form-urlencoded"),
-		"PUT":                     h.do("PUT", "/alert", ""),
-		"PATCH a device, no auth": h.do("PATCH", "/v1/devices/x", `{"name":"n"}`),
+		"POST /alert":               h.do("POST", "/alert", `{"id":"x","t":"y"}`),
+		"POST /alert an empty form": h.do("POST", "/alert", "", "Content-Type", "application/x-www-form-urlencoded"),
+		"PUT /alert":                h.do("PUT", "/alert", ""),
+		"preview without a body":    h.do("POST", "/v1/alerts/preview", "", "Content-Type", "application/json"),
+		"preview a form":            h.do("POST", "/v1/alerts/preview", "id=x&token=y", "Content-Type", "application/x-www-form-urlencoded"),
+		"preview without a token":   h.do("POST", "/v1/alerts/preview", `{"id":"al_x"}`),
+		"preview without an id":     h.do("POST", "/v1/alerts/preview", `{"token":"latch_al_x"}`),
+		"preview a number":          h.do("POST", "/v1/alerts/preview", `{"id":1,"token":2}`),
+		"preview a huge body":       h.do("POST", "/v1/alerts/preview", `{"id":"x","token":"`+strings.Repeat("A", 100<<10)+`"}`),
+		"preview with a NUL":        h.do("POST", "/v1/alerts/preview", `{"id":"al_\u0000","token":"latch_al_\u0000"}`),
+		"answer not JSON":           h.do("POST", "/v1/alerts/answer", `id=x`),
+		"answer without a token":    h.do("POST", "/v1/alerts/answer", `{"id":"al_x"}`),
+		"answer an unknown link":    h.do("POST", "/v1/alerts/answer", `{"id":"al_x","token":"latch_al_x"}`),
+		"GET the preview":           h.do("GET", "/v1/alerts/preview", ""),
+		"PATCH a device, no auth":   h.do("PATCH", "/v1/devices/x", `{"name":"n"}`),
 	} {
 		if r.code < 400 || r.code > 499 {
 			t.Errorf("%s: %d, want a 4xx: %s", name, r.code, r.raw)
 		}
+		if strings.HasPrefix(r.header.Get("Content-Type"), "application/json") && r.str("error") == "" {
+			t.Errorf("%s: a JSON answer without error: %s", name, r.raw)
+		}
 	}
+	// The page itself reads nothing on the server: 200 without
+	// parameters or with a broken query (the script says the link is
+	// incomplete, or the preview refuses it).
+	expect(t, "GET /alert", h.do("GET", "/alert", ""), http.StatusOK, "")
+	expect(t, "GET /alert with a bad escape", h.do("GET", "/alert?id=%zz&t=%", ""), http.StatusOK, "")
 }
 
 // TestAlertIPChangeIsNotANewDevice: the same browser (its device cookie)

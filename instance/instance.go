@@ -538,7 +538,7 @@ func wire(ctx context.Context, cfg config.Config, st latch.Store, opt Options) (
 		return nil, err
 	}
 	alerts, err := protect.NewAlerts(protect.AlertsDeps{
-		Store: st, Auth: svc, Account: accounts, MAC: kek.Derive("latch sign-in alert form v1").MAC, Log: log, Now: now,
+		Store: st, Auth: svc, Account: accounts, Log: log, Now: now,
 	})
 	if err != nil {
 		return nil, err

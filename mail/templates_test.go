@@ -26,7 +26,7 @@ var data = map[string]map[string]string{
 		"user_agent": "<script>alert(1)</script> Evil\r\nClick https://evil.example/now \u202Egnp.exe"},
 	"new_device": {"when": "Monday, 30 November 2026, 13:54 UTC", "where": "Seoul, KR", "ip": "203.0.113.9",
 		"browser": "<b>Chrome</b> 120\r\nClick https://evil.example", "os": "Windows 10",
-		"me_link": "/alert?id=al_1&t=latch_al_me", "not_me_link": "/alert?id=al_1&t=latch_al_notme", "expires_in": "7 days"},
+		"me_link": "/alert#id=al_1&t=latch_al_me", "not_me_link": "/alert#id=al_1&t=latch_al_notme", "expires_in": "7 days"},
 }
 
 func templates(t *testing.T) *mail.Templates {

@@ -11,7 +11,6 @@ import (
 	"github.com/latchauth/latch"
 	"github.com/latchauth/latch/account"
 	"github.com/latchauth/latch/auth"
-	"github.com/latchauth/latch/tag"
 )
 
 // ErrInvalidLink: an alert link that is malformed, unknown, expired,
@@ -26,10 +25,8 @@ type AlertsDeps struct {
 	// emails the reset link.
 	Auth    *auth.Service
 	Account *account.Service
-	// MAC keys the confirm page's form token.
-	MAC func(purpose string, msg []byte) []byte
-	Log *slog.Logger
-	Now func() time.Time // nil means time.Now
+	Log     *slog.Logger
+	Now     func() time.Time // nil means time.Now
 }
 
 // Alerts answers sign-in alerts: "yes, it was me" confirms the device;
@@ -39,17 +36,16 @@ type Alerts struct {
 	store   latch.Store
 	auth    *auth.Service
 	account *account.Service
-	mac     func(purpose string, msg []byte) []byte
 	log     *slog.Logger
 	now     func() time.Time
 }
 
 // NewAlerts returns the alert answering service.
 func NewAlerts(d AlertsDeps) (*Alerts, error) {
-	if d.Store == nil || d.Auth == nil || d.Account == nil || d.MAC == nil {
-		return nil, errors.New("protect: alerts need a store, the auth and account services and a MAC")
+	if d.Store == nil || d.Auth == nil || d.Account == nil {
+		return nil, errors.New("protect: alerts need a store and the auth and account services")
 	}
-	a := &Alerts{store: d.Store, auth: d.Auth, account: d.Account, mac: d.MAC, log: d.Log, now: d.Now}
+	a := &Alerts{store: d.Store, auth: d.Auth, account: d.Account, log: d.Log, now: d.Now}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
 	}
@@ -81,16 +77,17 @@ func (s *Alerts) Peek(ctx context.Context, alertID, token string) (*latch.SignIn
 	return a, answer, nil
 }
 
-// Answer acts on an alert link (the confirm page's POST) and returns the
-// answered alert. Of concurrent answers to one alert, through either
-// link, one acts; the others get ErrInvalidLink.
+// Answer acts on an alert link (the /alert page's button: POST
+// /v1/alerts/answer) and returns the answered alert. Of concurrent
+// answers to one alert, through either link, one acts; the others get
+// ErrInvalidLink.
 //
 // "Yes, it was me" marks the alert's device confirmed. "This wasn't me",
 // in this order: locks the account (latch.LockReasonResetRequired: a
 // password reset lifts it), revokes every session of the user with a
 // user cutoff (every access token is refused within the revocation
-// bound) and ends its SSO sessions, forgets the device (it must not count
-// as the owner's), answers the alert, emails a reset link, and records a
+// bound) and ends its SSO sessions, forgets the intruder's devices (see
+// forgetIntruder: they must not count as the owner's), answers the alert, emails a reset link, and records a
 // not_me event. The lock comes first: at no moment is the account
 // unlocked with the intruder's tokens alive, and a sign-in racing the
 // lock is refused by the store (CreateSession) or revoked with the rest.
@@ -134,8 +131,8 @@ func (s *Alerts) Answer(ctx context.Context, alertID, token string, c auth.Devic
 
 // forgetIntruder forgets the reported device and every other device of
 // the user, not confirmed by the owner ("yes, it was me"), that was first
-// seen after that sign-in or has an unanswered alert: an intruder with the password may have signed in
-// from more than one browser, and a device left known would spare it the
+// seen after that sign-in or has an unanswered alert: an intruder with the
+// password may have signed in from more than one browser, and a device left known would spare it the
 // next alert and the account-wide lockout.
 func (s *Alerts) forgetIntruder(ctx context.Context, a *latch.SignInAlert) error {
 	devs, err := s.store.Devices(ctx, a.UserID)
@@ -166,22 +163,6 @@ func (s *Alerts) forgetIntruder(ctx context.Context, a *latch.SignInAlert) error
 		}
 	}
 	return nil
-}
-
-// formPurpose keys the MAC of the confirm page's form token.
-const formPurpose = "latch alert form v1"
-
-// FormToken is the anti-forgery token of the confirm page of a link: a
-// MAC of the link's token, so that only a page Latch rendered for that
-// link posts a valid form.
-func (s *Alerts) FormToken(token string) string {
-	return tag.Make(s.mac, formPurpose, []byte(token))
-}
-
-// CheckForm reports whether form is the form token of the link's token,
-// compared in constant time.
-func (s *Alerts) CheckForm(token, form string) bool {
-	return tag.Check(s.mac, formPurpose, []byte(token), form)
 }
 
 // Recent returns the user's latest alerts, newest first.

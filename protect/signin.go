@@ -359,10 +359,12 @@ func (g *SignIn) event(ctx context.Context, typ, userID, sessionID, clientID str
 	}
 }
 
-// AlertLink is the path of an alert link: the alert's id and the link's
-// token. The page it opens asks before anything happens.
+// AlertLink is the path of an alert link: /alert#id=…&t=…, the alert's
+// id and the link's token in the URL fragment, which no server, proxy log
+// or Referer sees (as /verify, /reset and /unlock links). The page it
+// opens reads the fragment, asks, and acts only on its button's POST.
 func AlertLink(alertID, token string) string {
-	return "/alert?" + url.Values{"id": {alertID}, "t": {token}}.Encode()
+	return "/alert#" + url.Values{"id": {alertID}, "t": {token}}.Encode()
 }
 
 // Where says where a sign-in came from for people: the city and country

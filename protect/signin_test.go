@@ -166,7 +166,7 @@ func TestSignInAlertEmail(t *testing.T) {
 		m.Data["browser"] != "Chrome 120" || m.Data["os"] != "Linux" || !strings.HasSuffix(m.Data["when"], "UTC") {
 		t.Errorf("email %+v", m)
 	}
-	if !strings.HasPrefix(m.Data["me_link"], "/alert?id=al_") || !strings.HasPrefix(m.Data["not_me_link"], "/alert?id=al_") {
+	if !strings.HasPrefix(m.Data["me_link"], "/alert#id=al_") || !strings.HasPrefix(m.Data["not_me_link"], "/alert#id=al_") {
 		t.Errorf("links %q %q", m.Data["me_link"], m.Data["not_me_link"])
 	}
 	alerts, _ := f.store.SignInAlerts(t.Context(), f.user, 10)

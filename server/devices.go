@@ -11,81 +11,102 @@ import (
 	"github.com/latchauth/latch/device"
 	"github.com/latchauth/latch/protect"
 	"github.com/latchauth/latch/verifier"
-	"github.com/latchauth/latch/web"
 )
 
-// Form fields of the alert confirm page.
-const (
-	fieldAlertID    = "id"
-	fieldAlertToken = "t"
-	fieldAlertForm  = "form_token"
-)
-
-// alertPages is what the alert link pages need of Deps.Pages (web.Pages
-// implements it).
-type alertPages interface {
-	Alert(w http.ResponseWriter, v web.AlertView)
+// alertRequest is the body of POST /v1/alerts/preview and
+// /v1/alerts/answer: an alert link's id and token, which the /alert page
+// reads from the link's fragment.
+type alertRequest struct {
+	ID    string `json:"id"`
+	Token string `json:"token"`
 }
 
-const (
-	invalidLinkTitle   = "This link can no longer be used"
-	invalidLinkMessage = "The link is invalid, has expired, or was used already (each alert can be answered once, through either of its links). If you did not sign in recently, reset your password from the sign-in page: that signs out every session of the account."
-)
+// alertPreviewJSON is what the /alert page shows before the answer.
+type alertPreviewJSON struct {
+	ID string `json:"id"`
+	// Answer is the answer the link gives: "me" or "not_me".
+	Answer  string    `json:"answer"`
+	At      time.Time `json:"at"`
+	When    string    `json:"when"`
+	Where   string    `json:"where"`
+	IP      string    `json:"ip"`
+	Browser string    `json:"browser"`
+	OS      string    `json:"os"`
+	// Open: the alert is unanswered and unexpired (always true in a 200:
+	// a link that cannot be used is a 410).
+	Open      bool      `json:"open"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
 
-// alertPage answers GET /alert (the confirm page: it shows the sign-in and
-// what the link's answer will do, and changes nothing) and POST /alert
-// (the answer).
-func (s *Server) alertPage(w http.ResponseWriter, r *http.Request) {
+const invalidAlertLink = "this alert link is invalid, expired, already used (each alert can be answered once, through either of its links) or not for this alert"
+
+// alertLink reads the body of an alert link request and refuses a
+// malformed one (400). It takes nothing of the per-address sign-in budget
+// (as GET /alert did not): a link's token is 256 random bits, and a page
+// opened twice must not cost the owner a sign-in attempt.
+func (s *Server) alertLink(w http.ResponseWriter, r *http.Request) (alertRequest, bool) {
+	var req alertRequest
+	if !decode(w, r, &req) {
+		return req, false
+	}
+	if msg := required("id", req.ID, "token", req.Token); msg != "" {
+		writeError(w, http.StatusBadRequest, "invalid_request", msg)
+		return req, false
+	}
+	return req, true
+}
+
+// alertPreview is POST /v1/alerts/preview {"id","token"}: what the /alert
+// page shows before the button (the sign-in, and which answer the link
+// gives). It acts on nothing; a POST keeps the token out of URLs and logs.
+// 410 invalid_link for a used, expired, foreign or malformed link.
+func (s *Server) alertPreview(w http.ResponseWriter, r *http.Request) {
 	noStore(w)
-	pages, ok := s.pages.(alertPages)
-	if !ok || s.alerts == nil {
-		s.errorPage(w, http.StatusNotFound, "Not found", "This server does not send sign-in alerts.")
+	req, ok := s.alertLink(w, r)
+	if !ok {
 		return
 	}
-	var id, token string
-	if r.Method == http.MethodPost {
-		r.Body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
-		if err := r.ParseForm(); err != nil {
-			s.errorPage(w, http.StatusBadRequest, "This request is malformed", "Its form could not be read.")
-			return
-		}
-		id, token = r.PostForm.Get(fieldAlertID), r.PostForm.Get(fieldAlertToken)
-		if !s.sameOrigin(r) || !s.alerts.CheckForm(token, r.PostForm.Get(fieldAlertForm)) {
-			s.errorPage(w, http.StatusForbidden, "This request was refused", "The form did not come from this page. Open the link from the email again.")
-			return
-		}
-	} else {
-		q := r.URL.Query()
-		id, token = q.Get(fieldAlertID), q.Get(fieldAlertToken)
-	}
-	a, answer, err := s.alerts.Peek(r.Context(), id, token)
-	if errors.Is(err, protect.ErrInvalidLink) {
-		s.errorPage(w, http.StatusGone, invalidLinkTitle, invalidLinkMessage)
+	a, answer, err := s.alerts.Peek(r.Context(), req.ID, req.Token)
+	switch {
+	case errors.Is(err, protect.ErrInvalidLink):
+		writeError(w, http.StatusGone, "invalid_link", invalidAlertLink)
 		return
-	}
-	if err != nil {
+	case err != nil:
 		s.fail(w, r, err)
 		return
 	}
-	v := web.AlertView{
-		NotMe:   answer == latch.AlertAnswerNotMe,
+	writeJSON(w, http.StatusOK, alertPreviewJSON{
+		ID: a.ID, Answer: answer, At: a.CreatedAt,
 		When:    a.CreatedAt.UTC().Format("Monday, 2 January 2006, 15:04 MST"),
 		Where:   protect.Where(latch.Place{Country: a.Country, City: a.City}, a.IP),
-		Browser: a.Browser, OS: a.OS, IP: a.IP, Action: "/alert",
-		Fields: []web.Field{{Name: fieldAlertID, Value: id}, {Name: fieldAlertToken, Value: token},
-			{Name: fieldAlertForm, Value: s.alerts.FormToken(token)}},
+		Browser: a.Browser, OS: a.OS, IP: a.IP, Open: true, ExpiresAt: a.ExpiresAt,
+	})
+}
+
+// alertAnswer is POST /v1/alerts/answer {"id","token"}: the button of the
+// /alert page. Only this request acts: "yes, it was me" confirms the
+// device; "this wasn't me" signs out everywhere and locks the account
+// (protect.Alerts.Answer). It must come from this origin (403 otherwise);
+// 410 invalid_link for a link that cannot be used.
+func (s *Server) alertAnswer(w http.ResponseWriter, r *http.Request) {
+	noStore(w)
+	if !s.sameOrigin(r) {
+		csrfFailed(w)
+		return
 	}
-	if r.Method == http.MethodPost {
-		if _, err := s.alerts.Answer(r.Context(), id, token, s.deviceOf(r)); errors.Is(err, protect.ErrInvalidLink) {
-			s.errorPage(w, http.StatusGone, invalidLinkTitle, invalidLinkMessage)
-			return
-		} else if err != nil {
-			s.fail(w, r, err)
-			return
-		}
-		v.Done, v.Fields = true, nil
+	req, ok := s.alertLink(w, r)
+	if !ok {
+		return
 	}
-	pages.Alert(w, v)
+	a, err := s.alerts.Answer(r.Context(), req.ID, req.Token, s.deviceOf(r))
+	switch {
+	case errors.Is(err, protect.ErrInvalidLink):
+		writeError(w, http.StatusGone, "invalid_link", invalidAlertLink)
+	case err != nil:
+		s.fail(w, r, err)
+	default:
+		writeJSON(w, http.StatusOK, map[string]string{"id": a.ID, "answer": a.Answer})
+	}
 }
 
 type deviceJSON struct {

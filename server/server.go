@@ -115,8 +115,9 @@ type Deps struct {
 	// from a browser sets the cookie, and /v1/devices lists, renames and
 	// forgets the user's devices.
 	Devices *device.Registry
-	// Alerts, if not nil, answers sign-in alerts: the /alert confirm page
-	// and its POST, and /v1/alerts.
+	// Alerts, if not nil, answers sign-in alerts: /v1/alerts/preview and
+	// /v1/alerts/answer (posted by the /alert page of Pages), and
+	// /v1/alerts.
 	Alerts *protect.Alerts
 	// Registry receives the server's metrics and is exposed at /metrics.
 	Registry *prometheus.Registry
@@ -231,7 +232,12 @@ func New(cfg Config, d Deps) *Server {
 	}
 	if d.Alerts != nil {
 		s.route("GET /v1/alerts", s.protected(s.alertList))
-		s.route("GET,POST /alert", s.alertPage)
+		s.route("POST /v1/alerts/preview", s.alertPreview)
+		s.route("POST /v1/alerts/answer", s.alertAnswer)
+		if d.Pages != nil {
+			// The page of the emailed links; its script posts the link.
+			s.mux.Handle("GET /alert", d.Pages)
+		}
 	}
 	s.route("POST /oauth2/token", s.token)
 	if d.OIDC != nil {

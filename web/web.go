@@ -1,7 +1,8 @@
 // Package web serves Latch's own pages: the sign-in page (/login), the
 // account security page (/account) and, in demo mode, a small demo app
-// (/demo), the email-verification, password-reset and sign-in unlock
-// pages (/verify, /reset, /unlock), together with their static assets and the browser SDK. It also
+// (/demo), the email-verification, password-reset, sign-in unlock and
+// sign-in alert pages (/verify, /reset, /unlock, /alert), together with
+// their static assets and the browser SDK. It also
 // renders the OpenID Provider's server-side pages (consent, logout
 // confirmation, signed out, authorization error) for the handlers that own
 // those routes.
@@ -93,7 +94,7 @@ type Pages struct {
 
 // New returns the pages. sdk is the file system holding
 // the browser SDK (latch.js at its root); it is served under /sdk/. The
-// pages answer GET /login, /account, /demo, /verify, /reset, /unlock, /static/..., /sdk/... and /
+// pages answer GET /login, /account, /demo, /verify, /reset, /unlock, /alert, /static/..., /sdk/... and /
 // (a redirect to /account); the server mounts it on those paths.
 //
 // New panics if the embedded assets or templates are broken, which the
@@ -113,6 +114,9 @@ func New(cfg Config, sdk fs.FS) *Pages {
 	h.mux.HandleFunc("GET /verify", h.page("verify"))
 	h.mux.HandleFunc("GET /reset", h.page("reset"))
 	h.mux.HandleFunc("GET /unlock", h.page("unlock"))
+	// The page of a sign-in alert's links (/alert#id=…&t=…); the server
+	// mounts it only when it sends alerts.
+	h.mux.HandleFunc("GET /alert", h.page("alert"))
 	h.mux.HandleFunc("GET /demo", func(w http.ResponseWriter, r *http.Request) {
 		if !h.cfg.Demo {
 			h.notFound(w, r)
@@ -358,8 +362,7 @@ var titles = map[string]string{
 	"logout":    "Sign out",
 	"signedout": "Signed out",
 	"error":     "Sign-in error",
-	// The sign-in alert's confirm and done pages (alert.go).
-	"alert": "Was this you?",
+	"alert":     "Was this you?",
 }
 
 func (h *Pages) loadTemplates() {

@@ -84,7 +84,7 @@ func checkSecurityHeaders(t *testing.T, path string, h http.Header) {
 	}
 }
 
-var pages = []string{"/login", "/account", "/demo", "/verify", "/reset", "/unlock"}
+var pages = []string{"/login", "/account", "/demo", "/verify", "/reset", "/unlock", "/alert"}
 
 func TestPagesAreServedWithSecurityHeaders(t *testing.T) {
 	srv := newServer(t, demoConfig())
@@ -534,7 +534,7 @@ func TestAccessibilityBasics(t *testing.T) {
 
 func TestFormsNeverSubmitPasswordsByGET(t *testing.T) {
 	srv := newServer(t, demoConfig())
-	for _, p := range []string{"/login", "/demo", "/verify", "/reset", "/unlock"} {
+	for _, p := range []string{"/login", "/demo", "/verify", "/reset", "/unlock", "/alert"} {
 		for _, tg := range parseTags(t, get(t, srv, p).body) {
 			if tg.name == "form" && tg.attrs["method"] != "dialog" && strings.ToLower(tg.attrs["method"]) != "post" {
 				t.Errorf("%s: <form id=%q method=%q>: a form with a password must not use GET", p, tg.attrs["id"], tg.attrs["method"])
