@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"math"
@@ -123,9 +124,29 @@ func (s *Store) CountUsers(ctx context.Context) (int, error) {
 // first; see latch.ConsoleStore. Each type is read as a range of the index
 // (type, id) in id order (a type filter alone) and the pages merged, so
 // that no sort of all the matching events is ever needed; a user or an
-// address likewise reads (user_id, id) or (ip, id).
+// address likewise reads (user_id, id) or (ip, id). A time window without
+// user or address is first turned into the range of IDs of its events
+// (from the index (at, type), which holds the rowid), so that the page is
+// read in id order within that range: events are appended as they happen,
+// so the window's IDs are about contiguous and a page reads about a page
+// of rows, however far back the window lies.
 func (s *Store) FilterEvents(ctx context.Context, f latch.EventFilter) ([]latch.Event, error) {
-	stmts := eventFilter(f)
+	var lo int64
+	if windowed(f) {
+		query, args := eventWindow(f)
+		var first, last sql.NullInt64
+		if err := s.db.QueryRowContext(ctx, query, args...).Scan(&first, &last); err != nil {
+			return nil, fmt.Errorf("sqlite: filter events: window: %w", err)
+		}
+		if !first.Valid {
+			return nil, nil
+		}
+		lo = first.Int64
+		if f.Before <= 0 || f.Before > last.Int64+1 {
+			f.Before = last.Int64 + 1
+		}
+	}
+	stmts := eventFilter(f, lo)
 	var list []latch.Event
 	for _, st := range stmts {
 		page, err := s.events(ctx, st.query, st.args...)
@@ -141,16 +162,34 @@ func (s *Store) FilterEvents(ctx context.Context, f latch.EventFilter) ([]latch.
 	return list, nil
 }
 
+// windowed reports whether FilterEvents reads f's time window as a range
+// of IDs first: it has a start, and neither a user nor an address (whose
+// events are read from their own index).
+func windowed(f latch.EventFilter) bool {
+	return !f.From.IsZero() && f.UserID == "" && f.IP == ""
+}
+
+// eventWindow returns the statement that finds the lowest and highest ID
+// of the events in f's window, from the index (at, type) alone (INDEXED
+// BY: without statistics SQLite might rather read the whole table).
+func eventWindow(f latch.EventFilter) (string, []any) {
+	query, args := "SELECT min(id), max(id) FROM events INDEXED BY events_at_type WHERE at >= ?", []any{micros(f.From)}
+	if !f.To.IsZero() {
+		query, args = query+" AND at < ?", append(args, micros(f.To))
+	}
+	return query, args
+}
+
 // stmt is a statement and its arguments.
 type stmt struct {
 	query string
 	args  []any
 }
 
-// eventFilter returns FilterEvents' statements for f: one per type (or
-// one for every type), each a page of at most f.Limit events. None if the
-// limit or a filter leaves no events.
-func eventFilter(f latch.EventFilter) []stmt {
+// eventFilter returns FilterEvents' statements for f with IDs at least
+// lo: one per type (or one for every type), each a page of at most
+// f.Limit events. None if the limit or a filter leaves no events.
+func eventFilter(f latch.EventFilter, lo int64) []stmt {
 	if f.Limit <= 0 || !searchable(f.UserID) || !searchable(f.IP) {
 		return nil
 	}
@@ -159,6 +198,9 @@ func eventFilter(f latch.EventFilter) []stmt {
 		before = math.MaxInt64
 	}
 	where, args := []string{"id < ?"}, []any{before}
+	if lo > 0 {
+		where, args = append(where, "id >= ?"), append(args, lo)
+	}
 	if f.UserID != "" {
 		where, args = append(where, "user_id = ?"), append(args, f.UserID)
 	}
@@ -171,31 +213,23 @@ func eventFilter(f latch.EventFilter) []stmt {
 	if !f.To.IsZero() {
 		where, args = append(where, "at < ?"), append(args, micros(f.To))
 	}
-	// With a start and neither user nor address, the window of (at, type)
-	// bounds what is read (and sorted): in id order, the events before the
-	// window would be read to the very first before a short page ends.
-	from := "events"
-	if !f.From.IsZero() && f.UserID == "" && f.IP == "" {
-		from = "events INDEXED BY events_at_type"
-	}
 	if len(f.Types) == 0 {
-		return []stmt{{eventFilterQuery(from, where), append(args, f.Limit)}}
+		return []stmt{{eventFilterQuery(where), append(args, f.Limit)}}
 	}
 	var stmts []stmt
 	for _, typ := range distinct(f.Types) {
 		if searchable(typ) {
 			w, a := append(slices.Clip(where), "type = ?"), append(slices.Clip(args), typ, f.Limit)
-			stmts = append(stmts, stmt{eventFilterQuery(from, w), a})
+			stmts = append(stmts, stmt{eventFilterQuery(w), a})
 		}
 	}
 	return stmts
 }
 
 // eventFilterQuery is FilterEvents' statement for one type (or none)
-// from the table (with its index) with the conditions where, the limit its
-// last parameter.
-func eventFilterQuery(from string, where []string) string {
-	return "SELECT " + eventColumns + " FROM " + from + " WHERE " + strings.Join(where, " AND ") + " ORDER BY id DESC LIMIT ?"
+// with the conditions where, the limit its last parameter.
+func eventFilterQuery(where []string) string {
+	return "SELECT " + eventColumns + " FROM events WHERE " + strings.Join(where, " AND ") + " ORDER BY id DESC LIMIT ?"
 }
 
 // events runs query, which selects eventColumns.

@@ -165,13 +165,15 @@ func testConsoleUsers(t *testing.T, s latch.Store) {
 }
 
 // consoleEvents adds the test's security log: n events cycling over
-// three types, three users, three addresses, a minute apart from base.
+// three types, three users, three addresses, at whole minutes from base
+// in a shuffled order (a log merged from several instances, or written
+// with a clock that jumped, is not in time order).
 func consoleEvents(t *testing.T, s latch.Store, n int) []latch.Event {
 	t.Helper()
 	types := []string{latch.EventLoginFailed, latch.EventLoginSucceeded, latch.EventRefreshReused}
 	var list []latch.Event
 	for i := range n {
-		e := latch.Event{Type: types[i%3], At: base.Add(time.Duration(i) * time.Minute),
+		e := latch.Event{Type: types[i%3], At: base.Add(time.Duration(i*37%n) * time.Minute),
 			UserID: fmt.Sprint("u", i%5%3), IP: fmt.Sprint("192.0.2.", i%7%3), SessionID: fmt.Sprint("s", i),
 			Detail: map[string]string{"i": fmt.Sprint(i)}}
 		if err := s.AddEvent(t.Context(), &e); err != nil {
