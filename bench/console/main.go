@@ -85,7 +85,10 @@ func measure(ctx context.Context, store string, st latch.Store, now time.Time) {
 	day := 24 * time.Hour
 	span := 30 * day
 	randUser := func(r *rand.Rand) string { return fmt.Sprint("u", r.IntN(*users)) }
-	randIP := func(r *rand.Rand) string { n := r.IntN(10000); return fmt.Sprintf("10.%d.%d.%d", n/65536, n/256%256, n%256) }
+	randIP := func(r *rand.Rand) string {
+		n := r.IntN(10000)
+		return fmt.Sprintf("10.%d.%d.%d", n/65536, n/256%256, n%256)
+	}
 	randTime := func(r *rand.Rand) time.Time { return now.Add(-time.Duration(r.Int64N(int64(span - day)))) }
 	prefix := func(r *rand.Rand) string { return names[r.IntN(len(names))] }
 	page := func(ctx context.Context, f latch.EventFilter) (int, error) {
