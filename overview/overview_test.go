@@ -80,7 +80,7 @@ func TestCollect(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	o := Collect(ctx, Source{
+	o := New(Source{
 		Store: st,
 		Ring: ring{{ID: "old", Family: keys.FamilyAccess, State: keys.StateRetired, CreatedAt: now.Add(-48 * time.Hour)},
 			{ID: "id", Family: keys.FamilyID, State: keys.StateActive, CreatedAt: now.Add(-time.Hour)},
@@ -92,7 +92,7 @@ func TestCollect(t *testing.T) {
 		Stats: rec,
 		Redis: pinger{errors.New("connection refused")},
 		Now:   func() time.Time { return now },
-	})
+	}).Collect(ctx)
 	if len(o.Errors) != 0 {
 		t.Fatalf("Errors: %q", o.Errors)
 	}
@@ -147,11 +147,59 @@ func TestCollect(t *testing.T) {
 func TestCollectStoreDown(t *testing.T) {
 	st := open(t)
 	st.Close()
-	o := Collect(t.Context(), Source{Store: st, Now: func() time.Time { return now }, Followers: func() []Follower { return nil }})
+	o := New(Source{Store: st, Now: func() time.Time { return now }, Followers: func() []Follower { return nil }}).Collect(t.Context())
 	if len(o.Errors) != 4 {
 		t.Errorf("Errors: %q; want users, live sessions, events and the feed", o.Errors)
 	}
 	if o.Health[0].OK || o.Health[0].Error == "" || o.Health[1].Configured {
 		t.Errorf("Health: %+v", o.Health)
+	}
+}
+
+// TestDayCached: the hours that are over (and settled) are counted once:
+// an event added later to such an hour is not counted again, one added
+// to the current hour is, and the day slides with the clock.
+func TestDayCached(t *testing.T) {
+	st := open(t)
+	ctx := t.Context()
+	at := now
+	c := New(Source{Store: st, Now: func() time.Time { return at }})
+	addEvent := func(when time.Time) {
+		t.Helper()
+		if err := st.AddEvent(ctx, &latch.Event{Type: latch.EventLoginFailed, At: when}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	day := func() int {
+		t.Helper()
+		o := c.Collect(ctx)
+		if len(o.Errors) > 0 {
+			t.Fatal(o.Errors)
+		}
+		if len(o.Events) == 0 {
+			return 0
+		}
+		var sum float64
+		for _, p := range o.Events[0].PerHour {
+			sum += p.Value
+		}
+		if int(sum) != o.Events[0].LastDay {
+			t.Fatalf("per-hour points sum to %v, LastDay %d", sum, o.Events[0].LastDay)
+		}
+		return o.Events[0].LastDay
+	}
+	addEvent(now.Add(-5 * time.Hour))
+	addEvent(now.Add(-30 * time.Minute))
+	if n := day(); n != 2 {
+		t.Fatalf("day = %d; want 2", n)
+	}
+	addEvent(now.Add(-5 * time.Hour)) // a final hour: cached
+	addEvent(now.Add(-time.Minute))   // the current hour: counted
+	if n := day(); n != 3 {
+		t.Errorf("day after two more = %d; want 3 (the final hour cached)", n)
+	}
+	at = now.Add(20 * time.Hour) // the hour five hours before now leaves the day
+	if n := day(); n != 2 {
+		t.Errorf("20 hours later: day = %d; want 2", n)
 	}
 }
