@@ -13,6 +13,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/latchauth/latch"
 )
 
@@ -270,10 +271,6 @@ func cmpInt(a, b int64) int {
 	return 0
 }
 
-// zeroMicros is the zero time.Time in microseconds before the Unix epoch:
-// buckets are counted from it, as time.Time.Truncate does.
-const zeroMicros = 62135596800 * 1000000
-
 // CountEvents counts the events of the types (every type if types is
 // empty) at or after since, per type and per bucket, by bucket then type;
 // see latch.ConsoleStore. It reads the index (at, type) alone. The bucket
@@ -292,7 +289,7 @@ func (s *Store) CountEvents(ctx context.Context, types []string, since time.Time
 	if len(types) > 0 && len(list) == 0 {
 		return nil, nil
 	}
-	args := []any{b}
+	args := []any{pgtype.Interval{Microseconds: b, Valid: true}}
 	if !since.IsZero() {
 		args = append(args, ts(since))
 	}
@@ -305,9 +302,7 @@ func (s *Store) CountEvents(ctx context.Context, types []string, since time.Time
 	}
 	counts, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (latch.Count, error) {
 		var c latch.Count
-		var at int64
-		err := row.Scan(&c.Type, &at, &c.N)
-		c.Bucket = time.UnixMicro(at).UTC()
+		err := row.Scan(&c.Type, (*nullTime)(&c.Bucket), &c.N)
 		return c, err
 	})
 	if err != nil {
@@ -317,7 +312,10 @@ func (s *Store) CountEvents(ctx context.Context, types []string, since time.Time
 }
 
 // countEventsQuery is CountEvents' statement; its parameters are the
-// bucket in microseconds, then since if bounded, then the types if typed.
+// bucket (an interval), then since if bounded, then the types if typed.
+// date_bin from the first instant of year 1 buckets as time.Time.Truncate
+// does (and is several times faster than arithmetic on extract(epoch),
+// which is numeric).
 func countEventsQuery(bounded, typed bool) string {
 	var where []string
 	n := 1
@@ -329,8 +327,7 @@ func countEventsQuery(bounded, typed bool) string {
 		n++
 		where = append(where, "type = ANY($"+strconv.Itoa(n)+"::text[])")
 	}
-	q := `SELECT type, ((extract(epoch FROM at) * 1000000)::bigint + ` + strconv.Itoa(zeroMicros) + `) / $1 * $1 - ` +
-		strconv.Itoa(zeroMicros) + ` AS bucket, count(*)::bigint FROM events`
+	q := `SELECT type, date_bin($1::interval, at, '0001-01-01 00:00:00+00') AS bucket, count(*) FROM events`
 	if len(where) > 0 {
 		q += " WHERE " + strings.Join(where, " AND ")
 	}

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/latchauth/latch"
 )
 
@@ -105,7 +106,7 @@ func TestConsoleUsesItsIndexes(t *testing.T) {
 		since time.Time
 		types []string
 	}{{hour, nil}, {now.Add(-24 * time.Hour), nil}, {hour, []string{latch.EventLoginFailed, latch.EventRefreshReused}}} {
-		args := []any{int64(60e6), ts(tt.since)}
+		args := []any{pgtype.Interval{Microseconds: 60e6, Valid: true}, ts(tt.since)}
 		if tt.types != nil {
 			args = append(args, tt.types)
 		}
