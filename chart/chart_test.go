@@ -149,3 +149,11 @@ func BenchmarkDayOfMinutes(b *testing.B) {
 		c.SVG(pts)
 	}
 }
+
+// TestHTML: the template.HTML form is the SVG itself.
+func TestHTML(t *testing.T) {
+	c := Chart{ID: "h", Title: "<t>"}
+	if got, want := string(c.HTML(series(time.Minute, 1, 2))), string(c.SVG(series(time.Minute, 1, 2))); got != want {
+		t.Errorf("HTML = %s; want %s", got, want)
+	}
+}

@@ -1,6 +1,7 @@
 package sqlite
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -156,7 +157,7 @@ func (s *Store) FilterEvents(ctx context.Context, f latch.EventFilter) ([]latch.
 		list = append(list, page...)
 	}
 	if len(stmts) > 1 {
-		slices.SortFunc(list, func(a, b latch.Event) int { return -cmpInt(a.ID, b.ID) })
+		slices.SortFunc(list, func(a, b latch.Event) int { return cmp.Compare(b.ID, a.ID) })
 		list = list[:min(len(list), f.Limit)]
 	}
 	return list, nil
@@ -259,16 +260,6 @@ func distinct(list []string) []string {
 		}
 	}
 	return out
-}
-
-func cmpInt(a, b int64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // zeroMicros is the zero time.Time in microseconds before the Unix epoch:
