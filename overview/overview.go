@@ -42,8 +42,8 @@ type Pinger interface {
 	Ping(ctx context.Context) error
 }
 
-// Source is where the figures come from. Store and Now are required; a
-// nil Ring, Followers, Stats or Redis leaves its part out.
+// Source is where the figures come from. Store is required; a nil Ring,
+// Followers, Stats or Redis leaves its part out; a nil Now is time.Now.
 type Source struct {
 	Store latch.Store
 	// Ring is the signing key ring (keys.Ring).
@@ -53,7 +53,8 @@ type Source struct {
 	Followers func() []Follower
 	// Stats is this instance's activity.
 	Stats *stats.Recorder
-	// Redis is the fan-out between instances; nil without Redis.
+	// Redis is the fan-out between instances; nil without Redis (an
+	// interface holding a nil *redis.Fanout is not nil: leave it unset).
 	Redis Pinger
 	Now   func() time.Time
 	// Timeout bounds each probe and query; 0 for 2 seconds.
@@ -150,6 +151,9 @@ type Collector struct {
 
 // New returns a Collector of src.
 func New(src Source) *Collector {
+	if src.Now == nil {
+		src.Now = time.Now
+	}
 	return &Collector{src: src, hours: map[time.Time][]latch.Count{}}
 }
 
