@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -110,34 +112,89 @@ func (s *Server) clientToken(r *http.Request, tok string, c **latch.Client, unti
 	return true
 }
 
-// streamCounter counts the open revocation streams of each client. Its
-// zero value is ready to use.
+// streamCounter counts the open revocation streams of each client, and
+// keeps what each has sent for FeedFollowers. Its zero value is ready to
+// use.
 type streamCounter struct {
-	mu sync.Mutex
-	n  map[string]int
+	mu   sync.Mutex
+	n    map[string]int
+	open map[*feedStream]struct{}
 }
 
-// acquire takes one of limit stream slots of client id, and reports
-// whether it got one; release gives it back.
-func (c *streamCounter) acquire(id string, limit int) bool {
+// feedStream is an open stream's state as FeedFollowers reports it.
+type feedStream struct {
+	clientID string
+	since    time.Time
+	cursor   int64     // guarded by streamCounter.mu
+	synced   time.Time // guarded by streamCounter.mu
+}
+
+// FeedFollower is an open revocation stream: who follows the feed, and
+// how far it has been brought.
+type FeedFollower struct {
+	ClientID string
+	// Since is when the stream opened.
+	Since time.Time
+	// Cursor is the seq of the last entry the stream vouched for (its
+	// last heartbeat's cursor); the feed's head minus Cursor is how many
+	// entries the follower lacks.
+	Cursor int64
+	// SyncedAt is when the entries up to Cursor were last known to be
+	// all there were; zero if never.
+	SyncedAt time.Time
+}
+
+// acquire takes one of limit stream slots of client id, and returns the
+// stream, or nil if there is none left; release gives it back.
+func (c *streamCounter) acquire(id string, limit int, now time.Time) *feedStream {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.n[id] >= limit {
-		return false
+		return nil
 	}
 	if c.n == nil {
-		c.n = map[string]int{}
+		c.n, c.open = map[string]int{}, map[*feedStream]struct{}{}
 	}
 	c.n[id]++
-	return true
+	st := &feedStream{clientID: id, since: now}
+	c.open[st] = struct{}{}
+	return st
 }
 
-func (c *streamCounter) release(id string) {
+func (c *streamCounter) release(st *feedStream) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.n[id]--; c.n[id] <= 0 {
-		delete(c.n, id)
+	delete(c.open, st)
+	if c.n[st.clientID]--; c.n[st.clientID] <= 0 {
+		delete(c.n, st.clientID)
 	}
+}
+
+// vouch records that st vouched for the entries up to cursor, known
+// complete at synced.
+func (c *streamCounter) vouch(st *feedStream, cursor int64, synced time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	st.cursor, st.synced = cursor, synced
+}
+
+// FeedFollowers returns the open revocation streams of this server, by
+// client and then by opening time.
+func (s *Server) FeedFollowers() []FeedFollower {
+	c := &s.feedStreams
+	c.mu.Lock()
+	list := make([]FeedFollower, 0, len(c.open))
+	for st := range c.open {
+		list = append(list, FeedFollower{ClientID: st.clientID, Since: st.since, Cursor: st.cursor, SyncedAt: st.synced})
+	}
+	c.mu.Unlock()
+	slices.SortFunc(list, func(a, b FeedFollower) int {
+		if a.ClientID != b.ClientID {
+			return strings.Compare(a.ClientID, b.ClientID)
+		}
+		return a.Since.Compare(b.Since)
+	})
+	return list
 }
 
 // cursor reads the after parameter (or the SSE Last-Event-ID header).
@@ -243,13 +300,14 @@ func (s *Server) revocationStream(w http.ResponseWriter, r *http.Request) {
 	if limit <= 0 {
 		limit = DefaultMaxStreamsPerClient
 	}
-	if !s.feedStreams.acquire(c.ID, limit) {
+	st := s.feedStreams.acquire(c.ID, limit, s.now())
+	if st == nil {
 		w.Header().Set("Retry-After", "30")
 		writeError(w, http.StatusTooManyRequests, "too_many_streams",
 			fmt.Sprintf("this client already holds %d revocation streams (revocation.max_streams_per_client); page GET /v1/revocations meanwhile", limit))
 		return
 	}
-	defer s.feedStreams.release(c.ID)
+	defer s.feedStreams.release(st)
 	rc := http.NewResponseController(w)
 	// A stream outlives the server's write timeout, but not a reader that
 	// stops reading: every round of writes gets its own deadline, so a
@@ -336,6 +394,7 @@ func (s *Server) revocationStream(w http.ResponseWriter, r *http.Request) {
 			if !s.heartbeat(w, rc, begun, after, seen, vouched) {
 				return
 			}
+			s.feedStreams.vouch(st, after, s.freshness(seen, vouched))
 			pending = false
 		}
 		select {

@@ -100,6 +100,10 @@ func Run(t *testing.T, open func(t *testing.T) latch.Store) {
 		{"CreateSessionLocked", testCreateSessionLocked},
 		{"CreateSessionLockRace", testCreateSessionLockRace},
 		{"PruneDevices", testPruneDevices},
+		{"ConsoleUsers", testConsoleUsers},
+		{"ConsoleEvents", testConsoleEvents},
+		{"CountEvents", testCountEvents},
+		{"CountLiveSessions", testCountLiveSessions},
 		{"Ping", testPing},
 	}
 	for _, tt := range tests {
