@@ -45,7 +45,13 @@ type User struct {
 	// while it is not. LockReason says why (see the Lock* reasons).
 	LockedAt   time.Time
 	LockReason string
+	// Role is RoleAdmin for an administrator of the server (the admin
+	// console, /admin), "" for everyone else.
+	Role string
 }
+
+// Admin reports whether the user is an administrator.
+func (u *User) Admin() bool { return u.Role == RoleAdmin }
 
 // EmailVerified reports whether the user's current email is verified.
 func (u *User) EmailVerified() bool { return !u.EmailVerifiedAt.IsZero() }

@@ -65,7 +65,10 @@ func TestUpgradedDataDirGainsIDKey(t *testing.T) {
 		"DELETE FROM signing_keys WHERE family <> 'access'",
 		"DROP INDEX signing_keys_family",
 		"ALTER TABLE signing_keys DROP COLUMN family",
-		// 0015, 0014, 0013, 0012, 0011, 0010 and 0009 go too, so that 0008 applies again.
+		// 0017, 0015, 0014, 0013, 0012, 0011, 0010 and 0009 go too, so that 0008 applies again.
+		"DROP TABLE setup_tokens",
+		"DROP INDEX users_role",
+		"ALTER TABLE users DROP COLUMN role",
 		"DROP TABLE challenges",
 		"DROP INDEX events_unpublished",
 		"ALTER TABLE events DROP COLUMN published",

@@ -78,6 +78,9 @@ func TestMigrationCoversExistingSessions(t *testing.T) {
 // to 0010 first), for the tests that downgrade to an older schema and upgrade
 // again.
 var undo0009 = []string{
+	"DROP TABLE setup_tokens", // 0017
+	"DROP INDEX users_role",
+	"ALTER TABLE users DROP COLUMN role",
 	"DROP TABLE challenges",         // 0015
 	"DROP INDEX events_unpublished", // 0014
 	"ALTER TABLE events DROP COLUMN published",
@@ -116,7 +119,10 @@ func TestMigrationPublishesPastEvents(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, q := range []string{
-		"DROP TABLE challenges", // 0015 goes too, so that 0014 applies again
+		"DROP TABLE setup_tokens", // 0017 and 0015 go too, so that 0014 applies again
+		"DROP INDEX users_role",
+		"ALTER TABLE users DROP COLUMN role",
+		"DROP TABLE challenges",
 		"DROP INDEX events_unpublished",
 		"ALTER TABLE events DROP COLUMN published",
 		"DELETE FROM schema_migrations WHERE version >= 14",

@@ -100,6 +100,8 @@ func Run(t *testing.T, open func(t *testing.T) latch.Store) {
 		{"CreateSessionLocked", testCreateSessionLocked},
 		{"CreateSessionLockRace", testCreateSessionLockRace},
 		{"PruneDevices", testPruneDevices},
+		{"Admins", testAdmins},
+		{"FirstAdminConcurrent", testFirstAdminConcurrent},
 		{"Ping", testPing},
 	}
 	for _, tt := range tests {
