@@ -360,6 +360,10 @@ var titles = map[string]string{
 	"error":     "Sign-in error",
 	// The sign-in alert's confirm and done pages (alert.go).
 	"alert": "Was this you?",
+	// The admin console (admin.go).
+	"admin":     "Admin console",
+	"forbidden": "Administrators only",
+	"setup":     "Set up the first administrator",
 }
 
 func (h *Pages) loadTemplates() {
