@@ -22,6 +22,7 @@ type Store interface {
 	ChallengeStore
 	DeviceStore
 	AdminStore
+	ConsoleStore
 	// Prune deletes what can no longer matter at now: expired revocation
 	// entries, keys past NotAfter, sessions (and their token hashes) whose
 	// absolute expiry passed before now, events older than keepEvents,

@@ -102,6 +102,10 @@ func Run(t *testing.T, open func(t *testing.T) latch.Store) {
 		{"PruneDevices", testPruneDevices},
 		{"Admins", testAdmins},
 		{"FirstAdminConcurrent", testFirstAdminConcurrent},
+		{"ConsoleUsers", testConsoleUsers},
+		{"ConsoleEvents", testConsoleEvents},
+		{"CountEvents", testCountEvents},
+		{"CountLiveSessions", testCountLiveSessions},
 		{"Ping", testPing},
 	}
 	for _, tt := range tests {
