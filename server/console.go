@@ -60,8 +60,14 @@ func (s *Server) routeConsole() {
 	s.route("POST /admin/v1/reauth", s.consoleReauth)
 	if c.Users != nil {
 		s.route("GET,POST /admin/v1/users", s.consoleAPI(false, s.consoleUsers))
-		s.route("GET /admin/v1/users/{id}", s.consoleAPI(false, s.consoleUser))
-		s.route("DELETE /admin/v1/users/{id}", s.consoleAPI(true, s.consoleDeleteUser))
+		get, del := s.consoleAPI(false, s.consoleUser), s.consoleAPI(true, s.consoleDeleteUser)
+		s.route("GET,DELETE /admin/v1/users/{id}", func(w http.ResponseWriter, r *http.Request) {
+			if r.Method == http.MethodDelete {
+				del(w, r)
+				return
+			}
+			get(w, r)
+		})
 		s.route("POST /admin/v1/users/{id}/lock", s.consoleAPI(true, s.consoleLock))
 		s.route("POST /admin/v1/users/{id}/unlock", s.consoleAPI(false, s.consoleUnlock))
 		s.route("POST /admin/v1/users/{id}/password-reset", s.consoleAPI(false, s.consoleReset))
