@@ -176,6 +176,11 @@ function userBadges(u) {
 }
 
 function initUsers() {
+  const q = new URLSearchParams(window.location.search).get('q');
+  if (q) {
+    userQuery = q.trim().slice(0, 254);
+    $('q').value = userQuery;
+  }
   $('user-search').addEventListener('submit', (ev) => {
     ev.preventDefault();
     userQuery = $('q').value.trim();
