@@ -4,7 +4,7 @@
 // password confirmation on every request.
 import { createClient } from '/sdk/latch.js';
 import {
-  $, h, pageConfig, parseTime, timeEl, refreshRelativeTimes, getJSON, responseError, errorMessage, announce, confirmAction,
+  $, h, pageConfig, parseTime, timeEl, refreshRelativeTimes, relativeTime, absoluteTime, getJSON, responseError, errorMessage, announce, confirmAction,
 } from './common.js';
 
 const cfg = pageConfig();
@@ -120,6 +120,13 @@ function fail(err, action) {
 function when(s) {
   const d = parseTime(s);
   return d ? timeEl(d) : h('span', { className: 'muted' }, '—');
+}
+
+/** whenAbs shows a date as a date (the key ring's), the relative time in its title. */
+function whenAbs(s) {
+  const d = parseTime(s);
+  if (!d) return h('span', { className: 'muted' }, '—');
+  return h('span', { title: relativeTime(d), className: 'nowrap' }, absoluteTime(d)); // not <time datetime>: refreshRelativeTimes rewrites those
 }
 
 function cell(...c) {
@@ -321,9 +328,9 @@ function initUser() {
 
 function eventRow(withUser) {
   return (e) => h('tr', {},
-    cell(when(e.at)),
-    cell(h('span', { className: 'mono small' }, e.type)),
-    ...(withUser ? [cell(e.user_id ? h('a', { href: `/admin/users/${encodeURIComponent(e.user_id)}`, className: 'mono small' }, e.user_id) : '—')] : []),
+    cell(whenAbs(e.at)),
+    cell(h('span', { className: 'mono small nowrap' }, e.type)),
+    ...(withUser ? [cell(e.user_id ? h('a', { href: `/admin/users/${encodeURIComponent(e.user_id)}`, className: 'mono small id', title: e.user_id }, e.user_id) : '—')] : []),
     cell(h('span', { className: 'mono' }, e.ip || '—')),
     cell(h('span', { className: 'small' }, [e.client_id ? `client: ${e.client_id}` : '', detailText(e.detail)].filter(Boolean).join(', '))));
 }
@@ -483,7 +490,7 @@ async function loadKeys() {
       return h('tr', {},
         cell(h('span', { className: 'mono small' }, k.kid)), cell(k.family), cell(k.alg),
         cell(h('span', { className: `badge ${tone}` }, k.state)),
-        cell(when(k.not_before)), cell(k.not_after ? when(k.not_after) : h('span', { className: 'muted' }, 'until replaced')), cell(btn));
+        cell(whenAbs(k.not_before)), cell(k.not_after ? whenAbs(k.not_after) : h('span', { className: 'muted' }, 'until replaced')), cell(btn));
     }));
     state.textContent = body.keys.length ? '' : 'The ring is empty.';
     refreshRelativeTimes();
