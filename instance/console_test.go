@@ -15,8 +15,8 @@ import (
 )
 
 const (
-	rootEmail = "root@example.com"
-	rootPass  = "correct horse battery staple admin"
+	rootEmail     = "root@example.com"
+	rootPass      = "correct horse battery staple admin"
 	consoleSecret = "Y29uc29sZS1zZWNyZXQtZm9yLXRoZS1jb25zb2xlLXRlc3RzLTdlMmQ5YTFjNGI1Zg"
 )
 
@@ -305,5 +305,153 @@ func refreshCookie(t *testing.T, b *browser) {
 	req.Header.Set("X-CSRF-Token", b.csrf())
 	if r := b.do(req); r.code != http.StatusOK {
 		t.Fatalf("refresh: %d %s", r.code, r.body)
+	}
+}
+
+// TestConsoleAPI: the admin API as scripts use it, with an admin client's
+// token: search and pages of users, a user with sessions and events,
+// revoking a session (the token is refused), lock, reset, delete, client
+// registration with the CLI's rules (a bad redirect URI is a 400), keys,
+// the filtered security log with its cursor, and its CSV and JSON
+// exports; every action recorded as an admin_action naming the client;
+// bad input a 4xx JSON error.
+func TestConsoleAPI(t *testing.T) {
+	h := start(t, "", nil)
+	h.addRP("ops", func(n *auth.NewClient) {
+		n.Secret = consoleSecret
+		n.RedirectURIs, n.PostLogoutRedirectURIs, n.Scopes = nil, nil, []string{admin.Scope}
+	})
+	tok := h.form("/oauth2/token", url.Values{"grant_type": {"client_credentials"}, "scope": {admin.Scope}}, basic("ops", consoleSecret)...)
+	expect(t, "ops token", tok, http.StatusOK, "")
+	ops := bearer(tok.str("access_token"))
+	js := append([]string{"Content-Type", "application/json"}, ops...)
+
+	// Users: created through the API, found, paged.
+	for _, e := range []string{"ann@example.com", "anna@example.com", "bob@example.com"} {
+		expect(t, "create "+e, h.do("POST", "/admin/v1/users", jsonBody(map[string]string{"email": e, "password": adaPass}), js...), http.StatusCreated, "")
+	}
+	expect(t, "taken email", h.do("POST", "/admin/v1/users", jsonBody(map[string]string{"email": "ann@example.com", "password": adaPass}), js...), http.StatusConflict, "email_taken")
+	expect(t, "weak password", h.do("POST", "/admin/v1/users", jsonBody(map[string]string{"email": "x@example.com", "password": "short"}), js...), http.StatusBadRequest, "weak_password")
+	expect(t, "bad email", h.do("POST", "/admin/v1/users", jsonBody(map[string]string{"email": "nope", "password": adaPass}), js...), http.StatusBadRequest, "invalid_request")
+	r := h.do("GET", "/admin/v1/users?q=ann&limit=1", "", ops...)
+	expect(t, "search", r, http.StatusOK, "")
+	users, _ := r.body["users"].([]any)
+	if len(users) != 1 || r.str("next") != "ann@example.com" {
+		t.Fatalf("first page: %s", r.raw)
+	}
+	r = h.do("GET", "/admin/v1/users?q=ann&limit=1&after="+url.QueryEscape(r.str("next")), "", ops...)
+	users, _ = r.body["users"].([]any)
+	if len(users) != 1 || users[0].(map[string]any)["email"] != "anna@example.com" || r.str("next") != "" {
+		t.Fatalf("second page: %s", r.raw)
+	}
+	for _, bad := range []string{"limit=0", "limit=1000", "limit=x", "q=" + strings.Repeat("a", 300), "q=%00"} {
+		expect(t, "users?"+bad, h.do("GET", "/admin/v1/users?"+bad, "", ops...), http.StatusBadRequest, "invalid_request")
+	}
+
+	// A user's sessions; revoke one: its token is refused.
+	annID := ""
+	if u, err := h.in.Store.UserByEmail(t.Context(), "ann@example.com"); err == nil {
+		annID = u.ID
+	}
+	ann := h.login("ann@example.com", adaPass)
+	r = h.do("GET", "/admin/v1/users/"+annID, "", ops...)
+	expect(t, "user", r, http.StatusOK, "")
+	sess, _ := r.body["sessions"].([]any)
+	if len(sess) != 1 || sess[0].(map[string]any)["id"] != ann.str("session_id") {
+		t.Fatalf("user's sessions: %s", r.raw)
+	}
+	expect(t, "unknown user", h.do("GET", "/admin/v1/users/u_nobody", "", ops...), http.StatusNotFound, "not_found")
+	expect(t, "revoke", h.do("POST", "/admin/v1/sessions/"+ann.str("session_id")+"/revoke", "", ops...), http.StatusOK, "")
+	expect(t, "revoked token", h.do("GET", "/v1/me", "", bearer(ann.str("access_token"))...), http.StatusUnauthorized, "")
+	expect(t, "lock", h.do("POST", "/admin/v1/users/"+annID+"/lock", "", ops...), http.StatusOK, "")
+	if u, _ := h.in.Store.UserByID(t.Context(), annID); !u.Locked() || u.LockReason != latch.LockReasonAdmin {
+		t.Fatalf("locked: %+v", u)
+	}
+	expect(t, "reset", h.do("POST", "/admin/v1/users/"+annID+"/password-reset", "", ops...), http.StatusOK, "")
+	expect(t, "unlock", h.do("POST", "/admin/v1/users/"+annID+"/unlock", "", ops...), http.StatusOK, "")
+	expect(t, "lock unknown", h.do("POST", "/admin/v1/users/u_nobody/lock", "", ops...), http.StatusNotFound, "not_found")
+
+	// Clients: the CLI's rules.
+	r = h.do("POST", "/admin/v1/clients", jsonBody(map[string]any{"id": "dash", "redirect_uris": []string{"https://dash.example.com/cb"}}), js...)
+	expect(t, "create client", r, http.StatusCreated, "")
+	if len(r.str("client_secret")) < 32 {
+		t.Fatalf("the generated secret: %s", r.raw)
+	}
+	expect(t, "taken id", h.do("POST", "/admin/v1/clients", jsonBody(map[string]any{"id": "dash", "public": true}), js...), http.StatusConflict, "client_exists")
+	for what, body := range map[string]any{
+		"http redirect":    map[string]any{"id": "d2", "redirect_uris": []string{"http://evil.example.com/cb"}},
+		"fragment":         map[string]any{"id": "d3", "redirect_uris": []string{"https://x.example.com/cb#f"}},
+		"bad id":           map[string]any{"id": "a b", "public": true},
+		"weak secret":      map[string]any{"id": "d4", "secret": "short"},
+		"unknown field":    map[string]any{"id": "d5", "public": true, "wat": 1},
+		"unknown delivery": map[string]any{"id": "d6", "public": true, "delivery": "pigeon"},
+	} {
+		r := h.do("POST", "/admin/v1/clients", jsonBody(body), js...)
+		if r.code != http.StatusBadRequest || r.str("error") == "" {
+			t.Errorf("%s: %d %s", what, r.code, r.raw)
+		}
+	}
+	r = h.do("GET", "/admin/v1/clients", "", ops...)
+	if !strings.Contains(string(r.raw), "https://dash.example.com/cb") || strings.Contains(string(r.raw), "secret_hash") {
+		t.Fatalf("clients: %s", r.raw)
+	}
+
+	// Keys.
+	r = h.do("GET", "/admin/v1/keys", "", ops...)
+	keys, _ := r.body["keys"].([]any)
+	if len(keys) < 2 {
+		t.Fatalf("keys: %s", r.raw)
+	}
+	expect(t, "revoke an unknown key", h.do("POST", "/admin/v1/keys/nokey/revoke", "", ops...), http.StatusNotFound, "not_found")
+	expect(t, "rotate", h.do("POST", "/admin/v1/keys/rotate", "", ops...), http.StatusOK, "")
+
+	// Delete, then the log.
+	expect(t, "delete", h.do("DELETE", "/admin/v1/users/"+annID, "", ops...), http.StatusOK, "")
+	r = h.do("GET", "/admin/v1/events?type=admin_action&limit=3", "", ops...)
+	expect(t, "events", r, http.StatusOK, "")
+	ev, _ := r.body["events"].([]any)
+	if len(ev) != 3 || r.str("next") == "" {
+		t.Fatalf("events page: %s", r.raw)
+	}
+	newest := ev
+	first := ev[0].(map[string]any)
+	if d, _ := first["detail"].(map[string]any); first["client_id"] != "ops" || d["action"] != "delete_user" || first["user_id"] != annID {
+		t.Fatalf("newest admin_action: %v", first)
+	}
+	r = h.do("GET", "/admin/v1/events?type=admin_action&limit=200&before="+r.str("next"), "", ops...)
+	ev, _ = r.body["events"].([]any)
+	ev = append(ev, newest...)
+	actions := map[string]bool{}
+	for _, e := range ev {
+		d, _ := e.(map[string]any)["detail"].(map[string]any)
+		actions[d["action"].(string)] = true
+	}
+	for _, a := range []string{"create_user", "lock_user", "unlock_user", "send_password_reset", "create_client", "rotate_keys"} {
+		if !actions[a] {
+			t.Errorf("the log lacks the admin_action %s: %v", a, actions)
+		}
+	}
+	r = h.do("GET", "/admin/v1/events?user="+annID+"&type=admin_revoked", "", ops...)
+	if ev, _ := r.body["events"].([]any); len(ev) != 1 {
+		t.Errorf("the user's admin_revoked events: %s", r.raw)
+	}
+	for _, bad := range []string{"from=yesterday", "before=-1", "before=x", "limit=0", "type=" + strings.Repeat("t", 65)} {
+		expect(t, "events?"+bad, h.do("GET", "/admin/v1/events?"+bad, "", ops...), http.StatusBadRequest, "invalid_request")
+	}
+	expect(t, "export format", h.do("GET", "/admin/v1/events/export?format=xml", "", ops...), http.StatusBadRequest, "invalid_request")
+	r = h.do("GET", "/admin/v1/events/export?format=csv&type=admin_action", "", ops...)
+	if r.code != http.StatusOK || !strings.HasPrefix(string(r.raw), "id,at,type,") || strings.Count(string(r.raw), "admin_action") < 7 {
+		t.Fatalf("CSV export: %d %s", r.code, r.raw)
+	}
+	r = h.do("GET", "/admin/v1/events/export?format=json&user="+annID, "", ops...)
+	lines := strings.Split(strings.TrimSpace(string(r.raw)), "\n")
+	for _, l := range lines {
+		var e map[string]any
+		if err := json.Unmarshal([]byte(l), &e); err != nil || e["user_id"] != annID {
+			t.Fatalf("JSON export line %q: %v", l, err)
+		}
+	}
+	if len(lines) < 5 {
+		t.Fatalf("JSON export: %d lines", len(lines))
 	}
 }

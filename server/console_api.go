@@ -1,10 +1,13 @@
 package server
 
 import (
+	"bytes"
 	"encoding/csv"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -295,7 +298,7 @@ func (s *Server) consoleClients(w http.ResponseWriter, r *http.Request, by admin
 		return
 	}
 	var req clientRequest
-	if !decode(w, r, &req) {
+	if !decodeStrict(w, r, &req) {
 		return
 	}
 	c, secret, err := s.console.Clients.Create(r.Context(), by, auth.NewClient{ID: req.ID, Name: req.Name, Public: req.Public, Secret: req.Secret,
@@ -321,6 +324,28 @@ func (s *Server) consoleClients(w http.ResponseWriter, r *http.Request, by admin
 }
 
 func ctxErr(r *http.Request) error { return r.Context().Err() }
+
+// decodeStrict is decode, refusing members v does not have: a registration
+// with a misspelt setting ("redirect_uri") must fail, not silently make a
+// client without it.
+func decodeStrict(w http.ResponseWriter, r *http.Request, v any) bool {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	if err != nil {
+		writeError(w, http.StatusRequestEntityTooLarge, "request_too_large", "request body too large")
+		return false
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	if !decode(w, r, v) {
+		return false
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(reflect.New(reflect.TypeOf(v).Elem()).Interface()); err != nil {
+		writeError(w, http.StatusBadRequest, "invalid_request", "the body has a member this endpoint does not know: "+strings.TrimPrefix(err.Error(), "json: "))
+		return false
+	}
+	return true
+}
 
 // consoleKeys shows the signing-key ring.
 func (s *Server) consoleKeys(w http.ResponseWriter, r *http.Request, by admin.Caller) {
