@@ -405,6 +405,13 @@ type ClientStore interface {
 	Client(ctx context.Context, id string) (*Client, error)
 	// Clients returns every client, ordered by id.
 	Clients(ctx context.Context) ([]*Client, error)
+	// UpdateClient replaces every setting of the stored client c.ID with
+	// c's, its CreatedAt kept; ErrNotFound if there is no such client.
+	UpdateClient(ctx context.Context, c *Client) error
+	// DeleteClient deletes the client and the users' consents to it;
+	// ErrNotFound if there is no such client. Its sessions stay until
+	// they expire or are revoked: a refresh of one needs the client.
+	DeleteClient(ctx context.Context, id string) error
 }
 
 // SessionStore keeps sessions and the hashes of their refresh tokens.

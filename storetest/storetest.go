@@ -48,6 +48,7 @@ func Run(t *testing.T, open func(t *testing.T) latch.Store) {
 		{"Users", testUsers},
 		{"UserEmails", testUserEmails},
 		{"Clients", testClients},
+		{"ClientUpdateDelete", testClientUpdateDelete},
 		{"Sessions", testSessions},
 		{"Rotate", testRotate},
 		{"RotateStale", testRotateStale},
