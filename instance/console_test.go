@@ -222,6 +222,9 @@ func TestConsoleRejections(t *testing.T) {
 	want(t, "revoke all without re-auth", root.api("POST", "/admin/v1/users/"+victim+"/revoke", nil, root.csrf()), http.StatusForbidden, "reauth_required")
 	want(t, "delete without re-auth", root.api("DELETE", "/admin/v1/users/"+victim, nil, root.csrf()), http.StatusForbidden, "reauth_required")
 	want(t, "rotate without re-auth", root.api("POST", "/admin/v1/keys/rotate", nil, root.csrf()), http.StatusForbidden, "reauth_required")
+	want(t, "revoke a key without re-auth", root.api("POST", "/admin/v1/keys/kid/revoke", nil, root.csrf()), http.StatusForbidden, "reauth_required")
+	want(t, "rotate a client secret without re-auth", root.api("POST", "/admin/v1/clients/any/secret", nil, root.csrf()), http.StatusForbidden, "reauth_required")
+	want(t, "delete a client without re-auth", root.api("DELETE", "/admin/v1/clients/any", nil, root.csrf()), http.StatusForbidden, "reauth_required")
 	want(t, "re-auth without CSRF", root.api("POST", "/admin/v1/reauth", map[string]string{"password": rootPass}, ""), http.StatusForbidden, "csrf_failed")
 	want(t, "re-auth, wrong password", root.api("POST", "/admin/v1/reauth", map[string]string{"password": "wrong password!"}, root.csrf()), http.StatusUnauthorized, "invalid_credentials")
 	other := h.browser()
@@ -396,6 +399,32 @@ func TestConsoleAPI(t *testing.T) {
 		t.Fatalf("clients: %s", r.raw)
 	}
 
+	// Edit, rotate the secret, delete.
+	r = h.do("PATCH", "/admin/v1/clients/dash", jsonBody(map[string]any{"redirect_uris": []string{"https://dash.example.com/cb", "https://dash.example.com/cb2"}, "first_party": true}), js...)
+	expect(t, "edit client", r, http.StatusOK, "")
+	if c, err := h.in.Store.Client(t.Context(), "dash"); err != nil || len(c.RedirectURIs) != 2 || !c.FirstParty || c.SecretHash == "" {
+		t.Fatalf("edited client: %+v, %v", c, err)
+	}
+	expect(t, "edit: bad redirect", h.do("PATCH", "/admin/v1/clients/dash", jsonBody(map[string]any{"redirect_uris": []string{"http://evil.example.com/cb"}}), js...), http.StatusBadRequest, "invalid_client_metadata")
+	expect(t, "edit: unknown member", h.do("PATCH", "/admin/v1/clients/dash", jsonBody(map[string]any{"redirect_uri": "https://x.example.com"}), js...), http.StatusBadRequest, "invalid_request")
+	expect(t, "edit: unknown client", h.do("PATCH", "/admin/v1/clients/nobody", jsonBody(map[string]any{"first_party": true}), js...), http.StatusNotFound, "not_found")
+	r = h.do("POST", "/admin/v1/clients/dash/secret", "", ops...)
+	expect(t, "rotate secret", r, http.StatusOK, "")
+	newSecret := r.str("client_secret")
+	if len(newSecret) < 32 {
+		t.Fatalf("rotated secret: %s", r.raw)
+	}
+	expect(t, "the new secret works", h.form("/oauth2/token", url.Values{"grant_type": {"client_credentials"}}, basic("dash", newSecret)...), http.StatusOK, "")
+	if c, _ := h.in.Store.Client(t.Context(), "dash"); len(c.RedirectURIs) != 2 {
+		t.Fatalf("rotation lost the settings: %+v", c)
+	}
+	expect(t, "create a public client", h.do("POST", "/admin/v1/clients", jsonBody(map[string]any{"id": "pub", "public": true}), js...), http.StatusCreated, "")
+	expect(t, "rotate a public client", h.do("POST", "/admin/v1/clients/pub/secret", "", ops...), http.StatusConflict, "public_client")
+	expect(t, "rotate an unknown client", h.do("POST", "/admin/v1/clients/nobody/secret", "", ops...), http.StatusNotFound, "not_found")
+	expect(t, "delete client", h.do("DELETE", "/admin/v1/clients/dash", "", ops...), http.StatusOK, "")
+	expect(t, "the deleted client's secret", h.form("/oauth2/token", url.Values{"grant_type": {"client_credentials"}}, basic("dash", newSecret)...), http.StatusUnauthorized, "")
+	expect(t, "delete again", h.do("DELETE", "/admin/v1/clients/dash", "", ops...), http.StatusNotFound, "not_found")
+
 	// Keys.
 	r = h.do("GET", "/admin/v1/keys", "", ops...)
 	keys, _ := r.body["keys"].([]any)
@@ -426,7 +455,7 @@ func TestConsoleAPI(t *testing.T) {
 		d, _ := e.(map[string]any)["detail"].(map[string]any)
 		actions[d["action"].(string)] = true
 	}
-	for _, a := range []string{"create_user", "lock_user", "unlock_user", "send_password_reset", "create_client", "rotate_keys"} {
+	for _, a := range []string{"create_user", "lock_user", "unlock_user", "send_password_reset", "create_client", "update_client", "rotate_client_secret", "delete_client", "rotate_keys"} {
 		if !actions[a] {
 			t.Errorf("the log lacks the admin_action %s: %v", a, actions)
 		}

@@ -74,6 +74,15 @@ func (s *Server) routeConsole() {
 	}
 	if c.Clients != nil {
 		s.route("GET,POST /admin/v1/clients", s.consoleAPI(false, s.consoleClients))
+		edit, del := s.consoleAPI(false, s.consoleEditClient), s.consoleAPI(true, s.consoleDeleteClient)
+		s.route("PATCH,DELETE /admin/v1/clients/{id}", func(w http.ResponseWriter, r *http.Request) {
+			if r.Method == http.MethodDelete {
+				del(w, r)
+				return
+			}
+			edit(w, r)
+		})
+		s.route("POST /admin/v1/clients/{id}/secret", s.consoleAPI(true, s.consoleRotateSecret))
 	}
 	if c.Keys != nil {
 		s.route("GET /admin/v1/keys", s.consoleAPI(false, s.consoleKeys))

@@ -325,6 +325,67 @@ func (s *Server) consoleClients(w http.ResponseWriter, r *http.Request, by admin
 
 func ctxErr(r *http.Request) error { return r.Context().Err() }
 
+// clientEdit is the body of PATCH /admin/v1/clients/{id}: the members
+// present replace the client's settings.
+type clientEdit struct {
+	Name                   *string   `json:"name"`
+	Scopes                 *[]string `json:"scopes"`
+	Audience               *string   `json:"audience"`
+	Delivery               *string   `json:"delivery"`
+	RedirectURIs           *[]string `json:"redirect_uris"`
+	PostLogoutRedirectURIs *[]string `json:"post_logout_redirect_uris"`
+	BackchannelLogoutURI   *string   `json:"backchannel_logout_uri"`
+	FirstParty             *bool     `json:"first_party"`
+}
+
+// consoleClientFailed answers a client operation's error, if any.
+func (s *Server) consoleClientFailed(w http.ResponseWriter, r *http.Request, err error) bool {
+	switch {
+	case err == nil:
+		return false
+	case errors.Is(err, admin.ErrClientNotFound):
+		writeError(w, http.StatusNotFound, "not_found", "no such client")
+	case errors.Is(err, admin.ErrPublicClient):
+		writeError(w, http.StatusConflict, "public_client", "a public client has no secret to rotate")
+	case ctxErr(r) == nil && !strings.HasPrefix(err.Error(), "admin: "):
+		// auth.BuildClient's refusals: the request's settings.
+		writeError(w, http.StatusBadRequest, "invalid_client_metadata", err.Error())
+	default:
+		s.fail(w, r, err)
+	}
+	return true
+}
+
+// consoleEditClient changes a client's settings.
+func (s *Server) consoleEditClient(w http.ResponseWriter, r *http.Request, by admin.Caller) {
+	var req clientEdit
+	if !decodeStrict(w, r, &req) {
+		return
+	}
+	c, err := s.console.Clients.Update(r.Context(), by, r.PathValue("id"), admin.Edit{Name: req.Name, Scopes: req.Scopes, Audience: req.Audience,
+		Delivery: req.Delivery, RedirectURIs: req.RedirectURIs, PostLogoutRedirectURIs: req.PostLogoutRedirectURIs,
+		BackchannelLogoutURI: req.BackchannelLogoutURI, FirstParty: req.FirstParty})
+	if !s.consoleClientFailed(w, r, err) {
+		writeJSON(w, http.StatusOK, map[string]any{"client": clientJSON(c)})
+	}
+}
+
+// consoleRotateSecret gives a confidential client a new secret, shown once.
+func (s *Server) consoleRotateSecret(w http.ResponseWriter, r *http.Request, by admin.Caller) {
+	secret, err := s.console.Clients.RotateSecret(r.Context(), by, r.PathValue("id"))
+	if !s.consoleClientFailed(w, r, err) {
+		writeJSON(w, http.StatusOK, map[string]any{"client_id": r.PathValue("id"), "client_secret": secret})
+	}
+}
+
+// consoleDeleteClient deletes a client.
+func (s *Server) consoleDeleteClient(w http.ResponseWriter, r *http.Request, by admin.Caller) {
+	err := s.console.Clients.Delete(r.Context(), by, r.PathValue("id"))
+	if !s.consoleClientFailed(w, r, err) {
+		writeJSON(w, http.StatusOK, map[string]any{"client_id": r.PathValue("id"), "deleted": true})
+	}
+}
+
 // decodeStrict is decode, refusing members v does not have: a registration
 // with a misspelt setting ("redirect_uri") must fail, not silently make a
 // client without it.
