@@ -76,6 +76,10 @@ func TestAdminConsole(t *testing.T) {
 	shots = append(shots, adm.screenshot("admin-client-secret.png"))
 	adm.do("close the secret", chromedp.Click(`#secret-dialog button[value="ok"]`))
 	adm.waitJS("the client listed", `[...document.querySelectorAll('#clients tr')].some((r) => r.textContent.includes('https://dash.example.com/callback'))`)
+	adm.do("edit it: a second redirect URI", chromedp.Click(`#clients button[aria-label="Edit dash"]`))
+	adm.waitJS("the edit form", `document.getElementById('client-dialog').open && document.getElementById('c-id').readOnly`)
+	adm.do("add the URI", chromedp.SendKeys(chromedp.ID("c-redirects"), "\nhttps://dash.example.com/callback2"), chromedp.Click(chromedp.ID("client-create")))
+	adm.waitJS("the edit saved", `[...document.querySelectorAll('#clients tr')].some((r) => r.textContent.includes('https://dash.example.com/callback2'))`)
 	shot(adm, "admin-clients.png")
 
 	// A user, created in the console.

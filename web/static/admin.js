@@ -411,7 +411,8 @@ async function loadClients() {
       cell(c.delivery),
       cell(h('span', { className: 'mono small' }, c.scopes.join(' ') || '—')),
       cell(...(c.redirect_uris || []).map((u) => h('span', { className: 'mono small block' }, u))),
-      cell(when(c.created_at)))));
+      cell(when(c.created_at)),
+      cell(clientActions(c)))));
     state.textContent = body.clients.length ? '' : 'No clients yet.';
     refreshRelativeTimes();
   } catch (err) {
@@ -420,13 +421,73 @@ async function loadClients() {
   }
 }
 
+// editing is the client the dialog edits; null when it registers one.
+let editing = null;
+
+function clientActions(c) {
+  const wrap = h('span', { className: 'row gap-small nowrap' });
+  const edit = h('button', { type: 'button', className: 'btn btn-secondary btn-small', 'aria-label': `Edit ${c.id}` }, 'Edit');
+  edit.addEventListener('click', () => openClientDialog(c));
+  wrap.append(edit);
+  if (!c.public) {
+    const rot = h('button', { type: 'button', className: 'btn btn-secondary btn-small', 'aria-label': `Rotate the secret of ${c.id}` }, 'Rotate secret');
+    rot.addEventListener('click', async () => {
+      if (!(await confirmAction({ title: `Rotate the secret of ${c.id}?`, body: 'A new secret is generated and shown once; the current one stops working at once. Needs your password.', confirm: 'Rotate secret' }))) return;
+      try {
+        const body = await call(`/admin/v1/clients/${encodeURIComponent(c.id)}/secret`, { method: 'POST' });
+        showSecret(c.id, body.client_secret);
+      } catch (err) {
+        fail(err, 'rotate the secret');
+      }
+    });
+    wrap.append(rot);
+  }
+  const del = h('button', { type: 'button', className: 'btn btn-danger-outline btn-small', 'aria-label': `Delete ${c.id}` }, 'Delete');
+  del.addEventListener('click', async () => {
+    if (!(await confirmAction({ title: `Delete the client ${c.id}?`, body: 'It can no longer obtain or refresh tokens, and the consents to it are deleted. Needs your password.', confirm: 'Delete' }))) return;
+    try {
+      await call(`/admin/v1/clients/${encodeURIComponent(c.id)}`, { method: 'DELETE' });
+      announce(`Client ${c.id} deleted.`);
+      loadClients();
+    } catch (err) {
+      fail(err, 'delete the client');
+    }
+  });
+  wrap.append(del);
+  return wrap;
+}
+
+function showSecret(id, secret) {
+  $('secret-client').textContent = id;
+  $('secret-value').value = secret;
+  $('secret-dialog').showModal();
+  $('secret-value').select();
+}
+
+function openClientDialog(c) {
+  editing = c;
+  $('client-form-error').textContent = '';
+  $('client-dialog-title').textContent = c ? `Edit ${c.id}` : 'New client';
+  $('client-create').textContent = c ? 'Save' : 'Create client';
+  $('c-id').value = c ? c.id : '';
+  $('c-id').readOnly = Boolean(c);
+  $('c-name').value = c ? c.name || '' : '';
+  $('c-public').checked = Boolean(c && c.public);
+  $('c-confidential').checked = !(c && c.public);
+  $('c-public').disabled = Boolean(c);
+  $('c-confidential').disabled = Boolean(c);
+  $('c-redirects').value = c ? (c.redirect_uris || []).join('\n') : '';
+  $('c-scopes').value = c ? c.scopes.join(' ') : '';
+  $('c-audience').value = c ? c.audience || '' : '';
+  $('c-delivery').value = c ? c.delivery : 'bearer';
+  $('c-first-party').checked = Boolean(c && c.first_party);
+  $('client-dialog').showModal();
+  (c ? $('c-name') : $('c-id')).focus();
+}
+
 function initClients() {
   const dlg = $('client-dialog');
-  $('client-new').addEventListener('click', () => {
-    $('client-form-error').textContent = '';
-    dlg.showModal();
-    $('c-id').focus();
-  });
+  $('client-new').addEventListener('click', () => openClientDialog(null));
   $('client-cancel').addEventListener('click', () => dlg.close());
   $('client-form').addEventListener('submit', async (ev) => {
     ev.preventDefault();
@@ -447,15 +508,18 @@ function initClients() {
       return;
     }
     try {
+      if (editing) {
+        const { id, public: _p, ...edit } = req;
+        await call(`/admin/v1/clients/${encodeURIComponent(editing.id)}`, { method: 'PATCH', body: edit });
+        dlg.close();
+        announce(`Client ${editing.id} saved.`);
+        loadClients();
+        return;
+      }
       const body = await call('/admin/v1/clients', { method: 'POST', body: req });
       dlg.close();
       announce(`Client ${body.client.id} created.`);
-      if (body.client_secret) {
-        $('secret-client').textContent = body.client.id;
-        $('secret-value').value = body.client_secret;
-        $('secret-dialog').showModal();
-        $('secret-value').select();
-      }
+      if (body.client_secret) showSecret(body.client.id, body.client_secret);
       loadClients();
     } catch (err) {
       $('client-form-error').textContent = err.message || errorMessage(err, { action: 'create the client' });
