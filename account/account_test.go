@@ -206,4 +206,3 @@ func TestHumanDuration(t *testing.T) {
 		}
 	}
 }
-

@@ -2,8 +2,6 @@ package admin
 
 import (
 	"context"
-	"crypto/subtle"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"strconv"
@@ -12,6 +10,7 @@ import (
 
 	"github.com/latchauth/latch"
 	"github.com/latchauth/latch/auth"
+	"github.com/latchauth/latch/tag"
 )
 
 // DefaultSessionTTL is how long after signing in an admin console session
@@ -48,14 +47,14 @@ type GateStore interface {
 type Gate struct {
 	store GateStore
 	auth  *auth.Service
-	mac   func(purpose string, msg []byte) []byte
+	mac   tag.MAC
 	ttl   time.Duration
 	now   func() time.Time
 }
 
 // NewGate returns a Gate. mac keys the re-authentication proofs; ttl 0
 // means DefaultSessionTTL; now nil means time.Now.
-func NewGate(st GateStore, a *auth.Service, mac func(string, []byte) []byte, ttl time.Duration, now func() time.Time) *Gate {
+func NewGate(st GateStore, a *auth.Service, mac tag.MAC, ttl time.Duration, now func() time.Time) *Gate {
 	if ttl <= 0 {
 		ttl = DefaultSessionTTL
 	}
@@ -110,7 +109,7 @@ func (g *Gate) Reauth(ctx context.Context, u *latch.User, sessionID, pw string, 
 		return "", auth.ErrInvalidCredentials
 	}
 	at := strconv.FormatInt(g.now().Unix(), 10)
-	return at + "." + base64.RawURLEncoding.EncodeToString(g.mac(reauthPurpose, []byte(at+"\x00"+sessionID))), nil
+	return at + "." + tag.Make(g.mac, reauthPurpose, []byte(at+"\x00"+sessionID)), nil
 }
 
 // Reauthenticated reports whether proof is the session's, made within
@@ -121,11 +120,7 @@ func (g *Gate) Reauthenticated(sessionID, proof string) bool {
 		return false
 	}
 	n, err := strconv.ParseInt(at, 10, 64)
-	if err != nil {
-		return false
-	}
-	got, err := base64.RawURLEncoding.Strict().DecodeString(mac)
-	if err != nil || subtle.ConstantTimeCompare(got, g.mac(reauthPurpose, []byte(at+"\x00"+sessionID))) != 1 {
+	if err != nil || !tag.Check(g.mac, reauthPurpose, []byte(at+"\x00"+sessionID), mac) {
 		return false
 	}
 	t := time.Unix(n, 0)

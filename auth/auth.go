@@ -49,8 +49,12 @@ var (
 	// (latch.User.LockedAt); only a password holder learns it.
 	ErrUserLocked = errors.New("account is locked")
 	// ErrEmailNotVerified: the password was right but the account's
-	// email is not verified and Config.RequireVerifiedEmail is set.
-	ErrEmailNotVerified = errors.New("email address is not verified")
+	// email is not verified and Config.RequireVerifiedEmail is set. It
+	// matches ErrInvalidCredentials, and clients must be answered as for
+	// a wrong password: whoever registered an address knows the password
+	// they chose, so another answer would tell a free address from a
+	// taken one.
+	ErrEmailNotVerified = fmt.Errorf("email address is not verified: %w", ErrInvalidCredentials)
 )
 
 // RefreshTokenPrefix starts every refresh token, so that secret scanners can
@@ -101,7 +105,8 @@ type Config struct {
 	Leeway time.Duration
 	// Registration enables POST /v1/auth/register.
 	Registration bool
-	// RequireVerifiedEmail refuses sign-in (ErrEmailNotVerified) to
+	// RequireVerifiedEmail refuses sign-in (ErrEmailNotVerified, answered
+	// as a wrong password) to
 	// users whose email is not verified.
 	RequireVerifiedEmail bool
 	// Throttle bounds sign-in attempts per address and per email.

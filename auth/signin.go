@@ -110,6 +110,17 @@ func (s *Service) Authenticate(ctx context.Context, addr, pw string, c Device) (
 			Detail: map[string]string{"reason": "wrong_password"}})
 		return nil, ErrInvalidCredentials
 	}
+	if s.cfg.RequireVerifiedEmail && !u.EmailVerified() {
+		// Answered and counted exactly as a wrong password: whoever
+		// registered an address knows the password they chose, so a
+		// different answer here would tell an address that was free
+		// (now a new, unverified account) from one that is taken.
+		s.throttle.Failed(ctx, at)
+		s.metrics.Logins.WithLabelValues("email_not_verified").Inc()
+		s.event(ctx, &latch.Event{Type: latch.EventLoginFailed, UserID: u.ID, IP: c.IP, UserAgent: c.UserAgent,
+			Detail: map[string]string{"reason": "email_not_verified"}})
+		return nil, ErrEmailNotVerified
+	}
 	s.throttle.Succeeded(ctx, at)
 	if rehash {
 		s.rehash(ctx, u, pw)
@@ -121,12 +132,6 @@ func (s *Service) Authenticate(ctx context.Context, addr, pw string, c Device) (
 		s.event(ctx, &latch.Event{Type: latch.EventLoginFailed, UserID: u.ID, IP: c.IP, UserAgent: c.UserAgent,
 			Detail: map[string]string{"reason": "account_locked"}})
 		return nil, ErrUserLocked
-	}
-	if s.cfg.RequireVerifiedEmail && !u.EmailVerified() {
-		s.metrics.Logins.WithLabelValues("email_not_verified").Inc()
-		s.event(ctx, &latch.Event{Type: latch.EventLoginFailed, UserID: u.ID, IP: c.IP, UserAgent: c.UserAgent,
-			Detail: map[string]string{"reason": "email_not_verified"}})
-		return nil, ErrEmailNotVerified
 	}
 	return &Authentication{UserID: u.ID, Email: u.Email, Time: s.clock(), AMR: []string{"pwd"}}, nil
 }

@@ -22,7 +22,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/latchauth/latch"
 	"github.com/latchauth/latch/auth"
 	"github.com/latchauth/latch/config"
@@ -69,7 +68,7 @@ func newRig(t *testing.T, o rigOptions) *rig {
 	if o.managers == 0 {
 		o.managers = 1
 	}
-	r := &rig{t: t, clock: testenv.NewClock(time.Now().UTC())}
+	r := &rig{t: t, clock: testenv.NewWallClock()}
 	gwLn, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -114,7 +113,7 @@ func newRig(t *testing.T, o rigOptions) *rig {
 
 	// The gateway's side: its own store, one KEK, the remote verifier.
 	if o.postgres {
-		pg, err := postgres.Open(ctx, pgSchema(t))
+		pg, err := postgres.Open(ctx, testenv.PostgresSchema(t, "latch_bff_"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -180,42 +179,6 @@ func (r *rig) countRefreshes(h http.Handler) http.Handler {
 		}
 		h.ServeHTTP(w, req)
 	})
-}
-
-// pgSchema returns the URL of a fresh schema of the test database.
-func pgSchema(t *testing.T) string {
-	t.Helper()
-	base := os.Getenv("LATCH_TEST_POSTGRES_URL")
-	if base == "" {
-		base = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-	}
-	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, base)
-	if err != nil {
-		testenv.Unavailable(t, testenv.Postgres, err)
-	}
-	defer conn.Close(context.Background())
-	schema := "latch_bff_" + strings.ToLower(rand.Text()[:16])
-	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if c, err := pgx.Connect(ctx, base); err == nil {
-			c.Exec(ctx, "DROP SCHEMA "+schema+" CASCADE")
-			c.Close(ctx)
-		}
-	})
-	u, err := url.Parse(base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return u.String()
 }
 
 // secureJar is a cookie jar that treats every URL as https, so that the

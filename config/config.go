@@ -107,7 +107,7 @@ type Config struct {
 	Webhooks []Webhook `yaml:"webhooks" doc:"receivers of the security events: a list of {id, url, secret or secret_file, events}; see docs/account-protection.md"`
 
 	Accounts struct {
-		RequireVerifiedEmail bool `yaml:"require_verified_email" doc:"refuse sign-in (403 email_not_verified) until the user followed the link of the verification email sent at registration"`
+		RequireVerifiedEmail bool `yaml:"require_verified_email" doc:"refuse sign-in (answered as a wrong password, 401 invalid_credentials, so that registration reveals no account) until the user followed the link of the verification email sent at registration"`
 	} `yaml:"accounts"`
 
 	// Risk holds the IP and country rules and the weights and levels of

@@ -17,7 +17,6 @@ import (
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/base32"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"net/http"
@@ -28,6 +27,7 @@ import (
 
 	"github.com/latchauth/latch"
 	"github.com/latchauth/latch/auth"
+	"github.com/latchauth/latch/tag"
 )
 
 // Cookie names: with the __Host- prefix wherever the issuer is secure
@@ -77,21 +77,14 @@ func newID() string {
 }
 
 func (r *Registry) value(id string) string {
-	return id + "." + base64.RawURLEncoding.EncodeToString(r.mac(macPurpose, []byte(id)))
+	return tag.Sign(r.mac, macPurpose, id)
 }
 
 // Check returns the id of a device cookie value whose MAC is right
 // (compared in constant time), or false.
 func (r *Registry) Check(value string) (string, bool) {
-	id, mac, ok := strings.Cut(value, ".")
-	if !ok || len(id) != 26 || len(mac) > 64 {
-		return "", false
-	}
-	got, err := base64.RawURLEncoding.Strict().DecodeString(mac)
-	if err != nil {
-		return "", false
-	}
-	if subtle.ConstantTimeCompare(got, r.mac(macPurpose, []byte(id))) != 1 {
+	id, ok := tag.Open(r.mac, macPurpose, value, 26)
+	if !ok || len(id) != 26 {
 		return "", false
 	}
 	return id, true
@@ -145,11 +138,15 @@ func (r *Registry) SetCookie(w http.ResponseWriter, req *http.Request) {
 		MaxAge: int(CookieMaxAge / time.Second), Secure: r.secure, HttpOnly: true, SameSite: http.SameSiteLaxMode})
 }
 
-// Browser reports whether the request comes from a browser: browsers send
-// Fetch Metadata (Sec-Fetch-Site) with every request; apps and
-// command-line clients do not, and are known by user-agent family instead.
+// Browser reports whether the request may come from a browser: it sends
+// Fetch Metadata (Sec-Fetch-Site), or names itself Mozilla/ as every
+// browser does (older ones and web views send no Fetch Metadata). A
+// browser is known by its device cookie only: its user-agent family is
+// the client's to claim, so an intruder naming the owner's browser must
+// not pass for it. Apps and command-line clients, which keep no cookie,
+// are known by user-agent family.
 func Browser(r *http.Request) bool {
-	return r.Header.Get("Sec-Fetch-Site") != ""
+	return r.Header.Get("Sec-Fetch-Site") != "" || strings.HasPrefix(r.UserAgent(), "Mozilla/")
 }
 
 // Known reports whether the user signed in from the device with the

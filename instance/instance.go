@@ -110,6 +110,9 @@ type Instance struct {
 	AdminSetup *admin.Setup
 	// signIn is the sign-in guard; Close waits for its device touches.
 	signIn *protect.SignIn
+	// guards are the guards installed on Auth (kept for the sign-in
+	// benchmark, which takes them off and puts them back).
+	guards auth.Guards
 
 	log *slog.Logger
 	now func() time.Time
@@ -556,7 +559,8 @@ func wire(ctx context.Context, cfg config.Config, st latch.Store, opt Options) (
 		return nil, err
 	}
 	// --- end step-up challenge ---
-	svc.SetGuards(prot.guards(svc, st, challenges, signInGuard, devices, log, now))
+	guards := prot.guards(svc, st, challenges, signInGuard, devices, log, now)
+	svc.SetGuards(guards)
 	relay, err := newWebhooks(cfg, st, worker, reg, log, now)
 	if err != nil {
 		return nil, err
@@ -624,7 +628,7 @@ func wire(ctx context.Context, cfg config.Config, st latch.Store, opt Options) (
 	wired = true
 	return &Instance{
 		Config: cfg, Store: st, Ring: ring, Revocations: revs, Verifier: v, Auth: svc, Account: accounts, Challenges: challenges, OIDC: provider, Server: srv,
-		Devices: devices, Alerts: alerts, signIn: signInGuard, Registry: reg, Fanout: fan, Throttle: th, Demo: demo, KEKCreated: created, Outbox: worker, Webhooks: relay, log: log, now: now,
+		Devices: devices, Alerts: alerts, signIn: signInGuard, guards: guards, Registry: reg, Fanout: fan, Throttle: th, Demo: demo, KEKCreated: created, Outbox: worker, Webhooks: relay, log: log, now: now,
 		keysChanged: keysChanged, protection: prot, AdminSetup: setup,
 	}, nil
 }

@@ -130,7 +130,7 @@ func TestLockoutAttack(t *testing.T) {
 
 	// Opening the link (a mail scanner's prefetch) changes nothing.
 	page := h.do("GET", "/unlock#token="+tok, "")
-	if page.code != http.StatusOK || !strings.Contains(string(page.raw), "unlock-form") {
+	if page.code != http.StatusOK || !strings.Contains(string(page.raw), "link-form") {
 		t.Fatalf("GET /unlock: %d", page.code)
 	}
 	expect(t, "after GET /unlock", loginFrom(h, home, ada, adaPass), 403, "account_locked")
@@ -258,4 +258,38 @@ func TestLockoutUnlockThrottled(t *testing.T) {
 	if r.header.Get("Retry-After") == "" {
 		t.Fatal("429 without Retry-After")
 	}
+}
+
+// TestLockoutSparesTheOwnersBrowser: the same attack through HTTP with the
+// real device cookie: the owner's browser, which signed in before, still
+// signs in past the account-wide lock — even from a stranger's address —
+// while the same browser without its cookie, and a cookie the server did
+// not issue, are locked out.
+func TestLockoutSparesTheOwnersBrowser(t *testing.T) {
+	h := start(t, "", lockoutConfig)
+	const ada = "ada@example.com"
+	h.addUser(ada, adaPass)
+	browser := func(ip, cookie, pw string) response {
+		hdr := []string{"X-Forwarded-For", ip, "User-Agent", chromeUA, "Sec-Fetch-Site", "same-origin"}
+		if cookie != "" {
+			hdr = append(hdr, "Cookie", "latch_device="+cookie)
+		}
+		return h.do("POST", "/v1/auth/login", jsonBody(map[string]string{"email": ada, "password": pw}), hdr...)
+	}
+	first := browser("203.0.113.7", "", adaPass)
+	expect(t, "the owner's browser signs in", first, http.StatusOK, "")
+	cookie := deviceCookie(first)
+	if cookie == "" {
+		t.Fatal("no device cookie")
+	}
+	for i := 1; i <= 4; i++ {
+		for range 3 {
+			expect(t, fmt.Sprintf("stranger %d", i), loginFrom(h, fmt.Sprintf("192.0.2.%d", i), ada, "wrong password!"), 401, "invalid_credentials")
+		}
+	}
+	expect(t, "the owner's browser without its cookie", browser("203.0.113.7", "", adaPass), 403, "account_locked")
+	id, _, _ := strings.Cut(cookie, ".")
+	expect(t, "a forged cookie", browser("203.0.113.7", id+".AAAA", adaPass), 403, "account_locked")
+	expect(t, "the owner's browser with its cookie", browser("203.0.113.7", cookie, adaPass), http.StatusOK, "")
+	expect(t, "the owner's browser from a stranger's address", browser("192.0.2.1", cookie, adaPass), http.StatusOK, "")
 }

@@ -6,56 +6,13 @@ import (
 	"encoding/base64"
 	"fmt"
 	"net/http"
-	"net/url"
-	"os"
 	"path/filepath"
-	"strings"
 	"testing"
-	"time"
-
-	"github.com/jackc/pgx/v5"
 
 	"github.com/latchauth/latch"
 	"github.com/latchauth/latch/config"
 	"github.com/latchauth/latch/internal/testenv"
 )
-
-// pgSchema creates a schema of its own for t on the test database,
-// dropped when t ends, and returns the store URL with it as search_path.
-func pgSchema(t *testing.T) string {
-	t.Helper()
-	base := os.Getenv("LATCH_TEST_POSTGRES_URL")
-	if base == "" {
-		base = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-	}
-	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, base)
-	if err != nil {
-		testenv.Unavailable(t, testenv.Postgres, err)
-	}
-	defer conn.Close(context.Background())
-	schema := "latch_hooks_" + strings.ToLower(rand.Text()[:16])
-	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if conn, err := pgx.Connect(ctx, base); err == nil {
-			conn.Exec(ctx, "DROP SCHEMA "+schema+" CASCADE")
-			conn.Close(ctx)
-		}
-	})
-	u, err := url.Parse(base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return u.String()
-}
 
 // TestTwoInstancesSendEachEventOnce: two instances of one deployment
 // (one SQLite data directory; one PostgreSQL database), both relaying and
@@ -75,7 +32,7 @@ func TestTwoInstancesSendEachEventOnce(t *testing.T) {
 			dirA := filepath.Join(t.TempDir(), "latch-data")
 			dirB := dirA
 			if backend == "postgres" {
-				u := pgSchema(t)
+				u := testenv.PostgresSchema(t, "latch_hooks_")
 				dirB = filepath.Join(t.TempDir(), "latch-data")
 				m := mutate
 				mutate = func(c *config.Config) { m(c); c.Store = u }

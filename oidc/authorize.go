@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/latchauth/latch"
+	"github.com/latchauth/latch/tag"
 )
 
 // reauthWindow bounds how long a re-authentication the provider asked for
@@ -333,7 +334,7 @@ const reauthPurpose = "latch reauth proof v1"
 // one can hand another browser a claim of a recent sign-in.
 func (p *Provider) ReauthProof(r *Request) string {
 	at := strconv.FormatInt(p.now().Unix(), 10)
-	return at + "." + base64.RawURLEncoding.EncodeToString(p.mac(reauthPurpose, reauthMessage(r, at)))
+	return at + "." + tag.Make(p.mac, reauthPurpose, reauthMessage(r, at))
 }
 
 // Reauthenticated checks a ReauthProof for the request and sets r.After
@@ -348,8 +349,7 @@ func (p *Provider) Reauthenticated(r *Request, proof string) {
 	if err != nil {
 		return
 	}
-	got, err := base64.RawURLEncoding.Strict().DecodeString(mac)
-	if err != nil || subtle.ConstantTimeCompare(got, p.mac(reauthPurpose, reauthMessage(r, at))) != 1 {
+	if !tag.Check(p.mac, reauthPurpose, reauthMessage(r, at), mac) {
 		return
 	}
 	t := time.Unix(n, 0)
@@ -370,13 +370,12 @@ const consentPurpose = "latch consent form v1"
 // session and of the request it approves, so that a form posted by another
 // site, for another user or for other scopes is refused.
 func (p *Provider) ConsentToken(r *Request, sso *latch.SSOSession) string {
-	return base64.RawURLEncoding.EncodeToString(p.mac(consentPurpose, consentMessage(r, sso)))
+	return tag.Make(p.mac, consentPurpose, consentMessage(r, sso))
 }
 
 // CheckConsentToken checks a consent form's token in constant time.
 func (p *Provider) CheckConsentToken(r *Request, sso *latch.SSOSession, token string) bool {
-	got, err := base64.RawURLEncoding.Strict().DecodeString(token)
-	return err == nil && subtle.ConstantTimeCompare(got, p.mac(consentPurpose, consentMessage(r, sso))) == 1
+	return tag.Check(p.mac, consentPurpose, consentMessage(r, sso), token)
 }
 
 func consentMessage(r *Request, sso *latch.SSOSession) []byte {

@@ -2,13 +2,12 @@ package oidc
 
 import (
 	"context"
-	"crypto/subtle"
-	"encoding/base64"
 	"net/url"
 	"slices"
 
 	"github.com/latchauth/latch"
 	"github.com/latchauth/latch/auth"
+	"github.com/latchauth/latch/tag"
 )
 
 // Logout is a validated RP-initiated logout request (OpenID Connect
@@ -98,13 +97,12 @@ const logoutPurpose = "latch logout form v1"
 // LogoutToken is the logout confirmation form's anti-forgery token, bound
 // to the SSO session it ends.
 func (p *Provider) LogoutToken(sso *latch.SSOSession) string {
-	return base64.RawURLEncoding.EncodeToString(p.mac(logoutPurpose, []byte(sso.ID)))
+	return tag.Make(p.mac, logoutPurpose, []byte(sso.ID))
 }
 
 // CheckLogoutToken checks the confirmation form's token in constant time.
 func (p *Provider) CheckLogoutToken(sso *latch.SSOSession, token string) bool {
-	got, err := base64.RawURLEncoding.Strict().DecodeString(token)
-	return err == nil && subtle.ConstantTimeCompare(got, p.mac(logoutPurpose, []byte(sso.ID))) == 1
+	return tag.Check(p.mac, logoutPurpose, []byte(sso.ID), token)
 }
 
 // EndSSO ends the SSO session: its families are revoked and every app it

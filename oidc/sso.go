@@ -3,15 +3,14 @@ package oidc
 import (
 	"context"
 	"crypto/rand"
-	"crypto/subtle"
 	"encoding/base32"
-	"encoding/base64"
 	"errors"
 	"strings"
 	"time"
 
 	"github.com/latchauth/latch"
 	"github.com/latchauth/latch/auth"
+	"github.com/latchauth/latch/tag"
 )
 
 // cookiePurpose keys the MAC of the SSO cookie.
@@ -43,7 +42,7 @@ func (p *Provider) StartSSO(ctx context.Context, a *auth.Authentication, dev aut
 func (p *Provider) CookieMaxAge() time.Duration { return p.cfg.SSOAbsolute }
 
 func (p *Provider) cookieValue(id string) string {
-	return id + "." + base64.RawURLEncoding.EncodeToString(p.mac(cookiePurpose, []byte(id)))
+	return tag.Sign(p.mac, cookiePurpose, id)
 }
 
 // SSO returns the live SSO session that a cookie value names, or nil if
@@ -71,18 +70,7 @@ func (p *Provider) SSO(ctx context.Context, cookie string) (*latch.SSOSession, e
 // cookieID checks a cookie value's MAC in constant time and returns the
 // SSO session id it carries.
 func (p *Provider) cookieID(cookie string) (string, bool) {
-	id, mac, ok := strings.Cut(cookie, ".")
-	if !ok || len(id) == 0 || len(id) > 64 || len(mac) > 128 {
-		return "", false
-	}
-	got, err := base64.RawURLEncoding.Strict().DecodeString(mac)
-	if err != nil {
-		return "", false
-	}
-	if subtle.ConstantTimeCompare(got, p.mac(cookiePurpose, []byte(id))) != 1 {
-		return "", false
-	}
-	return id, true
+	return tag.Open(p.mac, cookiePurpose, cookie, 64)
 }
 
 // touch records that the SSO session was used now; a failure only costs

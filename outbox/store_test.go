@@ -1,17 +1,10 @@
 package outbox_test
 
 import (
-	"context"
-	"crypto/rand"
-	"net/url"
-	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
-	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/latchauth/latch"
 	"github.com/latchauth/latch/internal/testenv"
 	"github.com/latchauth/latch/postgres"
@@ -34,7 +27,7 @@ func backends(t *testing.T, f func(t *testing.T, open func(t *testing.T) latch.S
 		})
 	})
 	t.Run("postgres", func(t *testing.T) {
-		u := newSchema(t)
+		u := testenv.PostgresSchema(t, "latch_outbox_")
 		f(t, func(t *testing.T) latch.Store { return openPostgres(t, u) })
 	})
 }
@@ -57,50 +50,4 @@ func openPostgres(t *testing.T, u string) latch.Store {
 	}
 	t.Cleanup(func() { s.Close() })
 	return s
-}
-
-// postgresURL is the test database.
-func postgresURL() string {
-	if u := os.Getenv("LATCH_TEST_POSTGRES_URL"); u != "" {
-		return u
-	}
-	return "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-}
-
-// newSchema creates a schema for t, dropped when t ends, and returns the
-// database URL with it as search_path.
-func newSchema(t *testing.T) string {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, postgresURL())
-	if err != nil {
-		testenv.Unavailable(t, testenv.Postgres, err)
-	}
-	defer conn.Close(context.Background())
-	schema := "latch_outbox_" + strings.ToLower(rand.Text()[:16])
-	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
-		t.Fatalf("create schema: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		conn, err := pgx.Connect(ctx, postgresURL())
-		if err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-			return
-		}
-		defer conn.Close(ctx)
-		if _, err := conn.Exec(ctx, "DROP SCHEMA "+schema+" CASCADE"); err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-		}
-	})
-	u, err := url.Parse(postgresURL())
-	if err != nil {
-		t.Fatalf("LATCH_TEST_POSTGRES_URL must be a postgres:// URL")
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return u.String()
 }

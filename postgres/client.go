@@ -3,6 +3,8 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"strings"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/latchauth/latch"
@@ -36,6 +38,11 @@ func (s *Store) CreateClient(ctx context.Context, c *latch.Client) error {
 // Client returns the client with the id, or an error matching
 // latch.ErrNotFound.
 func (s *Store) Client(ctx context.Context, id string) (*latch.Client, error) {
+	if !utf8.ValidString(id) || strings.ContainsRune(id, 0) {
+		// A client id from a form or a Basic header can be any bytes;
+		// PostgreSQL refuses these in text, and no client has them.
+		return nil, fmt.Errorf("postgres: client %q: %w", id, latch.ErrNotFound)
+	}
 	c, err := scanClient(s.pool.QueryRow(ctx, "SELECT "+clientColumns+" FROM clients WHERE id = $1", id))
 	if err != nil {
 		return nil, fmt.Errorf("postgres: client %s: %w", id, translate(err))

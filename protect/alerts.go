@@ -3,7 +3,6 @@ package protect
 import (
 	"context"
 	"crypto/subtle"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -12,6 +11,7 @@ import (
 	"github.com/latchauth/latch"
 	"github.com/latchauth/latch/account"
 	"github.com/latchauth/latch/auth"
+	"github.com/latchauth/latch/tag"
 )
 
 // ErrInvalidLink: an alert link that is malformed, unknown, expired,
@@ -103,8 +103,8 @@ func (s *Alerts) Answer(ctx context.Context, alertID, token string, c auth.Devic
 		if err := s.account.Lock(ctx, a.UserID, latch.LockReasonResetRequired, c); err != nil {
 			return nil, fmt.Errorf("protect: lock after not-me: %w", err)
 		}
-		if err := s.store.ForgetDevice(ctx, a.UserID, a.DeviceID); err != nil && !errors.Is(err, latch.ErrNotFound) {
-			return nil, fmt.Errorf("protect: forget the intruder's device: %w", err)
+		if err := s.forgetIntruder(ctx, a); err != nil {
+			return nil, err
 		}
 	}
 	got, err := s.store.AnswerSignInAlert(ctx, hashToken(token), s.clock())
@@ -132,6 +132,42 @@ func (s *Alerts) Answer(ctx context.Context, alertID, token string, c auth.Devic
 	return got, nil
 }
 
+// forgetIntruder forgets the reported device and every other device of
+// the user, not confirmed by the owner ("yes, it was me"), that was first
+// seen after that sign-in or has an unanswered alert: an intruder with the password may have signed in
+// from more than one browser, and a device left known would spare it the
+// next alert and the account-wide lockout.
+func (s *Alerts) forgetIntruder(ctx context.Context, a *latch.SignInAlert) error {
+	devs, err := s.store.Devices(ctx, a.UserID)
+	if err != nil {
+		return fmt.Errorf("protect: devices after not-me: %w", err)
+	}
+	// The devices of alerts still unanswered are suspects too, whenever
+	// they came: the owner answered one of the intruder's alerts.
+	alerts, err := s.store.SignInAlerts(ctx, a.UserID, 100)
+	if err != nil {
+		return fmt.Errorf("protect: alerts after not-me: %w", err)
+	}
+	pending := map[string]bool{a.DeviceID: true}
+	for _, o := range alerts {
+		if o.Answer == "" {
+			pending[o.DeviceID] = true
+		}
+	}
+	for _, d := range devs {
+		if !d.ConfirmedAt.IsZero() && d.ID != a.DeviceID {
+			continue
+		}
+		if !pending[d.ID] && !d.CreatedAt.After(a.CreatedAt) {
+			continue
+		}
+		if err := s.store.ForgetDevice(ctx, a.UserID, d.ID); err != nil && !errors.Is(err, latch.ErrNotFound) {
+			return fmt.Errorf("protect: forget the intruder's device: %w", err)
+		}
+	}
+	return nil
+}
+
 // formPurpose keys the MAC of the confirm page's form token.
 const formPurpose = "latch alert form v1"
 
@@ -139,13 +175,13 @@ const formPurpose = "latch alert form v1"
 // MAC of the link's token, so that only a page Latch rendered for that
 // link posts a valid form.
 func (s *Alerts) FormToken(token string) string {
-	return base64.RawURLEncoding.EncodeToString(s.mac(formPurpose, []byte(token)))
+	return tag.Make(s.mac, formPurpose, []byte(token))
 }
 
 // CheckForm reports whether form is the form token of the link's token,
 // compared in constant time.
 func (s *Alerts) CheckForm(token, form string) bool {
-	return subtle.ConstantTimeCompare([]byte(form), []byte(s.FormToken(token))) == 1
+	return tag.Check(s.mac, formPurpose, []byte(token), form)
 }
 
 // Recent returns the user's latest alerts, newest first.

@@ -12,10 +12,15 @@ import (
 	"github.com/latchauth/latch/verifier"
 )
 
-// The 403 messages of a sign-in refused after the password was right.
+// Messages of refused sign-ins.
 const (
-	accountLockedMessage    = "this account is locked; reset your password if you were told to, or contact support"
-	emailNotVerifiedMessage = "verify your email address first: follow the link in the email we sent you, or ask for a new one"
+	// accountLockedMessage: the password was right, but the account is
+	// locked.
+	accountLockedMessage = "this account is locked; reset your password if you were told to, or contact support"
+	// invalidOrUnverifiedMessage answers every wrong password, and an
+	// unverified account's right one, where sign-in needs a verified
+	// address.
+	invalidOrUnverifiedMessage = "email or password is incorrect, or the email address is not verified yet: follow the link in the email we sent you, or ask for a new one"
 )
 
 // mailAccepted is the one answer to every request for an email (a reset

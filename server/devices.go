@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/latchauth/latch"
 	"github.com/latchauth/latch/device"
@@ -152,6 +153,12 @@ func (s *Server) renameDevice(w http.ResponseWriter, r *http.Request, c *verifie
 	}
 	if req.Name == nil {
 		writeError(w, http.StatusBadRequest, "invalid_request", `field "name" is required`)
+		return
+	}
+	if strings.ContainsFunc(*req.Name, unicode.IsControl) {
+		// NUL cannot be stored (PostgreSQL) and no control character
+		// belongs in a name shown on pages and in emails.
+		writeError(w, http.StatusBadRequest, "invalid_request", "name must not contain control characters")
 		return
 	}
 	if len(*req.Name) > device.MaxNameLength {

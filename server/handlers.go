@@ -191,11 +191,16 @@ func (s *Server) answerSignIn(w http.ResponseWriter, r *http.Request, t *auth.To
 	case errors.Is(err, auth.ErrRiskDenied):
 		writeError(w, http.StatusForbidden, "access_denied", "sign-in from this location is not allowed")
 	case errors.Is(err, auth.ErrInvalidCredentials):
-		writeError(w, http.StatusUnauthorized, "invalid_credentials", "email or password is incorrect")
+		// An unverified account's right password is answered the same
+		// (auth.ErrEmailNotVerified); where sign-in needs a verified
+		// address, every such answer says it may be the reason.
+		msg := "email or password is incorrect"
+		if s.auth.Config().RequireVerifiedEmail {
+			msg = invalidOrUnverifiedMessage
+		}
+		writeError(w, http.StatusUnauthorized, "invalid_credentials", msg)
 	case errors.Is(err, auth.ErrUserLocked):
 		writeError(w, http.StatusForbidden, "account_locked", accountLockedMessage)
-	case errors.Is(err, auth.ErrEmailNotVerified):
-		writeError(w, http.StatusForbidden, "email_not_verified", emailNotVerifiedMessage)
 	case errors.Is(err, auth.ErrUnauthorizedClient):
 		writeError(w, http.StatusBadRequest, "unauthorized_client", "client_id does not name a public client that may sign users in")
 	case errors.As(err, &throttled):

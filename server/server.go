@@ -16,6 +16,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -325,6 +327,12 @@ func (s *Server) route(pattern string, h http.HandlerFunc) {
 	var allow []string
 	for _, method := range strings.Split(methods, ",") {
 		s.mux.HandleFunc(method+" "+path, func(w http.ResponseWriter, r *http.Request) {
+			if !textPath(r.URL.Path) {
+				// No id of Latch's holds such bytes, and PostgreSQL
+				// refuses them in a lookup: nothing is there.
+				writeError(w, http.StatusNotFound, "not_found", "no such endpoint")
+				return
+			}
 			if !stream {
 				ctx, cancel := context.WithTimeout(r.Context(), RequestTimeout)
 				defer cancel()
@@ -343,6 +351,13 @@ func (s *Server) route(pattern string, h http.HandlerFunc) {
 		w.Header().Set("Allow", strings.Join(allow, ", "))
 		writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", "use "+strings.ReplaceAll(methods, ",", " or "))
 	})
+}
+
+// textPath reports whether a request's decoded path is UTF-8 text without
+// control characters, as every path value of Latch's routes (a session,
+// device, user or client id) is.
+func textPath(p string) bool {
+	return utf8.ValidString(p) && !strings.ContainsFunc(p, unicode.IsControl)
 }
 
 // statusWriter remembers the status code for the request counter.
@@ -441,7 +456,9 @@ func safeMethod(m string) bool {
 // deviceOf describes the device of a request: its IP (from
 // X-Forwarded-For only when the peer is a trusted proxy) and user agent.
 func (s *Server) deviceOf(r *http.Request) auth.Device {
-	return auth.Device{IP: s.clientIP(r), UserAgent: r.UserAgent(), DeviceID: device.ID(r.Context())}
+	// A User-Agent is any bytes a client sends; sessions, devices and
+	// events store it as text, which PostgreSQL refuses unless UTF-8.
+	return auth.Device{IP: s.clientIP(r), UserAgent: strings.ToValidUTF8(r.UserAgent(), "\uFFFD"), DeviceID: device.ID(r.Context())}
 }
 
 func (s *Server) clientIP(r *http.Request) string {

@@ -3,33 +3,16 @@ package server
 import (
 	"strings"
 
-	"github.com/mssola/useragent"
+	"github.com/latchauth/latch/device"
 )
 
 // describeUA names the browser and operating system of a User-Agent
-// header for people ("Chrome 120", "macOS"), or "" for what it cannot tell.
+// header for people ("Chrome 120", "macOS"), as the device list does, or
+// "" for what it cannot tell: curl, SDKs and servers are not a browser on
+// a device (the account page shows them as API or command-line clients).
 func describeUA(ua string) (browser, os string) {
-	if ua == "" || !strings.HasPrefix(ua, "Mozilla/") {
-		// curl, SDKs, servers: not a browser on a device. The account
-		// page shows these as API or command-line clients.
+	if !strings.HasPrefix(ua, "Mozilla/") {
 		return "", ""
 	}
-	u := useragent.New(ua)
-	name, version := u.Browser()
-	if u.Bot() {
-		name, version = "Bot", ""
-	}
-	if major, _, _ := strings.Cut(version, "."); major != "" && name != "" {
-		browser = name + " " + major
-	} else {
-		browser = name
-	}
-	os = u.OSInfo().Name
-	switch {
-	case strings.HasPrefix(os, "Mac OS X") || os == "macOS":
-		os = "macOS"
-	case os == "" && u.Platform() != "":
-		os = u.Platform()
-	}
-	return browser, os
+	return device.Describe(ua)
 }

@@ -2,6 +2,7 @@ package throttle
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"time"
 
@@ -74,7 +75,7 @@ func (m *Memory) Fail(_ context.Context, f Failure) (int, error) {
 	c := m.counters[f.Counter]
 	if c == nil || !now.Before(c.expires) {
 		if c == nil && len(m.counters) >= maxTracked {
-			evictIdle(m.counters, func(c *counter) time.Time { return c.expires }, nil)
+			evictCounters(m.counters, now)
 		}
 		c = &counter{expires: now.Add(f.Window)}
 		m.counters[f.Counter] = c
@@ -160,6 +161,50 @@ func (m *Memory) Len() int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return len(m.budgets) + len(m.counters) + len(m.marks)
+}
+
+// evictCounters makes room in a full map of counters: the expired ones
+// go first, then a tenth of the map with the fewest counts. The fewest,
+// not the oldest: the account-wide count of an account under attack is
+// old and high, while a flood of cheap entries (a reset request for each
+// of many emails, from many addresses) is new and low; dropping the
+// oldest would let such a flood reset the count and lift the
+// account-wide limit.
+func evictCounters(m map[string]*counter, now time.Time) {
+	for k, c := range m {
+		if !now.Before(c.expires) {
+			delete(m, k)
+		}
+	}
+	drop := len(m) - maxTracked*9/10
+	if drop <= 0 {
+		return
+	}
+	perCount := map[int]int{}
+	for _, c := range m {
+		perCount[c.n]++
+	}
+	counts := make([]int, 0, len(perCount))
+	for n := range perCount {
+		counts = append(counts, n)
+	}
+	slices.Sort(counts)
+	upTo, covered := 0, 0
+	for _, n := range counts {
+		upTo, covered = n, covered+perCount[n]
+		if covered >= drop {
+			break
+		}
+	}
+	for k, c := range m {
+		if drop == 0 {
+			break
+		}
+		if c.n <= upTo {
+			delete(m, k)
+			drop--
+		}
+	}
 }
 
 // evictIdle drops the least recently seen tenth of m, except the entries

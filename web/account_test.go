@@ -13,7 +13,8 @@ import (
 func TestLifecyclePages(t *testing.T) {
 	srv := newServer(t, Config{})
 	for page, want := range map[string][]string{
-		"/verify": {"verify-form", "submit"},
+		"/verify": {"link-form", "submit"},
+		"/unlock": {"link-form", "submit"},
 		"/reset":  {"forgot-form", "reset-form", "forgot-submit", "reset-submit"},
 	} {
 		r := get(t, srv, page)
@@ -39,8 +40,11 @@ func TestLifecyclePages(t *testing.T) {
 			}
 		}
 		name := strings.TrimPrefix(page, "/") + "."
+		if page != "/reset" {
+			name = "link." // the one-time link pages share theirs
+		}
 		if !strings.HasPrefix(script, "/static/"+name) {
-			t.Fatalf("%s: script %q, want its own module", page, script)
+			t.Fatalf("%s: script %q, want /static/%s…js", page, script, name)
 		}
 		js := get(t, srv, script).body
 		for _, s := range []string{"location.hash", "method: 'POST'", "'Content-Type': 'application/json'", "replaceState"} {

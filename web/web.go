@@ -376,6 +376,17 @@ func (h *Pages) loadTemplates() {
 	}
 }
 
+// script is the file name of a page's script: its own, or link.js for
+// the pages of one-time links from emails, which differ only in what they
+// say and where they POST.
+func script(page string) string {
+	switch page {
+	case "verify", "unlock":
+		return "link.js"
+	}
+	return page + ".js"
+}
+
 func (h *Pages) data(page string) *pageData {
 	client := AccountClientID
 	if page == "demo" {
@@ -383,7 +394,7 @@ func (h *Pages) data(page string) *pageData {
 	}
 	d := &pageData{
 		Page: page, Title: titles[page], Assets: h.urls,
-		Script: h.urls[page+".js"], Registration: h.cfg.Registration, Demo: h.cfg.Demo, Issuer: h.cfg.Issuer,
+		Script: h.urls[script(page)], Registration: h.cfg.Registration, Demo: h.cfg.Demo, Issuer: h.cfg.Issuer,
 	}
 	d.ConfigJSON = h.configJSON(client, "")
 	if page == "demo" {

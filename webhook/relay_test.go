@@ -2,22 +2,16 @@ package webhook_test
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
-	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/jackc/pgx/v5"
 
 	"github.com/latchauth/latch"
 	"github.com/latchauth/latch/internal/testenv"
@@ -46,7 +40,7 @@ func backends(t *testing.T, f func(t *testing.T, open func() latch.Store)) {
 		})
 	})
 	t.Run("postgres", func(t *testing.T) {
-		u := newSchema(t)
+		u := testenv.PostgresSchema(t, "latch_webhook_")
 		f(t, func() latch.Store {
 			s, err := postgres.Open(t.Context(), u)
 			if err != nil {
@@ -56,49 +50,6 @@ func backends(t *testing.T, f func(t *testing.T, open func() latch.Store)) {
 			return s
 		})
 	})
-}
-
-func postgresURL() string {
-	if u := os.Getenv("LATCH_TEST_POSTGRES_URL"); u != "" {
-		return u
-	}
-	return "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-}
-
-func newSchema(t *testing.T) string {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, postgresURL())
-	if err != nil {
-		testenv.Unavailable(t, testenv.Postgres, err)
-	}
-	defer conn.Close(context.Background())
-	schema := "latch_webhook_" + strings.ToLower(rand.Text()[:16])
-	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
-		t.Fatalf("create schema: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		conn, err := pgx.Connect(ctx, postgresURL())
-		if err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-			return
-		}
-		defer conn.Close(ctx)
-		if _, err := conn.Exec(ctx, "DROP SCHEMA "+schema+" CASCADE"); err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-		}
-	})
-	u, err := url.Parse(postgresURL())
-	if err != nil {
-		t.Fatalf("LATCH_TEST_POSTGRES_URL must be a postgres:// URL")
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return u.String()
 }
 
 // receiver is a webhook endpoint on 127.0.0.1 that verifies every

@@ -51,15 +51,27 @@ func Unavailable(t testing.TB, service string, err error) {
 type Clock struct {
 	mu sync.Mutex
 	t  time.Time
+	// wall: the clock runs with the real one, ahead of it by offset.
+	wall   bool
+	offset time.Duration
 }
 
-// NewClock returns a clock reading t.
+// NewClock returns a clock reading t, standing still until advanced.
 func NewClock(t time.Time) *Clock { return &Clock{t: t} }
+
+// NewWallClock returns a clock that reads the real time until advanced,
+// and then runs on, ahead of it by what it was advanced: for a component
+// under test that talks to another one on the real clock (tokens it
+// checks carry real issue times however slowly the test runs).
+func NewWallClock() *Clock { return &Clock{wall: true} }
 
 // Now returns the clock's time.
 func (c *Clock) Now() time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.wall {
+		return time.Now().UTC().Add(c.offset)
+	}
 	return c.t
 }
 
@@ -67,5 +79,6 @@ func (c *Clock) Now() time.Time {
 func (c *Clock) Advance(d time.Duration) {
 	c.mu.Lock()
 	c.t = c.t.Add(d)
+	c.offset += d
 	c.mu.Unlock()
 }

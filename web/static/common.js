@@ -196,6 +196,9 @@ export function errorMessage(err, { action = 'sign in' } = {}) {
   }
   switch (err && err.code) {
     case 'invalid_credentials':
+      if (err.message && err.message.includes('not verified')) {
+        return 'That email and password combination is not right, or the email address is not verified yet: follow the link in the email we sent you.';
+      }
       return 'That email and password combination is not right. Check both and try again.';
     case 'account_locked':
       if (!wait && err.message && !err.message.startsWith('too many')) return 'This account is locked. Reset your password if you were asked to, or contact support.';
@@ -211,8 +214,6 @@ export function errorMessage(err, { action = 'sign in' } = {}) {
       return wait
         ? `The server is busy. Try again in ${formatWait(wait)}.`
         : 'The server is busy. Try again in a moment.';
-    case 'email_not_verified':
-      return 'Verify your email address first: follow the link in the email we sent you.';
     case 'invalid_link':
       return 'This link is invalid, expired or already used. Ask for a new one.';
     case 'registration_disabled':
