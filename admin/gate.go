@@ -108,8 +108,13 @@ func (g *Gate) Reauth(ctx context.Context, u *latch.User, sessionID, pw string, 
 	if a != nil && a.UserID != u.ID {
 		return "", auth.ErrInvalidCredentials
 	}
-	at := strconv.FormatInt(g.now().Unix(), 10)
-	return at + "." + tag.Make(g.mac, reauthPurpose, []byte(at+"\x00"+sessionID)), nil
+	return g.proofFor(strconv.FormatInt(g.now().Unix(), 10), sessionID), nil
+}
+
+// proofFor is the proof of a password confirmed at at (Unix seconds) in
+// the session.
+func (g *Gate) proofFor(at, sessionID string) string {
+	return at + "." + tag.Make(g.mac, reauthPurpose, []byte(at+"\x00"+sessionID))
 }
 
 // Reauthenticated reports whether proof is the session's, made within
