@@ -45,7 +45,13 @@ type User struct {
 	// while it is not. LockReason says why (see the Lock* reasons).
 	LockedAt   time.Time
 	LockReason string
+	// Role is RoleAdmin for an administrator of the server (the admin
+	// console, /admin), "" for everyone else.
+	Role string
 }
+
+// Admin reports whether the user is an administrator.
+func (u *User) Admin() bool { return u.Role == RoleAdmin }
 
 // EmailVerified reports whether the user's current email is verified.
 func (u *User) EmailVerified() bool { return !u.EmailVerifiedAt.IsZero() }
@@ -399,6 +405,13 @@ type ClientStore interface {
 	Client(ctx context.Context, id string) (*Client, error)
 	// Clients returns every client, ordered by id.
 	Clients(ctx context.Context) ([]*Client, error)
+	// UpdateClient replaces every setting of the stored client c.ID with
+	// c's, its CreatedAt kept; ErrNotFound if there is no such client.
+	UpdateClient(ctx context.Context, c *Client) error
+	// DeleteClient deletes the client and the users' consents to it;
+	// ErrNotFound if there is no such client. Its sessions stay until
+	// they expire or are revoked: a refresh of one needs the client.
+	DeleteClient(ctx context.Context, id string) error
 }
 
 // SessionStore keeps sessions and the hashes of their refresh tokens.

@@ -21,6 +21,7 @@ type Store interface {
 	AccountStore
 	ChallengeStore
 	DeviceStore
+	AdminStore
 	ConsoleStore
 	// Prune deletes what can no longer matter at now: expired revocation
 	// entries, keys past NotAfter, sessions (and their token hashes) whose
@@ -28,7 +29,7 @@ type Store interface {
 	// outbox messages delivered or failed more than keepEvents ago,
 	// authorization codes past ExpiresAt, and SSO sessions past ExpiresAt
 	// or ended before now (with their recorded clients), account tokens
-	// and step-up challenges expired at now, sign-in alerts that expired
+	// and step-up challenges expired at now, admin setup tokens expired at now, sign-in alerts that expired
 	// more than keepEvents ago, and devices not seen for DeviceRetention.
 	Prune(ctx context.Context, now time.Time, keepEvents time.Duration) error
 	// Ping reports whether the store is reachable.

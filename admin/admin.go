@@ -69,10 +69,13 @@ func New(d Deps) (*Service, error) {
 	return &Service{auth: d.Auth, events: d.Events, now: d.Now, log: d.Log}, nil
 }
 
-// Caller is who asks: the admin client and the request's device.
+// Caller is who asks: an administrator (AdminID, the console) or an
+// admin client (ClientID, a script), and the request's device.
 type Caller struct {
 	ClientID string
-	Device   auth.Device
+	// AdminID is the administrator's user id when the console asks.
+	AdminID string
+	Device  auth.Device
 }
 
 // checkNote accepts an empty note or up to MaxNote printable characters.
@@ -132,6 +135,9 @@ func (s *Service) RevokeSession(ctx context.Context, by Caller, sessionID, note 
 // failure here is logged, not returned.
 func (s *Service) record(ctx context.Context, by Caller, target, userID, sessionID, note string) {
 	detail := map[string]string{"target": target}
+	if by.AdminID != "" {
+		detail["admin"] = by.AdminID
+	}
 	if note != "" {
 		detail["reason"] = note
 	}

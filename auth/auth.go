@@ -994,3 +994,8 @@ func newID(prefix string) string {
 	}
 	return prefix + "_" + id
 }
+
+// NewUserID returns a new user id, as CreateUser gives one: for a user
+// that another service stores itself (the first administrator, whose
+// creation spends a setup token in the same transaction).
+func NewUserID() string { return newID("u") }

@@ -377,6 +377,24 @@ func codeFlowSetting(n *NewClient) (field, value string, ok bool) {
 
 // CreateClient registers a client.
 func (s *Service) CreateClient(ctx context.Context, n NewClient) (*latch.Client, error) {
+	c, err := s.BuildClient(n)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.store.CreateClient(ctx, c); err != nil {
+		if errors.Is(err, latch.ErrConflict) {
+			return nil, ErrClientExists
+		}
+		return nil, fmt.Errorf("auth: create client: %w", err)
+	}
+	s.event(ctx, &latch.Event{Type: latch.EventClientCreated, ClientID: c.ID, UserAgent: "latch-cli"})
+	return c, nil
+}
+
+// BuildClient checks a client's settings with the rules of CreateClient
+// (and of latch client add) and returns the client it would store,
+// without storing it: the admin console edits a client with it.
+func (s *Service) BuildClient(n NewClient) (*latch.Client, error) {
 	switch {
 	case !validClientID(n.ID):
 		return nil, fmt.Errorf("client id %q must be 1 to 128 characters of letters, digits, '.', '_', '-' and ':'", n.ID)
@@ -437,13 +455,6 @@ func (s *Service) CreateClient(ctx context.Context, n NewClient) (*latch.Client,
 	if !n.Public {
 		c.SecretHash = hashClientSecret(n.Secret)
 	}
-	if err := s.store.CreateClient(ctx, c); err != nil {
-		if errors.Is(err, latch.ErrConflict) {
-			return nil, ErrClientExists
-		}
-		return nil, fmt.Errorf("auth: create client: %w", err)
-	}
-	s.event(ctx, &latch.Event{Type: latch.EventClientCreated, ClientID: c.ID, UserAgent: "latch-cli"})
 	return c, nil
 }
 

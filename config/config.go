@@ -59,6 +59,9 @@ type Config struct {
 	Codes struct {
 		TTL Duration `yaml:"ttl" doc:"authorization code lifetime: the cross-domain hand-off's window (10s to 10m)"`
 	} `yaml:"codes"`
+	Admin struct {
+		SessionTTL Duration `yaml:"session_ttl" doc:"the admin console accepts a sign-in this long, then asks for the password again (5m to 12h)"`
+	} `yaml:"admin"`
 	Keys struct {
 		RotationPeriod Duration `yaml:"rotation_period" doc:"how long a signing key signs before the next one takes over"`
 		JWKSMaxAge     Duration `yaml:"jwks_max_age" doc:"Cache-Control max-age of the JWKS"`
@@ -195,6 +198,7 @@ func Defaults() Config {
 	c.Tokens.Leeway = Duration(5 * time.Second)
 	c.Tokens.IDTokenTTL = Duration(time.Hour)
 	c.Codes.TTL = Duration(time.Minute)
+	c.Admin.SessionTTL = Duration(time.Hour)
 	c.Keys.RotationPeriod = Duration(30 * 24 * time.Hour)
 	c.Keys.JWKSMaxAge = Duration(15 * time.Minute)
 	c.Password.MaxWait = Duration(2 * time.Second)
@@ -673,6 +677,9 @@ func (c *Config) validate(origins map[string]origin) error {
 	}
 	if c.Codes.TTL.D() < 10*time.Second || c.Codes.TTL.D() > 10*time.Minute {
 		bad("codes.ttl", "%s must be between 10s (the seeds' hand-off) and 10m (RFC 6749 §4.1.2)", show("codes.ttl", c.Codes.TTL))
+	}
+	if c.Admin.SessionTTL.D() < 5*time.Minute || c.Admin.SessionTTL.D() > 12*time.Hour {
+		bad("admin.session_ttl", "%s must be between 5m and 12h", show("admin.session_ttl", c.Admin.SessionTTL))
 	}
 	if c.Keys.RotationPeriod.D() < time.Hour {
 		bad("keys.rotation_period", "%s must be at least 1h", show("keys.rotation_period", c.Keys.RotationPeriod))

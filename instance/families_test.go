@@ -65,7 +65,10 @@ func TestUpgradedDataDirGainsIDKey(t *testing.T) {
 		"DELETE FROM signing_keys WHERE family <> 'access'",
 		"DROP INDEX signing_keys_family",
 		"ALTER TABLE signing_keys DROP COLUMN family",
-		// 0016, 0015, 0014, 0013, 0012, 0011, 0010 and 0009 go too, so that 0008 applies again.
+		// 0017, 0016, 0015, 0014, 0013, 0012, 0011, 0010 and 0009 go too, so that 0008 applies again.
+		"DROP TABLE setup_tokens",
+		"DROP INDEX users_role",
+		"ALTER TABLE users DROP COLUMN role",
 		"DROP INDEX events_type_id",
 		"DROP INDEX events_user_id",
 		"DROP INDEX events_ip_id",

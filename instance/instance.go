@@ -105,6 +105,9 @@ type Instance struct {
 	// answers sign-in alerts ("yes, it was me", "this wasn't me").
 	Devices *device.Registry
 	Alerts  *protect.Alerts
+	// AdminSetup creates the first administrator: serve logs its setup
+	// link while no administrator exists.
+	AdminSetup *admin.Setup
 	// signIn is the sign-in guard; Close waits for its device touches.
 	signIn *protect.SignIn
 	// guards are the guards installed on Auth (kept for the sign-in
@@ -566,6 +569,24 @@ func wire(ctx context.Context, cfg config.Config, st latch.Store, opt Options) (
 	if err != nil {
 		return nil, err
 	}
+	// ---- admin console (package admin; server/console.go; web/admin.go).
+	keysChanged := make(chan struct{}, 1)
+	setup := admin.NewSetup(st, svc, now)
+	console := &server.Console{
+		Setup:   setup,
+		Gate:    admin.NewGate(st, svc, kek.Derive("latch admin console v1").MAC, cfg.Admin.SessionTTL.D(), now),
+		Users:   admin.NewUsers(st, svc, accounts, now, log),
+		Events:  admin.NewEvents(st),
+		Clients: admin.NewClients(svc, st, now, log),
+		Keys: admin.NewKeys(ring, st, func(ctx context.Context, revoked bool) {
+			poke(keysChanged)
+			fan.Poke(ctx, redis.TopicKeys)
+			if revoked {
+				fan.Poke(ctx, redis.TopicRevocations)
+			}
+		}, now, log),
+	}
+	// ---- end admin console.
 	var proxies []netip.Prefix
 	for _, p := range cfg.TrustedProxies {
 		proxies = append(proxies, netip.MustParsePrefix(p)) // validated by config
@@ -589,6 +610,8 @@ func wire(ctx context.Context, cfg config.Config, st latch.Store, opt Options) (
 	if err != nil {
 		return nil, err
 	}
+	webPages := pages(cfg, demo)
+	console.Pages = webPages
 	srv := server.New(server.Config{
 		Issuer: cfg.Issuer, Algorithm: cfg.Tokens.Algorithm, IDTokenAlgorithms: ring.IDTokenAlgorithms(),
 		TrustedProxies: proxies, JWKSMaxAge: cfg.Keys.JWKSMaxAge.D(),
@@ -599,14 +622,14 @@ func wire(ctx context.Context, cfg config.Config, st latch.Store, opt Options) (
 		Auth: svc, Account: accounts, Challenges: challenges, Verifier: v, JWKS: ring.JWKS, Registry: reg, Log: log,
 		Checks: checks(st, fan),
 		Store:  st, Revocations: revs, Now: now,
-		Pages: pages(cfg, demo), OIDC: provider, Admin: adm,
+		Pages: webPages, OIDC: provider, Admin: adm, Console: console,
 		Devices: devices, Alerts: alerts,
 	})
 	wired = true
 	return &Instance{
 		Config: cfg, Store: st, Ring: ring, Revocations: revs, Verifier: v, Auth: svc, Account: accounts, Challenges: challenges, OIDC: provider, Server: srv,
 		Devices: devices, Alerts: alerts, signIn: signInGuard, guards: guards, Registry: reg, Fanout: fan, Throttle: th, Demo: demo, KEKCreated: created, Outbox: worker, Webhooks: relay, log: log, now: now,
-		keysChanged: make(chan struct{}, 1), protection: prot,
+		keysChanged: keysChanged, protection: prot, AdminSetup: setup,
 	}, nil
 }
 

@@ -113,3 +113,50 @@ func nilIfNone(l []string) []string {
 	}
 	return l
 }
+
+// UpdateClient replaces the settings of a stored client. See
+// latch.ClientStore.
+func (s *Store) UpdateClient(ctx context.Context, c *latch.Client) error {
+	scopes, perms := c.Scopes, c.Permissions
+	if scopes == nil {
+		scopes = []string{}
+	}
+	if perms == nil {
+		perms = []string{}
+	}
+	tag, err := s.pool.Exec(ctx, `UPDATE clients SET secret_hash = $1, scopes = $2, audience = $3, delivery = $4, permissions = $5,
+		redirect_uris = $6, post_logout_redirect_uris = $7, backchannel_logout_uri = $8, first_party = $9, id_token_alg = $10, name = $11
+		WHERE id = $12`,
+		c.SecretHash, scopes, c.Audience, delivery(c.Delivery), perms,
+		list(c.RedirectURIs), list(c.PostLogoutRedirectURIs), c.BackchannelLogoutURI, c.FirstParty, c.IDTokenSignedResponseAlg,
+		c.Name, c.ID)
+	if err == nil && tag.RowsAffected() == 0 {
+		err = latch.ErrNotFound
+	}
+	if err != nil {
+		return fmt.Errorf("postgres: update client %s: %w", c.ID, err)
+	}
+	return nil
+}
+
+// DeleteClient deletes a client and the consents to it. See
+// latch.ClientStore.
+func (s *Store) DeleteClient(ctx context.Context, id string) error {
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "DELETE FROM consents WHERE client_id = $1", id); err != nil {
+			return err
+		}
+		tag, err := tx.Exec(ctx, "DELETE FROM clients WHERE id = $1", id)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return latch.ErrNotFound
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("postgres: delete client %s: %w", id, err)
+	}
+	return nil
+}

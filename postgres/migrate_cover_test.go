@@ -63,6 +63,9 @@ func TestMigrationCoversExistingSessions(t *testing.T) {
 // to 0010 first), for the tests that downgrade to an older schema and upgrade
 // again.
 var undo0009 = []string{
+	"DROP TABLE setup_tokens", // 0017
+	"DROP INDEX users_role",
+	"ALTER TABLE users DROP COLUMN role",
 	"DROP INDEX events_type_id, events_user_id, events_ip_id, sessions_live, events_at_type", // 0016
 	"CREATE INDEX events_at ON events (at)",
 	"DROP TABLE challenges",         // 0015
@@ -90,9 +93,12 @@ func TestMigrationPublishesPastEvents(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, q := range []string{
+		"DROP TABLE setup_tokens", // 0017, 0016 and 0015 go too, so that 0014 applies again
+		"DROP INDEX users_role",
+		"ALTER TABLE users DROP COLUMN role",
 		"DROP INDEX events_type_id, events_user_id, events_ip_id, sessions_live, events_at_type",
 		"CREATE INDEX events_at ON events (at)",
-		"DROP TABLE challenges", // 0016 and 0015 go too, so that 0014 applies again
+		"DROP TABLE challenges",
 		"DROP INDEX events_unpublished",
 		"ALTER TABLE events DROP COLUMN published",
 		"DELETE FROM schema_migrations WHERE version >= 14",

@@ -189,6 +189,7 @@ func (s *Store) Prune(ctx context.Context, now time.Time, keepEvents time.Durati
 			{"DELETE FROM sso_sessions WHERE expires_at <= $1 OR revoked_at <= $1", n},
 			{"DELETE FROM account_tokens WHERE expires_at <= $1", n},
 			{"DELETE FROM challenges WHERE expires_at <= $1", n},
+			{"DELETE FROM setup_tokens WHERE expires_at <= $1", n},
 		} {
 			if _, err := tx.Exec(ctx, q.sql, q.arg); err != nil {
 				return err

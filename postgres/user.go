@@ -12,8 +12,8 @@ import (
 // the id or the email is taken.
 func (s *Store) CreateUser(ctx context.Context, u *latch.User) error {
 	_, err := s.pool.Exec(ctx,
-		"INSERT INTO users (id, email, password_hash, created_at, updated_at) VALUES ($1, $2, $3, $4, $5)",
-		u.ID, u.Email, u.PasswordHash, ts(u.CreatedAt), ts(u.UpdatedAt))
+		"INSERT INTO users (id, email, password_hash, created_at, updated_at, role) VALUES ($1, $2, $3, $4, $5, $6)",
+		u.ID, u.Email, u.PasswordHash, ts(u.CreatedAt), ts(u.UpdatedAt), u.Role)
 	if err != nil {
 		return fmt.Errorf("postgres: create user %s: %w", u.ID, translate(err))
 	}
@@ -41,12 +41,12 @@ func (s *Store) UserByEmail(ctx context.Context, email string) (*latch.User, err
 }
 
 // userColumns are the columns userFields scans, in order.
-const userColumns = "id, email, password_hash, created_at, updated_at, email_verified_at, locked_at, lock_reason"
+const userColumns = "id, email, password_hash, created_at, updated_at, email_verified_at, locked_at, lock_reason, role"
 
 // userFields are the scan destinations of userColumns in u.
 func userFields(u *latch.User) []any {
 	return []any{&u.ID, &u.Email, &u.PasswordHash, (*nullTime)(&u.CreatedAt), (*nullTime)(&u.UpdatedAt),
-		(*nullTime)(&u.EmailVerifiedAt), (*nullTime)(&u.LockedAt), &u.LockReason}
+		(*nullTime)(&u.EmailVerifiedAt), (*nullTime)(&u.LockedAt), &u.LockReason, &u.Role}
 }
 
 // user returns the user whose column (id or email) equals value.

@@ -3,12 +3,8 @@ package server
 import (
 	"errors"
 	"net/http"
-	"slices"
-	"strings"
 
-	"github.com/latchauth/latch"
 	"github.com/latchauth/latch/admin"
-	"github.com/latchauth/latch/verifier"
 )
 
 // The admin API: POST /admin/v1/users/{id}/revoke and POST
@@ -24,34 +20,14 @@ type adminRequest struct {
 	Reason string `json:"reason"`
 }
 
-// adminCaller authenticates an admin call and reads its body, or writes
-// the 4xx answer and reports false.
-func (s *Server) adminCaller(w http.ResponseWriter, r *http.Request) (admin.Caller, string, bool) {
-	var c *latch.Client
-	var scope string
-	if tok, ok := verifier.BearerToken(r); ok {
-		if cl, claims, err := s.auth.ClientToken(r.Context(), tok); err == nil {
-			c, scope = cl, claims.Scope
-		}
-	}
-	if c == nil {
-		// Not a client's own valid token: a user's token is 403, anything
-		// else the verifier's 401.
-		if _, ok := s.authenticate(w, r); !ok {
-			return admin.Caller{}, "", false
-		}
-		adminForbidden(w, "the admin API needs a client's own access token (client_credentials grant) with the admin scope, not a user's")
-		return admin.Caller{}, "", false
-	}
-	if !slices.Contains(strings.Fields(scope), admin.Scope) || !slices.Contains(c.Scopes, admin.Scope) {
-		adminForbidden(w, "this access token lacks the admin scope: register the client with `latch client add --scopes admin` and ask for scope=admin")
-		return admin.Caller{}, "", false
-	}
+// adminNote reads the optional body of a revocation, or writes the 4xx
+// and reports false.
+func adminNote(w http.ResponseWriter, r *http.Request) (string, bool) {
 	var req adminRequest
 	if r.ContentLength != 0 && !decode(w, r, &req) {
-		return admin.Caller{}, "", false
+		return "", false
 	}
-	return admin.Caller{ClientID: c.ID, Device: s.deviceOf(r)}, req.Reason, true
+	return req.Reason, true
 }
 
 func adminForbidden(w http.ResponseWriter, description string) {
@@ -61,8 +37,8 @@ func adminForbidden(w http.ResponseWriter, description string) {
 
 // adminRevokeUser revokes every session of a user and sets the user's
 // cutoff.
-func (s *Server) adminRevokeUser(w http.ResponseWriter, r *http.Request) {
-	by, note, ok := s.adminCaller(w, r)
+func (s *Server) adminRevokeUser(w http.ResponseWriter, r *http.Request, by admin.Caller) {
+	note, ok := adminNote(w, r)
 	if !ok {
 		return
 	}
@@ -74,8 +50,8 @@ func (s *Server) adminRevokeUser(w http.ResponseWriter, r *http.Request) {
 }
 
 // adminRevokeSession revokes one session, whatever its user.
-func (s *Server) adminRevokeSession(w http.ResponseWriter, r *http.Request) {
-	by, note, ok := s.adminCaller(w, r)
+func (s *Server) adminRevokeSession(w http.ResponseWriter, r *http.Request, by admin.Caller) {
+	note, ok := adminNote(w, r)
 	if !ok {
 		return
 	}

@@ -90,6 +90,10 @@ type Deps struct {
 	// Admin, if not nil, serves the admin API under /admin/v1/ (see
 	// admin.go) to clients holding the admin scope.
 	Admin *admin.Service
+	// Console, if not nil, is the admin console (console.go): the setup
+	// page, the pages under /admin and the rest of the admin API, for
+	// administrators' sessions and admin clients.
+	Console *Console
 	// Verifier checks the access tokens of protected endpoints.
 	Verifier *verifier.Verifier
 	// JWKS returns the current JSON Web Key Set document.
@@ -140,6 +144,7 @@ type Server struct {
 	account       *account.Service
 	challenges    *challenge.Service
 	admin         *admin.Service
+	console       *Console
 	oidc          *oidc.Provider
 	pages         Pages
 	verifier      *verifier.Verifier
@@ -177,7 +182,7 @@ func New(cfg Config, d Deps) *Server {
 	}
 	streams, closeStreams := context.WithCancel(context.Background())
 	s := &Server{
-		cfg: cfg, auth: d.Auth, account: d.Account, challenges: d.Challenges, admin: d.Admin, oidc: d.OIDC, pages: d.Pages, verifier: d.Verifier, jwks: d.JWKS, checks: d.Checks, log: d.Log, mux: http.NewServeMux(),
+		cfg: cfg, auth: d.Auth, account: d.Account, challenges: d.Challenges, admin: d.Admin, console: d.Console, oidc: d.OIDC, pages: d.Pages, verifier: d.Verifier, jwks: d.JWKS, checks: d.Checks, log: d.Log, mux: http.NewServeMux(),
 		store: d.Store, revs: d.Revocations, now: d.Now, streams: streams, closeStreams: closeStreams,
 		deviceReg: d.Devices, alerts: d.Alerts,
 		origins: make(map[string]bool, len(cfg.AllowedOrigins)),
@@ -248,8 +253,13 @@ func New(cfg Config, d Deps) *Server {
 	}
 	if d.Admin != nil {
 		// The admin API: a receiver of the webhooks closes the loop.
-		s.route("POST /admin/v1/users/{id}/revoke", s.adminRevokeUser)
-		s.route("POST /admin/v1/sessions/{id}/revoke", s.adminRevokeSession)
+		// Revoking all of a user's sessions is destructive: a console
+		// session confirms the password first.
+		s.route("POST /admin/v1/users/{id}/revoke", s.consoleAPI(true, s.adminRevokeUser))
+		s.route("POST /admin/v1/sessions/{id}/revoke", s.consoleAPI(false, s.adminRevokeSession))
+	}
+	if d.Console != nil {
+		s.routeConsole()
 	}
 	s.route("POST /oauth2/revoke", s.revoke)
 	s.route("POST /oauth2/introspect", s.introspect)
@@ -318,7 +328,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.S
 // so the fallback only sees the other methods.
 func (s *Server) route(pattern string, h http.HandlerFunc) {
 	methods, path, _ := strings.Cut(pattern, " ")
-	stream := strings.HasSuffix(path, "/stream")
+	// Streams and exports run as long as they need.
+	stream := strings.HasSuffix(path, "/stream") || strings.HasSuffix(path, "/export")
 	var allow []string
 	for _, method := range strings.Split(methods, ",") {
 		s.mux.HandleFunc(method+" "+path, func(w http.ResponseWriter, r *http.Request) {

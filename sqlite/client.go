@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -121,5 +122,42 @@ func (s listScanner) Scan(v any) error {
 		l = nil
 	}
 	*s.l = l
+	return nil
+}
+
+// UpdateClient replaces the settings of a stored client. See
+// latch.ClientStore.
+func (s *Store) UpdateClient(ctx context.Context, c *latch.Client) error {
+	res, err := s.w.ExecContext(ctx, `UPDATE clients SET secret_hash = ?, scopes = ?, audience = ?, delivery = ?, permissions = ?,
+		redirect_uris = ?, post_logout_redirect_uris = ?, backchannel_logout_uri = ?, first_party = ?, id_token_alg = ?, name = ?
+		WHERE id = ?`,
+		c.SecretHash, strings.Join(c.Scopes, " "), c.Audience, delivery(c.Delivery), strings.Join(c.Permissions, " "),
+		jsonList(c.RedirectURIs), jsonList(c.PostLogoutRedirectURIs), c.BackchannelLogoutURI, c.FirstParty, c.IDTokenSignedResponseAlg,
+		c.Name, c.ID)
+	if err == nil {
+		err = mustAffect(res)
+	}
+	if err != nil {
+		return fmt.Errorf("sqlite: update client %s: %w", c.ID, err)
+	}
+	return nil
+}
+
+// DeleteClient deletes a client and the consents to it. See
+// latch.ClientStore.
+func (s *Store) DeleteClient(ctx context.Context, id string) error {
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, "DELETE FROM consents WHERE client_id = ?", id); err != nil {
+			return err
+		}
+		res, err := tx.ExecContext(ctx, "DELETE FROM clients WHERE id = ?", id)
+		if err != nil {
+			return err
+		}
+		return mustAffect(res)
+	})
+	if err != nil {
+		return fmt.Errorf("sqlite: delete client %s: %w", id, err)
+	}
 	return nil
 }

@@ -170,6 +170,7 @@ func (s *Store) Prune(ctx context.Context, now time.Time, keepEvents time.Durati
 			{"DELETE FROM sso_sessions WHERE expires_at <= ?1 OR (revoked_at <> 0 AND revoked_at <= ?1)", n},
 			{"DELETE FROM account_tokens WHERE expires_at <= ?", n},
 			{"DELETE FROM challenges WHERE expires_at <= ?", n},
+			{"DELETE FROM setup_tokens WHERE expires_at <= ?", n},
 		} {
 			if _, err := tx.ExecContext(ctx, q.sql, q.arg); err != nil {
 				return err

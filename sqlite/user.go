@@ -12,8 +12,8 @@ import (
 // the id or the email is taken.
 func (s *Store) CreateUser(ctx context.Context, u *latch.User) error {
 	_, err := s.w.ExecContext(ctx,
-		"INSERT INTO users (id, email, password_hash, created_at, updated_at) VALUES (?, ?, ?, ?, ?)",
-		u.ID, u.Email, u.PasswordHash, micros(u.CreatedAt), micros(u.UpdatedAt))
+		"INSERT INTO users (id, email, password_hash, created_at, updated_at, role) VALUES (?, ?, ?, ?, ?, ?)",
+		u.ID, u.Email, u.PasswordHash, micros(u.CreatedAt), micros(u.UpdatedAt), u.Role)
 	if err != nil {
 		return fmt.Errorf("sqlite: create user %s: %w", u.ID, translate(err))
 	}
@@ -41,12 +41,12 @@ func (s *Store) UserByEmail(ctx context.Context, email string) (*latch.User, err
 }
 
 // userColumns are the columns userFields scans, in order.
-const userColumns = "id, email, password_hash, created_at, updated_at, email_verified_at, locked_at, lock_reason"
+const userColumns = "id, email, password_hash, created_at, updated_at, email_verified_at, locked_at, lock_reason, role"
 
 // userFields are the scan destinations of userColumns in u.
 func userFields(u *latch.User) []any {
 	return []any{&u.ID, &u.Email, &u.PasswordHash, scanTime(&u.CreatedAt), scanTime(&u.UpdatedAt),
-		scanTime(&u.EmailVerifiedAt), scanTime(&u.LockedAt), &u.LockReason}
+		scanTime(&u.EmailVerifiedAt), scanTime(&u.LockedAt), &u.LockReason, &u.Role}
 }
 
 // user returns the user whose column (id or email) equals value.

@@ -3,6 +3,7 @@ package storetest
 import (
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/latchauth/latch"
 )
@@ -57,4 +58,45 @@ func testClients(t *testing.T, s latch.Store) {
 	if len(list) != 3 || list[0].ID != "app" || list[1].ID != "legacy" || list[2].ID != "svc" {
 		t.Errorf("Clients = %v, want app, legacy, svc", list)
 	}
+}
+
+// testClientUpdateDelete: UpdateClient replaces every setting but the id
+// and CreatedAt; DeleteClient removes the client and its consents; both
+// are ErrNotFound for an unknown id.
+func testClientUpdateDelete(t *testing.T, s latch.Store) {
+	ctx := t.Context()
+	c := &latch.Client{ID: "dash", SecretHash: "sha256:old", Scopes: []string{"openid"}, Delivery: latch.DeliveryBearer,
+		RedirectURIs: []string{"https://dash.example.com/cb"}, CreatedAt: base}
+	if err := s.CreateClient(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	upd := &latch.Client{ID: "dash", Name: "Dashboard", SecretHash: "sha256:new", Scopes: []string{"openid", "profile"}, Audience: "https://api.example",
+		Delivery: latch.DeliveryBearer, RedirectURIs: []string{"https://dash.example.com/cb", "https://dash.example.com/cb2"},
+		PostLogoutRedirectURIs: []string{"https://dash.example.com/bye"}, FirstParty: true, CreatedAt: base.Add(time.Hour)}
+	if err := s.UpdateClient(ctx, upd); err != nil {
+		t.Fatalf("UpdateClient: %v", err)
+	}
+	got, err := s.Client(ctx, "dash")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := *upd
+	want.CreatedAt = base
+	checkEqual(t, "the updated client", got, &want)
+	wantErr(t, "UpdateClient of an unknown client", s.UpdateClient(ctx, &latch.Client{ID: "nobody"}), latch.ErrNotFound)
+
+	mustUser(t, s, "alice")
+	if err := s.GrantConsent(ctx, &latch.Consent{UserID: "alice", ClientID: "dash", Scopes: []string{"openid"}, GrantedAt: base}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteClient(ctx, "dash"); err != nil {
+		t.Fatalf("DeleteClient: %v", err)
+	}
+	if _, err := s.Client(ctx, "dash"); !errors.Is(err, latch.ErrNotFound) {
+		t.Errorf("the deleted client: %v", err)
+	}
+	if _, err := s.Consent(ctx, "alice", "dash"); !errors.Is(err, latch.ErrNotFound) {
+		t.Errorf("a consent to the deleted client: %v", err)
+	}
+	wantErr(t, "DeleteClient of an unknown client", s.DeleteClient(ctx, "dash"), latch.ErrNotFound)
 }

@@ -235,10 +235,14 @@ const maxReturnTo = 8192
 // a relative URL of this origin whose path is exactly /oauth2/authorize,
 // with an optional query and nothing else (no scheme, no host, no "//" or
 // "/\", no fragment, no encoded or dot-segment path, no space, control
-// character or backslash anywhere).
+// character or backslash anywhere); or a page of the admin console (see
+// validAdminReturn).
 func ValidReturnTo(s string) bool {
 	if len(s) > maxReturnTo || !utf8.ValidString(s) {
 		return false
+	}
+	if validAdminReturn(s) {
+		return true
 	}
 	if s != authorizePath && !strings.HasPrefix(s, authorizePath+"?") {
 		return false
@@ -254,6 +258,31 @@ func ValidReturnTo(s string) bool {
 	}
 	return u.Scheme == "" && u.Opaque == "" && u.User == nil && u.Host == "" &&
 		u.Path == authorizePath && u.RawPath == "" && u.Fragment == ""
+}
+
+// validAdminReturn accepts the admin console's pages: /admin, or /admin/
+// followed by segments of letters, digits, '_' and '-' separated by single
+// slashes (a user id), no query, at most 200 bytes: nothing that could
+// leave the origin or the console.
+func validAdminReturn(s string) bool {
+	if s == "/admin" {
+		return true
+	}
+	rest, ok := strings.CutPrefix(s, "/admin/")
+	if !ok || len(s) > 200 || rest == "" {
+		return false
+	}
+	for _, seg := range strings.Split(rest, "/") {
+		if seg == "" {
+			return false
+		}
+		for _, r := range seg {
+			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-') {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // maxLoginHint bounds the login_hint /login prefills (an email address's

@@ -363,6 +363,10 @@ var titles = map[string]string{
 	"signedout": "Signed out",
 	"error":     "Sign-in error",
 	"alert":     "Was this you?",
+	// The admin console (admin.go).
+	"admin":     "Admin console",
+	"forbidden": "Administrators only",
+	"setup":     "Set up the first administrator",
 }
 
 func (h *Pages) loadTemplates() {

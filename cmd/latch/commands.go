@@ -21,6 +21,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/latchauth/latch"
+	"github.com/latchauth/latch/admin"
 	"github.com/latchauth/latch/auth"
 	"github.com/latchauth/latch/config"
 	"github.com/latchauth/latch/instance"
@@ -138,6 +139,7 @@ func (e *cliEnv) serve(ctx context.Context, cfg config.Config, demo bool) error 
 		attrs = append(attrs, instance.StoreAttrs(in.Config)...)
 		attrs = append(attrs, "jwks", strings.TrimSuffix(cfg.Issuer, "/")+"/.well-known/jwks.json", "version", versionString())
 		log.Info("latch is listening", attrs...)
+		e.logSetupLink(ctx, log, in, cfg)
 		if in.Demo != nil {
 			base := strings.TrimSuffix(cfg.Issuer, "/")
 			log.Info("demo: all data is in a throw-away directory, removed at exit; the configured data directory and store are not touched", "demo_dir", in.Config.DataDir)
@@ -151,6 +153,25 @@ func (e *cliEnv) serve(ctx context.Context, cfg config.Config, demo bool) error 
 		}
 		log.Info("next step: create a user", "command", cmd)
 	})
+}
+
+// logSetupLink logs the one-time link that creates the first
+// administrator, while none exists: a new token each start (valid one
+// hour, single-use; only its hash is stored). The link is the one secret
+// Latch ever logs, on purpose: it is how the operator who started the
+// server gets in, and it is void once used, after an hour, or as soon as
+// any administrator exists.
+func (e *cliEnv) logSetupLink(ctx context.Context, log *slog.Logger, in *instance.Instance, cfg config.Config) {
+	tok, err := in.AdminSetup.Issue(ctx)
+	if err != nil {
+		log.Error("cannot issue the admin setup link; create the administrator with latch admin create", "err", err)
+		return
+	}
+	if tok == "" {
+		return
+	}
+	link := strings.TrimSuffix(cfg.Issuer, "/") + admin.SetupPath + "?token=" + tok
+	log.Warn("no administrator yet: open this one-time link (valid 1 hour) to create one, or run latch admin create --email you@example.com --password-stdin", "setup_url", link)
 }
 
 func (e *cliEnv) userCmd() *cobra.Command {

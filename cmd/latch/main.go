@@ -7,6 +7,7 @@
 //	latch user lock|unlock       lock (revoking every session) or unlock a user
 //	latch user delete            delete a user (--yes)
 //	latch user reset-link        print a password-reset link for support staff
+//	latch admin create           create an administrator (or --promote a user)
 //	latch client add|list        register or list OAuth clients
 //	latch keys list|rotate       inspect or rotate the signing-key ring
 //	latch migrate                apply the store's schema migrations
@@ -60,7 +61,7 @@ Start it with "latch serve": no configuration needed, state in ./latch-data.`,
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	env := &cliEnv{stdin: stdin, stdout: stdout, stderr: stderr, environ: environ}
-	root.AddCommand(env.serveCmd(), env.userCmd(), env.clientCmd(), env.keysCmd(), env.migrateCmd(), env.kekCmd(), env.configCmd(), env.gatewayCmd(), env.riskCmd(), versionCmd(stdout))
+	root.AddCommand(env.serveCmd(), env.userCmd(), env.adminCmd(), env.clientCmd(), env.keysCmd(), env.migrateCmd(), env.kekCmd(), env.configCmd(), env.gatewayCmd(), env.riskCmd(), versionCmd(stdout))
 	return root
 }
 

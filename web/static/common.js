@@ -23,12 +23,15 @@ export function pageConfig() {
 /**
  * safeReturnTo returns s when /login may go there after signing in — a
  * same-origin relative URL whose path is exactly /oauth2/authorize, with an
- * optional query — and '' otherwise. The server checks the same before it
+ * optional query, or a page of the admin console — and '' otherwise. The server checks the same before it
  * puts the value in the page configuration; this is the second lock.
  */
 export function safeReturnTo(s) {
   const path = '/oauth2/authorize';
   if (typeof s !== 'string' || s.length > 8192) return '';
+  // The admin console's pages: /admin or /admin/seg(/seg)*, segments of
+  // [A-Za-z0-9_-] only, no query (the server checks the same).
+  if (s.length <= 200 && /^\/admin(\/[A-Za-z0-9_-]+)*$/.test(s)) return s;
   if (s !== path && !s.startsWith(`${path}?`)) return '';
   // No space, control character, backslash or fragment anywhere.
   if (/[\s\\#\u0000-\u001f\u007f-\u009f]/.test(s)) return '';
