@@ -93,7 +93,7 @@ func TestCookieDelivery(t *testing.T) {
 	}
 	for name, hdr := range map[string][]string{
 		"no CSRF header":     {"Cookie", all},
-		"wrong CSRF header":  {"Cookie", all, "X-CSRF-Token", "x" + tok[1:]},
+		"wrong CSRF header":  {"Cookie", all, "X-CSRF-Token", otherFirst(tok)},
 		"cross-site":         {"Cookie", all, "X-CSRF-Token", tok, "Sec-Fetch-Site", "cross-site"},
 		"foreign origin":     {"Cookie", all, "X-CSRF-Token", tok, "Origin", "https://evil.example"},
 		"null origin":        {"Cookie", all, "X-CSRF-Token", tok, "Origin", "null"},
@@ -309,4 +309,13 @@ func TestBrowserLogoutWithExpiredAccessToken(t *testing.T) {
 	expect(t, "logout-all by cookie", h.do("POST", "/v1/auth/logout-all", "", "Cookie", jar(webCookies, atCookie, rtCookie, csrfCookie), "X-CSRF-Token", tok), 204, "")
 	expect(t, "every session over", h.refresh(native.str("refresh_token")), 401, "invalid_grant")
 	expect(t, "logout-all again", h.do("POST", "/v1/auth/logout-all", "", "Cookie", jar(webCookies, atCookie, rtCookie, csrfCookie), "X-CSRF-Token", tok), 401, "invalid_token")
+}
+
+// otherFirst returns tok with its first character replaced by another
+// one, so that it is surely not tok.
+func otherFirst(tok string) string {
+	if strings.HasPrefix(tok, "x") {
+		return "y" + tok[1:]
+	}
+	return "x" + tok[1:]
 }
