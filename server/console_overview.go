@@ -77,7 +77,7 @@ var clusterCharts = []struct {
 	{"Sign-ins succeeded", []string{latch.EventLoginSucceeded}},
 	{"Sign-ins failed", []string{latch.EventLoginFailed}},
 	{"Refresh-token reuse detected", []string{latch.EventRefreshReused}},
-	{"Revocations (sessions, tokens, sign-outs everywhere, by risk)", []string{latch.EventSessionRevoked, latch.EventTokenRevoked, latch.EventLogoutAll, latch.EventRiskRevoked, "admin_revoked"}},
+	{"Revocations (sessions, tokens, sign-outs everywhere, by risk)", []string{latch.EventSessionRevoked, latch.EventTokenRevoked, latch.EventLogoutAll, latch.EventRiskRevoked, latch.EventAdminRevoked}},
 }
 
 // instanceCharts are this instance's counter families the Overview
