@@ -77,7 +77,7 @@ var clusterCharts = []struct {
 	{"Sign-ins succeeded", []string{latch.EventLoginSucceeded}},
 	{"Sign-ins failed", []string{latch.EventLoginFailed}},
 	{"Refresh-token reuse detected", []string{latch.EventRefreshReused}},
-	{"Revocations (sessions, tokens, sign-outs everywhere, by risk)", []string{latch.EventSessionRevoked, latch.EventTokenRevoked, latch.EventLogoutAll, latch.EventRiskRevoked, latch.EventAdminRevoked}},
+	{"Revocations", []string{latch.EventSessionRevoked, latch.EventTokenRevoked, latch.EventLogoutAll, latch.EventRiskRevoked, latch.EventAdminRevoked}},
 }
 
 // instanceCharts are this instance's counter families the Overview
@@ -127,7 +127,7 @@ func overviewOut(o overview.Overview) overviewJSON {
 			addPoints(hour, e.PerMinute)
 			addPoints(day, e.PerHour)
 		}
-		out.Cluster = append(out.Cluster, drawn(fmt.Sprintf("cl%d", i), strings.Join(c.Types, ","), c.Label+" (all instances)",
+		out.Cluster = append(out.Cluster, drawn(fmt.Sprintf("cl%d", i), strings.Join(c.Types, ","), c.Label, "all instances",
 			float64(nh), float64(nd), hour, day))
 	}
 	activity := map[string]overview.Series{}
@@ -148,14 +148,14 @@ func overviewOut(o overview.Overview) overviewJSON {
 			a, ok := activity[name]
 			label := c.Label
 			if a.Labels != "" {
-				label += " " + a.Labels
+				label += ": " + labelValues(a.Labels)
 			}
 			hour, day := zeros(hourStart, time.Minute, 60), zeros(dayStart, time.Hour, 24)
 			if ok {
 				hour = a.PerMinute
 				day = hourly(a.PerQuarter)
 			}
-			out.Instance = append(out.Instance, drawn(fmt.Sprintf("in%d", n), name, label+" (this instance)", a.LastHour, a.LastDay, hour, day))
+			out.Instance = append(out.Instance, drawn(fmt.Sprintf("in%d", n), name, label, "this instance", a.LastHour, a.LastDay, hour, day))
 			n++
 		}
 	}
@@ -174,11 +174,24 @@ func overviewOut(o overview.Overview) overviewJSON {
 	return out
 }
 
-// drawn is a chart's JSON: the hour's and the day's charts of a series.
-func drawn(id, name, label string, lastHour, lastDay float64, hour, day []chart.Point) overviewChartJSON {
+// drawn is a chart's JSON: the hour's and the day's charts of a series;
+// where says whose figures they are (all instances, this instance), in
+// the charts' accessible names.
+func drawn(id, name, label, where string, lastHour, lastDay float64, hour, day []chart.Point) overviewChartJSON {
 	return overviewChartJSON{Name: name, Label: label, LastHour: lastHour, LastDay: lastDay,
-		HourSVG: string(chart.Chart{ID: id + "h", Title: label + ": last hour, per minute"}.SVG(hour)),
-		DaySVG:  string(chart.Chart{ID: id + "d", Title: label + ": last 24 hours, per hour"}.SVG(day))}
+		HourSVG: string(chart.Chart{ID: id + "h", Title: label + " (" + where + "): last hour, per minute"}.SVG(hour)),
+		DaySVG:  string(chart.Chart{ID: id + "d", Title: label + " (" + where + "): last 24 hours, per hour"}.SVG(day))}
+}
+
+// labelValues writes a series' labels (outcome="success",scope="user")
+// as their values: success, user.
+func labelValues(labels string) string {
+	var vals []string
+	for _, pair := range strings.Split(labels, ",") {
+		_, v, _ := strings.Cut(pair, "=")
+		vals = append(vals, strings.Trim(v, `"`))
+	}
+	return strings.Join(vals, ", ")
 }
 
 // zeros returns n zero points a step apart from first.

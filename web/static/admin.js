@@ -645,13 +645,13 @@ function health(name, list) {
   const detail = $(`ov-health-${name}-detail`);
   if (!hl || !hl.configured) {
     val.textContent = 'Not configured';
-    val.className = 'ov-tile-value muted';
+    val.className = 'ov-tile-value ov-word muted';
     detail.textContent = name === 'redis' ? 'single instance: no fan-out' : '';
     return;
   }
   val.textContent = hl.ok ? 'Healthy' : 'Unreachable';
-  val.className = `ov-tile-value ${hl.ok ? 'ov-ok' : 'ov-bad'}`;
-  detail.textContent = hl.ok ? `answered in ${hl.latency_ms.toFixed(1)} ms` : hl.error;
+  val.className = `ov-tile-value ov-word ${hl.ok ? 'ov-ok' : 'ov-bad'}`;
+  detail.textContent = hl.ok ? `answered in ${hl.latency_ms < 0.1 ? 'under 0.1' : hl.latency_ms.toFixed(1)} ms` : hl.error;
 }
 
 function duration(sec) {
