@@ -11,6 +11,8 @@ import (
 
 	"github.com/latchauth/latch/admin"
 	"github.com/latchauth/latch/auth"
+	"github.com/latchauth/latch/config"
+	"github.com/latchauth/latch/internal/testenv"
 )
 
 // overviewOf is the part of GET /admin/v1/overview the tests read.
@@ -197,4 +199,19 @@ func TestConsoleOverviewStats(t *testing.T) {
 	waitFor(t, "the first sample", func() bool { return h.in.Stats.Sum("latch_logins_total", time.Hour) == 1 })
 	cancel()
 	h.in.Wait()
+}
+
+// TestConsoleOverviewRedis: with Redis configured the Overview pings it.
+func TestConsoleOverviewRedis(t *testing.T) {
+	h := start(t, "", func(c *config.Config) { c.Redis = "redis://127.0.0.1:6379/0" })
+	if err := h.in.Fanout.Ping(t.Context()); err != nil {
+		testenv.Unavailable(t, testenv.Redis, err)
+	}
+	h.addAdmin(rootEmail, rootPass)
+	root := h.browser()
+	root.signIn(rootEmail, rootPass)
+	o := root.overview()
+	if len(o.Health) != 2 || o.Health[1].Name != "redis" || !o.Health[1].Configured || !o.Health[1].OK {
+		t.Fatalf("health %+v", o.Health)
+	}
 }
