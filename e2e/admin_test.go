@@ -60,7 +60,7 @@ func TestAdminConsole(t *testing.T) {
 		chromedp.SendKeys(chromedp.ID("password"), rootPass),
 		chromedp.Click(chromedp.ID("submit")),
 	)
-	adm.waitJS("the users page", `location.pathname === '/admin' && document.querySelectorAll('#users tr').length >= 2`)
+	adm.waitJS("the console's landing page, the Overview", `location.pathname === '/admin' && document.getElementById('ov-users').textContent === '2'`)
 
 	// A client with a redirect URI; its secret shown once.
 	adm.navigate(srv.URL + "/admin/clients")
@@ -174,8 +174,24 @@ func TestAdminConsole(t *testing.T) {
 	adm.navigate(srv.URL + "/admin/keys")
 	adm.waitJS("the keys", `document.querySelectorAll('#keys tr').length >= 2`)
 	shot(adm, "admin-keys.png")
+	// The Overview: the store's counts and the security log's charts, and
+	// this instance's counters once sampled (Start does it each minute;
+	// the test's instance is not started).
+	if err := srv.in.Stats.Sample(); err != nil {
+		t.Fatal(err)
+	}
 	adm.navigate(srv.URL + "/admin/overview")
-	adm.waitJS("the overview slot", `document.getElementById('overview-slot') !== null`)
+	adm.waitJS("the overview", `document.querySelectorAll('#ov-cluster svg.chart').length === 8 && document.querySelectorAll('#ov-instance svg.chart').length >= 8 && document.querySelectorAll('#ov-keys tr').length >= 1`)
+	var ov struct {
+		Users, Sessions, Store, Redis, Cluster string
+		Charts                                 int
+	}
+	adm.evalJSON(`({Users: document.getElementById('ov-users').textContent, Sessions: document.getElementById('ov-sessions').textContent,
+		Store: document.getElementById('ov-health-store').textContent, Redis: document.getElementById('ov-health-redis').textContent,
+		Cluster: document.getElementById('ov-cluster').textContent, Charts: document.querySelectorAll('svg.chart[role="img"] title').length})`, &ov)
+	if ov.Users != "3" || ov.Store != "Healthy" || ov.Redis != "Not configured" || !strings.Contains(ov.Cluster, "Sign-ins succeeded") || ov.Charts < 16 {
+		t.Errorf("the overview shows %+v", ov)
+	}
 	shot(adm, "admin-overview.png")
 
 	for _, s := range shots {

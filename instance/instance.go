@@ -36,6 +36,7 @@ import (
 	"github.com/latchauth/latch/mail"
 	"github.com/latchauth/latch/oidc"
 	"github.com/latchauth/latch/outbox"
+	"github.com/latchauth/latch/overview"
 	"github.com/latchauth/latch/password"
 	"github.com/latchauth/latch/postgres"
 	"github.com/latchauth/latch/protect"
@@ -43,6 +44,7 @@ import (
 	sdkjs "github.com/latchauth/latch/sdk/js"
 	"github.com/latchauth/latch/server"
 	"github.com/latchauth/latch/sqlite"
+	"github.com/latchauth/latch/stats"
 	"github.com/latchauth/latch/throttle"
 	"github.com/latchauth/latch/verifier"
 	"github.com/latchauth/latch/verifier/revocation"
@@ -108,6 +110,9 @@ type Instance struct {
 	// AdminSetup creates the first administrator: serve logs its setup
 	// link while no administrator exists.
 	AdminSetup *admin.Setup
+	// Stats records this instance's counters per minute for the admin
+	// console's Overview; Start samples them.
+	Stats *stats.Recorder
 	// signIn is the sign-in guard; Close waits for its device touches.
 	signIn *protect.SignIn
 	// guards are the guards installed on Auth (kept for the sign-in
@@ -586,6 +591,23 @@ func wire(ctx context.Context, cfg config.Config, st latch.Store, opt Options) (
 			}
 		}, now, log),
 	}
+	// The Overview: this instance's counters per minute (Start samples
+	// them), and the collector of its figures. srv is set below, before
+	// any request can ask for the feed's followers.
+	recorder := stats.New(reg, now)
+	var srv *server.Server
+	ovSrc := overview.Source{Store: st, Ring: ring, Stats: recorder, Now: now,
+		Followers: func() []overview.Follower {
+			var list []overview.Follower
+			for _, f := range srv.FeedFollowers() {
+				list = append(list, overview.Follower(f))
+			}
+			return list
+		}}
+	if fan != nil { // a nil *redis.Fanout in the interface would not be nil
+		ovSrc.Redis = fan
+	}
+	console.Overview = overview.New(ovSrc)
 	// ---- end admin console.
 	var proxies []netip.Prefix
 	for _, p := range cfg.TrustedProxies {
@@ -612,7 +634,7 @@ func wire(ctx context.Context, cfg config.Config, st latch.Store, opt Options) (
 	}
 	webPages := pages(cfg, demo)
 	console.Pages = webPages
-	srv := server.New(server.Config{
+	srv = server.New(server.Config{
 		Issuer: cfg.Issuer, Algorithm: cfg.Tokens.Algorithm, IDTokenAlgorithms: ring.IDTokenAlgorithms(),
 		TrustedProxies: proxies, JWKSMaxAge: cfg.Keys.JWKSMaxAge.D(),
 		Cookies: cookies, AllowedOrigins: cfg.CORS.AllowedOrigins,
@@ -629,7 +651,7 @@ func wire(ctx context.Context, cfg config.Config, st latch.Store, opt Options) (
 	return &Instance{
 		Config: cfg, Store: st, Ring: ring, Revocations: revs, Verifier: v, Auth: svc, Account: accounts, Challenges: challenges, OIDC: provider, Server: srv,
 		Devices: devices, Alerts: alerts, signIn: signInGuard, guards: guards, Registry: reg, Fanout: fan, Throttle: th, Demo: demo, KEKCreated: created, Outbox: worker, Webhooks: relay, log: log, now: now,
-		keysChanged: keysChanged, protection: prot, AdminSetup: setup,
+		keysChanged: keysChanged, protection: prot, AdminSetup: setup, Stats: recorder,
 	}, nil
 }
 
@@ -790,7 +812,8 @@ func (k RingKeys) Key(kid string) (verifier.Key, bool) {
 // revocation feed (revocations made by other processes, such as the
 // command line), key rotation, reloading the key ring when another process
 // rotated or revoked a key, erasing refresh-token successors whose grace
-// window has passed, pruning, and delivering the outbox.
+// window has passed, pruning, delivering the outbox, and sampling the
+// counters for the admin console's Overview.
 func (in *Instance) Start(ctx context.Context) {
 	if in.Fanout != nil {
 		in.wg.Add(1)
@@ -799,7 +822,7 @@ func (in *Instance) Start(ctx context.Context) {
 			in.follow(ctx)
 		}()
 	}
-	in.wg.Add(7)
+	in.wg.Add(8)
 	go func() {
 		defer in.wg.Done()
 		in.Outbox.Run(ctx)
@@ -835,6 +858,16 @@ func (in *Instance) Start(ctx context.Context) {
 		every(ctx, successorSweep, func(ctx context.Context) {
 			if _, err := in.Store.ClearSuccessors(ctx, in.now().Add(-in.Config.Tokens.RefreshGrace.D())); err != nil {
 				in.log.Warn("forgetting expired refresh-token successors failed", "err", err)
+			}
+		})
+	}()
+	go func() {
+		defer in.wg.Done()
+		// Sample rather than Run: a failed sample is logged and the next
+		// minute counts what it missed, where Run would stop.
+		every(ctx, time.Minute, func(context.Context) {
+			if err := in.Stats.Sample(); err != nil {
+				in.log.Warn("sampling the counters for the console's overview failed", "err", err)
 			}
 		})
 	}()

@@ -10,6 +10,7 @@ import (
 	"github.com/latchauth/latch"
 	"github.com/latchauth/latch/admin"
 	"github.com/latchauth/latch/auth"
+	"github.com/latchauth/latch/overview"
 	"github.com/latchauth/latch/password"
 	"github.com/latchauth/latch/verifier"
 	"github.com/latchauth/latch/web"
@@ -33,6 +34,9 @@ type Console struct {
 	Events  *admin.Events
 	Keys    *admin.Keys
 	Clients *admin.Clients
+	// Overview collects the Overview page's figures; nil leaves
+	// GET /admin/v1/overview out.
+	Overview *overview.Collector
 	// Pages renders the console's pages and the setup page.
 	Pages ConsolePages
 }
@@ -50,8 +54,8 @@ var consoleSections = []string{"users", "clients", "keys", "events", "overview"}
 func (s *Server) routeConsole() {
 	c := s.console
 	s.route("GET,POST "+admin.SetupPath, s.setupPage)
-	s.route("GET /admin", s.consolePage("users"))
-	s.route("GET /admin/{$}", s.consolePage("users"))
+	s.route("GET /admin", s.consolePage("overview"))
+	s.route("GET /admin/{$}", s.consolePage("overview"))
 	for _, sec := range consoleSections {
 		s.route("GET /admin/"+sec, s.consolePage(sec))
 	}
@@ -88,6 +92,9 @@ func (s *Server) routeConsole() {
 		s.route("GET /admin/v1/keys", s.consoleAPI(false, s.consoleKeys))
 		s.route("POST /admin/v1/keys/rotate", s.consoleAPI(true, s.consoleRotate))
 		s.route("POST /admin/v1/keys/{kid}/revoke", s.consoleAPI(true, s.consoleRevokeKey))
+	}
+	if c.Overview != nil {
+		s.route("GET /admin/v1/overview", s.consoleAPI(false, s.consoleOverview))
 	}
 	if c.Events != nil {
 		s.route("GET /admin/v1/events", s.consoleAPI(false, s.consoleEvents))

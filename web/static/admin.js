@@ -596,6 +596,114 @@ function initKeys() {
   loadKeys();
 }
 
+// ---------- Overview ----------
+
+// The chart elements package chart draws; anything else in a chart's
+// markup (there is none) is dropped, as is any attribute that could run
+// or fetch something.
+const chartTags = new Set(['svg', 'title', 'desc', 'g', 'text', 'path', 'rect', 'line', 'polyline', 'circle']);
+
+/**
+ * chartNode parses a chart's SVG markup, drawn by the server's package
+ * chart from numbers and escaped fixed labels, into an svg element
+ * (DOMParser as XML: no script runs, no innerHTML).
+ */
+function chartNode(markup) {
+  const doc = new DOMParser().parseFromString(markup, 'image/svg+xml');
+  const svg = doc.documentElement;
+  if (!svg || svg.localName !== 'svg' || doc.getElementsByTagName('parsererror').length) return h('span', { className: 'muted small' }, 'no chart');
+  for (const el of [svg, ...svg.querySelectorAll('*')]) {
+    if (!chartTags.has(el.localName)) {
+      el.remove();
+      continue;
+    }
+    for (const a of [...el.attributes]) {
+      if (/^on/i.test(a.name) || /href$/i.test(a.name) || a.name === 'style') el.removeAttribute(a.name);
+    }
+  }
+  return document.importNode(svg, true);
+}
+
+function emptyRow(tbody, cols, text) {
+  tbody.replaceChildren(h('tr', {}, h('td', { colspan: cols, className: 'muted' }, text)));
+}
+
+function count(n) {
+  return Number.isInteger(n) ? n.toLocaleString('en') : n.toLocaleString('en', { maximumFractionDigits: 1 });
+}
+
+function chartRows(tbody, list) {
+  tbody.replaceChildren(...list.map((c) => h('tr', {},
+    h('th', { scope: 'row' }, c.label),
+    h('td', {}, h('div', { className: 'ov-chart' }, h('span', { className: 'ov-total' }, `${count(c.last_hour)} in the last hour`), chartNode(c.hour_svg))),
+    h('td', {}, h('div', { className: 'ov-chart' }, h('span', { className: 'ov-total' }, `${count(c.last_day)} in 24 hours`), chartNode(c.day_svg))))));
+}
+
+function health(name, list) {
+  const hl = list.find((x) => x.name === name);
+  const val = $(`ov-health-${name}`);
+  const detail = $(`ov-health-${name}-detail`);
+  if (!hl || !hl.configured) {
+    val.textContent = 'Not configured';
+    val.className = 'ov-tile-value ov-word muted';
+    detail.textContent = name === 'redis' ? 'single instance: no fan-out' : '';
+    return;
+  }
+  val.textContent = hl.ok ? 'Healthy' : 'Unreachable';
+  val.className = `ov-tile-value ov-word ${hl.ok ? 'ov-ok' : 'ov-bad'}`;
+  detail.textContent = hl.ok ? `answered in ${hl.latency_ms < 0.1 ? 'under 0.1' : hl.latency_ms.toFixed(1)} ms` : hl.error;
+}
+
+function duration(sec) {
+  if (sec < 1) return 'current';
+  if (sec < 120) return `${Math.round(sec)} s`;
+  if (sec < 7200) return `${Math.round(sec / 60)} min`;
+  return `${Math.round(sec / 3600)} h`;
+}
+
+async function loadOverview() {
+  let o;
+  try {
+    o = await call('/admin/v1/overview');
+  } catch (err) {
+    fail(err, 'load the overview');
+    return;
+  }
+  $('ov-at').textContent = `As of ${absoluteTime(parseTime(o.at))}.`;
+  $('ov-users').textContent = count(o.users);
+  $('ov-sessions').textContent = count(o.live_sessions);
+  health('store', o.health);
+  health('redis', o.health);
+  chartRows($('ov-cluster'), o.cluster);
+  chartRows($('ov-instance'), o.instance);
+  $('ov-feed-head').textContent = `Head: entry ${count(o.feed.head)}. Followers connected to this instance and how far behind they are.`;
+  const fl = $('ov-followers');
+  if (!o.feed.followers.length) emptyRow(fl, 4, 'No follower is connected to this instance.');
+  else fl.replaceChildren(...o.feed.followers.map((f) => h('tr', {},
+    cell(h('span', { className: 'mono' }, f.client_id)),
+    cell(f.behind === 0 ? h('span', { className: 'badge badge-success' }, 'up to date') : h('span', { className: 'badge badge-warning' }, `${count(f.behind)} entries`)),
+    cell(f.synced_at ? duration(f.age_seconds) : 'never synced'),
+    cell(timeEl(parseTime(f.since))))));
+  const keys = $('ov-keys');
+  if (!o.keys.length) emptyRow(keys, 4, 'No key.');
+  else keys.replaceChildren(...o.keys.map((k) => h('tr', {},
+    cell(h('span', { className: 'mono id', title: k.kid }, k.kid)),
+    cell(k.family, ' ', h('span', { className: 'muted small' }, k.alg)),
+    cell(h('span', { className: `badge ${k.state === 'revoked' ? 'badge-danger' : k.state === 'active' ? 'badge-success' : ''}` }, k.state)),
+    cell(timeEl(parseTime(k.created_at))))));
+  const ev = $('ov-events');
+  if (!o.events.length) emptyRow(ev, 3, 'No event in the last 24 hours.');
+  else ev.replaceChildren(...o.events.map((e) => h('tr', {},
+    cell(h('span', { className: 'mono' }, e.type)), cell(count(e.last_hour)), cell(count(e.last_day)))));
+  if (o.errors.length) showNotice('error', `Some figures could not be read: ${o.errors.join('; ')}`);
+  else if (notice.classList.contains('notice-error')) { notice.className = 'notice'; notice.textContent = ''; }
+}
+
+function initOverview() {
+  loadOverview();
+  setInterval(loadOverview, 60000);
+}
+
 // ---------- Start ----------
 
 async function start() {
@@ -615,7 +723,7 @@ async function start() {
     main.setAttribute('aria-busy', 'false');
     return;
   }
-  const init = { users: initUsers, user: initUser, events: initEvents, clients: initClients, keys: initKeys }[section];
+  const init = { overview: initOverview, users: initUsers, user: initUser, events: initEvents, clients: initClients, keys: initKeys }[section];
   if (init) init();
   main.setAttribute('aria-busy', 'false');
   setInterval(() => refreshRelativeTimes(), 30000);
