@@ -310,18 +310,22 @@ const (
 )
 
 // Event is an entry of the security log.
+//
+// Its JSON form is the one exported log format: one object per event, as
+// the admin console's export writes it and `latch risk export` and
+// `latch risk replay` write and read it.
 type Event struct {
-	ID        int64
-	Type      string
-	At        time.Time
-	UserID    string
-	SessionID string
-	ClientID  string
-	IP        string
-	UserAgent string
+	ID        int64     `json:"id"`
+	Type      string    `json:"type"`
+	At        time.Time `json:"at"`
+	UserID    string    `json:"user_id,omitempty"`
+	SessionID string    `json:"session_id,omitempty"`
+	ClientID  string    `json:"client_id,omitempty"`
+	IP        string    `json:"ip,omitempty"`
+	UserAgent string    `json:"user_agent,omitempty"`
 	// Detail carries type-specific facts (for a reuse: the other client's
 	// IP and user agent). Never secrets.
-	Detail map[string]string
+	Detail map[string]string `json:"detail,omitempty"`
 }
 
 // SigningKey is a key of the signing ring as stored: the private key sealed

@@ -49,17 +49,7 @@ type (
 		City       string    `json:"city,omitempty"`
 		LastSeenAt time.Time `json:"last_seen_at"`
 	}
-	adminEventJSON struct {
-		ID        int64             `json:"id"`
-		Type      string            `json:"type"`
-		At        time.Time         `json:"at"`
-		UserID    string            `json:"user_id,omitempty"`
-		SessionID string            `json:"session_id,omitempty"`
-		ClientID  string            `json:"client_id,omitempty"`
-		IP        string            `json:"ip,omitempty"`
-		UserAgent string            `json:"user_agent,omitempty"`
-		Detail    map[string]string `json:"detail,omitempty"`
-	}
+
 	adminClientJSON struct {
 		ID                     string    `json:"id"`
 		Name                   string    `json:"name,omitempty"`
@@ -96,11 +86,6 @@ func optTime(t time.Time) *time.Time {
 func userJSON(u *latch.User) adminUserJSON {
 	return adminUserJSON{ID: u.ID, Email: u.Email, Role: u.Role, CreatedAt: u.CreatedAt, EmailVerifiedAt: optTime(u.EmailVerifiedAt),
 		LockedAt: optTime(u.LockedAt), LockReason: u.LockReason}
-}
-
-func adminEvent(e latch.Event) adminEventJSON {
-	return adminEventJSON{ID: e.ID, Type: e.Type, At: e.At, UserID: e.UserID, SessionID: e.SessionID, ClientID: e.ClientID,
-		IP: e.IP, UserAgent: e.UserAgent, Detail: e.Detail}
 }
 
 func clientJSON(c *latch.Client) adminClientJSON {
@@ -221,9 +206,9 @@ func (s *Server) consoleUser(w http.ResponseWriter, r *http.Request, by admin.Ca
 		sess = append(sess, adminSessionJSON{ID: x.ID, ClientID: x.ClientID, IP: x.IP, UserAgent: x.UserAgent,
 			CreatedAt: x.CreatedAt, LastUsedAt: x.LastUsedAt, ExpiresAt: x.ExpiresAt})
 	}
-	ev := make([]adminEventJSON, 0, len(d.Events))
+	ev := make([]latch.Event, 0, len(d.Events))
 	for _, e := range d.Events {
-		ev = append(ev, adminEvent(e))
+		ev = append(ev, e)
 	}
 	devs := []adminDeviceJSON{}
 	if s.deviceReg != nil {
@@ -513,9 +498,9 @@ func (s *Server) consoleEvents(w http.ResponseWriter, r *http.Request, by admin.
 		s.fail(w, r, err)
 		return
 	}
-	out := make([]adminEventJSON, 0, len(list))
+	out := make([]latch.Event, 0, len(list))
 	for _, e := range list {
-		out = append(out, adminEvent(e))
+		out = append(out, e)
 	}
 	body := map[string]any{"events": out}
 	if next != 0 {
@@ -565,7 +550,7 @@ func (s *Server) consoleExport(w http.ResponseWriter, r *http.Request, by admin.
 		h.Set("Content-Type", "application/x-ndjson")
 		h.Set("Content-Disposition", `attachment; filename="latch-events-`+stamp+`.jsonl"`)
 		enc := json.NewEncoder(w)
-		write = func(e latch.Event) error { return enc.Encode(adminEvent(e)) }
+		write = func(e latch.Event) error { return enc.Encode(e) }
 		flush = func() {}
 	}
 	err := s.console.Events.Each(ctx, f, write)

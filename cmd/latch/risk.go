@@ -19,21 +19,6 @@ import (
 	"github.com/latchauth/latch/risk"
 )
 
-// eventLine is one event of an exported log (latch risk export), one JSON
-// object a line; latch risk replay reads it back. The names follow the
-// events API (GET /v1/events).
-type eventLine struct {
-	ID        int64             `json:"id"`
-	Type      string            `json:"type"`
-	At        time.Time         `json:"at"`
-	UserID    string            `json:"user_id,omitempty"`
-	SessionID string            `json:"session_id,omitempty"`
-	ClientID  string            `json:"client_id,omitempty"`
-	IP        string            `json:"ip,omitempty"`
-	UserAgent string            `json:"user_agent,omitempty"`
-	Detail    map[string]string `json:"detail,omitempty"`
-}
-
 // decisionEvents are the event types that record a risk decision.
 var decisionEvents = []string{latch.EventRiskDenied, latch.EventRiskRevoked, latch.EventRiskNotified, latch.EventRiskChallenged, latch.EventNewDeviceSignIn}
 
@@ -84,8 +69,7 @@ were made from, as one JSON object a line: the input of "latch risk replay".`,
 					return err
 				}
 				for _, ev := range page {
-					if err := enc.Encode(eventLine{ID: ev.ID, Type: ev.Type, At: ev.At, UserID: ev.UserID, SessionID: ev.SessionID,
-						ClientID: ev.ClientID, IP: ev.IP, UserAgent: ev.UserAgent, Detail: ev.Detail}); err != nil {
+					if err := enc.Encode(ev); err != nil {
 						return fmt.Errorf("--out: %w", err)
 					}
 				}
@@ -195,7 +179,7 @@ func replayLog(r io.Reader, engine *risk.Engine) (*replayReport, error) {
 	rep := &replayReport{Before: map[risk.Action]int{}, After: map[risk.Action]int{}, Changed: []replayChange{}}
 	dec := json.NewDecoder(bufio.NewReader(r))
 	for n := 1; ; n++ {
-		var ev eventLine
+		var ev latch.Event
 		if err := dec.Decode(&ev); errors.Is(err, io.EOF) {
 			break
 		} else if err != nil {

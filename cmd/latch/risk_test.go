@@ -74,7 +74,7 @@ func TestRiskExportAndReplay(t *testing.T) {
 	if len(lines) != 3 {
 		t.Fatalf("exported %d lines, want 3:\n%s", len(lines), raw)
 	}
-	var first eventLine
+	var first latch.Event
 	if err := json.Unmarshal([]byte(lines[0]), &first); err != nil || first.Type != latch.EventRiskRevoked || first.UserID != "u_ada" ||
 		first.Detail[risk.DetailSignals] == "" || first.ID == 0 {
 		t.Fatalf("first line %s: %v", lines[0], err)
