@@ -13,7 +13,6 @@ package account
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
@@ -27,6 +26,7 @@ import (
 	"github.com/latchauth/latch/auth"
 	"github.com/latchauth/latch/email"
 	"github.com/latchauth/latch/password"
+	"github.com/latchauth/latch/secret"
 	"github.com/latchauth/latch/throttle"
 )
 
@@ -174,30 +174,6 @@ func (s *Service) Config() Config { return s.cfg }
 
 func (s *Service) clock() time.Time { return s.now().UTC().Truncate(time.Microsecond) }
 
-// newToken returns a fresh token with the prefix and its SHA-256.
-func newToken(prefix string) (string, []byte) {
-	b := make([]byte, 32)
-	_, _ = rand.Read(b) // never fails (crypto/rand)
-	t := prefix + base64.RawURLEncoding.EncodeToString(b)
-	return t, hashToken(t)
-}
-
-func hashToken(t string) []byte {
-	h := sha256.Sum256([]byte(t))
-	return h[:]
-}
-
-// wellFormed reports whether t could be a token with the prefix; anything
-// else is refused before the store is asked.
-func wellFormed(t, prefix string) bool {
-	rest, ok := strings.CutPrefix(t, prefix)
-	if !ok || len(rest) != base64.RawURLEncoding.EncodedLen(32) {
-		return false
-	}
-	_, err := base64.RawURLEncoding.DecodeString(rest)
-	return err == nil
-}
-
 // link is the absolute URL of page with the token in its fragment.
 func (s *Service) link(page, token string) string {
 	return s.cfg.Issuer + page + "#token=" + token
@@ -214,7 +190,7 @@ func (s *Service) issue(ctx context.Context, u *latch.User, purpose string, enqu
 	case latch.PurposeUnlockSignIn:
 		prefix, page, template, ttl = UnlockTokenPrefix, "/unlock", TemplateUnlockSignIn, s.cfg.UnlockTTL
 	}
-	tok, hash := newToken(prefix)
+	tok, hash := secret.NewToken(prefix)
 	now := s.clock()
 	link := s.link(page, tok)
 	t := &latch.AccountToken{Hash: hash, Purpose: purpose, UserID: u.ID, Email: u.Email, CreatedAt: now, ExpiresAt: now.Add(ttl)}
@@ -266,11 +242,11 @@ func (s *Service) SendVerification(ctx context.Context, u *latch.User) error {
 // sent to verified, if the account still has it. ErrInvalidToken
 // otherwise.
 func (s *Service) VerifyEmail(ctx context.Context, token string, c auth.Device) (*latch.User, error) {
-	if !wellFormed(token, VerifyTokenPrefix) {
+	if !secret.TokenShaped(token, VerifyTokenPrefix) {
 		return nil, ErrInvalidToken
 	}
 	now := s.clock()
-	t, err := s.store.ConsumeAccountToken(ctx, hashToken(token), latch.PurposeVerifyEmail, now)
+	t, err := s.store.ConsumeAccountToken(ctx, secret.HashToken(token), latch.PurposeVerifyEmail, now)
 	if errors.Is(err, latch.ErrNotFound) {
 		return nil, ErrInvalidToken
 	}
@@ -331,7 +307,7 @@ func (s *Service) Forgot(ctx context.Context, addr string, c auth.Device) error 
 	u, err := s.lookupEmail(ctx, addr)
 	if errors.Is(err, ErrNotFound) {
 		// The same token work as for an account, without a store write.
-		_, _ = newToken(ResetTokenPrefix)
+		_, _ = secret.NewToken(ResetTokenPrefix)
 		return nil
 	}
 	if err != nil {
@@ -378,7 +354,7 @@ func (s *Service) Registered(ctx context.Context, addr string, c auth.Device) er
 func (s *Service) ResendVerification(ctx context.Context, addr string) error {
 	u, err := s.lookupEmail(ctx, addr)
 	if errors.Is(err, ErrNotFound) {
-		_, _ = newToken(VerifyTokenPrefix)
+		_, _ = secret.NewToken(VerifyTokenPrefix)
 		return nil
 	}
 	if err != nil {
@@ -424,7 +400,7 @@ type ResetResult struct {
 // email enqueued. Errors: ErrInvalidToken, a *password.PolicyError,
 // password.ErrBusy, or a store error.
 func (s *Service) ResetPassword(ctx context.Context, token, pw string, c auth.Device) (*ResetResult, error) {
-	if !wellFormed(token, ResetTokenPrefix) {
+	if !secret.TokenShaped(token, ResetTokenPrefix) {
 		return nil, ErrInvalidToken
 	}
 	hash, err := s.auth.HashPassword(ctx, pw)
@@ -434,7 +410,7 @@ func (s *Service) ResetPassword(ctx context.Context, token, pw string, c auth.De
 	now := s.clock()
 	// The request is checked in full before the link is spent: a refused
 	// password leaves the link usable.
-	peek, err := s.store.AccountToken(ctx, hashToken(token), latch.PurposeResetPassword, now)
+	peek, err := s.store.AccountToken(ctx, secret.HashToken(token), latch.PurposeResetPassword, now)
 	if errors.Is(err, latch.ErrNotFound) {
 		return nil, ErrInvalidToken
 	}
@@ -444,7 +420,7 @@ func (s *Service) ResetPassword(ctx context.Context, token, pw string, c auth.De
 	if err := password.Check(pw, peek.Email); err != nil {
 		return nil, err
 	}
-	t, err := s.store.ConsumeAccountToken(ctx, hashToken(token), latch.PurposeResetPassword, now)
+	t, err := s.store.ConsumeAccountToken(ctx, secret.HashToken(token), latch.PurposeResetPassword, now)
 	if errors.Is(err, latch.ErrNotFound) {
 		return nil, ErrInvalidToken
 	}

@@ -179,24 +179,6 @@ func TestResetVoidAfterEmailChange(t *testing.T) {
 	}
 }
 
-func TestWellFormed(t *testing.T) {
-	tok, _ := newToken(ResetTokenPrefix)
-	for _, c := range []struct {
-		tok, prefix string
-		want        bool
-	}{
-		{tok, ResetTokenPrefix, true},
-		{tok, VerifyTokenPrefix, false},
-		{tok + "A", ResetTokenPrefix, false},
-		{tok[:len(tok)-1] + "*", ResetTokenPrefix, false},
-		{"", ResetTokenPrefix, false},
-	} {
-		if got := wellFormed(c.tok, c.prefix); got != c.want {
-			t.Errorf("wellFormed(%q, %q) = %v", c.tok, c.prefix, got)
-		}
-	}
-}
-
 func TestHumanDuration(t *testing.T) {
 	for d, want := range map[time.Duration]string{
 		30 * time.Minute: "30 minutes", time.Hour: "1 hour", 48 * time.Hour: "48 hours", 90 * time.Minute: "90 minutes",

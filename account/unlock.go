@@ -7,6 +7,7 @@ import (
 
 	"github.com/latchauth/latch"
 	"github.com/latchauth/latch/auth"
+	"github.com/latchauth/latch/secret"
 )
 
 // OnSignInLocked is the sign-in throttle's hook (throttle.Options
@@ -53,11 +54,11 @@ func (s *Service) SendUnlock(ctx context.Context, addr string) error {
 // that does not answer leaves the link usable; two concurrent uses both
 // lift the lock, which is harmless.
 func (s *Service) UnlockSignIn(ctx context.Context, token string, c auth.Device) error {
-	if !wellFormed(token, UnlockTokenPrefix) {
+	if !secret.TokenShaped(token, UnlockTokenPrefix) {
 		return ErrInvalidToken
 	}
 	now := s.clock()
-	peek, err := s.store.AccountToken(ctx, hashToken(token), latch.PurposeUnlockSignIn, now)
+	peek, err := s.store.AccountToken(ctx, secret.HashToken(token), latch.PurposeUnlockSignIn, now)
 	if errors.Is(err, latch.ErrNotFound) {
 		return ErrInvalidToken
 	}
@@ -77,7 +78,7 @@ func (s *Service) UnlockSignIn(ctx context.Context, token string, c auth.Device)
 	if err := s.throttle.Unlock(ctx, u.Email); err != nil {
 		return fmt.Errorf("account: unlock sign-in: %w", err)
 	}
-	if _, err := s.store.ConsumeAccountToken(ctx, hashToken(token), latch.PurposeUnlockSignIn, now); errors.Is(err, latch.ErrNotFound) {
+	if _, err := s.store.ConsumeAccountToken(ctx, secret.HashToken(token), latch.PurposeUnlockSignIn, now); errors.Is(err, latch.ErrNotFound) {
 		return ErrInvalidToken
 	} else if err != nil {
 		return fmt.Errorf("account: consume unlock token: %w", err)

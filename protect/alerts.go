@@ -11,6 +11,7 @@ import (
 	"github.com/latchauth/latch"
 	"github.com/latchauth/latch/account"
 	"github.com/latchauth/latch/auth"
+	"github.com/latchauth/latch/secret"
 )
 
 // ErrInvalidLink: an alert link that is malformed, unknown, expired,
@@ -64,7 +65,7 @@ func (s *Alerts) Peek(ctx context.Context, alertID, token string) (*latch.SignIn
 	if !wellFormed(token) || alertID == "" {
 		return nil, "", ErrInvalidLink
 	}
-	a, answer, err := s.store.SignInAlert(ctx, hashToken(token), s.clock())
+	a, answer, err := s.store.SignInAlert(ctx, secret.HashToken(token), s.clock())
 	if errors.Is(err, latch.ErrNotFound) {
 		return nil, "", ErrInvalidLink
 	}
@@ -104,7 +105,7 @@ func (s *Alerts) Answer(ctx context.Context, alertID, token string, c auth.Devic
 			return nil, err
 		}
 	}
-	got, err := s.store.AnswerSignInAlert(ctx, hashToken(token), s.clock())
+	got, err := s.store.AnswerSignInAlert(ctx, secret.HashToken(token), s.clock())
 	if errors.Is(err, latch.ErrNotFound) {
 		return nil, ErrInvalidLink
 	}

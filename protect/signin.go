@@ -3,7 +3,6 @@ package protect
 import (
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -18,6 +17,7 @@ import (
 	"github.com/latchauth/latch/auth"
 	"github.com/latchauth/latch/device"
 	"github.com/latchauth/latch/risk"
+	"github.com/latchauth/latch/secret"
 )
 
 // Evaluator scores an attempt (risk.Engine implements it).
@@ -394,28 +394,11 @@ func humanDays(d time.Duration) string {
 }
 
 // newAlertToken returns a fresh link token and its SHA-256.
-func newAlertToken() (string, []byte) {
-	b := make([]byte, 32)
-	_, _ = rand.Read(b) // never fails (crypto/rand)
-	t := AlertTokenPrefix + base64.RawURLEncoding.EncodeToString(b)
-	return t, hashToken(t)
-}
-
-func hashToken(t string) []byte {
-	h := sha256.Sum256([]byte(t))
-	return h[:]
-}
+func newAlertToken() (string, []byte) { return secret.NewToken(AlertTokenPrefix) }
 
 // wellFormed reports whether t could be an alert token; anything else is
 // refused before the store is asked.
-func wellFormed(t string) bool {
-	rest, ok := strings.CutPrefix(t, AlertTokenPrefix)
-	if !ok || len(rest) != base64.RawURLEncoding.EncodedLen(32) {
-		return false
-	}
-	_, err := base64.RawURLEncoding.Strict().DecodeString(rest)
-	return err == nil
-}
+func wellFormed(t string) bool { return secret.TokenShaped(t, AlertTokenPrefix) }
 
 func newAlertID() string {
 	b := make([]byte, 12)

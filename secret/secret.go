@@ -1,7 +1,9 @@
-// Package secret judges secrets that people choose: client secrets brought
-// with --secret-stdin, the metrics token. It estimates their entropy from
-// the secret alone, on the low side, so that patterned or repeated strings
-// are refused however long they are.
+// Package secret makes and judges secrets. It makes the one-time tokens
+// Latch hands out (email links, setup tokens: NewToken, stored only as
+// HashToken), and judges secrets that people choose (client secrets
+// brought with --secret-stdin, the metrics token): it estimates their
+// entropy from the secret alone, on the low side, so that patterned or
+// repeated strings are refused however long they are.
 package secret
 
 import (
