@@ -75,7 +75,9 @@ type Caller struct {
 	ClientID string
 	// AdminID is the administrator's user id when the console asks.
 	AdminID string
-	Device  auth.Device
+	// SessionID is the console session's id when the console asks.
+	SessionID string
+	Device    auth.Device
 }
 
 // checkNote accepts an empty note or up to MaxNote printable characters.

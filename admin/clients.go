@@ -134,7 +134,9 @@ func (c *Clients) Update(ctx context.Context, by Caller, id string, e Edit) (*la
 		return nil, err
 	}
 	next.SecretHash, next.CreatedAt = cl.SecretHash, cl.CreatedAt
-	if err := c.store.UpdateClient(ctx, next); err != nil {
+	if err := c.store.UpdateClient(ctx, next); errors.Is(err, latch.ErrNotFound) {
+		return nil, ErrClientNotFound // deleted since it was read
+	} else if err != nil {
 		return nil, fmt.Errorf("admin: update client: %w", err)
 	}
 	c.audit.record(ctx, by, "update_client", "", map[string]string{"client": id})
@@ -158,7 +160,9 @@ func (c *Clients) RotateSecret(ctx context.Context, by Caller, id string) (strin
 		return "", err
 	}
 	next.CreatedAt = cl.CreatedAt
-	if err := c.store.UpdateClient(ctx, next); err != nil {
+	if err := c.store.UpdateClient(ctx, next); errors.Is(err, latch.ErrNotFound) {
+		return "", ErrClientNotFound // deleted since it was read
+	} else if err != nil {
 		return "", fmt.Errorf("admin: rotate client secret: %w", err)
 	}
 	c.audit.record(ctx, by, "rotate_client_secret", "", map[string]string{"client": id})

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/latchauth/latch"
+	"github.com/latchauth/latch/auth"
 	"github.com/latchauth/latch/keys"
 )
 
@@ -88,7 +89,7 @@ func (k *Keys) Revoke(ctx context.Context, by Caller, kid string) (keys.Revoked,
 
 func (k *Keys) event(ctx context.Context, by Caller, typ string, d map[string]string) {
 	e := &latch.Event{Type: typ, At: k.audit.now().UTC().Truncate(time.Microsecond), ClientID: by.ClientID,
-		IP: by.Device.IP, UserAgent: by.Device.UserAgent, Detail: d}
+		IP: cut(by.Device.IP, auth.MaxIPLen), UserAgent: cut(by.Device.UserAgent, auth.MaxUserAgentLen), Detail: d}
 	if err := k.audit.events.AddEvent(context.WithoutCancel(ctx), e); err != nil {
 		k.audit.log.Error("recording security event failed", "type", typ, "err", err)
 	}

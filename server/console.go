@@ -110,17 +110,27 @@ type consoleHandler func(w http.ResponseWriter, r *http.Request, by admin.Caller
 // console session.
 func (s *Server) consoleAPI(destructive bool, h consoleHandler) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		by, sid, ok := s.consoleCaller(w, r)
+		by, _, ok := s.consoleCaller(w, r)
 		if !ok {
 			return
 		}
-		if destructive && by.AdminID != "" && !s.console.Gate.Reauthenticated(sid, value(r, s.cfg.Cookies.adminReauth())) {
-			writeError(w, http.StatusForbidden, "reauth_required",
-				"this action needs your password again: confirm it (POST /admin/v1/reauth) and retry within 5 minutes")
+		if destructive && !s.consoleReauthed(w, r, by) {
 			return
 		}
 		h(w, r, by)
 	}
+}
+
+// consoleReauthed reports whether a console session confirmed its
+// password within the last five minutes (admin clients need not), or
+// writes 403 reauth_required.
+func (s *Server) consoleReauthed(w http.ResponseWriter, r *http.Request, by admin.Caller) bool {
+	if by.AdminID == "" || s.console.Gate.Reauthenticated(by.SessionID, value(r, s.cfg.Cookies.adminReauth())) {
+		return true
+	}
+	writeError(w, http.StatusForbidden, "reauth_required",
+		"this action needs your password again: confirm it (POST /admin/v1/reauth) and retry within 5 minutes")
+	return false
 }
 
 // consoleCaller authenticates a request of the admin API: an admin
@@ -141,7 +151,7 @@ func (s *Server) consoleCaller(w http.ResponseWriter, r *http.Request) (admin.Ca
 	if !ok {
 		return admin.Caller{}, "", false
 	}
-	return admin.Caller{AdminID: u.ID, Device: s.deviceOf(r)}, c.SessionID, true
+	return admin.Caller{AdminID: u.ID, SessionID: c.SessionID, Device: s.deviceOf(r)}, c.SessionID, true
 }
 
 // consoleAdmit checks that the claims are of an administrator's current

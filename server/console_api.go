@@ -286,6 +286,11 @@ func (s *Server) consoleClients(w http.ResponseWriter, r *http.Request, by admin
 	if !decodeStrict(w, r, &req) {
 		return
 	}
+	// An admin client needs no re-authentication: making one is as
+	// destructive as anything it may then do.
+	if containsString(req.Scopes, admin.Scope) && !s.consoleReauthed(w, r, by) {
+		return
+	}
 	c, secret, err := s.console.Clients.Create(r.Context(), by, auth.NewClient{ID: req.ID, Name: req.Name, Public: req.Public, Secret: req.Secret,
 		Scopes: req.Scopes, Audience: req.Audience, Delivery: req.Delivery, Permissions: req.Permissions, RedirectURIs: req.RedirectURIs,
 		PostLogoutRedirectURIs: req.PostLogoutRedirectURIs, BackchannelLogoutURI: req.BackchannelLogoutURI, FirstParty: req.FirstParty})
@@ -345,6 +350,9 @@ func (s *Server) consoleClientFailed(w http.ResponseWriter, r *http.Request, err
 func (s *Server) consoleEditClient(w http.ResponseWriter, r *http.Request, by admin.Caller) {
 	var req clientEdit
 	if !decodeStrict(w, r, &req) {
+		return
+	}
+	if req.Scopes != nil && containsString(*req.Scopes, admin.Scope) && !s.consoleReauthed(w, r, by) {
 		return
 	}
 	c, err := s.console.Clients.Update(r.Context(), by, r.PathValue("id"), admin.Edit{Name: req.Name, Scopes: req.Scopes, Audience: req.Audience,
