@@ -410,8 +410,13 @@ type ClientStore interface {
 	// Clients returns every client, ordered by id.
 	Clients(ctx context.Context) ([]*Client, error)
 	// UpdateClient replaces every setting of the stored client c.ID with
-	// c's, its CreatedAt kept; ErrNotFound if there is no such client.
+	// c's, its CreatedAt and its secret kept (SetClientSecret changes
+	// that, so that an edit racing a rotation cannot write the old
+	// secret back); ErrNotFound if there is no such client.
 	UpdateClient(ctx context.Context, c *Client) error
+	// SetClientSecret replaces the SecretHash of the stored client;
+	// ErrNotFound if there is no such client.
+	SetClientSecret(ctx context.Context, id, secretHash string) error
 	// DeleteClient deletes the client and the users' consents to it;
 	// ErrNotFound if there is no such client. Its sessions stay until
 	// they expire or are revoked: a refresh of one needs the client.

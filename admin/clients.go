@@ -133,6 +133,7 @@ func (c *Clients) Update(ctx context.Context, by Caller, id string, e Edit) (*la
 	if err != nil {
 		return nil, err
 	}
+	// The store keeps the secret (a rotation racing this edit stays).
 	next.SecretHash, next.CreatedAt = cl.SecretHash, cl.CreatedAt
 	if err := c.store.UpdateClient(ctx, next); errors.Is(err, latch.ErrNotFound) {
 		return nil, ErrClientNotFound // deleted since it was read
@@ -159,8 +160,9 @@ func (c *Clients) RotateSecret(ctx context.Context, by Caller, id string) (strin
 	if err != nil {
 		return "", err
 	}
-	next.CreatedAt = cl.CreatedAt
-	if err := c.store.UpdateClient(ctx, next); errors.Is(err, latch.ErrNotFound) {
+	// Only the secret is written: an edit racing this rotation keeps its
+	// settings, and cannot write the old secret back.
+	if err := c.store.SetClientSecret(ctx, id, next.SecretHash); errors.Is(err, latch.ErrNotFound) {
 		return "", ErrClientNotFound // deleted since it was read
 	} else if err != nil {
 		return "", fmt.Errorf("admin: rotate client secret: %w", err)

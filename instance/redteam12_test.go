@@ -69,3 +69,35 @@ func TestRedteam12_KeyEventUserAgentCut(t *testing.T) {
 		}
 	}
 }
+
+// TestRedteam12_RedirectChangesNeedReauth: with a stolen console session
+// an intruder must not point an app's codes at themselves: creating a
+// first-party client (no consent page), making one first party, and
+// changing redirect URIs (users who consented before follow them unasked)
+// need the password confirmed; other edits do not.
+func TestRedteam12_RedirectChangesNeedReauth(t *testing.T) {
+	h := start(t, "", nil)
+	h.addAdmin(rootEmail, rootPass)
+	root := h.browser()
+	root.signIn(rootEmail, rootPass)
+
+	fp := map[string]any{"id": "spa", "public": true, "first_party": true, "scopes": []string{"openid"},
+		"redirect_uris": []string{"https://evil.example/cb"}}
+	want(t, "create a first-party client without re-auth", root.api("POST", "/admin/v1/clients", fp, root.csrf()), http.StatusForbidden, "reauth_required")
+	app := map[string]any{"id": "app", "secret": consoleSecret, "scopes": []string{"openid"}, "redirect_uris": []string{"https://app.example/cb"}}
+	want(t, "create a third-party client", root.api("POST", "/admin/v1/clients", app, root.csrf()), http.StatusCreated, "")
+	want(t, "rename it", root.api("PATCH", "/admin/v1/clients/app", map[string]any{"name": "App"}, root.csrf()), http.StatusOK, "")
+	for name, edit := range map[string]map[string]any{
+		"redirect URIs":             {"redirect_uris": []string{"https://evil.example/cb"}},
+		"post-logout redirect URIs": {"post_logout_redirect_uris": []string{"https://evil.example/bye"}},
+		"first party":               {"first_party": true},
+	} {
+		want(t, "change "+name+" without re-auth", root.api("PATCH", "/admin/v1/clients/app", edit, root.csrf()), http.StatusForbidden, "reauth_required")
+	}
+	if c, err := h.in.Store.Client(t.Context(), "app"); err != nil || c.FirstParty || len(c.RedirectURIs) != 1 || c.RedirectURIs[0] != "https://app.example/cb" {
+		t.Fatalf("the client changed without re-auth: %+v, %v", c, err)
+	}
+	want(t, "re-auth", root.api("POST", "/admin/v1/reauth", map[string]string{"password": rootPass}, root.csrf()), http.StatusOK, "")
+	want(t, "change redirect URIs after re-auth", root.api("PATCH", "/admin/v1/clients/app", map[string]any{"redirect_uris": []string{"https://app.example/cb2"}}, root.csrf()), http.StatusOK, "")
+	want(t, "create a first-party client after re-auth", root.api("POST", "/admin/v1/clients", fp, root.csrf()), http.StatusCreated, "")
+}

@@ -124,10 +124,10 @@ func (s *Store) UpdateClient(ctx context.Context, c *latch.Client) error {
 	if perms == nil {
 		perms = []string{}
 	}
-	tag, err := s.pool.Exec(ctx, `UPDATE clients SET secret_hash = $1, scopes = $2, audience = $3, delivery = $4, permissions = $5,
-		redirect_uris = $6, post_logout_redirect_uris = $7, backchannel_logout_uri = $8, first_party = $9, id_token_alg = $10, name = $11
-		WHERE id = $12`,
-		c.SecretHash, scopes, c.Audience, delivery(c.Delivery), perms,
+	tag, err := s.pool.Exec(ctx, `UPDATE clients SET scopes = $1, audience = $2, delivery = $3, permissions = $4,
+		redirect_uris = $5, post_logout_redirect_uris = $6, backchannel_logout_uri = $7, first_party = $8, id_token_alg = $9, name = $10
+		WHERE id = $11`,
+		scopes, c.Audience, delivery(c.Delivery), perms,
 		list(c.RedirectURIs), list(c.PostLogoutRedirectURIs), c.BackchannelLogoutURI, c.FirstParty, c.IDTokenSignedResponseAlg,
 		c.Name, c.ID)
 	if err == nil && tag.RowsAffected() == 0 {
@@ -135,6 +135,19 @@ func (s *Store) UpdateClient(ctx context.Context, c *latch.Client) error {
 	}
 	if err != nil {
 		return fmt.Errorf("postgres: update client %s: %w", c.ID, err)
+	}
+	return nil
+}
+
+// SetClientSecret replaces the secret hash of a stored client. See
+// latch.ClientStore.
+func (s *Store) SetClientSecret(ctx context.Context, id, secretHash string) error {
+	tag, err := s.pool.Exec(ctx, "UPDATE clients SET secret_hash = $1 WHERE id = $2", secretHash, id)
+	if err == nil && tag.RowsAffected() == 0 {
+		err = latch.ErrNotFound
+	}
+	if err != nil {
+		return fmt.Errorf("postgres: set the secret of client %s: %w", id, err)
 	}
 	return nil
 }

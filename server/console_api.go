@@ -287,8 +287,10 @@ func (s *Server) consoleClients(w http.ResponseWriter, r *http.Request, by admin
 		return
 	}
 	// An admin client needs no re-authentication: making one is as
-	// destructive as anything it may then do.
-	if containsString(req.Scopes, admin.Scope) && !s.consoleReauthed(w, r, by) {
+	// destructive as anything it may then do. A first-party client skips
+	// the consent page: made with an intruder's redirect URI, it would
+	// hand them every user who follows their link.
+	if (containsString(req.Scopes, admin.Scope) || req.FirstParty) && !s.consoleReauthed(w, r, by) {
 		return
 	}
 	c, secret, err := s.console.Clients.Create(r.Context(), by, auth.NewClient{ID: req.ID, Name: req.Name, Public: req.Public, Secret: req.Secret,
@@ -352,7 +354,12 @@ func (s *Server) consoleEditClient(w http.ResponseWriter, r *http.Request, by ad
 	if !decodeStrict(w, r, &req) {
 		return
 	}
-	if req.Scopes != nil && containsString(*req.Scopes, admin.Scope) && !s.consoleReauthed(w, r, by) {
+	// Where codes and tokens go (redirect URIs), whether users are asked
+	// (first party) and admin power are changed only after the password:
+	// users who consented before would follow a new redirect URI unasked.
+	sensitive := req.Scopes != nil && containsString(*req.Scopes, admin.Scope) ||
+		req.FirstParty != nil && *req.FirstParty || req.RedirectURIs != nil || req.PostLogoutRedirectURIs != nil
+	if sensitive && !s.consoleReauthed(w, r, by) {
 		return
 	}
 	c, err := s.console.Clients.Update(r.Context(), by, r.PathValue("id"), admin.Edit{Name: req.Name, Scopes: req.Scopes, Audience: req.Audience,

@@ -128,10 +128,10 @@ func (s listScanner) Scan(v any) error {
 // UpdateClient replaces the settings of a stored client. See
 // latch.ClientStore.
 func (s *Store) UpdateClient(ctx context.Context, c *latch.Client) error {
-	res, err := s.w.ExecContext(ctx, `UPDATE clients SET secret_hash = ?, scopes = ?, audience = ?, delivery = ?, permissions = ?,
+	res, err := s.w.ExecContext(ctx, `UPDATE clients SET scopes = ?, audience = ?, delivery = ?, permissions = ?,
 		redirect_uris = ?, post_logout_redirect_uris = ?, backchannel_logout_uri = ?, first_party = ?, id_token_alg = ?, name = ?
 		WHERE id = ?`,
-		c.SecretHash, strings.Join(c.Scopes, " "), c.Audience, delivery(c.Delivery), strings.Join(c.Permissions, " "),
+		strings.Join(c.Scopes, " "), c.Audience, delivery(c.Delivery), strings.Join(c.Permissions, " "),
 		jsonList(c.RedirectURIs), jsonList(c.PostLogoutRedirectURIs), c.BackchannelLogoutURI, c.FirstParty, c.IDTokenSignedResponseAlg,
 		c.Name, c.ID)
 	if err == nil {
@@ -139,6 +139,19 @@ func (s *Store) UpdateClient(ctx context.Context, c *latch.Client) error {
 	}
 	if err != nil {
 		return fmt.Errorf("sqlite: update client %s: %w", c.ID, err)
+	}
+	return nil
+}
+
+// SetClientSecret replaces the secret hash of a stored client. See
+// latch.ClientStore.
+func (s *Store) SetClientSecret(ctx context.Context, id, secretHash string) error {
+	res, err := s.w.ExecContext(ctx, "UPDATE clients SET secret_hash = ? WHERE id = ?", secretHash, id)
+	if err == nil {
+		err = mustAffect(res)
+	}
+	if err != nil {
+		return fmt.Errorf("sqlite: set the secret of client %s: %w", id, err)
 	}
 	return nil
 }

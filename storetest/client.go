@@ -60,9 +60,10 @@ func testClients(t *testing.T, s latch.Store) {
 	}
 }
 
-// testClientUpdateDelete: UpdateClient replaces every setting but the id
-// and CreatedAt; DeleteClient removes the client and its consents; both
-// are ErrNotFound for an unknown id.
+// testClientUpdateDelete: UpdateClient replaces every setting but the id,
+// the secret and CreatedAt; SetClientSecret replaces the secret alone;
+// DeleteClient removes the client and its consents; all are ErrNotFound
+// for an unknown id.
 func testClientUpdateDelete(t *testing.T, s latch.Store) {
 	ctx := t.Context()
 	c := &latch.Client{ID: "dash", SecretHash: "sha256:old", Scopes: []string{"openid"}, Delivery: latch.DeliveryBearer,
@@ -81,9 +82,19 @@ func testClientUpdateDelete(t *testing.T, s latch.Store) {
 		t.Fatal(err)
 	}
 	want := *upd
-	want.CreatedAt = base
+	want.CreatedAt, want.SecretHash = base, "sha256:old" // the secret is SetClientSecret's
 	checkEqual(t, "the updated client", got, &want)
 	wantErr(t, "UpdateClient of an unknown client", s.UpdateClient(ctx, &latch.Client{ID: "nobody"}), latch.ErrNotFound)
+	if err := s.SetClientSecret(ctx, "dash", "sha256:new"); err != nil {
+		t.Fatalf("SetClientSecret: %v", err)
+	}
+	got, err = s.Client(ctx, "dash")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want.SecretHash = "sha256:new"
+	checkEqual(t, "the client with its new secret", got, &want)
+	wantErr(t, "SetClientSecret of an unknown client", s.SetClientSecret(ctx, "nobody", "sha256:x"), latch.ErrNotFound)
 
 	mustUser(t, s, "alice")
 	if err := s.GrantConsent(ctx, &latch.Consent{UserID: "alice", ClientID: "dash", Scopes: []string{"openid"}, GrantedAt: base}); err != nil {
