@@ -119,7 +119,9 @@ func (w *writer) do(ctx context.Context, fn func(*sql.Tx) error) error {
 	select {
 	case r = <-j.res:
 	case <-ctx.Done():
-		if j.state.CompareAndSwap(queued, abandoned) {
+		// Abandoned by us now, or by the writer already (it took the job
+		// after ctx ended and skipped it, answering nothing): return.
+		if j.state.CompareAndSwap(queued, abandoned) || j.state.Load() == abandoned {
 			return ctx.Err()
 		}
 		r = <-j.res // started: it completes, and so do we

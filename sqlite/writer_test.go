@@ -510,3 +510,27 @@ func TestCloseTwice(t *testing.T) {
 		t.Errorf("write after Close: %v, want errClosed", err)
 	}
 }
+
+// A caller whose context ends just after the writer took its job, but
+// before the writer ran it, returns its context's error: the writer
+// abandons such a job without an answer, so a caller waiting for one
+// would wait forever.
+func TestCanceledAfterTakenReturns(t *testing.T) {
+	w := &writer{jobs: make(chan *job), quit: make(chan struct{}), done: make(chan struct{})}
+	ctx, cancel := context.WithCancel(t.Context())
+	go func() {
+		j := <-w.jobs // taken, as the loop takes it
+		cancel()      // the caller gives up before the batch runs
+		w.run([]*job{j})
+	}()
+	done := make(chan error, 1)
+	go func() { done <- w.do(ctx, func(*sql.Tx) error { return nil }) }()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("do = %v, want context.Canceled", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("do waits for an answer to a job the writer abandoned")
+	}
+}
