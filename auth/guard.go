@@ -46,6 +46,10 @@ type Screening struct {
 	// Created, if not nil, is called with the new session once it
 	// exists (to record the device and the decision's event).
 	Created func(ctx context.Context, sess *Tokens)
+	// Detail, if not empty, is added to the sign-in's login_succeeded
+	// event: an allowed decision's signals and score, so that the log
+	// holds every sign-in's decision (latch risk replay reads it).
+	Detail map[string]string
 }
 
 // RefreshGuard screens a refresh of a live session before it rotates.

@@ -216,7 +216,7 @@ func (s *Service) admit(ctx context.Context, a *Authentication, clientID, delive
 	s.deliver(t, delivery)
 	s.metrics.Logins.WithLabelValues("success").Inc()
 	s.event(ctx, &latch.Event{Type: latch.EventLoginSucceeded, UserID: a.UserID, SessionID: t.SessionID,
-		ClientID: clientID, IP: c.IP, UserAgent: c.UserAgent})
+		ClientID: clientID, IP: c.IP, UserAgent: c.UserAgent, Detail: screen.Detail})
 	if screen.Created != nil {
 		screen.Created(ctx, t)
 	}

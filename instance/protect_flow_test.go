@@ -89,3 +89,31 @@ func TestNewDeviceChallengeFlow(t *testing.T) {
 		t.Errorf("events %v: want one risk_challenged and one challenge_sent", seen)
 	}
 }
+
+// TestAllowedSignInRecordsItsDecision: an allowed sign-in's decision (its
+// signals, score and action) rides on its login_succeeded event, so that
+// the log holds every sign-in's decision and latch risk replay can score
+// the allowed ones again too.
+func TestAllowedSignInRecordsItsDecision(t *testing.T) {
+	h := start(t, "", nil)
+	uid := h.addUser("rita@example.com", "a long enough password")
+	h.login("rita@example.com", "a long enough password")
+	evs, err := h.in.Store.EventsByUser(t.Context(), uid, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range evs {
+		if e.Type != latch.EventLoginSucceeded {
+			continue
+		}
+		sig, dec, err := risk.ParseEventDetail(e.Detail)
+		if err != nil {
+			t.Fatalf("login_succeeded without a readable decision: %v (%v)", err, e.Detail)
+		}
+		if dec.Action != risk.Allow || sig.Kind != risk.KindSignIn || sig.IP == "" {
+			t.Fatalf("recorded decision %+v from signals %+v", dec, sig)
+		}
+		return
+	}
+	t.Fatal("no login_succeeded event")
+}

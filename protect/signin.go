@@ -210,14 +210,30 @@ func (g *SignIn) ScreenSignIn(ctx context.Context, a *auth.Authentication, clien
 	case risk.Notify:
 		return g.notify(ctx, a.UserID, clientID, d, dev, dec, sig)
 	}
+	// An allowed sign-in's decision rides on its login_succeeded event.
+	detail := allowedDetail(sig, dec)
 	if known != nil && known.LastIP == d.IP && now.Sub(known.LastSeenAt) < touchEvery &&
 		(known.CookieID != "" || d.DeviceID == "") {
-		return &auth.Screening{}, nil // nothing new to write
+		return &auth.Screening{Detail: detail}, nil // nothing new to write
 	}
 	if known != nil {
-		return &auth.Screening{Created: func(context.Context, *auth.Tokens) { g.touch(dev) }}, nil
+		return &auth.Screening{Detail: detail, Created: func(context.Context, *auth.Tokens) { g.touch(dev) }}, nil
 	}
-	return &auth.Screening{Created: func(ctx context.Context, _ *auth.Tokens) { g.record(ctx, dev) }}, nil
+	return &auth.Screening{Detail: detail, Created: func(ctx context.Context, _ *auth.Tokens) { g.record(ctx, dev) }}, nil
+}
+
+// allowedDetail is the detail an allowed decision adds to the sign-in's
+// login_succeeded event (risk.EventDetail), or nil if a value would be
+// longer than an event keeps (auth.MaxDetailValueLen): a cut JSON value
+// would not replay.
+func allowedDetail(sig risk.Signals, dec risk.Decision) map[string]string {
+	d := risk.EventDetail(sig, dec)
+	for _, v := range d {
+		if len(v) > auth.MaxDetailValueLen {
+			return nil
+		}
+	}
+	return d
 }
 
 // touchTimeout bounds a touch written after the answer.

@@ -20,7 +20,8 @@ import (
 )
 
 // decisionEvents are the event types that record a risk decision.
-var decisionEvents = []string{latch.EventRiskDenied, latch.EventRiskRevoked, latch.EventRiskNotified, latch.EventRiskChallenged, latch.EventNewDeviceSignIn}
+var decisionEvents = []string{latch.EventRiskDenied, latch.EventRiskRevoked, latch.EventRiskNotified, latch.EventRiskChallenged,
+	latch.EventNewDeviceSignIn, latch.EventLoginSucceeded}
 
 // riskCmd is latch risk export and replay.
 func (e *cliEnv) riskCmd() *cobra.Command {
@@ -33,7 +34,7 @@ func (e *cliEnv) riskCmd() *cobra.Command {
 	)
 	export := &cobra.Command{
 		Use:   "export",
-		Short: "Write the recorded risk decisions (risk_denied, risk_revoked, risk_notified) as JSON lines",
+		Short: "Write the recorded risk decisions (sign-ins allowed, alerted, challenged or denied; refreshes flagged) as JSON lines",
 		Long: `Write the security events that record risk decisions, with the signals they
 were made from, as one JSON object a line: the input of "latch risk replay".`,
 		Args: cobra.NoArgs,
