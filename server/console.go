@@ -61,7 +61,7 @@ func (s *Server) routeConsole() {
 	}
 	s.route("GET /admin/users/{id}", s.consolePage("user"))
 	s.route("GET /admin/v1/me", s.consoleAPI(false, s.consoleMe))
-	s.route("POST /admin/v1/reauth", s.consoleReauth)
+	s.route("POST /admin/v1/reauth", s.withDevice(s.consoleReauth))
 	if c.Users != nil {
 		s.route("GET,POST /admin/v1/users", s.consoleAPI(false, s.consoleUsers))
 		get, del := s.consoleAPI(false, s.consoleUser), s.consoleAPI(true, s.consoleDeleteUser)

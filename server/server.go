@@ -114,7 +114,8 @@ type Deps struct {
 	// /oauth2/userinfo, /oauth2/logout, the authorization_code grant and
 	// the SSO session of the sign-in page.
 	OIDC *oidc.Provider
-	// Devices, if not nil, recognises devices: every request's checked
+	// Devices, if not nil, recognises devices: on the routes that use it
+	// (sign-in, challenge, password checks, /v1/devices) the checked
 	// device cookie goes into auth.Device.DeviceID, a successful sign-in
 	// from a browser sets the cookie, and /v1/devices lists, renames and
 	// forgets the user's devices.
@@ -209,9 +210,9 @@ func New(cfg Config, d Deps) *Server {
 	}
 
 	s.route("POST /v1/auth/register", s.register)
-	s.route("POST /v1/auth/login", s.login)
+	s.route("POST /v1/auth/login", s.withDevice(s.login))
 	if d.Challenges != nil {
-		s.route("POST /v1/auth/challenge", s.completeChallenge)
+		s.route("POST /v1/auth/challenge", s.withDevice(s.completeChallenge))
 	}
 	s.route("POST /v1/auth/refresh", s.refresh)
 	s.route("POST /v1/auth/logout", s.logout)
@@ -222,7 +223,7 @@ func New(cfg Config, d Deps) *Server {
 		s.route("POST /v1/auth/password/forgot", s.forgotPassword)
 		s.route("POST /v1/auth/password/reset", s.resetPassword)
 		s.route("POST /v1/auth/unlock", s.unlockSignIn)
-		s.route("POST /v1/auth/password/change", s.protected(s.changePassword))
+		s.route("POST /v1/auth/password/change", s.withDevice(s.protected(s.changePassword)))
 	}
 	s.route("GET /v1/me", s.protected(s.me))
 	s.route("GET /v1/sessions", s.protected(s.sessions))
@@ -232,7 +233,7 @@ func New(cfg Config, d Deps) *Server {
 	s.route("DELETE /v1/consents/{client}", s.protected(s.deleteConsent))
 	// Sign-in alerts and devices.
 	if d.Devices != nil {
-		s.route("GET /v1/devices", s.protected(s.devices))
+		s.route("GET /v1/devices", s.withDevice(s.protected(s.devices)))
 		s.route("PATCH,DELETE /v1/devices/{id}", s.protected(s.device))
 	}
 	if d.Alerts != nil {
@@ -281,12 +282,19 @@ func New(cfg Config, d Deps) *Server {
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "no such endpoint")
 	})
-	var h http.Handler = s.mux
-	if d.Devices != nil {
-		h = d.Devices.Middleware(h)
-	}
-	s.handler = s.recoverPanics(s.cors(h))
+	s.handler = s.recoverPanics(s.cors(s.mux))
 	return s
+}
+
+// withDevice gives h the request's device (the checked device cookie, or
+// a fresh id for a browser without one; see device.Registry.Middleware).
+// Only the routes that recognise devices pay for the cookie's MAC and a
+// fresh id: token verification, refresh and the feed do not.
+func (s *Server) withDevice(h http.HandlerFunc) http.HandlerFunc {
+	if s.deviceReg == nil {
+		return h
+	}
+	return s.deviceReg.Middleware(h).ServeHTTP
 }
 
 // Metrics is the /metrics handler (with its token check, if any), for a
