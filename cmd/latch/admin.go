@@ -9,7 +9,6 @@ import (
 
 	"github.com/latchauth/latch/admin"
 	"github.com/latchauth/latch/auth"
-	"github.com/latchauth/latch/instance"
 	"github.com/latchauth/latch/password"
 )
 
@@ -41,11 +40,7 @@ exist; the setup link that latch serve logs creates the first one only.`,
 					return fmt.Errorf("read password from standard input: %w", err)
 				}
 			}
-			cfg, err := f.load(cmd, e.environ)
-			if err != nil {
-				return err
-			}
-			in, err := instance.Open(cmd.Context(), cfg, instance.Options{Log: newLogger(e.stderr, cfg)})
+			in, err := e.openInstance(cmd, &f)
 			if err != nil {
 				return err
 			}
@@ -77,7 +72,7 @@ exist; the setup link that latch serve logs creates the first one only.`,
 			if err := admin.Promote(ctx, in.Store, u.ID, "cli", time.Now()); err != nil {
 				return err
 			}
-			fmt.Fprintf(e.stdout, "created administrator %s (%s): sign in at %s/admin\n", u.ID, u.Email, cfg.Issuer)
+			fmt.Fprintf(e.stdout, "created administrator %s (%s): sign in at %s/admin\n", u.ID, u.Email, in.Config.Issuer)
 			return nil
 		},
 	}

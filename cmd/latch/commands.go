@@ -194,11 +194,7 @@ func (e *cliEnv) userCmd() *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("read password from standard input: %w", err)
 			}
-			cfg, err := f.load(cmd, e.environ)
-			if err != nil {
-				return err
-			}
-			in, err := instance.Open(cmd.Context(), cfg, instance.Options{Log: newLogger(e.stderr, cfg)})
+			in, err := e.openInstance(cmd, &f)
 			if err != nil {
 				return err
 			}
@@ -306,11 +302,7 @@ memory. Example:
 			case generate:
 				nc.Secret = auth.GenerateClientSecret()
 			}
-			cfg, err := af.load(cmd, e.environ)
-			if err != nil {
-				return err
-			}
-			in, err := instance.Open(cmd.Context(), cfg, instance.Options{Log: newLogger(e.stderr, cfg)})
+			in, err := e.openInstance(cmd, &af)
 			if err != nil {
 				return err
 			}

@@ -229,6 +229,16 @@ func (e *cliEnv) openExisting(cmd *cobra.Command, f *configFlags) (latch.Store, 
 	return instance.OpenExisting(cmd.Context(), cfg)
 }
 
+// openInstance loads the configuration of f and opens the instance (not
+// serving: a command beside a running server); close it when done.
+func (e *cliEnv) openInstance(cmd *cobra.Command, f *configFlags) (*instance.Instance, error) {
+	cfg, err := f.load(cmd, e.environ)
+	if err != nil {
+		return nil, err
+	}
+	return instance.Open(cmd.Context(), cfg, instance.Options{Log: newLogger(e.stderr, cfg)})
+}
+
 // withAccounts opens an existing deployment's instance (not serving),
 // looks up the user ref names and runs fn.
 func (e *cliEnv) withAccounts(cmd *cobra.Command, f *configFlags, ref string, fn func(context.Context, *instance.Instance, *latch.User) error) error {
