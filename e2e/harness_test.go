@@ -266,20 +266,7 @@ func startBrowser(t *testing.T) *browser {
 	path := browsertest.Path(t)
 	// The deadline bounds the browser's whole life, whatever happens.
 	life, cancelLife := context.WithTimeout(context.Background(), testTimeout)
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(life,
-		chromedp.ExecPath(path),
-		chromedp.Flag("headless", true),
-		chromedp.Flag("no-sandbox", true),
-		chromedp.Flag("disable-gpu", true),
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("no-first-run", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("window-size", "1280,900"),
-		// chromedp adds a fresh --user-data-dir in the temporary directory
-		// and removes it when the browser has exited.
-	)
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(life, browsertest.Options(path)...)
 	ctx, cancel := chromedp.NewContext(allocCtx)
 	started := false
 	t.Cleanup(func() {

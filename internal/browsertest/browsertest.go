@@ -44,18 +44,7 @@ func Start(t testing.TB, life time.Duration) context.Context {
 	t.Helper()
 	path := Path(t)
 	lifeCtx, cancelLife := context.WithTimeout(context.Background(), life)
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(lifeCtx,
-		chromedp.ExecPath(path),
-		chromedp.Flag("headless", true),
-		chromedp.Flag("no-sandbox", true),
-		chromedp.Flag("disable-gpu", true),
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("no-first-run", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("window-size", "1280,900"),
-	)
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(lifeCtx, Options(path)...)
 	ctx, cancel := chromedp.NewContext(allocCtx)
 	started := false
 	t.Cleanup(func() {
@@ -77,6 +66,25 @@ func Start(t testing.TB, life time.Duration) context.Context {
 	}
 	started = true
 	return ctx
+}
+
+// Options are the allocator options of every test browser: Chromium at
+// path, headless, with nothing of its own reaching the network, in a
+// 1280×900 window. chromedp adds a fresh --user-data-dir in the temporary
+// directory and removes it when the browser has exited.
+func Options(path string) []chromedp.ExecAllocatorOption {
+	return []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(path),
+		chromedp.Flag("headless", true),
+		chromedp.Flag("no-sandbox", true),
+		chromedp.Flag("disable-gpu", true),
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("no-first-run", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("window-size", "1280,900"),
+	}
 }
 
 // Eval evaluates expr in the tab of ctx, awaiting a promise, within
