@@ -212,3 +212,38 @@ func BenchmarkRefreshGuard(b *testing.B) {
 		})
 	}
 }
+
+// TestSignInLocationDenied: the sign-in side of the rules, through HTTP.
+// With risk.countries.deny a sign-in from that country, and with
+// risk.ip.deny one from a listed address, gets 403 access_denied (after
+// the right password: no session, a risk_denied event with its reasons);
+// a spoofed X-Forwarded-For from an untrusted peer is not believed.
+func TestSignInLocationDenied(t *testing.T) {
+	login := func(h *harness, ip string) response {
+		return h.do("POST", "/v1/auth/login", jsonBody(map[string]string{"email": adaEmail, "password": adaPass}), xff(ip)...)
+	}
+	untrusted := startGeo(t, func(c *config.Config) { c.Risk.Countries.Deny = []string{"KP"} })
+	untrusted.addUser(adaEmail, adaPass)
+	expect(t, "spoofed X-Forwarded-For from an untrusted peer", login(untrusted, "203.0.113.5"), 200, "")
+
+	h := startGeo(t, func(c *config.Config) {
+		c.TrustedProxies = []string{"127.0.0.0/8"}
+		c.Risk.Countries.Deny = []string{"KP"}
+		c.Risk.IP.Deny = []string{"192.0.2.0/24"}
+	})
+	id := h.addUser(adaEmail, adaPass)
+	for _, c := range []struct{ ip, reason string }{{"203.0.113.5", risk.ReasonCountryDenied}, {"192.0.2.9", risk.ReasonIPDenied}} {
+		expectDenied(t, "sign-in from "+c.ip, login(h, c.ip))
+		ev := h.riskEvents(id)
+		if len(ev) == 0 || ev[0].Type != latch.EventRiskDenied || ev[0].IP != c.ip {
+			t.Fatalf("events after the sign-in from %s: %+v", c.ip, ev)
+		}
+		if _, d, err := risk.ParseEventDetail(ev[0].Detail); err != nil || d.Action != risk.Deny || len(d.Reasons) == 0 || d.Reasons[0].Code != c.reason {
+			t.Fatalf("decision for %s: %+v %v", c.ip, d, err)
+		}
+	}
+	if ss, err := h.in.Store.SessionsByUser(context.Background(), id, h.clock.Now()); err != nil || len(ss) != 0 {
+		t.Fatalf("a denied sign-in left sessions: %d %v", len(ss), err)
+	}
+	expect(t, "sign-in from Seoul", login(h, "127.0.0.2"), 200, "")
+}
